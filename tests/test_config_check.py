@@ -1,0 +1,108 @@
+"""Config validation: every bad value is rejected, naming the flag."""
+
+import pytest
+
+from experiments.configs import default
+from linjax import config_check
+from linjax.config_check import ConfigError
+
+BAD = [
+    ('optimizer.learning_rate', -1.0, 'must be > 0, got -1'),
+    ('optimizer.learning_rate', 0.0, 'must be > 0, got 0'),
+    ('optimizer.learning_rate', float('nan'), 'finite'),
+    ('train.batch_size', 0, 'must be > 0, got 0'),
+    ('train.batch_size', -4, 'must be > 0, got -4'),
+    ('train.token_budget', 0, 'must be > 0'),
+    ('train.epochs', 0, 'must be >= 1, got 0'),
+    ('train.l2', -0.1, 'must be >= 0'),
+    ('train.patience', -1, 'must be >= 0'),
+    ('optimizer.name', 'adamw2', "one of 'sgd', 'adagrad', 'adam'"),
+    ('optimizer.schedule', 'sawtooth', 'must be one of'),
+    ('features.weighting', 'bm25', 'must be one of'),
+    ('features.tokenizer', 'bpe', 'must be one of'),
+    ('features.normalize', 'l1', 'must be one of'),
+    ('data.format', 'xml', 'must be one of'),
+    ('train.update', 'lazy', 'must be one of'),
+    ('train.metric', 'auc', 'must be one of'),
+    ('data.val_fraction', 1.0, 'fraction in [0, 1), got 1.0'),
+    ('data.val_fraction', -0.1, 'fraction in [0, 1)'),
+    ('data.test_fraction', 1.5, 'fraction in [0, 1)'),
+    ('optimizer.momentum', 1.0, 'fraction in [0, 1)'),
+    ('features.ngrams', 0, 'must be >= 1, got 0'),
+    ('features.buckets', -1, 'must be >= 0, got -1'),
+    ('features.min_count', 0, 'must be >= 1'),
+    ('features.max_vocab', -5, 'must be >= 0'),
+    ('data.max_per_class', -1, 'must be >= 0'),
+    ('optimizer.clip_norm', -1.0, 'must be >= 0'),
+    ('train.checkpoint_every', -1, 'must be >= 0'),
+    ('data.train', '/nonexistent/train.tsv', 'existing file'),
+    ('data.test', '/nonexistent/test.tsv', 'existing file'),
+]
+
+
+def _set(config, key, value):
+  section, name = key.split('.')
+  with config.ignore_type():
+    config[section][name] = value
+
+
+def test_default_config_is_valid():
+  config_check.validate(default.get_config())
+
+
+@pytest.mark.parametrize('key,value,message', BAD)
+def test_bad_value_names_flag(key, value, message):
+  config = default.get_config()
+  _set(config, key, value)
+  with pytest.raises(ConfigError) as info:
+    config_check.validate(config)
+  text = str(info.value)
+  assert text.startswith(f'--config.{key} ')
+  assert message in text
+  assert '\n' not in text
+  assert info.value.problems == [text]
+
+
+def test_exact_message_and_library_prefix():
+  config = default.get_config()
+  config.optimizer.learning_rate = -1.0
+  with pytest.raises(ConfigError, match=r'^--config\.optimizer\.learning_rate '
+                     r'must be > 0, got -1\.0$'):
+    config_check.validate(config)
+  with pytest.raises(ConfigError, match=r'^optimizer\.learning_rate '):
+    config_check.validate(config, prefix='')
+
+
+def test_several_problems_reported_together():
+  config = default.get_config()
+  config.train.epochs = 0
+  config.features.ngrams = 0
+  with pytest.raises(ConfigError) as info:
+    config_check.validate(config)
+  assert len(info.value.problems) == 2
+  assert 'and 1 more problem' in str(info.value)
+  assert '--config.features.ngrams' in str(info.value)
+
+
+def test_fractions_must_leave_training_data(tmp_path):
+  config = default.get_config()
+  config.data.val_fraction = 0.5
+  config.data.test_fraction = 0.5
+  with pytest.raises(ConfigError, match='val_fraction'):
+    config_check.validate(config)
+  # With an explicit test file the test fraction is unused.
+  test_file = tmp_path / 'test.tsv'
+  test_file.write_text('label\ttext\n')
+  config.data.test = str(test_file)
+  config_check.validate(config)
+
+
+def test_integer_and_type_checks():
+  config = default.get_config()
+  _set(config, 'train.epochs', 2.5)
+  with pytest.raises(ConfigError, match='train.epochs must be an integer'):
+    config_check.validate(config)
+  config = default.get_config()
+  _set(config, 'optimizer.learning_rate', 'fast')
+  with pytest.raises(ConfigError, match='finite number'):
+    config_check.validate(config)
