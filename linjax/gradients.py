@@ -218,5 +218,6 @@ def check_grad(params: model.Params, x: model.Features, y: jax.Array,
   return GradCheckReport(max_abs_error=abs_err, max_rel_error=rel_err,
                          tolerance=tolerance, passed=bool(passed),
                          seconds=seconds,
-                         num_params=int(ravel_pytree(params)[0].shape[0]),
+                         num_params=sum(int(np.size(leaf)) for leaf in
+                                        jax.tree_util.tree_leaves(params)),
                          table=table)

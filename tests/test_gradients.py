@@ -1,0 +1,164 @@
+"""Gradient tests: the lecture's worked examples and three-way agreement."""
+
+from absl.testing import parameterized
+import chex
+from hypothesis import given, settings, strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import linjax
+from linjax import gradients
+
+
+class LectureExamplesTest(chex.TestCase):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_drug_trials_document(self):
+    """'too many drug trials, too few patients': x = (drug, patients, baseball)
+    = (1, 1, 0); probabilities (health, sports, science) = (0.2, 0.5, 0.3);
+    target health. The gradient columns are -0.8x, 0.5x and 0.3x."""
+    x = jnp.array([[1.0, 1.0, 0.0]])
+    y = jnp.array([0])
+    # Zero weights and b = log p make softmax(x W + b) exactly p.
+    params = linjax.Params(W=jnp.zeros((3, 3)),
+                           b=jnp.log(jnp.array([0.2, 0.5, 0.3])))
+    expected_W = np.array([[-0.8, 0.5, 0.3], [-0.8, 0.5, 0.3], [0, 0, 0]])
+    manual = self.variant(linjax.manual_grad)(params, x, y)
+    auto = self.variant(jax.grad(linjax.objective))(params, x, y)
+    np.testing.assert_allclose(manual.W, expected_W, atol=1e-6)
+    np.testing.assert_allclose(auto.W, expected_W, atol=1e-6)
+    np.testing.assert_allclose(manual.b, [-0.8, 0.5, 0.3], atol=1e-6)
+    # The same document as SparseFeatures (ids 0 and 1, one slot padding).
+    sparse = linjax.SparseFeatures(jnp.array([[0, 1, 2]]),
+                                   jnp.array([[1.0, 1.0, 0.0]]))
+    np.testing.assert_allclose(
+        self.variant(linjax.manual_grad)(params, sparse, y).W, expected_W,
+        atol=1e-6)
+    # One SGD step with rate 1 adds 0.8x to health and removes 0.5x, 0.3x.
+    updated = params.W - manual.W
+    np.testing.assert_allclose(updated[0], [0.8, -0.5, -0.3], atol=1e-6)
+
+  def test_one_dimensional_quadratic(self):
+    """Loss w^2: slope 2w; positive slope means decrease w."""
+    with jax.enable_x64(True):
+      fn = lambda w: jnp.sum(w**2)
+      for w0 in (-3.0, -0.5, 0.0, 1.5, 4.0):
+        w = jnp.array([w0], jnp.float64)
+        numeric = linjax.numerical_grad(fn, w)
+        np.testing.assert_allclose(numeric, [2 * w0], atol=1e-8)
+        np.testing.assert_allclose(jax.grad(fn)(w), [2 * w0])
+        stepped = w - 0.1 * numeric
+        if w0 != 0:
+          # The sign rule: moving against the slope lowers the loss.
+          self.assertLess(float(fn(stepped)), float(fn(w)))
+          self.assertEqual(np.sign(numeric[0]), np.sign(w0))
+
+  def test_two_dimensional_bowl_and_lecture_table(self):
+    """Loss w1^2 + w2^2 at (1, -2): slopes (2, -4); the table's forward
+    differences (loss after +h minus before, over h) approach them."""
+    with jax.enable_x64(True):
+      fn = lambda w: w[0]**2 + w[1]**2
+      w = jnp.array([1.0, -2.0], jnp.float64)
+      np.testing.assert_allclose(linjax.numerical_grad(fn, w), [2.0, -4.0],
+                                 atol=1e-8)
+      table = gradients.slope_table(fn, w, h=1e-4)
+      self.assertEqual([r['coordinate'] for r in table], ['[0]', '[1]'])
+      for row, exact in zip(table, (2.0, -4.0)):
+        self.assertEqual(row['loss_before'], 5.0)
+        # Forward difference error is h for this quadratic.
+        self.assertAlmostEqual(row['slope'], exact + 1e-4, places=6)
+      # Gradient descent on the bowl goes downhill to the minimum at 0.
+      for _ in range(20):
+        w = w - 0.4 * linjax.numerical_grad(fn, w)
+      self.assertLess(float(fn(w)), 1e-15)
+
+
+def _random_problem(seed, n, num_features, num_classes, sparse, length=5):
+  rng = np.random.default_rng(seed)
+  params = linjax.Params(
+      W=jnp.asarray(rng.normal(size=(num_features, num_classes)) * 0.5,
+                    jnp.float64),
+      b=jnp.asarray(rng.normal(size=num_classes), jnp.float64))
+  y = jnp.asarray(rng.integers(0, num_classes, n), jnp.int32)
+  if sparse:
+    ids = rng.integers(0, num_features, (n, length)).astype(np.int32)
+    weights = rng.uniform(size=(n, length)) * (rng.uniform(size=(n, length))
+                                                > 0.3)
+    x = linjax.SparseFeatures(jnp.asarray(ids), jnp.asarray(weights,
+                                                           jnp.float64))
+  else:
+    x = jnp.asarray(rng.normal(size=(n, num_features)), jnp.float64)
+  return params, x, y
+
+
+class ThreeWayAgreementTest(chex.TestCase):
+
+  @settings(max_examples=8, deadline=None)
+  @given(seed=st.integers(0, 2**16), n=st.integers(1, 12),
+         num_features=st.integers(1, 9), num_classes=st.integers(2, 5),
+         sparse=st.booleans(), l2=st.sampled_from([0.0, 0.01, 1.0]))
+  def test_random_problems(self, seed, n, num_features, num_classes, sparse,
+                           l2):
+    with jax.enable_x64(True):
+      params, x, y = _random_problem(seed, n, num_features, num_classes,
+                                     sparse)
+      auto = jax.grad(linjax.objective)(params, x, y, l2)
+      manual = linjax.manual_grad(params, x, y, l2)
+      numeric = linjax.numerical_grad(
+          lambda p: linjax.objective(p, x, y, l2), params)
+      for got in (manual, numeric):
+        for a, b in zip(got, auto):
+          err = np.max(np.abs(np.asarray(a) - np.asarray(b)))
+          self.assertLess(err / max(np.max(np.abs(np.asarray(b))), 1e-12),
+                          1e-6)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_manual_grad_jit_and_dense_sparse_equal(self):
+    with jax.enable_x64(True):
+      params, sparse_x, y = _random_problem(3, 10, 30, 4, sparse=True)
+      dense_x = linjax.featurize(*sparse_x, 30)
+      from_sparse = self.variant(linjax.manual_grad)(params, sparse_x, y, 0.1)
+      from_dense = self.variant(linjax.manual_grad)(params, dense_x, y, 0.1)
+      chex.assert_trees_all_close(from_sparse, from_dense, rtol=1e-12,
+                                  atol=1e-14)
+
+  @parameterized.product(sparse=[False, True],
+                         shape=[(4, 3, 2), (40, 50, 5), (64, 500, 8)])
+  def test_check_grad_passes_on_several_sizes(self, shape, sparse):
+    n, num_features, num_classes = shape
+    with jax.enable_x64(True):
+      params, x, y = _random_problem(7, n, num_features, num_classes, sparse)
+    report = linjax.check_grad(params, x, y, l2=0.05)
+    assert report.passed, report.format()
+    assert report.num_params == num_features * num_classes + num_classes
+    for method in ('manual', 'numerical'):
+      for leaf in ('W', 'b'):
+        assert report.max_rel_error[method][leaf] < 1e-6
+
+  def test_check_grad_casts_float32_inputs_and_prints_table(self):
+    params = linjax.init_params(jax.random.PRNGKey(0), 3, 3, scale=0.5)
+    report = linjax.check_grad(params, jnp.ones((2, 3)), jnp.array([0, 2]),
+                               table_rows=4)
+    assert report.passed
+    text = report.format()
+    assert 'PASS' in text and 'loss after +h' in text
+    assert len(report.table) == 4
+
+  def test_check_grad_detects_a_wrong_gradient(self):
+    """The checker must fail when the analytic gradient is wrong."""
+    with jax.enable_x64(True):
+      params, x, y = _random_problem(1, 6, 5, 3, sparse=False)
+      bad = lambda p: linjax.objective(p, x, y) + 1e-3 * jnp.sum(p.W**3)
+      numeric = linjax.numerical_grad(bad, params)
+      manual = linjax.manual_grad(params, x, y)
+      self.assertGreater(float(jnp.max(jnp.abs(numeric.W - manual.W))), 1e-4)
+
+  def test_numerical_grad_on_nested_pytree_with_small_chunks(self):
+    with jax.enable_x64(True):
+      tree = {'a': jnp.arange(7.0, dtype=jnp.float64),
+              'b': jnp.ones((2, 3), jnp.float64)}
+      fn = lambda t: jnp.sum(jnp.sin(t['a'])) + jnp.sum(t['b']**3)
+      got = linjax.numerical_grad(fn, tree, chunk_size=4)
+      np.testing.assert_allclose(got['a'], np.cos(np.arange(7.0)), atol=1e-9)
+      np.testing.assert_allclose(got['b'], 3.0 * np.ones((2, 3)), atol=1e-9)
