@@ -1,0 +1,27 @@
+"""The README's Python example runs and prints what it claims."""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_readme_starts_with_the_two_commands():
+  text = (ROOT / 'README.md').read_text(encoding='utf-8')
+  blocks = re.findall(r'```bash\n(.*?)```', text, flags=re.S)
+  assert 'python -m experiments.train' in blocks[0]
+  assert 'pytest' in blocks[1]
+  # The test command is the one CI runs.
+  assert blocks[1].strip() in (ROOT / '.ci' / 'run').read_text()
+
+
+def test_readme_python_example_runs():
+  text = (ROOT / 'README.md').read_text(encoding='utf-8')
+  example = re.findall(r'```python\n(.*?)```', text, flags=re.S)[0]
+  out = subprocess.run([sys.executable, '-c', example], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr
+  assert '1.609' in out.stdout          # -log 0.2
+  assert 'PASS' in out.stdout
