@@ -1,0 +1,365 @@
+"""Text pipeline: tokenizer, hashing, n-grams, weighting, against references.
+
+Counts, binary, TF-IDF, sublinear TF-IDF and L2 are compared with
+scikit-learn's vectorizers given the same tokenizer and vocabulary; hashed ids
+with an independent pure-Python FNV-1a / fastText n-gram computation.
+"""
+
+from __future__ import annotations
+
+import ast
+import collections
+import json
+import os
+from pathlib import Path
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction import text as sktext
+
+from linjax import text
+
+REPO = Path(__file__).resolve().parents[1]
+
+TRAIN = [
+    'The cat sat on the mat. The cat!',
+    'A dog, a DOG; and the cat?',
+    'Health news: #Flu season, @CDCgov says: wash hands... wash hands.',
+    'cat cat cat dog',
+    'Read more at https://example.com/flu?id=3 now.',
+    'Ünïcödé wörds: naïve café, résumé 42 times',
+    'the end',
+]
+TEST = ['the cat and the dog', 'unknown words only xyz', '', 'cat . cat .']
+PEERS = re.compile(r'\w+|[^\w\s]')  # /work/shared/bench/peers.py
+
+
+def _data_dir() -> Path:
+  return Path(os.environ.get('LINJAX_DATA_DIR') or
+              Path(__file__).resolve().parents[2] / 'shared' / 'data')
+
+
+# -- tokenizer ---------------------------------------------------------------
+
+
+def test_words_punct_tokens():
+  got = text.tokenize('Hello, World! #Health @CNN see http://t.co/Ab1. '
+                      'It costs 3.50 (x2) a#b')
+  assert got == ['hello', ',', 'world', '!', '#health', '@cnn', 'see',
+                 '<url>', '.', 'it', 'costs', '3', '.', '50', '(', 'x2', ')',
+                 'a', '#', 'b']
+  assert text.tokenize('A www.Example.com/x, B', lowercase=False) == [
+      'A', '<url>', ',', 'B']
+  assert text.tokenize('Ünïcödé wörds!') == ['ünïcödé', 'wörds', '!']
+  assert text.tokenize('') == []
+
+
+def test_words_punct_matches_peers_without_hashtags_mentions_urls():
+  for doc in TRAIN + TEST:
+    if not re.search(r'[#@]|://|www\.', doc):
+      assert text.tokenize(doc) == PEERS.findall(doc.lower())
+
+
+def test_words_and_whitespace_tokenizers():
+  sk = sktext.CountVectorizer().build_tokenizer()
+  for doc in TRAIN:
+    assert text.tokenize(doc, kind='words') == sk(doc.lower())
+    assert text.tokenize(doc, lowercase=False, kind='words') == sk(doc)
+    assert text.tokenize(doc, kind='whitespace') == doc.lower().split()
+  with pytest.raises(ValueError, match='features.tokenizer'):
+    text.tokenize('x', kind='chars')
+
+
+# -- hashing -----------------------------------------------------------------
+
+
+def test_fnv1a_reference_vectors():
+  # Published FNV-1a 32-bit test vectors.
+  assert text.fnv1a_32('') == 0x811C9DC5
+  assert text.fnv1a_32('a') == 0xE40C292C
+  assert text.fnv1a_32('foobar') == 0xBF9CF968
+
+
+def test_hash_tokens_matches_reference():
+  tokens = ['', 'a', 'foobar', 'ünïcödé', '#flu', 'x' * 300, '😀', 'ab', 'ba']
+  np.testing.assert_array_equal(
+      text.hash_tokens(tokens),
+      np.array([text.fnv1a_32(t) for t in tokens], np.uint32))
+  assert text.hash_tokens([]).shape == (0,)
+
+
+def _gram_bucket(tokens, buckets):
+  """Independent pure-Python bucket of one n-gram (fastText combination)."""
+  h = text.fnv1a_32(tokens[0])
+  for token in tokens[1:]:
+    h = (h * 116049371 + text.fnv1a_32(token)) % 2**64
+  return h % buckets
+
+
+def _reference_hashed_counts(docs, ngrams, buckets):
+  """Bag of hashed 1..ngrams-grams of each document."""
+  rows = []
+  for doc in docs:
+    tokens = text.tokenize(doc)
+    rows.append(collections.Counter(
+        _gram_bucket(tokens[i:i + n], buckets) for n in range(1, ngrams + 1)
+        for i in range(len(tokens) - n + 1)))
+  return rows
+
+
+@pytest.mark.parametrize('ngrams,buckets', [(1, 2**20), (2, 2**20), (3, 1000),
+                                            (2, 7)])
+def test_hashed_ngram_ids_and_counts(ngrams, buckets):
+  f = text.Featurizer(ngrams=ngrams, buckets=buckets, normalize='none')
+  x = f.fit_transform(TRAIN + TEST)
+  x.validate()
+  assert x.num_features == buckets
+  for n, expected in enumerate(_reference_hashed_counts(TRAIN + TEST, ngrams,
+                                                        buckets)):
+    lo, hi = x.indptr[n], x.indptr[n + 1]
+    assert list(x.ids[lo:hi]) == sorted(expected)  # unique, ascending
+    np.testing.assert_array_equal(x.weights[lo:hi],
+                                  [expected[i] for i in sorted(expected)])
+
+
+def test_ngrams_do_not_cross_documents():
+  f = text.Featurizer(ngrams=2, buckets=2**20, normalize='none')
+  apart = f.transform(['a', 'b'])
+  together = f.transform(['a b'])
+  assert apart.nnz == 2 and together.nnz == 3
+  assert set(apart.ids) < set(together.ids)
+
+
+def test_hashing_is_stable_across_processes():
+  code = ('import json, sys; from linjax import text; '
+          'x = text.Featurizer(ngrams=2, buckets=4093).transform('
+          'json.loads(sys.stdin.read())); print(json.dumps(x.ids.tolist()))')
+  here = text.Featurizer(ngrams=2, buckets=4093).transform(TRAIN).ids.tolist()
+  for seed in ('1', '987'):
+    env = dict(os.environ, PYTHONHASHSEED=seed, JAX_PLATFORMS='cpu',
+               PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, '-c', code], input=json.dumps(TRAIN),
+                         capture_output=True, text=True, env=env, check=True,
+                         cwd=REPO)
+    assert json.loads(out.stdout) == here
+
+
+# -- vocabulary mode against scikit-learn ------------------------------------
+
+
+def _sklearn(weighting, normalize, vocabulary, ngrams):
+  common = dict(tokenizer=text.tokenize, token_pattern=None, lowercase=False,
+                ngram_range=(1, ngrams), vocabulary=vocabulary)
+  norm = None if normalize == 'none' else normalize
+  if weighting in ('tf', 'binary') and norm is None:
+    return sktext.CountVectorizer(binary=weighting == 'binary', **common)
+  return sktext.TfidfVectorizer(
+      binary=weighting == 'binary', use_idf=weighting.endswith('tfidf'),
+      sublinear_tf=weighting == 'sublinear_tfidf', smooth_idf=True, norm=norm,
+      **common)
+
+
+@pytest.mark.parametrize('weighting', text.WEIGHTINGS)
+@pytest.mark.parametrize('normalize', text.NORMALIZATIONS)
+def test_vocabulary_mode_matches_sklearn(weighting, normalize):
+  f = text.Featurizer(ngrams=2, buckets=0, weighting=weighting,
+                      normalize=normalize)
+  x_train = f.fit_transform(TRAIN)
+  vocabulary = {f.feature_name(i): i for i in range(f.num_features)}
+  sk = _sklearn(weighting, normalize, vocabulary, 2).fit(TRAIN)
+  np.testing.assert_allclose(x_train.to_dense(),
+                             sk.transform(TRAIN).toarray(), rtol=1e-6,
+                             atol=1e-7)
+  # New texts use the training IDF.
+  np.testing.assert_allclose(f.transform(TEST).to_dense(),
+                             sk.transform(TEST).toarray(), rtol=1e-6,
+                             atol=1e-7)
+
+
+def _ngram_counter(docs, ngrams):
+  counts = collections.Counter()
+  for doc in docs:
+    tokens = text.tokenize(doc)
+    for n in range(1, ngrams + 1):
+      for i in range(len(tokens) - n + 1):
+        counts[' '.join(tokens[i:i + n])] += 1
+  return counts
+
+
+def test_vocabulary_min_count_max_vocab_and_order():
+  counts = _ngram_counter(TRAIN, 2)
+  sk = sktext.CountVectorizer(tokenizer=text.tokenize, token_pattern=None,
+                              lowercase=False, ngram_range=(1, 2)).fit(TRAIN)
+  full = text.Featurizer(ngrams=2, buckets=0).fit(TRAIN)
+  assert {full.feature_name(i) for i in range(full.num_features)} == set(
+      sk.vocabulary_)
+  ranked = sorted(counts, key=lambda s: (-counts[s], s))
+  f = text.Featurizer(ngrams=2, buckets=0, min_count=2).fit(TRAIN)
+  assert [f.feature_name(i) for i in range(f.num_features)] == [
+      s for s in ranked if counts[s] >= 2]
+  f = text.Featurizer(ngrams=2, buckets=0, max_vocab=5).fit(TRAIN)
+  assert [f.feature_name(i) for i in range(f.num_features)] == ranked[:5]
+  with pytest.raises(ValueError, match='vocabulary is empty'):
+    text.Featurizer(buckets=0, min_count=100).fit(TRAIN)
+
+
+def test_fit_transform_equals_fit_then_transform():
+  for buckets in (0, 64):
+    f = text.Featurizer(ngrams=3, buckets=buckets, weighting='tfidf')
+    a = f.fit_transform(TRAIN)
+    b = text.Featurizer(ngrams=3, buckets=buckets,
+                        weighting='tfidf').fit(TRAIN).transform(TRAIN)
+    for u, v in zip(a[:3], b[:3]):
+      np.testing.assert_array_equal(u, v)
+
+
+# -- rows, names, explanations -----------------------------------------------
+
+
+def test_empty_documents_give_empty_rows():
+  for buckets in (0, 2**20):
+    f = text.Featurizer(buckets=buckets, weighting='sublinear_tfidf').fit(
+        TRAIN)
+    x = f.transform(['', '   ', 'cat', 'zzz unseen'])
+    np.testing.assert_array_equal(x.row_lengths()[:2], [0, 0])
+    assert np.all(np.isfinite(x.weights))
+    np.testing.assert_allclose(np.linalg.norm(x.to_dense(), axis=1)[:3],
+                               [0, 0, 1], rtol=1e-6)
+  assert text.Featurizer().transform([]).num_docs == 0
+
+
+def test_feature_names():
+  f = text.Featurizer(ngrams=2, buckets=0).fit(TRAIN)
+  counts = _ngram_counter(TRAIN, 2)
+  assert f.feature_name(0) == min(counts, key=lambda s: (-counts[s], s))
+  with pytest.raises(ValueError, match='outside'):
+    f.feature_name(f.num_features)
+  doc = 'a b c d e f g a'
+  h = text.Featurizer(ngrams=2, buckets=5).fit([doc])
+  counts = _ngram_counter([doc], 2)
+  by_bucket = collections.defaultdict(set)
+  for gram in counts:
+    by_bucket[_gram_bucket(gram.split(' '), 5)].add(gram)
+  for bucket in range(5):
+    names = h.feature_name(bucket).split(' | ')
+    if not by_bucket[bucket]:
+      assert names == [f'<bucket {bucket}>']
+      continue
+    assert len(names) == min(len(by_bucket[bucket]), text.NAMES_PER_BUCKET)
+    assert set(names) <= by_bucket[bucket]
+    listed = [counts[n] for n in names]
+    assert listed == sorted(listed, reverse=True)
+    assert max(listed) == max(counts[g] for g in by_bucket[bucket])
+  assert text.Featurizer(buckets=10).feature_name(3) == '<bucket 3>'
+
+
+@pytest.mark.parametrize('buckets', [0, 2**20, 3])
+@pytest.mark.parametrize('weighting', text.WEIGHTINGS)
+def test_analyze_explains_logits(buckets, weighting):
+  f = text.Featurizer(ngrams=2, buckets=buckets, weighting=weighting)
+  f.fit(TRAIN)
+  rng = np.random.default_rng(0)
+  w = rng.normal(size=(f.num_features, 4))
+  b = rng.normal(size=4)
+  for doc in TRAIN + TEST:
+    items = f.analyze(doc)
+    explained = sum((weight * w[fid] for _, fid, weight in items),
+                    np.zeros(4)) + b
+    np.testing.assert_allclose(explained, f.transform([doc]).to_dense()[0] @ w + b,
+                               rtol=1e-5, atol=1e-6)
+    for string, fid, _ in items:
+      if buckets == 0:
+        assert f.feature_name(fid) == string
+
+
+# -- persistence and settings ------------------------------------------------
+
+
+@pytest.mark.parametrize('buckets,weighting', [(0, 'tfidf'), (2**20, 'tf'),
+                                               (2**20, 'sublinear_tfidf'),
+                                               (0, 'binary')])
+def test_round_trip(tmp_path, buckets, weighting):
+  f = text.Featurizer(ngrams=2, buckets=buckets, weighting=weighting,
+                      max_vocab=30 if buckets == 0 else 0)
+  before = f.fit_transform(TRAIN)
+  g = text.Featurizer.from_dict(json.loads(json.dumps(f.to_dict())))
+  f.save(tmp_path / 'featurizer.json')
+  h = text.Featurizer.load(tmp_path / 'featurizer.json')
+  for other in (g, h):
+    assert other.settings == f.settings
+    assert other.num_features == f.num_features
+    for docs in (TRAIN, TEST):
+      x, y = f.transform(docs), other.transform(docs)
+      for u, v in zip(x[:3], y[:3]):
+        np.testing.assert_array_equal(u, v)
+    np.testing.assert_array_equal(other.transform(TRAIN).weights,
+                                  before.weights)
+    ids = np.unique(before.ids)
+    assert other.feature_names(ids) == f.feature_names(ids)
+    assert other.analyze(TRAIN[2]) == f.analyze(TRAIN[2])
+
+
+def test_settings_validation_names_the_key():
+  with pytest.raises(ValueError, match=r'features.ngrams must be >= 1, got 0'):
+    text.Featurizer(ngrams=0)
+  for kwargs, key in (({'tokenizer': 'chars'}, 'tokenizer'),
+                      ({'weighting': 'idf'}, 'weighting'),
+                      ({'normalize': 'l1'}, 'normalize'),
+                      ({'buckets': -1}, 'buckets'),
+                      ({'buckets': 2**31}, 'buckets'),
+                      ({'min_count': 0}, 'min_count'),
+                      ({'max_vocab': 1.5}, 'max_vocab'),
+                      ({'lowercase': 'yes'}, 'lowercase')):
+    with pytest.raises(ValueError, match=f'features.{key}'):
+      text.Featurizer(**kwargs)
+  with pytest.raises(ValueError, match='features.colour'):
+    text.Featurizer.from_config({'colour': 1})
+
+
+def test_from_config_accepts_default_config():
+  sys.path.insert(0, str(REPO))
+  from experiments.configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  f = text.Featurizer.from_config(config.features)
+  assert f.settings == config.features.to_dict()
+  assert f.num_features == config.features.buckets
+
+
+def test_transform_before_fit():
+  with pytest.raises(ValueError, match='call fit'):
+    text.Featurizer(buckets=0).transform(['a'])
+  with pytest.raises(ValueError, match='call fit'):
+    text.Featurizer(weighting='tfidf').transform(['a'])
+  # Plain hashing needs nothing fitted.
+  assert text.Featurizer(buckets=16).transform(['a b']).nnz == 2
+
+
+def test_text_module_imports_no_jax():
+  for name in ('text.py', 'data.py', 'demo.py'):
+    tree = ast.parse((REPO / 'linjax' / name).read_text())
+    imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import)
+                for a in n.names]
+    imported += [n.module or '' for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom)]
+    assert not [m for m in imported if m.split('.')[0] in ('jax', 'jaxlib')]
+
+
+def test_real_corpus_sample():
+  path = _data_dir() / 'healthtweets' / 'train.tsv'
+  if not path.exists():
+    pytest.skip(f'{path} not found (set LINJAX_DATA_DIR)')
+  lines = path.read_text(encoding='utf-8').split('\n')[1:3001]
+  docs = [line.partition('\t')[2] for line in lines if line]
+  plain = [d for d in docs if not re.search(r'[#@]|://|www\.', d.lower())]
+  assert len(plain) > 100
+  assert [text.tokenize(d) for d in plain] == [PEERS.findall(d.lower())
+                                               for d in plain]
+  f = text.Featurizer(ngrams=2)
+  x = f.fit_transform(docs)
+  np.testing.assert_allclose(np.linalg.norm(x.to_padded()[1], axis=1), 1.0,
+                             rtol=1e-5)
+  for n, counts in enumerate(_reference_hashed_counts(docs[:200], 2, 2**20)):
+    assert list(x.ids[x.indptr[n]:x.indptr[n + 1]]) == sorted(counts)
