@@ -12,22 +12,33 @@ full, the others after it), and listed in ``error.problems``.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
 import os
+import sys
 from typing import Any
 
-TOKENIZERS = ('words_punct', 'words', 'whitespace')
-WEIGHTINGS = ('tf', 'binary', 'tfidf', 'sublinear_tfidf')
-NORMALIZATIONS = ('l2', 'none')
-FORMATS = ('', 'tsv', 'csv', 'jsonl', 'fasttext', 'folder', 'fortune')
-OPTIMIZERS = ('sgd', 'adagrad', 'adam')
-SCHEDULES = ('constant', 'linear', 'exponential', 'cosine', 'warmup_cosine')
+from linjax import data
+from linjax import optim
+from linjax import text
+
+TOKENIZERS = text.TOKENIZERS
+WEIGHTINGS = text.WEIGHTINGS
+NORMALIZATIONS = text.NORMALIZATIONS
+FORMATS = ('',) + tuple(data.FORMATS)
+OPTIMIZERS = optim.OPTIMIZERS
+SCHEDULES = optim.SCHEDULES
 UPDATES = ('auto', 'sparse', 'dense')
 METRICS = ('accuracy', 'loss')
 
 
-class ConfigError(ValueError):
-  """A config value is invalid; the message names the flag."""
+class ConfigError(optim.ConfigError):
+  """A config value is invalid; the message names the flag.
+
+  A subclass of the engine's `linjax.optim.ConfigError`, so one ``except``
+  catches both.
+  """
 
 
 def _is_number(v) -> bool:
@@ -134,7 +145,7 @@ def validate(config, prefix: str = '--config.') -> None:
   c.choice('optimizer.schedule', SCHEDULES)
   c.fraction('optimizer.momentum')
   c.fraction('optimizer.warmup_fraction')
-  c.number('optimizer.decay_rate', lo=0, lo_open=True)
+  c.number('optimizer.decay_rate', lo=0, lo_open=True, hi=1)
   c.number('optimizer.weight_decay', lo=0)
   c.number('optimizer.clip_norm', lo=0)
   # train
@@ -156,6 +167,19 @@ def validate(config, prefix: str = '--config.') -> None:
     c.problems.append(
         f'{prefix}data.val_fraction + {prefix}data.test_fraction must be < 1, '
         f'got {val} + {test}')
+  ok_m, momentum = c.get('optimizer.momentum')
+  _, name = c.get('optimizer.name')
+  if ok_m and _is_number(momentum) and momentum > 0 and name in OPTIMIZERS and (
+      name != 'sgd'):
+    c.fail('optimizer.momentum', f'must be 0 with optimizer.name={name!r} '
+           '(momentum applies to sgd only)', momentum)
+  if not c.problems and 'optimizer' in config and 'train' in config:
+    # The engine's own cross-field checks (e.g. lr * decay < 1).
+    from linjax import train  # pylint: disable=g-import-not-at-top
+    try:
+      train.validate_config(config)
+    except optim.ConfigError as e:
+      c.problems.append(prefix + str(e).rstrip('.'))
   if c.problems:
     first = c.problems[0]
     more = len(c.problems) - 1
@@ -165,3 +189,48 @@ def validate(config, prefix: str = '--config.') -> None:
                                  if more else ''))
     error.problems = list(c.problems)
     raise error
+
+
+# Errors a user can cause, for the command-line runners.
+
+_USER_ERRORS = (('linjax.data', 'DataError'),
+                ('linjax.saved_model', 'ModelFileError'),
+                ('linjax.train', 'TrainingDiverged'),
+                ('linjax.checkpoint', 'CheckpointError'),
+                ('linjax.optim', 'ConfigError'))
+
+
+def user_error_types() -> tuple:
+  """Exception types that mean bad input, not a bug in linjax.
+
+  `ConfigError` (and the engine's), `linjax.data.DataError`,
+  `linjax.saved_model.ModelFileError`, `linjax.train.TrainingDiverged`,
+  `linjax.checkpoint.CheckpointError` and OSError (unreadable or unwritable
+  paths).
+  """
+  types = [ConfigError, OSError]
+  for module, name in _USER_ERRORS:
+    try:
+      types.append(getattr(importlib.import_module(module), name))
+    except (ImportError, AttributeError):
+      pass
+  return tuple(types)
+
+
+def one_line(error: BaseException) -> str:
+  """The error's message on a single line."""
+  return ' '.join(str(error).split()) or type(error).__name__
+
+
+@contextlib.contextmanager
+def exit_on_user_error():
+  """Turns a user error into ``error: <one line>`` on stderr and exit 1.
+
+  Anything else (a bug) still raises with its traceback.
+  """
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except
+    if isinstance(e, user_error_types()):
+      sys.exit(f'error: {one_line(e)}')
+    raise

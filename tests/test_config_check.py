@@ -34,6 +34,8 @@ BAD = [
     ('features.max_vocab', -5, 'must be >= 0'),
     ('data.max_per_class', -1, 'must be >= 0'),
     ('optimizer.clip_norm', -1.0, 'must be >= 0'),
+    ('optimizer.decay_rate', 1.5, 'must be <= 1'),
+    ('optimizer.decay_rate', 0.0, 'must be > 0'),
     ('train.checkpoint_every', -1, 'must be >= 0'),
     ('data.train', '/nonexistent/train.tsv', 'existing file'),
     ('data.test', '/nonexistent/test.tsv', 'existing file'),
@@ -106,3 +108,24 @@ def test_integer_and_type_checks():
   _set(config, 'optimizer.learning_rate', 'fast')
   with pytest.raises(ConfigError, match='finite number'):
     config_check.validate(config)
+
+
+def test_cross_field_checks():
+  config = default.get_config()
+  config.optimizer.name = 'adam'
+  config.optimizer.momentum = 0.9
+  with pytest.raises(ConfigError, match=r"^--config\.optimizer\.momentum "
+                     r"must be 0 with optimizer\.name='adam'"):
+    config_check.validate(config)
+  # The engine's own check: lr * 2 * l2 >= 1 would flip the sign of W.
+  config = default.get_config()
+  config.train.l2 = 0.5
+  with pytest.raises(ConfigError, match=r'^--config\.train\.l2 '):
+    config_check.validate(config)
+
+
+def test_one_engine_error_class():
+  from linjax import optim
+  assert issubclass(ConfigError, optim.ConfigError)
+  assert optim.ConfigError in config_check.user_error_types()
+  assert config_check.one_line(ValueError('a\n  b')) == 'a b'

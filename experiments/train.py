@@ -1,0 +1,334 @@
+r"""Trains and evaluates a linear text classifier; writes everything to workdir.
+
+  python -m experiments.train --config=experiments/configs/default.py \
+      --workdir=/tmp/linjax-demo [--config.optimizer.learning_rate=0.5 ...]
+
+The work is `train_and_evaluate(config, workdir)`; `main` only parses flags
+and turns errors a user can cause into a one-line message and exit status 1.
+
+Steps: validate the config (before any work); load the data (``data.train``
+or the demo corpus; ``data.test`` or a stratified held-out split of
+``data.test_fraction``; a stratified validation split ``data.val_fraction``
+carved from train); fit the featurizer on the training split only; a quick
+three-way gradient check on a small batch; `linjax.train.fit`; evaluate on
+the test split (used only here). Writes into workdir:
+
+  results.json     test/val metrics, timings, gradient check, config
+  metrics.jsonl    one line per epoch
+  model/           the saved model (see linjax/saved_model.py)
+  curves.png, confusion_matrix.png, templates.png
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import NamedTuple
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+import numpy as np
+
+from linjax import config_check
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              'configs', 'default.py')
+
+FLAGS = flags.FLAGS
+
+config_flags.DEFINE_config_file(
+    'config', DEFAULT_CONFIG, 'Training configuration file (a python file '
+    'with get_config()); override keys with --config.section.key=value.',
+    lock_config=True)
+flags.DEFINE_string('workdir', None, 'Directory to write results, the saved '
+                    'model and plots into (created if needed).')
+
+
+class Splits(NamedTuple):
+  """Texts and int32 labels of each split, and the label map.
+
+  ``val_*`` are empty lists/arrays when ``data.val_fraction`` is 0, and
+  ``test_*`` when ``data.test_fraction`` is 0 and there is no ``data.test``.
+  """
+
+  train_texts: list
+  train_y: np.ndarray
+  val_texts: list
+  val_y: np.ndarray
+  test_texts: list
+  test_y: np.ndarray
+  label_map: object
+  source: str
+
+
+def load_splits(config) -> Splits:
+  """Reads the data named by ``config.data`` and splits it (stratified).
+
+  Raises:
+    DataError: for unreadable files, bad lines, fewer than two classes, or a
+      test label that training never saw.
+  """
+  from linjax import data  # pylint: disable=g-import-not-at-top
+  dc, seed = config.data, int(config.train.seed)
+  if dc.train:
+    corpus = data.read_corpus(dc.train, dc.format, dc.text_column,
+                              dc.label_column, dc.lenient, dc.max_per_class,
+                              seed)
+    source = dc.train
+  else:
+    from linjax import demo  # pylint: disable=g-import-not-at-top
+    corpus = demo.demo_corpus(max_per_class=dc.max_per_class or None,
+                              seed=seed)
+    source = 'demo corpus'
+  if not corpus.texts:
+    raise data.DataError('no documents.', path=source)
+  label_map = data.LabelMap.fit(corpus.labels)
+  if label_map.num_classes < 2:
+    raise data.DataError(f'only one class ({label_map.names[0]!r}); a '
+                         f'classifier needs at least two.', path=source)
+  y = label_map.encode(corpus.labels, corpus.sources)
+  texts = corpus.texts
+  if dc.test:
+    test = data.read_corpus(dc.test, dc.format, dc.text_column,
+                            dc.label_column, dc.lenient)
+    test_texts = test.texts
+    test_y = label_map.encode(test.labels, test.sources)
+    train_idx = np.arange(len(texts))
+  else:
+    train_idx, test_idx = data.stratified_split(y, dc.test_fraction, seed)
+    test_texts = [texts[i] for i in test_idx]
+    test_y = y[test_idx]
+  keep, val = data.stratified_split(y[train_idx], dc.val_fraction, seed + 1)
+  return Splits(
+      train_texts=[texts[i] for i in train_idx[keep]], train_y=y[train_idx[keep]],
+      val_texts=[texts[i] for i in train_idx[val]], val_y=y[train_idx[val]],
+      test_texts=test_texts, test_y=np.asarray(test_y, np.int32),
+      label_map=label_map, source=source)
+
+
+def quick_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
+                    max_features: int = 2000, seed: int = 0):
+  """Three-way gradient check on a few documents and only their features.
+
+  Takes up to ``num_docs`` documents (fewer if they use more than
+  ``max_features`` distinct features), renumbers their features 0..K-1 and
+  runs `linjax.check_grad` at small random parameters, so the finite
+  differences cost O(K C) loss evaluations, not O(F C).
+
+  Args:
+    x: CsrFeatures of the training split.
+    y: int [N] labels.
+    num_classes: C.
+    l2: the objective's L2 strength.
+    num_docs: documents used at most.
+    max_features: distinct features used at most.
+    seed: PRNG seed of the parameters.
+
+  Returns:
+    A `linjax.GradCheckReport`.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import linjax  # pylint: disable=g-import-not-at-top
+  from linjax.csr import CsrFeatures  # pylint: disable=g-import-not-at-top
+  n = min(num_docs, x.num_docs)
+  while n > 1 and np.unique(x.ids[:x.indptr[n]]).shape[0] > max_features:
+    n //= 2
+  sub = x.take(np.arange(n))
+  used, local = np.unique(sub.ids, return_inverse=True)
+  sub = CsrFeatures(sub.indptr, local.astype(np.int32), sub.weights,
+                    max(1, used.shape[0]))
+  ids, weights = sub.to_padded()
+  params = linjax.init_params(jax.random.PRNGKey(seed), sub.num_features,
+                              num_classes, scale=0.1)
+  return linjax.check_grad(
+      params, linjax.SparseFeatures(jnp.asarray(ids), jnp.asarray(weights)),
+      jnp.asarray(y[:n]), l2=l2)
+
+
+def _progress(epoch: int, total: int, entry: dict) -> None:
+  """A one-line progress bar on a terminal only."""
+  if not sys.stderr.isatty():
+    return
+  width = 30
+  done = int(width * epoch / max(total, 1))
+  sys.stderr.write(f'\r[{"#" * done}{"." * (width - done)}] epoch {epoch}/'
+                   f'{total} loss {entry.get("train_loss", float("nan")):.4f}')
+  if epoch >= total:
+    sys.stderr.write('\n')
+  sys.stderr.flush()
+
+
+def _fmt(value, spec='.4f'):
+  return 'n/a' if value is None else format(value, spec)
+
+
+def _jsonable(value):
+  if isinstance(value, dict):
+    return {str(k): _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, np.generic):
+    return value.item()
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  return value
+
+
+def _write_plots(workdir, history, report, top, label_names) -> list:
+  try:
+    from linjax import plots  # pylint: disable=g-import-not-at-top
+    written = [plots.training_curves(history,
+                                     os.path.join(workdir, 'curves.png'))]
+    if report is not None:
+      written.append(plots.confusion_matrix(
+          report['confusion_matrix'], label_names,
+          os.path.join(workdir, 'confusion_matrix.png')))
+    written.append(plots.templates(top, os.path.join(workdir,
+                                                     'templates.png')))
+    return [str(p) for p in written]
+  except ImportError as e:  # matplotlib missing: the run is still useful.
+    logging.warning('plots skipped: %s', e)
+    return []
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Runs one experiment and writes its outputs into ``workdir``.
+
+  Args:
+    config: a ConfigDict with the keys of experiments/configs/default.py.
+    workdir: output directory (created if needed).
+
+  Returns:
+    The results dict also written to ``workdir/results.json``.
+
+  Raises:
+    ConfigError: a bad config value (before any work).
+    DataError: bad input data.
+    TrainingDiverged: the loss became non-finite.
+  """
+  config_check.validate(config)
+  # Heavy imports after validation, so a bad flag fails at once.
+  from linjax import interpret  # pylint: disable=g-import-not-at-top
+  from linjax import metrics  # pylint: disable=g-import-not-at-top
+  from linjax import saved_model  # pylint: disable=g-import-not-at-top
+  from linjax import text  # pylint: disable=g-import-not-at-top
+  from linjax import train  # pylint: disable=g-import-not-at-top
+
+  os.makedirs(workdir, exist_ok=True)
+  start = time.perf_counter()
+  logging.info('loading data (%s)', config.data.train or 'demo corpus')
+  splits = load_splits(config)
+  load_seconds = time.perf_counter() - start
+  names = splits.label_map.names
+  logging.info('%d train, %d validation, %d test documents in %d classes '
+               '(%.2f s)', len(splits.train_texts), len(splits.val_texts),
+               len(splits.test_texts), len(names), load_seconds)
+
+  start = time.perf_counter()
+  featurizer = text.Featurizer.from_config(config.features)
+  train_x = featurizer.fit_transform(splits.train_texts)
+  val_x = featurizer.transform(splits.val_texts) if splits.val_texts else None
+  test_x = (featurizer.transform(splits.test_texts) if splits.test_texts
+            else None)
+  featurize_seconds = time.perf_counter() - start
+  logging.info('featurised: F=%d features, %d non-zeros in train (%.2f s)',
+               featurizer.num_features, train_x.nnz, featurize_seconds)
+
+  gradcheck = None
+  if config.train.gradcheck:
+    report = quick_gradcheck(train_x, splits.train_y, len(names),
+                             float(config.train.l2), seed=config.train.seed)
+    logging.info('%s', report.format())
+    gradcheck = dict(passed=report.passed, num_params=report.num_params,
+                     max_rel_error=report.max_rel_error,
+                     seconds=report.seconds)
+
+  metrics_path = os.path.join(workdir, 'metrics.jsonl')
+  epochs = int(config.train.epochs)
+  with open(metrics_path, 'w', encoding='utf-8') as log_file:
+
+    def callback(entry: dict) -> None:
+      log_file.write(json.dumps(_jsonable(entry)) + '\n')
+      log_file.flush()
+      logging.info('epoch %d/%d: train loss %s, val loss %s, val accuracy %s, '
+                   '%.0f tokens/s', entry['epoch'], epochs,
+                   _fmt(entry.get('train_loss')), _fmt(entry.get('val_loss')),
+                   _fmt(entry.get('val_accuracy')),
+                   entry.get('tokens_per_s') or 0.0)
+      _progress(entry['epoch'], epochs, entry)
+
+    logging.info('training: %s, lr %g, %s schedule, %d epochs',
+                 config.optimizer.name, config.optimizer.learning_rate,
+                 config.optimizer.schedule, epochs)
+    checkpoint_dir = (os.path.join(os.path.abspath(workdir), 'checkpoints')
+                      if config.train.get('checkpoint_every', 0) else None)
+    fit = train.fit(train_x, splits.train_y, len(names), config,
+                    val_x=val_x, val_y=splits.val_y if val_x is not None else None,
+                    callback=callback, checkpoint_dir=checkpoint_dir)
+
+  results = dict(
+      num_classes=len(names), num_features=featurizer.num_features,
+      num_train=len(splits.train_texts), num_val=len(splits.val_texts),
+      num_test=len(splits.test_texts), labels=list(names),
+      epochs_run=fit.epochs_run, best_epoch=fit.best_epoch, update=fit.update,
+      load_seconds=load_seconds, featurize_seconds=featurize_seconds,
+      compile_seconds=fit.compile_seconds, train_seconds=fit.train_seconds,
+      gradcheck=gradcheck)
+  train_eval = train.evaluate(fit.params, train_x, splits.train_y)
+  results['train_accuracy'] = float(train_eval['accuracy'])
+  results['train_loss'] = float(train_eval['loss'])
+  results['val_accuracy'] = results['val_loss'] = None
+  if val_x is not None:
+    val_eval = train.evaluate(fit.params, val_x, splits.val_y)
+    results['val_accuracy'] = float(val_eval['accuracy'])
+    results['val_loss'] = float(val_eval['loss'])
+  report = None
+  if test_x is not None:
+    proba = train.predict_proba(fit.params, test_x)
+    report = metrics.classification_report(splits.test_y, proba, names)
+  results.update(
+      test_accuracy=report and report['accuracy'],
+      test_macro_f1=report and report['macro_f1'],
+      test_log_loss=report and report['log_loss'],
+      test_ece=report and report['ece'], test_report=report)
+  results['config'] = config.to_dict()
+  results = _jsonable(results)
+
+  top = interpret.top_features(fit.params, featurizer, names, k=10)
+  summary = {k: results[k] for k in (
+      'test_accuracy', 'test_macro_f1', 'val_accuracy', 'train_seconds',
+      'num_classes', 'num_features', 'epochs_run')}
+  saved_model.save(os.path.join(workdir, 'model'), fit.params, featurizer,
+                   splits.label_map, config, extra=summary)
+  results['plots'] = _write_plots(workdir, fit.history, report, top, names)
+  with open(os.path.join(workdir, 'results.json'), 'w',
+            encoding='utf-8') as f:
+    json.dump(results, f, indent=1)
+
+  print(f'test accuracy {_fmt(results["test_accuracy"])}  macro-F1 '
+        f'{_fmt(results["test_macro_f1"])}  val accuracy '
+        f'{_fmt(results["val_accuracy"])}  ({results["epochs_run"]} epochs, '
+        f'train {results["train_seconds"]:.2f} s, featurise '
+        f'{featurize_seconds:.2f} s)')
+  print('top features per class:')
+  print(interpret.format_top_features(top, k=5))
+  print(f'wrote {workdir}/results.json and {workdir}/model')
+  return results
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  if not FLAGS.workdir:
+    sys.exit('error: --workdir is required')
+  with config_check.exit_on_user_error():
+    train_and_evaluate(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == '__main__':
+  app.run(main)
