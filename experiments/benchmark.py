@@ -1,0 +1,577 @@
+r"""Benchmark: linjax against fastText and scikit-learn on labelled corpora.
+
+  python -m experiments.benchmark --data_dir=DIR [--corpora=a,b] \
+      [--systems=linjax,fasttext,sklearn_sgd,sklearn_lbfgs] [--threads=2] \
+      [--out=FILE.jsonl] [--markdown=FILE.md] [--scaling=1,2,4,8] \
+      [--linjax_sweep]
+
+Every corpus is a folder ``DIR/NAME`` with ``train.tsv`` and ``test.tsv``
+(``label<TAB>text`` with a header line). Each (corpus, system) runs in its own
+child process (``--worker``), so that its peak RSS is that system's alone; the
+child prints one JSON row on stdout. Rows hold the scores (accuracy, macro-F1
+on test), wall seconds of fit (featurisation + training; for linjax also
+packing and compilation) and predict (featurising the test texts included),
+the RSS after imports (an idle interpreter with the same libraries), after
+reading the data, and the peak, plus the machine and the JAX backend.
+
+linjax runs ONE configuration on every corpus: experiments/configs/default.py
+with the data paths set, trained on the whole training split. With
+``--linjax_sweep`` the system ``linjax_sweep`` also picks learning rate and L2
+by `linjax.sweep.run_sweep` on a stratified validation split of train (test is
+never looked at). ``--scaling`` replicates one corpus' training split k times
+in memory (test unchanged) and measures fit time and peak memory of linjax and
+fastText at each k.
+
+The peers (experiments/peers.py) are optional: a system whose package is
+missing yields a row with an ``error`` field. Targets (per corpus, for the
+linjax systems): accuracy and macro-F1 >= best peer - 0.5 points, fit_s <=
+fastText's, peak RSS <= 2x fastText's.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from experiments import peers
+
+LINJAX_SYSTEMS = ('linjax', 'linjax_sweep')
+SYSTEMS = ('linjax',) + tuple(peers.PEERS)
+MARKER = 'BENCHMARK_ROW '
+REPO = Path(__file__).resolve().parents[1]
+ACCURACY_SLACK = 0.005  # targets: within 0.5 points of the best peer.
+MEMORY_FACTOR = 2.0
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('data_dir', None, 'Folder of corpora, each NAME/train.tsv '
+                    'and NAME/test.tsv.')
+flags.DEFINE_list('corpora', [], 'Corpora (folder names) to run; empty: all '
+                  'in --data_dir.')
+flags.DEFINE_list('systems', list(SYSTEMS), 'Systems to run, of: '
+                  + ', '.join(SYSTEMS) + '.')
+flags.DEFINE_bool('linjax_sweep', False, 'Also run linjax_sweep: lr/l2 chosen '
+                  'by linjax.sweep.run_sweep on a validation split of train.')
+flags.DEFINE_integer('threads', 2, 'Thread/core budget of every system.')
+flags.DEFINE_string('out', '', 'JSONL file of rows (one per corpus, system).')
+flags.DEFINE_string('markdown', '', 'Markdown file of the tables.')
+flags.DEFINE_list('scaling', [], 'Training-set replication factors, e.g. '
+                  '1,2,4,8; empty: no scaling run.')
+flags.DEFINE_string('scaling_corpus', 'healthtweets', 'Corpus of the scaling '
+                    'run.')
+flags.DEFINE_list('scaling_systems', ['linjax', 'fasttext'], 'Systems of the '
+                  'scaling run.')
+flags.DEFINE_bool('predictions', False, 'Put each system\'s test predictions '
+                  'in its row (for checking the metrics).')
+flags.DEFINE_integer('worker_timeout_s', 3600, 'Seconds before a worker is '
+                     'killed and its row reports a timeout.')
+# Worker mode (internal): one system on one corpus, one JSON row on stdout.
+flags.DEFINE_bool('worker', False, 'Internal: run one system in this process.')
+flags.DEFINE_string('corpus_dir', '', 'Internal: the worker\'s corpus folder.')
+flags.DEFINE_string('system', '', 'Internal: the worker\'s system.')
+flags.DEFINE_integer('scale', 1, 'Internal: training split replication.')
+
+
+# Measurement helpers (no JAX here: the peers' workers must not load it). ---
+
+
+def peak_rss_mb() -> float:
+  """Peak resident set size of this process so far, in MiB."""
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return peak / (2**20 if sys.platform == 'darwin' else 2**10)
+
+
+def score(y_true: Sequence[str], y_pred: Sequence[str]) -> dict:
+  """Accuracy and macro-F1 of string labels (scikit-learn's definitions).
+
+  Macro-F1 averages over every label in y_true or y_pred, with F1 = 0 for a
+  label never predicted or never true (sklearn ``zero_division=0``). Written
+  here without numpy/JAX so a peer's worker loads nothing extra.
+
+  Args:
+    y_true: [N] true labels.
+    y_pred: [N] predicted labels.
+
+  Returns:
+    dict(accuracy=float, macro_f1=float).
+  """
+  if len(y_true) != len(y_pred):
+    raise ValueError(f'{len(y_true)} labels but {len(y_pred)} predictions')
+  labels = sorted(set(y_true) | set(y_pred))
+  tp = dict.fromkeys(labels, 0)
+  n_true = dict.fromkeys(labels, 0)
+  n_pred = dict.fromkeys(labels, 0)
+  for t, p in zip(y_true, y_pred):
+    n_true[t] += 1
+    n_pred[p] += 1
+    tp[t] += t == p
+  f1 = [2 * tp[c] / (n_true[c] + n_pred[c]) if n_true[c] + n_pred[c] else 0.0
+        for c in labels]
+  return dict(accuracy=sum(tp.values()) / max(len(y_true), 1),
+              macro_f1=sum(f1) / max(len(f1), 1))
+
+
+def machine_info() -> dict:
+  """Platform, CPUs, memory, Python and the JAX version (no JAX import)."""
+  try:
+    cpus_usable = len(os.sched_getaffinity(0))
+  except AttributeError:
+    cpus_usable = os.cpu_count()
+  mem_gb = None
+  try:
+    with open('/proc/meminfo', encoding='utf-8') as f:
+      mem_gb = round(int(f.readline().split()[1]) / 2**20, 1)
+  except (OSError, ValueError, IndexError):
+    pass
+  versions = {}
+  for package in ('jax', 'jaxlib', 'fasttext-numpy2', 'scikit-learn'):
+    try:
+      versions[package] = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+      versions[package] = None
+  return dict(platform=platform.platform(), processor=platform.machine(),
+              cpu_count=os.cpu_count(), cpus_usable=cpus_usable,
+              memory_gb=mem_gb, python=platform.python_version(),
+              versions=versions)
+
+
+def _limit_threads(threads: int) -> None:
+  """Pins this process to ``threads`` CPUs when fewer than it may use."""
+  try:
+    cpus = sorted(os.sched_getaffinity(0))
+  except AttributeError:
+    return
+  if threads < len(cpus):
+    os.sched_setaffinity(0, cpus[:threads])
+
+
+# Workers. -------------------------------------------------------------------
+
+
+def _replicate(corpus: peers.Corpus, scale: int) -> peers.Corpus:
+  return peers.Corpus(list(corpus.texts) * scale, list(corpus.labels) * scale)
+
+
+def _jax_info() -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+  devices = jax.devices()
+  return dict(jax_version=jax.__version__, jax_backend=jax.default_backend(),
+              device_kind=devices[0].device_kind, device_count=len(devices))
+
+
+def _linjax_config(corpus_dir: Path):
+  from experiments.configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.data.train = str(corpus_dir / 'train.tsv')
+  config.data.test = str(corpus_dir / 'test.tsv')
+  return config
+
+
+def _read(config, path: str) -> peers.Corpus:
+  from linjax import data  # pylint: disable=g-import-not-at-top
+  ds = data.read_corpus(path, format=config.data.format,
+                        text_column=config.data.text_column,
+                        label_column=config.data.label_column,
+                        lenient=config.data.lenient)
+  return peers.Corpus(list(ds.texts), list(ds.labels))
+
+
+def _choose_by_sweep(config, texts, labels, row: dict) -> None:
+  """Sets config's lr and l2 by `linjax.sweep.run_sweep` on a val split."""
+  from linjax import sweep  # pylint: disable=g-import-not-at-top
+  t0 = time.perf_counter()
+  best = sweep.run_sweep(config, texts, labels)
+  config.optimizer.learning_rate = float(best['learning_rate'])
+  config.train.l2 = float(best['l2'])
+  row['sweep'] = dict(best, sweep_s=round(time.perf_counter() - t0, 3))
+
+
+def _run_linjax(corpus_dir: Path, system: str, scale: int,
+                row: dict) -> tuple[list, list]:
+  """Featurise, fit and predict with linjax; fills row; returns (pred, true)."""
+  t0 = time.perf_counter()
+  import jax  # pylint: disable=g-import-not-at-top,unused-import
+  from linjax import data, text, train  # pylint: disable=g-import-not-at-top
+  row['import_s'] = round(time.perf_counter() - t0, 3)
+  row['import_rss_mb'] = round(peak_rss_mb(), 1)
+  row.update(_jax_info())
+  config = _linjax_config(corpus_dir)
+  tr = _replicate(_read(config, config.data.train), scale)
+  te = _read(config, config.data.test)
+  row['data_rss_mb'] = round(peak_rss_mb(), 1)
+  _describe_data(row, tr, te)
+
+  t_fit = time.perf_counter()
+  if system == 'linjax_sweep':
+    _choose_by_sweep(config, tr.texts, tr.labels, row)
+  t0 = time.perf_counter()
+  featurizer = text.Featurizer.from_config(config.features)
+  x = featurizer.fit_transform(tr.texts)
+  label_map = data.LabelMap.fit(tr.labels)
+  y = label_map.encode(tr.labels)
+  featurize_s = time.perf_counter() - t0
+  result = train.fit(x, y, label_map.num_classes, config)
+  row['fit_s'] = round(time.perf_counter() - t_fit, 3)
+
+  t0 = time.perf_counter()
+  z = train.predict_logits(result.params, featurizer.transform(te.texts))
+  predictions = label_map.decode(z.argmax(-1))
+  row['predict_s'] = round(time.perf_counter() - t0, 3)
+  row['phases'] = dict(
+      featurize_s=round(featurize_s, 3),
+      pack_s=round(getattr(result, 'pack_seconds', 0.0), 3),
+      compile_s=round(result.compile_seconds, 3),
+      train_s=round(result.train_seconds, 3),
+      epochs_run=result.epochs_run, update=result.update,
+      num_features=int(x.num_features), nnz=int(x.nnz))
+  row['config'] = dict(
+      learning_rate=float(config.optimizer.learning_rate),
+      l2=float(config.train.l2), epochs=int(config.train.epochs),
+      optimizer=config.optimizer.name, schedule=config.optimizer.schedule,
+      ngrams=int(config.features.ngrams), buckets=int(config.features.buckets),
+      weighting=config.features.weighting,
+      normalize=config.features.normalize)
+  return predictions, te.labels
+
+
+def _run_peer(corpus_dir: Path, system: str, scale: int, threads: int,
+              row: dict) -> tuple[list, list]:
+  """Runs a peer as the reference script does; fills row."""
+  missing = peers.missing_package(system)
+  if missing:
+    raise ImportError(f'{system} needs the package {missing} '
+                      '(pip install -e ".[bench]")')
+  t0 = time.perf_counter()
+  peers.import_peer(system)
+  row['import_s'] = round(time.perf_counter() - t0, 3)
+  row['import_rss_mb'] = round(peak_rss_mb(), 1)
+  tr = _replicate(peers.read_tsv(str(corpus_dir / 'train.tsv')), scale)
+  te = peers.read_tsv(str(corpus_dir / 'test.tsv'))
+  row['data_rss_mb'] = round(peak_rss_mb(), 1)
+  _describe_data(row, tr, te)
+  result = peers.PEERS[system](tr, te, threads)
+  row['fit_s'] = round(result.fit_s, 3)
+  row['predict_s'] = round(result.predict_s, 3)
+  return result.predictions, te.labels
+
+
+def _describe_data(row: dict, tr: peers.Corpus, te: peers.Corpus) -> None:
+  row.update(n_train=len(tr.texts), n_test=len(te.texts),
+             n_classes=len(set(tr.labels)),
+             train_tokens=peers.count_tokens(tr.texts))
+
+
+def run_worker(corpus_dir: Path, system: str, threads: int, scale: int,
+               with_predictions: bool) -> dict:
+  """Runs one system on one corpus in this process; returns its row."""
+  row: dict[str, Any] = dict(corpus=corpus_dir.name, system=system,
+                             scale=scale, threads=threads)
+  _limit_threads(threads)
+  row['start_rss_mb'] = round(peak_rss_mb(), 1)
+  if system in LINJAX_SYSTEMS:
+    predictions, truth = _run_linjax(corpus_dir, system, scale, row)
+  else:
+    predictions, truth = _run_peer(corpus_dir, system, scale, threads, row)
+  row.update({k: round(v, 4) for k, v in score(truth, predictions).items()})
+  row['peak_rss_mb'] = round(peak_rss_mb(), 1)
+  if with_predictions:
+    row['predictions'] = list(predictions)
+  return row
+
+
+def _worker_main() -> None:
+  try:
+    if FLAGS.system == '_probe':
+      row = _jax_info()
+    else:
+      row = run_worker(Path(FLAGS.corpus_dir), FLAGS.system, FLAGS.threads,
+                       FLAGS.scale, FLAGS.predictions)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.exception('worker failed')
+    row = dict(corpus=Path(FLAGS.corpus_dir).name, system=FLAGS.system,
+               scale=FLAGS.scale,
+               error=f'{type(e).__name__}: {" ".join(str(e).split())}')
+  sys.stdout.write(MARKER + json.dumps(row) + '\n')
+  sys.stdout.flush()
+
+
+# The parent: one child per (corpus, system). ---------------------------------
+
+
+def spawn(corpus_dir: Path | None, system: str, threads: int, scale: int = 1,
+          with_predictions: bool = False, timeout_s: float = 3600) -> dict:
+  """Runs a worker child process and returns its row (or an error row)."""
+  cmd = [sys.executable, '-m', 'experiments.benchmark', '--worker',
+         f'--system={system}', f'--threads={threads}', f'--scale={scale}',
+         f'--corpus_dir={corpus_dir or ""}',
+         f'--predictions={with_predictions}']
+  env = dict(os.environ)
+  env['PYTHONPATH'] = os.pathsep.join(
+      [str(REPO)] + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
+  name = corpus_dir.name if corpus_dir else ''
+  base = dict(corpus=name, system=system, scale=scale)
+  try:
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout_s, check=False)
+  except subprocess.TimeoutExpired:
+    return dict(base, error=f'timeout after {timeout_s} s')
+  rows = [l[len(MARKER):] for l in proc.stdout.splitlines()
+          if l.startswith(MARKER)]
+  if proc.returncode or not rows:
+    tail = [l for l in proc.stderr.splitlines() if l.strip()][-1:]
+    return dict(base, error=f'worker exit {proc.returncode}: '
+                f'{tail[0] if tail else "no output"}',
+                stderr_tail=proc.stderr[-2000:])
+  row = json.loads(rows[-1])
+  if 'error' in row:
+    row['stderr_tail'] = proc.stderr[-2000:]
+  return row
+
+
+def run_benchmark(data_dir: Path, corpora: Sequence[str],
+                  systems: Sequence[str], threads: int,
+                  scaling: Sequence[int] = (), scaling_corpus: str = '',
+                  scaling_systems: Sequence[str] = (),
+                  with_predictions: bool = False,
+                  timeout_s: float = 3600) -> list[dict]:
+  """All rows: every system on every corpus, then the scaling run."""
+  jobs = [(c, s, 1, 'main') for c in corpora for s in systems]
+  jobs += [(scaling_corpus, s, k, 'scaling') for k in scaling
+           for s in scaling_systems]
+  common = dict(date=datetime.datetime.now().astimezone().isoformat(
+      timespec='seconds'), machine=machine_info())
+  probe = spawn(None, '_probe', threads, timeout_s=timeout_s)
+  probe.pop('corpus', None), probe.pop('scale', None), probe.pop('system', None)
+  common.update({k: v for k, v in probe.items() if k != 'stderr_tail'})
+  logging.info('machine: %s; JAX: %s', common['machine'], probe)
+  rows = []
+  for i, (corpus, system, scale, kind) in enumerate(jobs, 1):
+    logging.info('[%d/%d] %s / %s%s ...', i, len(jobs), corpus, system,
+                 f' x{scale}' if kind == 'scaling' else '')
+    peer_missing = system in peers.PEERS and peers.missing_package(system)
+    if peer_missing:
+      row = dict(corpus=corpus, system=system, scale=scale,
+                 error=f'package {peer_missing} not installed '
+                 '(pip install -e ".[bench]")')
+    else:
+      row = spawn(data_dir / corpus, system, threads, scale, with_predictions,
+                  timeout_s)
+    row = dict(row, run=kind, **{k: v for k, v in common.items()
+                                 if k not in row})
+    if 'error' in row:
+      logging.warning('    %s / %s: %s', corpus, system, row['error'])
+    else:
+      logging.info('    accuracy %.4f  macro-F1 %.4f  fit %.2f s  predict '
+                   '%.2f s  peak RSS %.0f MB', row['accuracy'], row['macro_f1'],
+                   row['fit_s'], row['predict_s'], row['peak_rss_mb'])
+    rows.append(row)
+  return rows
+
+
+# Reports. -------------------------------------------------------------------
+
+
+def _ok(row: dict) -> bool:
+  return 'error' not in row
+
+
+def _fmt(v, spec: str = '.4f') -> str:
+  return '-' if v is None else format(v, spec)
+
+
+def _ratio(a, b):
+  return a / b if a is not None and b else None
+
+
+def compare(rows: Sequence[dict]) -> list[dict]:
+  """Per main row: deltas vs the best peer, ratios vs fastText, targets."""
+  out = []
+  main = [r for r in rows if r.get('run', 'main') == 'main']
+  for r in main:
+    same = [p for p in main if p['corpus'] == r['corpus'] and _ok(p)]
+    peer_rows = [p for p in same if p['system'] in peers.PEERS]
+    ft = next((p for p in peer_rows if p['system'] == 'fasttext'), None)
+    c = dict(row=r)
+    if _ok(r) and peer_rows:
+      best_acc = max(p['accuracy'] for p in peer_rows)
+      best_f1 = max(p['macro_f1'] for p in peer_rows)
+      c['d_acc'] = 100 * (r['accuracy'] - best_acc)
+      c['d_f1'] = 100 * (r['macro_f1'] - best_f1)
+      c['targets'] = dict(acc=r['accuracy'] >= best_acc - ACCURACY_SLACK,
+                          f1=r['macro_f1'] >= best_f1 - ACCURACY_SLACK)
+    if _ok(r) and ft:
+      c['fit_ratio'] = _ratio(r['fit_s'], ft['fit_s'])
+      c['mem_ratio'] = _ratio(r['peak_rss_mb'], ft['peak_rss_mb'])
+      c.setdefault('targets', {})
+      c['targets'].update(fit=c['fit_ratio'] <= 1.0,
+                          mem=c['mem_ratio'] <= MEMORY_FACTOR)
+    out.append(c)
+  return out
+
+
+def _targets(c: dict) -> str:
+  if c['row']['system'] not in LINJAX_SYSTEMS or 'targets' not in c:
+    return ''
+  return ' '.join(f'{k}:{"yes" if v else "NO"}'
+                  for k, v in c['targets'].items())
+
+
+def main_table(rows: Sequence[dict]) -> str:
+  """Markdown: one line per (corpus, system) of the main run."""
+  lines = [
+      '| corpus | system | accuracy | macro-F1 | fit s | predict s | '
+      'peak RSS MB | import RSS MB | Δacc pts | ΔF1 pts | fit / fastText | '
+      'mem / fastText | targets (linjax) |',
+      '|' + ' --- |' * 13]
+  for c in compare(rows):
+    r = c['row']
+    if not _ok(r):
+      lines.append(f'| {r["corpus"]} | {r["system"]} | error: {r["error"]} |'
+                   + ' |' * 10)
+      continue
+    lines.append(
+        f'| {r["corpus"]} | {r["system"]} | {_fmt(r["accuracy"])} | '
+        f'{_fmt(r["macro_f1"])} | {_fmt(r["fit_s"], ".2f")} | '
+        f'{_fmt(r["predict_s"], ".2f")} | {_fmt(r["peak_rss_mb"], ".0f")} | '
+        f'{_fmt(r.get("import_rss_mb"), ".0f")} | '
+        f'{_fmt(c.get("d_acc"), "+.2f")} | {_fmt(c.get("d_f1"), "+.2f")} | '
+        f'{_fmt(c.get("fit_ratio"), ".2f")} | '
+        f'{_fmt(c.get("mem_ratio"), ".2f")} | {_targets(c)} |')
+  return '\n'.join(lines)
+
+
+def scaling_table(rows: Sequence[dict]) -> str:
+  """Markdown: fit time and peak memory against training-set size."""
+  rows = [r for r in rows if r.get('run') == 'scaling']
+  lines = ['| corpus | scale | train docs | train tokens | system | fit s | '
+           'M tokens/s | peak RSS MB | fit / fastText | mem / fastText |',
+           '|' + ' --- |' * 10]
+  for r in rows:
+    if not _ok(r):
+      lines.append(f'| {r["corpus"]} | {r["scale"]} | | | {r["system"]} | '
+                   f'error: {r["error"]} |' + ' |' * 4)
+      continue
+    ft = next((p for p in rows if p['scale'] == r['scale'] and _ok(p)
+               and p['system'] == 'fasttext'), None)
+    lines.append(
+        f'| {r["corpus"]} | {r["scale"]} | {r["n_train"]} | '
+        f'{r["train_tokens"]} | {r["system"]} | {r["fit_s"]:.2f} | '
+        f'{r["train_tokens"] / max(r["fit_s"], 1e-9) / 1e6:.2f} | '
+        f'{r["peak_rss_mb"]:.0f} | '
+        f'{_fmt(_ratio(r["fit_s"], ft and ft["fit_s"]), ".2f")} | '
+        f'{_fmt(_ratio(r["peak_rss_mb"], ft and ft["peak_rss_mb"]), ".2f")} |')
+  return '\n'.join(lines)
+
+
+def report(rows: Sequence[dict], threads: int) -> str:
+  """Both Markdown tables with a header naming the machine."""
+  ok = [r for r in rows if 'machine' in r]
+  head = ''
+  if ok:
+    m, r = ok[0]['machine'], ok[0]
+    head = (f'Benchmark of {r.get("date")}: {m["platform"]}, '
+            f'{m["cpus_usable"]}/{m["cpu_count"]} CPUs usable, '
+            f'{m["memory_gb"]} GB, Python {m["python"]}, JAX '
+            f'{r.get("jax_version")} ({r.get("jax_backend")}, '
+            f'{r.get("device_kind")}), {threads} threads per system.\n\n'
+            'Deltas are against the best peer on that corpus (points); '
+            'ratios against fastText. Targets: accuracy and macro-F1 >= best '
+            'peer - 0.5 points, fit_s <= fastText, peak RSS <= 2x fastText. '
+            'Peak RSS is the whole child process; "import RSS" is its peak '
+            'after imports, before any data.\n\n')
+  text = head + main_table(rows)
+  if any(r.get('run') == 'scaling' for r in rows):
+    text += '\n\nScaling (training split replicated, test unchanged):\n\n'
+    text += scaling_table(rows)
+  return text + '\n'
+
+
+# Command line. ----------------------------------------------------------------
+
+
+def _fail(message: str) -> None:
+  sys.exit(f'error: {message}')
+
+
+def _check_flags() -> tuple[Path, list, list, list]:
+  """Validates the flags before any work; exits with one line naming one."""
+  if not FLAGS.data_dir:
+    _fail('--data_dir is required: a folder of corpora (NAME/train.tsv, '
+          'NAME/test.tsv).')
+  data_dir = Path(FLAGS.data_dir).expanduser().resolve()
+  if not data_dir.is_dir():
+    _fail(f'--data_dir: no such folder: {FLAGS.data_dir}')
+  known = list(SYSTEMS) + ['linjax_sweep']
+  for flag in ('systems', 'scaling_systems'):
+    for s in getattr(FLAGS, flag):
+      if s not in known:
+        _fail(f'--{flag}: unknown system {s!r}; known: {", ".join(known)}.')
+  available = sorted(p.name for p in data_dir.iterdir()
+                     if (p / 'train.tsv').is_file()
+                     and (p / 'test.tsv').is_file())
+  corpora = list(FLAGS.corpora) or available
+  for c in corpora:
+    if c not in available:
+      _fail(f'--corpora: no corpus {c!r} (a folder with train.tsv and '
+            f'test.tsv) in {data_dir}; found: {", ".join(available) or "none"}.')
+  if not corpora:
+    _fail(f'--data_dir: no corpus (a folder with train.tsv and test.tsv) in '
+          f'{data_dir}.')
+  try:
+    scaling = [int(k) for k in FLAGS.scaling]
+  except ValueError:
+    scaling = [0]
+  if any(k < 1 for k in scaling):
+    _fail(f'--scaling: expected positive integers like 1,2,4,8, got '
+          f'{",".join(FLAGS.scaling)}.')
+  if scaling and FLAGS.scaling_corpus not in available:
+    _fail(f'--scaling_corpus: no corpus {FLAGS.scaling_corpus!r} in '
+          f'{data_dir}.')
+  if FLAGS.threads < 1:
+    _fail(f'--threads must be >= 1, got {FLAGS.threads}.')
+  systems = list(dict.fromkeys(FLAGS.systems))
+  if FLAGS.linjax_sweep and 'linjax_sweep' not in systems:
+    systems.append('linjax_sweep')
+  return data_dir, corpora, systems, scaling
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    _fail(f'unexpected arguments: {" ".join(argv[1:])}')
+  if FLAGS.worker:
+    _worker_main()
+    return
+  data_dir, corpora, systems, scaling = _check_flags()
+  logging.info('benchmark: corpora %s, systems %s, %d threads%s', corpora,
+               systems, FLAGS.threads,
+               f', scaling {scaling} on {FLAGS.scaling_corpus}'
+               if scaling else '')
+  rows = run_benchmark(data_dir, corpora, systems, FLAGS.threads, scaling,
+                       FLAGS.scaling_corpus, FLAGS.scaling_systems,
+                       FLAGS.predictions, FLAGS.worker_timeout_s)
+  if FLAGS.out:
+    with open(FLAGS.out, 'w', encoding='utf-8') as f:
+      for row in rows:
+        f.write(json.dumps(row) + '\n')
+    logging.info('wrote %d rows to %s', len(rows), FLAGS.out)
+  text = report(rows, FLAGS.threads)
+  if FLAGS.markdown:
+    Path(FLAGS.markdown).write_text(text, encoding='utf-8')
+    logging.info('wrote %s', FLAGS.markdown)
+  print(text)
+
+
+if __name__ == '__main__':
+  app.run(main)
