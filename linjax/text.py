@@ -19,6 +19,7 @@ hashing, n-grams, de-duplication and weighting are vectorised over the corpus.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import json
@@ -47,21 +48,14 @@ _WORDS_PUNCT_URL = re.compile(_URL + r'|\w+|(?<!\w)[#@]\w+|[^\w\s]',
                               re.IGNORECASE)
 _IS_URL = re.compile(_URL, re.IGNORECASE).match
 _WORDS = re.compile(r'(?u)\b\w\w+\b')  # scikit-learn's default token_pattern.
-
-
-def _may_hold_url(text: str) -> bool:
-  return '://' in text or 'www.' in text or 'WWW.' in text
-
-
-def _words_punct_url(text: str) -> list[str]:
-  return [URL_TOKEN if _IS_URL(t) else t
-          for t in _WORDS_PUNCT_URL.findall(text)]
+_URL_HINT = re.compile(r'://|www\.', re.IGNORECASE)  # in every URL.
 
 
 def _words_punct(text: str) -> list[str]:
   # Only documents that may hold a URL pay for the URL-aware pattern.
-  if _may_hold_url(text):
-    return _words_punct_url(text)
+  if _URL_HINT.search(text):
+    return [URL_TOKEN if _IS_URL(t) else t
+            for t in _WORDS_PUNCT_URL.findall(text)]
   return _WORDS_PUNCT.findall(text)
 
 
@@ -137,30 +131,50 @@ class _Tokens(NamedTuple):
 
 def _tokenize_batch(texts: Sequence[str], lowercase: bool,
                     kind: str) -> _Tokens:
-  if lowercase:
-    texts = map(str.lower, texts)
-  # The lists of tokens are the only Python objects built per document; the
-  # cyclic garbage collector has nothing to find among them.
-  gc_was_enabled = gc.isenabled()
+  texts = list(map(str.lower, texts)) if lowercase else list(texts)
+  if kind != 'words_punct':
+    with _gc_paused():
+      docs = list(map(_SPLITTERS[kind], texts))
+    return _index_tokens(docs)
+  with _gc_paused():
+    docs = list(map(_WORDS_PUNCT.findall, texts))
+  # Documents that may hold a URL, found in one search over the corpus, are
+  # tokenised again by the URL-aware `_words_punct`.
+  joined = '\n'.join(texts)  # a URL hint cannot span the separator.
+  hints = [m.start() for m in _URL_HINT.finditer(joined)]
+  if hints:
+    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)) + 1)
+    for i in np.unique(np.searchsorted(ends, hints, side='right')).tolist():
+      docs[i] = _words_punct(texts[i])
+  return _index_tokens(docs)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+  """Pauses the cyclic garbage collector while building many small lists.
+
+  Lists of strings hold no cycles, but allocating hundreds of thousands of
+  them triggers collections that rescan every live object.
+  """
+  enabled = gc.isenabled()
   gc.disable()
   try:
-    if kind == 'words_punct':  # _words_punct, inlined.
-      findall = _WORDS_PUNCT.findall
-      docs = [findall(t) if '://' not in t and 'www.' not in t and
-              'WWW.' not in t else _words_punct_url(t) for t in texts]
-    else:
-      docs = list(map(_SPLITTERS[kind], texts))
-    lengths = np.fromiter(map(len, docs), np.int64, len(docs))
-    total = int(lengths.sum())
-    # Each token maps to the position of its first occurrence: one dict
-    # lookup per token, done in C by map().
-    first_pos = {}
-    first = np.fromiter(
-        map(first_pos.setdefault, itertools.chain.from_iterable(docs),
-            itertools.count()), np.int64, total)
+    yield
   finally:
-    if gc_was_enabled:
+    if enabled:
       gc.enable()
+
+
+def _index_tokens(docs: list[list[str]]) -> _Tokens:
+  """Numbers the distinct tokens of tokenised documents."""
+  lengths = np.fromiter(map(len, docs), np.int64, len(docs))
+  total = int(lengths.sum())
+  # Each token maps to the position of its first occurrence: one dict lookup
+  # per token, done in C by map().
+  first_pos = {}
+  first = np.fromiter(
+      map(first_pos.setdefault, itertools.chain.from_iterable(docs),
+          itertools.count()), np.int64, total)
   dense = np.empty(total, np.int64)
   dense[np.fromiter(first_pos.values(), np.int64, len(first_pos))] = (
       np.arange(len(first_pos)))
@@ -303,7 +317,7 @@ def _check_settings(s: Mapping[str, Any]) -> None:
 
 def _sort_buckets_by_count(bucket: np.ndarray,
                            count: np.ndarray) -> np.ndarray:
-  """Order by bucket, then count (descending), then position (lexsort)."""
+  """Argsort by bucket, then count (descending), then position."""
   num = bucket.shape[0]
   values = np.unique(count)
   rank = values.shape[0] - 1 - np.searchsorted(values, count)  # 0: largest.
@@ -341,7 +355,7 @@ class Featurizer:
       setattr(self, key, value)
     self._fitted = False
     self._vocab: list[str] | None = None  # id -> n-gram string.
-    self._lookup = None  # vocabulary mode: see _build_lookup.
+    self._lookup = None  # vocabulary mode: see _set_vocabulary.
     self._df: np.ndarray | None = None  # int64 [F] document frequencies.
     self._num_docs = 0
     self._idf: np.ndarray | None = None
@@ -377,7 +391,8 @@ class Featurizer:
     return len(self._vocab)
 
   def _require_fit(self, what: str) -> None:
-    if not self._fitted:
+    needs_fit = not self.hashing or self.weighting.endswith('tfidf')
+    if needs_fit and not self._fitted:
       raise ValueError(f'Featurizer.{what}: call fit() first (a vocabulary or '
                        'IDF weighting is learned from the training texts).')
 
@@ -408,8 +423,8 @@ class Featurizer:
         orders.append(np.full(start.shape[0], n, np.int8))
     else:
       table, keys_by_order = self._lookup
-      tmap = np.fromiter((table.get(t, -1) for t in toks.strings), np.int64,
-                         len(toks.strings))
+      tmap = np.fromiter(map(table.get, toks.strings, itertools.repeat(-1)),
+                         np.int64, len(toks.strings))
       flat = tmap[toks.tok]
       unknown_before = np.concatenate([[0], np.cumsum(flat < 0)])
       for n in range(1, self.ngrams + 1):
@@ -455,50 +470,46 @@ class Featurizer:
 
   def _fit_vocabulary(self, toks: _Tokens) -> None:
     strings, counts = [], []
+    words = np.array(toks.strings + [''], dtype=object)[:-1]  # 1-D, never 2-D.
     for _, digits, count in self._distinct_ngrams(toks):
       keep = count >= self.min_count
       if self.max_vocab and keep.sum() > self.max_vocab:
         # Only n-grams tied with or above the max_vocab-th count can make it.
         cutoff = np.sort(count[keep])[::-1][self.max_vocab - 1]
         keep &= count >= cutoff
-      words = toks.strings
-      strings += [' '.join([words[t] for t in row])
-                  for row in digits[keep].tolist()]
+      digits = digits[keep]
+      joined = words[digits[:, 0]]
+      for j in range(1, digits.shape[1]):
+        joined = joined + ' ' + words[digits[:, j]]  # str + per element.
+      strings += joined.tolist()
       counts.append(count[keep])
-    counts = np.concatenate(counts).tolist() if counts else []
-    order = sorted(range(len(strings)), key=lambda i: (-counts[i], strings[i]))
-    if self.max_vocab:
-      order = order[:self.max_vocab]
-    if not order:
+    counts = np.concatenate(counts) if counts else np.zeros(0, np.int64)
+    if not strings:
       raise ValueError(
           'Featurizer.fit: the vocabulary is empty (no n-gram reaches '
           f'features.min_count={self.min_count}); lower min_count, or give '
           'texts with tokens.')
-    self._set_vocabulary([strings[i] for i in order])
+    by_string = np.empty(len(strings), np.int64)
+    by_string[sorted(range(len(strings)), key=strings.__getitem__)] = (
+        np.arange(len(strings)))
+    order = np.lexsort((by_string, -counts))  # count down, then string.
+    if self.max_vocab:
+      order = order[:self.max_vocab]
+    self._set_vocabulary([strings[i] for i in order.tolist()])
 
   def _set_vocabulary(self, vocab: list[str]) -> None:
     """Builds the id lookup: token table and sorted n-gram keys per order."""
     self._vocab = vocab
-    grams = [v.split(' ') for v in vocab]
-    table: dict[str, int] = {}
-    for gram in grams:
-      for token in gram:
-        table.setdefault(token, len(table))
-    by_order: dict[int, tuple[list[int], list[int]]] = {}
-    base = len(table)
-    for i, gram in enumerate(grams):
-      key = 0
-      for token in gram:
-        key = key * base + table[token]
-      keys, ids = by_order.setdefault(len(gram), ([], []))
-      keys.append(key)
-      ids.append(i)
+    with _gc_paused():
+      grams = _index_tokens([v.split(' ') for v in vocab])
+    table = dict(zip(grams.strings, itertools.count()))
+    starts = np.cumsum(grams.lengths) - grams.lengths
     keys_by_order = {}
-    for n, (keys, ids) in by_order.items():
-      dtype = np.int64 if base ** n < 2**63 else object
-      keys = np.array(keys, dtype=dtype)
-      order = np.argsort(keys, kind='stable')
-      keys_by_order[n] = (keys[order], np.asarray(ids, np.int64)[order])
+    for n in np.unique(grams.lengths).tolist():
+      rows = np.flatnonzero(grams.lengths == n)
+      keys = _exact_keys(grams.tok, starts[rows], n, len(table))
+      order = np.argsort(keys)  # keys are distinct.
+      keys_by_order[n] = (keys[order], rows[order])
     self._lookup = (table, keys_by_order)
 
   def _fit_bucket_names(self, toks: _Tokens) -> None:
@@ -545,7 +556,7 @@ class Featurizer:
       self._fit_vocabulary(toks)
     self._fitted = True
     self._df, self._idf, self._num_docs = None, None, 0
-    if self.weighting not in ('tfidf', 'sublinear_tfidf'):
+    if not self.weighting.endswith('tfidf'):
       return None
     counts = self._counts(toks, *self._occurrences(toks)[:2])
     self._set_df(np.bincount(counts.ids, minlength=self.num_features),
@@ -562,8 +573,7 @@ class Featurizer:
     return self._transform_tokens(self._tokens(texts))
 
   def _transform_tokens(self, toks: _Tokens) -> csr.CsrFeatures:
-    if not self.hashing or self.weighting in ('tfidf', 'sublinear_tfidf'):
-      self._require_fit('transform')
+    self._require_fit('transform')
     return self._weigh(self._counts(toks, *self._occurrences(toks)[:2]))
 
   def fit_transform(self, texts: Sequence[str]) -> csr.CsrFeatures:
@@ -609,11 +619,10 @@ class Featurizer:
     proportion to their counts, so ``sum(weight * W[id]) + b`` over the items
     equals the logits of ``transform([text])``.
     """
+    self._require_fit('analyze')
     toks = self._tokens([text])
     ids, starts, orders = self._occurrences(toks)
     counts = self._counts(toks, ids, starts)
-    if not self.hashing or self.weighting in ('tfidf', 'sublinear_tfidf'):
-      self._require_fit('analyze')
     weighted = self._weigh(counts)
     weight_of = dict(zip(weighted.ids.tolist(), weighted.weights.tolist()))
     count_of = dict(zip(counts.ids.tolist(), counts.weights.tolist()))

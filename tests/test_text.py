@@ -51,7 +51,7 @@ def test_words_punct_tokens():
   assert got == ['hello', ',', 'world', '!', '#health', '@cnn', 'see',
                  '<url>', '.', 'it', 'costs', '3', '.', '50', '(', 'x2', ')',
                  'a', '#', 'b']
-  assert text.tokenize('A www.Example.com/x, B', lowercase=False) == [
+  assert text.tokenize('A Www.Example.com/x, B', lowercase=False) == [
       'A', '<url>', ',', 'B']
   assert text.tokenize('Ünïcödé wörds!') == ['ünïcödé', 'wörds', '!']
   assert text.tokenize('') == []
@@ -71,6 +71,22 @@ def test_words_and_whitespace_tokenizers():
     assert text.tokenize(doc, kind='whitespace') == doc.lower().split()
   with pytest.raises(ValueError, match='features.tokenizer'):
     text.tokenize('x', kind='chars')
+
+
+@pytest.mark.parametrize('lowercase', [True, False])
+def test_batch_tokenization_matches_tokenize(lowercase):
+  # The batch path finds the documents that may hold URLs in one search.
+  docs = ['www.a.com first', 'middle', 'ends with http://x.y/z', 'WWW.CAPS.ORG',
+          'no url at all', 'odd a://b', 'Www.Mixed.com', 'www.', 'tail www.b.c']
+  for kind in text.TOKENIZERS:
+    f = text.Featurizer(buckets=0, tokenizer=kind, lowercase=lowercase,
+                        normalize='none').fit(docs)
+    sk = sktext.CountVectorizer(
+        tokenizer=lambda d, k=kind: text.tokenize(d, lowercase, k),
+        token_pattern=None, lowercase=False,
+        vocabulary={f.feature_name(i): i for i in range(f.num_features)})
+    np.testing.assert_array_equal(f.transform(docs).to_dense(),
+                                  sk.transform(docs).toarray())
 
 
 # -- hashing -----------------------------------------------------------------
