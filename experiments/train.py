@@ -40,12 +40,16 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 FLAGS = flags.FLAGS
 
-config_flags.DEFINE_config_file(
-    'config', DEFAULT_CONFIG, 'Training configuration file (a python file '
-    'with get_config()); override keys with --config.section.key=value.',
-    lock_config=True)
-flags.DEFINE_string('workdir', None, 'Directory to write results, the saved '
-                    'model and plots into (created if needed).')
+
+def define_flags() -> None:
+  """--config and --workdir; defined only when run as a program, so that
+  other runners can import this module's functions without flag clashes."""
+  config_flags.DEFINE_config_file(
+      'config', DEFAULT_CONFIG, 'Training configuration file (a python file '
+      'with get_config()); override keys with --config.section.key=value.',
+      lock_config=True)
+  flags.DEFINE_string('workdir', None, 'Directory to write results, the '
+                      'saved model and plots into (created if needed).')
 
 
 class Splits(NamedTuple):
@@ -111,7 +115,8 @@ def load_splits(config) -> Splits:
 
 
 def quick_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
-                    max_features: int = 2000, seed: int = 0):
+                    max_features: int = 2000, seed: int = 0,
+                    table_rows: int = 0):
   """Three-way gradient check on a few documents and only their features.
 
   Takes up to ``num_docs`` documents (fewer if they use more than
@@ -127,6 +132,7 @@ def quick_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
     num_docs: documents used at most.
     max_features: distinct features used at most.
     seed: PRNG seed of the parameters.
+    table_rows: rows of the lecture's per-coordinate slope table (0: none).
 
   Returns:
     A `linjax.GradCheckReport`.
@@ -147,7 +153,7 @@ def quick_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
                               num_classes, scale=0.1)
   return linjax.check_grad(
       params, linjax.SparseFeatures(jnp.asarray(ids), jnp.asarray(weights)),
-      jnp.asarray(y[:n]), l2=l2)
+      jnp.asarray(y[:n]), l2=l2, table_rows=table_rows)
 
 
 def _progress(epoch: int, total: int, entry: dict) -> None:
@@ -331,4 +337,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -11,7 +11,8 @@ Two parts, all pure JAX:
   Loss Landscape of Neural Nets"): each class column ``D[:, c]`` of a random
   Gaussian direction is rescaled to the norm of the template ``W[:, c]``, so
   a step of 1 along the direction is as large as the template itself, class
-  by class. The bias direction is zero (Li et al. leave biases unperturbed).
+  by class. The bias direction is zero (Li et al. leave biases unperturbed),
+  and so are the rows of features training never saw (W's zero rows).
 
 Slices use that the scores are linear in W: along ``W + a D1 + b D2`` the
 logits are ``z0 + a z1 + b z2`` with ``z0 = x W + b``, ``z1 = x D1``, ``z2 =
@@ -134,13 +135,20 @@ def compare_search(dim: int, num_evals: int, key: jax.Array,
 # Slices of the softmax objective.
 
 
-def filter_normalized_direction(key: jax.Array,
-                                params: model.Params) -> model.Params:
+def filter_normalized_direction(key: jax.Array, params: model.Params,
+                                skip_zero_rows: bool = True) -> model.Params:
   """A Gaussian direction with each class column scaled to ``|W[:, c]|``.
+
+  With hashed features most rows of W are exactly 0 (features never seen in
+  training). Spreading a direction's norm over them would leave almost none
+  on the rows the data uses, and every slice would look flat; so by default
+  the direction is drawn only on the rows where W is non-zero (all rows when
+  none is zero).
 
   Args:
     key: PRNG key.
     params: Params with W [F, C], b [C] (the trained point).
+    skip_zero_rows: keep the direction 0 on all-zero rows of W.
 
   Returns:
     Params with D [F, C], ``|D[:, c]| = |W[:, c]|`` for every class c (a zero
@@ -148,7 +156,10 @@ def filter_normalized_direction(key: jax.Array,
   """
   W = jnp.asarray(params.W)
   d = jax.random.normal(key, W.shape, W.dtype)
-  scale = jnp.linalg.norm(W, axis=0) / jnp.linalg.norm(d, axis=0)
+  if skip_zero_rows:
+    d = jnp.where(jnp.any(W != 0, axis=1, keepdims=True), d, 0.0)
+  scale = jnp.linalg.norm(W, axis=0) / jnp.maximum(
+      jnp.linalg.norm(d, axis=0), jnp.finfo(W.dtype).tiny)
   return model.Params(W=d * scale, b=jnp.zeros_like(jnp.asarray(params.b)))
 
 

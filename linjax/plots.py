@@ -93,20 +93,33 @@ def confusion_matrix(cm, label_names: Sequence[str], path,
   return _save(fig, path)
 
 
-def landscape_1d(alphas, values, path, label: str = 'objective'
-                 ) -> pathlib.Path:
-  """Line plot of a 1-D slice: values [A] against alphas [A]."""
+def landscape_1d(alphas, values, path, label: str = 'objective',
+                 xlabel: str = 'step along the direction') -> pathlib.Path:
+  """Line plot of 1-D slices against alphas [A].
+
+  Args:
+    alphas: float [A].
+    values: float [A], or {name: float [A]} for several directions.
+    path: the PNG to write.
+    label: y axis label.
+    xlabel: x axis label.
+  """
   fig = _figure()
   ax = fig.subplots()
-  ax.plot(np.asarray(alphas), np.asarray(values), marker='.')
+  lines = values if isinstance(values, dict) else {None: values}
+  for name, v in lines.items():
+    ax.plot(np.asarray(alphas), np.asarray(v), marker='.', label=name)
+  if isinstance(values, dict):
+    ax.legend(fontsize=8)
   ax.axvline(0.0, color='gray', lw=0.5)
-  ax.set_xlabel('step along filter-normalised direction')
+  ax.set_xlabel(xlabel)
   ax.set_ylabel(label)
   return _save(fig, path)
 
 
 def landscape_2d(alphas, betas, grid, path, paths: dict | None = None,
-                 label: str = 'objective') -> pathlib.Path:
+                 label: str = 'objective',
+                 axis_labels: tuple = ('alpha', 'beta')) -> pathlib.Path:
   """Contour plot of grid [A, B] over alphas [A] (x) and betas [B] (y).
 
   Args:
@@ -117,6 +130,7 @@ def landscape_2d(alphas, betas, grid, path, paths: dict | None = None,
     paths: optional {name: points [T, 2]} trajectories drawn on top (the
       lecture's random search and gradient descent).
     label: colour bar label.
+    axis_labels: (x, y) axis labels.
   """
   fig = _figure(6, 5)
   ax = fig.subplots()
@@ -135,8 +149,8 @@ def landscape_2d(alphas, betas, grid, path, paths: dict | None = None,
   if paths:
     ax.legend(loc='upper right', fontsize=8)
   ax.plot([0], [0], marker='*', color='red', ms=10)
-  ax.set_xlabel('alpha')
-  ax.set_ylabel('beta')
+  ax.set_xlabel(axis_labels[0])
+  ax.set_ylabel(axis_labels[1])
   return _save(fig, path)
 
 

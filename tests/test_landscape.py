@@ -59,12 +59,17 @@ def _problem(seed=0, n=40, f=30, c=4):
 
 def test_filter_normalisation():
   params, _, _ = _problem()
-  params = params._replace(W=params.W.at[:, 2].set(0.0))
+  params = params._replace(W=params.W.at[:, 2].set(0.0).at[5:9].set(0.0))
   d = landscape.filter_normalized_direction(jax.random.PRNGKey(1), params)
   np.testing.assert_allclose(np.linalg.norm(d.W, axis=0),
                              np.linalg.norm(params.W, axis=0), rtol=1e-5)
   np.testing.assert_array_equal(d.W[:, 2], 0.0)
+  np.testing.assert_array_equal(d.W[5:9], 0.0)   # features never trained
+  assert np.all(np.asarray(d.W[:5, [0, 1, 3]]) != 0)
   np.testing.assert_array_equal(d.b, 0.0)
+  full = landscape.filter_normalized_direction(jax.random.PRNGKey(1), params,
+                                               skip_zero_rows=False)
+  assert np.all(np.asarray(full.W[5:9, 0]) != 0)
 
 
 @pytest.mark.parametrize('l2', [0.0, 0.01])
