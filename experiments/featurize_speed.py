@@ -82,8 +82,8 @@ def main(argv):
   report('linjax.transform', wall, cpu, nnz=features.nnz)
 
   if _SKLEARN.value:
-    from sklearn.feature_extraction.text import HashingVectorizer  # pylint: disable=g-import-not-at-top
-    vectorizer = HashingVectorizer(
+    from sklearn.feature_extraction import text as sktext  # pylint: disable=g-import-not-at-top
+    vectorizer = sktext.HashingVectorizer(
         tokenizer=text.tokenize, token_pattern=None, lowercase=False,
         ngram_range=(1, _NGRAMS.value), n_features=_BUCKETS.value,
         alternate_sign=False, norm=None)

@@ -383,8 +383,8 @@ def infer_format(path) -> str:
   return fmt
 
 
-def read_corpus(path, format: str = '', text_column: str = 'text',  # pylint: disable=redefined-builtin
-                label_column: str = 'label', lenient: bool = False,
+def read_corpus(path, format: str = '',  # pylint: disable=redefined-builtin
+                text_column: str = 'text', label_column: str = 'label', lenient: bool = False,
                 max_per_class: int = 0, seed: int = 0) -> Dataset:
   """Reads a labelled corpus.
 

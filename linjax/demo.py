@@ -54,7 +54,8 @@ def demo_dir() -> Path:
       'data.train to a corpus of your own.')
 
 
-def demo_corpus(max_per_class: int | None = None, seed: int = 0) -> data.Dataset:
+def demo_corpus(max_per_class: int | None = None,
+                seed: int = 0) -> data.Dataset:
   """The demo corpus as a `Dataset` (labels: `CLASSES`).
 
   Args:

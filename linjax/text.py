@@ -1,4 +1,4 @@
-"""Text to features on the host: tokenizer, vocabulary, n-grams, hashing, weighting.
+"""Text to features on the host: tokens, n-grams, hashing, vocabulary, weights.
 
 Layer 1 of linjax (numpy only, no JAX). A `Featurizer` turns raw documents into
 a `linjax.csr.CsrFeatures` corpus (N documents, F features):

