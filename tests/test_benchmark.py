@@ -1,0 +1,172 @@
+"""The benchmark harness end to end on tiny corpora, and its report logic.
+
+The end-to-end test runs ``python -m experiments.benchmark`` as a user would
+(one child process per corpus and system) on two corpora written here, and
+checks every row's keys and that its accuracy and macro-F1 are scikit-learn's,
+recomputed from the predictions the worker returns against test labels read
+here independently.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import random
+import subprocess
+import sys
+
+import pytest
+
+from experiments import benchmark
+
+REPO = Path(__file__).resolve().parents[1]
+
+ROW_KEYS = {
+    'corpus', 'system', 'accuracy', 'macro_f1', 'fit_s', 'predict_s',
+    'train_tokens', 'peak_rss_mb', 'import_rss_mb', 'data_rss_mb', 'import_s',
+    'n_train', 'n_test', 'n_classes', 'jax_backend', 'device_kind',
+    'jax_version', 'date', 'machine', 'scale', 'threads', 'run'}
+
+WORDS = {
+    'sport': 'ball goal team match score win coach league'.split(),
+    'health': 'doctor flu vaccine patient health drug virus care'.split(),
+    'tech': 'code chip data cloud phone app robot laptop'.split(),
+}
+COMMON = 'the a of and to in is it , . !'.split()
+
+
+def _write_corpus(folder: Path, classes, n_train: int, n_test: int,
+                  seed: int) -> None:
+  rng = random.Random(seed)
+  folder.mkdir(parents=True)
+  for name, n in (('train', n_train), ('test', n_test)):
+    lines = ['label\ttext']
+    for i in range(n):
+      label = classes[i % len(classes)]
+      words = rng.choices(WORDS[label], k=4) + rng.choices(COMMON, k=4)
+      if rng.random() < 0.2:  # some noise, so scores are not all 1.0.
+        words = rng.choices(sum(WORDS.values(), []), k=6)
+      rng.shuffle(words)
+      lines.append(f'{label}\t{" ".join(words).capitalize()}')
+    (folder / f'{name}.tsv').write_text('\n'.join(lines) + '\n',
+                                        encoding='utf-8')
+
+
+def _read_labels(path: Path) -> list:
+  with open(path, encoding='utf-8') as f:
+    next(f)
+    return [line.split('\t', 1)[0] for line in f]
+
+
+def _run(*args, timeout=120):
+  return subprocess.run([sys.executable, '-m', 'experiments.benchmark', *args],
+                        cwd=REPO, capture_output=True, text=True,
+                        timeout=timeout, check=False)
+
+
+@pytest.fixture(name='data_dir')
+def _data_dir(tmp_path):
+  data_dir = tmp_path / 'corpora'
+  _write_corpus(data_dir / 'three', ['sport', 'health', 'tech'], 45, 24, 0)
+  _write_corpus(data_dir / 'two', ['sport', 'health'], 30, 16, 1)
+  (data_dir / 'not_a_corpus').mkdir()
+  return data_dir
+
+
+def test_end_to_end(data_dir, tmp_path):
+  metrics = pytest.importorskip('sklearn.metrics')
+  pytest.importorskip('jax')
+  out, md = tmp_path / 'rows.jsonl', tmp_path / 'table.md'
+  proc = _run(f'--data_dir={data_dir}', '--systems=linjax,sklearn_sgd',
+              '--threads=1', f'--out={out}', f'--markdown={md}',
+              '--predictions')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  assert [(r['corpus'], r['system']) for r in rows] == [
+      ('three', 'linjax'), ('three', 'sklearn_sgd'),
+      ('two', 'linjax'), ('two', 'sklearn_sgd')]
+  for r in rows:
+    assert 'error' not in r, r
+    assert ROW_KEYS <= set(r), ROW_KEYS - set(r)
+    truth = _read_labels(data_dir / r['corpus'] / 'test.tsv')
+    assert r['n_test'] == len(truth) and len(r['predictions']) == len(truth)
+    assert r['accuracy'] == pytest.approx(
+        metrics.accuracy_score(truth, r['predictions']), abs=5e-5)
+    assert r['macro_f1'] == pytest.approx(
+        metrics.f1_score(truth, r['predictions'], average='macro'), abs=5e-5)
+    assert r['peak_rss_mb'] >= r['data_rss_mb'] >= r['import_rss_mb'] > 0
+    assert r['fit_s'] > 0 and r['predict_s'] > 0 and r['train_tokens'] > 0
+    assert r['machine']['cpu_count'] >= 1 and r['jax_backend']
+  linjax_row = rows[0]
+  assert {'featurize_s', 'compile_s', 'train_s'} <= set(linjax_row['phases'])
+  table = md.read_text()
+  assert table in proc.stdout
+  body = [l for l in table.splitlines() if l.startswith('| three')
+          or l.startswith('| two')]
+  assert len(body) == 4
+  for corpus, system in (('three', 'linjax'), ('two', 'sklearn_sgd')):
+    assert any(l.startswith(f'| {corpus} | {system} |') for l in body)
+
+
+def test_unknown_system_names_the_flag(data_dir):
+  proc = _run(f'--data_dir={data_dir}', '--systems=linjax,vowpal')
+  assert proc.returncode != 0
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1, proc.stderr
+  assert '--systems' in lines[0] and 'vowpal' in lines[0]
+
+
+def test_missing_data_dir_is_one_line(tmp_path):
+  proc = _run(f'--data_dir={tmp_path / "nowhere"}')
+  assert proc.returncode != 0
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1, proc.stderr
+  assert '--data_dir' in lines[0] and 'nowhere' in lines[0]
+
+
+def test_unknown_corpus_names_the_flag(data_dir):
+  proc = _run(f'--data_dir={data_dir}', '--corpora=two,not_a_corpus')
+  assert proc.returncode != 0
+  assert proc.stderr.strip().splitlines()[-1].startswith('error: --corpora')
+
+
+def test_failing_worker_gives_an_error_row(tmp_path):
+  row = benchmark.spawn(tmp_path / 'absent', 'sklearn_sgd', threads=1)
+  assert row['system'] == 'sklearn_sgd' and row['corpus'] == 'absent'
+  assert 'FileNotFoundError' in row['error']
+
+
+def test_score_matches_sklearn():
+  metrics = pytest.importorskip('sklearn.metrics')
+  rng = random.Random(0)
+  for _ in range(20):
+    labels = rng.sample('abcdef', rng.randint(1, 6))
+    truth = [rng.choice(labels) for _ in range(rng.randint(1, 40))]
+    pred = [rng.choice(labels + ['z']) for _ in truth]
+    got = benchmark.score(truth, pred)
+    assert got['accuracy'] == pytest.approx(metrics.accuracy_score(truth, pred))
+    assert got['macro_f1'] == pytest.approx(
+        metrics.f1_score(truth, pred, average='macro', zero_division=0))
+
+
+def _row(system, acc, f1, fit, mem, corpus='c'):
+  return dict(corpus=corpus, system=system, accuracy=acc, macro_f1=f1,
+              fit_s=fit, predict_s=0.1, peak_rss_mb=mem, import_rss_mb=10,
+              run='main')
+
+
+def test_targets_against_best_peer_and_fasttext():
+  rows = [_row('linjax', 0.700, 0.600, 1.0, 300),
+          _row('fasttext', 0.690, 0.610, 2.0, 100),
+          _row('sklearn_sgd', 0.704, 0.604, 3.0, 50),
+          dict(corpus='c', system='sklearn_lbfgs', run='main', error='boom')]
+  by_system = {c['row']['system']: c for c in benchmark.compare(rows)}
+  ours = by_system['linjax']
+  assert ours['d_acc'] == pytest.approx(-0.4)
+  assert ours['d_f1'] == pytest.approx(-1.0)
+  assert ours['fit_ratio'] == pytest.approx(0.5)
+  assert ours['mem_ratio'] == pytest.approx(3.0)
+  assert ours['targets'] == dict(acc=True, f1=False, fit=True, mem=False)
+  table = benchmark.main_table(rows)
+  assert '| c | linjax |' in table and 'acc:yes f1:NO fit:yes mem:NO' in table
+  assert '| c | sklearn_lbfgs | error: boom |' in table
