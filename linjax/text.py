@@ -641,7 +641,9 @@ class Featurizer:
     """JSON-serialisable state; `from_dict` featurises identically.
 
     IDF is stored as sparse document frequencies (``ids``, ``counts``,
-    ``num_docs``) from which the idf vector is recomputed exactly.
+    ``num_docs``) from which the idf vector is recomputed exactly. Bucket
+    names are a token table, the bucket of each name, and the names' token
+    indices row-major [K, ngrams] (-1 pads an n-gram shorter than ngrams).
     """
     d: dict[str, Any] = {'type': 'linjax.text.Featurizer', 'version': 1,
                          'settings': self.settings, 'fitted': self._fitted,
@@ -655,7 +657,7 @@ class Featurizer:
     if self._names is not None:
       table, bucket, grams = self._names
       d['bucket_names'] = {'tokens': table, 'buckets': bucket.tolist(),
-                           'grams': grams.tolist()}
+                           'grams': grams.ravel().tolist()}  # [K, ngrams]
     return d
 
   @classmethod
