@@ -206,8 +206,11 @@ def _read_csv(path: Path, text_column: str, label_column: str,
     except StopIteration:
       break
     except csv.Error as e:
-      sink.error(start, f'bad CSV record: {e}.')
-      break  # the reader cannot resynchronise after a quoting error.
+      span = (f' (the record runs on to line {reader.line_num}: an unclosed '
+              'quote?)' if reader.line_num > start else '')
+      sink.error(start, f'bad CSV record: {e}{span}.')
+      line = reader.line_num
+      continue
     line = reader.line_num
     if not row or not ''.join(row).strip():
       continue
@@ -409,7 +412,7 @@ def read_corpus(path, format: str = '',  # pylint: disable=redefined-builtin
   if not path.exists():
     raise DataError('no such file or folder.', path=path,
                     fix='check data.train/data.test.')
-  fmt = format or infer_format(path)
+  fmt = format.lower() or infer_format(path)
   if fmt not in FORMATS:
     raise DataError(f'unknown format {fmt!r}.', path=path,
                     fix=f'set data.format to one of {", ".join(FORMATS)}.')

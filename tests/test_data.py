@@ -221,8 +221,11 @@ def test_invalid_utf8(tmp_path, caplog):
 def test_csv_bad_records(tmp_path):
   path = _write(tmp_path / 'b.csv', 'text,label\nok,a\nonly one field\n')
   assert 'field' in _raises(3, path, data.read_corpus, path)
-  path = _write(tmp_path / 'q.csv', 'text,label\nok,a\n"unclosed,b\n')
-  _raises(3, path, data.read_corpus, path)
+  path = _write(tmp_path / 'q.csv', 'text,label\nok,a\n"unclosed,b\nc,d\n')
+  assert 'unclosed' in _raises(3, path, data.read_corpus, path)
+  path = _write(tmp_path / 'j.csv', 'text,label\n"x"y,a\nok,b\n')
+  _raises(2, path, data.read_corpus, path)
+  assert data.read_corpus(path, lenient=True).sources == [f'{path}:3']
   path = _write(tmp_path / 'e.csv', 'text,label\nok,a\n"",b\n')
   assert 'empty document' in _raises(3, path, data.read_corpus, path)
   assert data.read_corpus(path, lenient=True).texts == ['ok']
