@@ -1,0 +1,262 @@
+"""The training engine against a plain dense reference written here."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments.configs import default
+from linjax import csr
+from linjax import losses
+from linjax import model
+from linjax import packing
+from linjax import train
+from linjax.features import SparseFeatures
+
+F, C = 60, 3
+
+
+def corpus(n=48, seed=0, num_features=F, max_len=9):
+  """Random docs, each with its class's marker feature; L2-normalised."""
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, C, n)
+  rows = []
+  for i in range(n):
+    ids = np.unique(np.append(rng.integers(C, num_features,
+                                           rng.integers(1, max_len)), y[i]))
+    w = rng.uniform(0.5, 2.0, ids.size)
+    rows.append((ids, w / np.linalg.norm(w)))
+  return csr.from_rows(rows, num_features), y.astype(np.int32)
+
+
+def config(**kw):
+  cfg = default.get_config()
+  cfg.optimizer.learning_rate = 0.5
+  cfg.optimizer.schedule = 'linear'
+  cfg.train.batch_size = 4
+  cfg.train.token_budget = 24
+  cfg.train.epochs = 3
+  for key, value in kw.items():
+    section, name = key.split('__')
+    cfg[section][name] = value
+  return cfg
+
+
+def reference_sgd(x, y, cfg):
+  """Hand-rolled SGD: jax.grad over full Params, the engine's batches."""
+  tc, oc = cfg.train, cfg.optimizer
+  packed = packing.pack(x, y, token_budget=tc.token_budget,
+                        max_docs=tc.batch_size, seed=tc.seed, dedupe=False)
+  dense = x.to_dense()
+  steps, total = packed.num_steps, packed.num_steps * tc.epochs
+  params = model.Params(jnp.zeros((F, C)), jnp.zeros(C))
+
+  def objective(p, xb, yb):
+    return losses.softmax_loss(p, xb, yb) + losses.l2_penalty(p, tc.l2)
+
+  grad = jax.jit(jax.grad(objective))
+  t = 0
+  for epoch in range(tc.epochs):
+    for g in np.asarray(train.batch_order(tc.seed, epoch, steps)):
+      docs = packed.doc_index[g].reshape(-1)
+      docs = docs[docs >= 0]
+      lr = oc.learning_rate * (1.0 - t / total)
+      d = grad(params, jnp.asarray(dense[docs]), jnp.asarray(y[docs]))
+      params = model.Params(
+          params.W - lr * (d.W + oc.weight_decay * params.W),
+          params.b - lr * d.b)
+      t += 1
+  return params
+
+
+class PackingTest(absltest.TestCase):
+
+  def test_every_entry_once_and_long_docs_kept(self):
+    x, y = corpus(n=30)
+    long_doc = (np.arange(C, C + 40), np.ones(40))   # 40 entries > budget
+    x = csr.from_rows([(x.ids[x.indptr[i]:x.indptr[i + 1]],
+                        x.weights[x.indptr[i]:x.indptr[i + 1]])
+                       for i in range(x.num_docs)] + [long_doc], F)
+    y = np.append(y, 1)
+    p = packing.pack(x, y, token_budget=16, max_docs=4, dedupe=True)
+    self.assertGreaterEqual(p.token_budget, 40)
+    docs = p.doc_index[p.doc_index >= 0]
+    np.testing.assert_array_equal(np.sort(docs), np.arange(x.num_docs))
+    # The bag of every document is rebuilt exactly from the packed slots.
+    rebuilt = np.zeros((x.num_docs, F + 1))
+    for g in range(p.num_steps):
+      ids = p.uids[g, 0][p.slot[g, 0]]
+      seg = p.seg[g, 0]
+      real = seg < 4
+      np.add.at(rebuilt, (p.doc_index[g, 0][seg[real]], ids[real]),
+                p.weights[g, 0][real])
+    np.testing.assert_allclose(rebuilt[:, :F], x.to_dense(), rtol=1e-6)
+    np.testing.assert_array_equal(p.labels[p.doc_index >= 0], y[docs])
+    # uids are unique per sub-batch apart from the padding row F.
+    for row in p.uids.reshape(-1, p.uids.shape[-1]):
+      real = row[row < F]
+      self.assertEqual(real.size, np.unique(real).size)
+
+  def test_order_is_a_permutation_per_epoch(self):
+    a = np.asarray(train.batch_order(0, 0, 50))
+    b = np.asarray(train.batch_order(0, 1, 50))
+    np.testing.assert_array_equal(np.sort(a), np.arange(50))
+    self.assertFalse(np.array_equal(a, b))
+
+
+class FitTest(parameterized.TestCase):
+
+  @parameterized.product(update=['sparse', 'dense'], l2=[0.0, 0.01],
+                         weight_decay=[0.0, 0.05])
+  def test_sgd_matches_dense_reference(self, update, l2, weight_decay):
+    x, y = corpus()
+    cfg = config(train__update=update, train__l2=l2,
+                 optimizer__weight_decay=weight_decay)
+    got = train.fit(x, y, C, cfg)
+    self.assertEqual(got.update, update)
+    want = reference_sgd(x, y, cfg)
+    np.testing.assert_allclose(got.params.W, want.W, atol=2e-6)
+    np.testing.assert_allclose(got.params.b, want.b, atol=2e-6)
+
+  @parameterized.parameters('adagrad', 'sgd_momentum', 'adam')
+  def test_stateful_sparse_vs_dense(self, name):
+    x, y = corpus()
+    kw = dict(optimizer__name=name, optimizer__learning_rate=0.1)
+    if name == 'sgd_momentum':
+      kw.update(optimizer__name='sgd', optimizer__momentum=0.9)
+    dense = train.fit(x, y, C, config(train__update='dense', **kw)).params
+    sparse = train.fit(x, y, C, config(train__update='sparse', **kw)).params
+    if name == 'adagrad':   # documented exact: zero gradient, zero change
+      np.testing.assert_allclose(sparse.W, dense.W, atol=1e-5)
+    else:                   # documented lazy: same model, not the same bits
+      self.assertGreater(np.abs(sparse.W - dense.W).max(), 1e-4)
+      acc = [train.evaluate(p, x, y)['accuracy'] for p in (sparse, dense)]
+      self.assertGreater(min(acc), 0.9)
+    np.testing.assert_allclose(sparse.b, dense.b, atol=0.05)
+
+  def test_lazy_l2_shrinks_touched_rows_only(self):
+    x, y = corpus()
+    cfg = config(optimizer__name='adagrad', train__update='sparse',
+                 train__l2=0.5, train__epochs=1)
+    unused = np.setdiff1d(np.arange(F), x.ids)
+    init = model.Params(np.ones((F, C), np.float32), np.zeros(C, np.float32))
+    p = train.fit(x, y, C, cfg, init=init).params
+    np.testing.assert_array_equal(p.W[unused], 1.0)
+    self.assertLess(p.W[np.unique(x.ids)].mean(), 0.9)
+
+  def test_no_retrace_between_epochs(self):
+    x, y = corpus(seed=3)
+    train.clear_cache()
+    before = train.TRACE_COUNTS['epoch']
+    train.fit(x, y, C, config(train__epochs=4, train__update='sparse'))
+    self.assertEqual(train.TRACE_COUNTS['epoch'] - before, 1)
+    train.fit(x, y, C, config(train__epochs=4, train__update='sparse'))
+    self.assertEqual(train.TRACE_COUNTS['epoch'] - before, 1)
+
+  def test_deterministic(self):
+    x, y = corpus(seed=4)
+    cfg = config(optimizer__name='adam', optimizer__learning_rate=0.05)
+    a = train.fit(x, y, C, cfg).params
+    b = train.fit(x, y, C, cfg).params
+    np.testing.assert_array_equal(a.W, b.W)
+    cfg.train.seed = 1
+    c = train.fit(x, y, C, cfg).params
+    self.assertFalse(np.array_equal(a.W, c.W))
+
+  def test_history_and_callback(self):
+    x, y = corpus(seed=5)
+    seen = []
+    r = train.fit(x, y, C, config(), val_x=x, val_y=y, callback=seen.append)
+    self.assertEqual(seen, r.history)
+    self.assertEqual([h['epoch'] for h in r.history], [1, 2, 3])
+    for h in r.history:
+      self.assertGreater(h['tokens_per_s'], 0)
+      self.assertGreater(h['seconds'], 0)
+    final = train.evaluate(r.params, x, y)
+    self.assertAlmostEqual(final['accuracy'], r.history[-1]['val_accuracy'])
+    self.assertAlmostEqual(final['loss'], r.history[-1]['val_loss'], places=5)
+
+  def test_early_stopping_restores_best(self):
+    x, y = corpus(seed=6)
+    y_val = (y + 1) % C   # learning the training labels hurts these
+    r = train.fit(x, y, C, config(train__epochs=10, train__patience=2,
+                                  train__metric='loss'),
+                  val_x=x, val_y=y_val)
+    self.assertEqual(r.best_epoch, 1)
+    self.assertEqual(r.epochs_run, 3)
+    self.assertAlmostEqual(train.evaluate(r.params, x, y_val)['loss'],
+                           r.history[0]['val_loss'], places=5)
+
+  def test_divergence_names_first_bad_step(self):
+    x, y = corpus(seed=7)
+    cfg = config(train__epochs=2)
+    bad_doc = 17
+    x.weights[x.indptr[bad_doc]] = np.nan
+    p = packing.pack(x, y, token_budget=24, max_docs=4, seed=0, dedupe=False)
+    bad_step = int(np.nonzero((p.doc_index == bad_doc).any(axis=(1, 2)))[0][0])
+    order = list(np.asarray(train.batch_order(0, 0, p.num_steps)))
+    with self.assertRaisesRegex(
+        train.TrainingDiverged,
+        rf'epoch 1, step {order.index(bad_step) + 1}:.*smaller learning'):
+      train.fit(x, y, C, cfg)
+
+  @parameterized.parameters(
+      ('train.batch_size', dict(train__batch_size=0)),
+      ('train.epochs', dict(train__epochs=-1)),
+      ('train.patience', dict(train__patience=-1)),
+      ('train.l2', dict(train__l2=-0.1)),
+      ('train.update', dict(train__update='fast')),
+      ('train.metric', dict(train__metric='f1')),
+      ('optimizer.learning_rate', dict(optimizer__learning_rate=-1.0)),
+      ('optimizer.name', dict(optimizer__name='lbfgs')),
+      ('optimizer.schedule', dict(optimizer__schedule='step')))
+  def test_config_errors(self, key, kw):
+    x, y = corpus()
+    with self.assertRaisesRegex(train.ConfigError, key.replace('.', r'\.')):
+      train.fit(x, y, C, config(**kw))
+
+
+class PredictTest(chex.TestCase):
+
+  def test_predict_matches_dense_logits(self):
+    x, _ = corpus(n=10)
+    rng = np.random.default_rng(0)
+    p = model.Params(rng.normal(size=(F, C)).astype(np.float32),
+                     rng.normal(size=C).astype(np.float32))
+    want = x.to_dense() @ p.W + p.b
+    np.testing.assert_allclose(train.predict_logits(p, x, batch_size=4), want,
+                               rtol=1e-5, atol=1e-5)
+    proba = train.predict_proba(p, x)
+    np.testing.assert_allclose(proba.sum(-1), 1.0, rtol=1e-5)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_per_example_grads(self):
+    rng = np.random.default_rng(1)
+    p = model.Params(jnp.asarray(rng.normal(size=(8, C)), jnp.float32),
+                     jnp.zeros(C))
+    ids = jnp.array([[0, 3, 5], [1, 1, 7]])
+    w = jnp.array([[1.0, 0.5, 0.0], [2.0, 1.0, 1.0]])
+    y = jnp.array([2, 0])
+    g = self.variant(train.per_example_grads)(p, SparseFeatures(ids, w), y)
+    chex.assert_shape(g.W, (2, 8, C))
+    dense = np.zeros((2, 8))
+    np.add.at(dense, (np.array([[0] * 3, [1] * 3]), np.asarray(ids)),
+              np.asarray(w))
+    for i in range(2):   # x_i^T (p_i - onehot(y_i)), by hand
+      z = dense[i] @ np.asarray(p.W)
+      prob = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+      r = prob - np.eye(C)[int(y[i])]
+      np.testing.assert_allclose(g.W[i], np.outer(dense[i], r), atol=1e-5)
+      np.testing.assert_allclose(g.b[i], r, atol=1e-6)
+    clipped = train.clipped_mean_grad(p, SparseFeatures(ids, w), y, 0.1)
+    norms = [np.sqrt(np.sum(np.asarray(g.W[i])**2) + np.sum(
+        np.asarray(g.b[i])**2)) for i in range(2)]
+    want = sum(np.asarray(g.W[i]) * min(1, 0.1 / norms[i])
+               for i in range(2)) / 2
+    np.testing.assert_allclose(clipped.W, want, atol=1e-6)
+
+
+if __name__ == '__main__':
+  absltest.main()
