@@ -64,6 +64,11 @@ flags.DEFINE_list('systems', list(SYSTEMS), 'Systems to run, of: '
                   + ', '.join(SYSTEMS) + '.')
 flags.DEFINE_bool('linjax_sweep', False, 'Also run linjax_sweep: lr/l2 chosen '
                   'by linjax.sweep.run_sweep on a validation split of train.')
+flags.DEFINE_list('sweep_learning_rates', ['0.5', '2', '8', '32'],
+                  'linjax_sweep: learning rates tried (one fixed grid for '
+                  'every corpus).')
+flags.DEFINE_list('sweep_l2s', ['0', '1e-6'], 'linjax_sweep: L2 strengths '
+                  'tried.')
 flags.DEFINE_integer('threads', 2, 'Thread/core budget of every system.')
 flags.DEFINE_string('out', '', 'JSONL file of rows (one per corpus, system).')
 flags.DEFINE_string('markdown', '', 'Markdown file of the tables.')
@@ -188,14 +193,34 @@ def _read(config, path: str) -> peers.Corpus:
   return peers.Corpus(list(ds.texts), list(ds.labels))
 
 
-def _choose_by_sweep(config, texts, labels, row: dict) -> None:
-  """Sets config's lr and l2 by `linjax.sweep.run_sweep` on a val split."""
-  from linjax import sweep  # pylint: disable=g-import-not-at-top
+def _choose_by_sweep(config, tr: peers.Corpus, row: dict) -> None:
+  """Sets config's lr and l2 by `linjax.sweep.run_sweep` on a val split.
+
+  The validation split is carved from train (stratified,
+  ``config.data.val_fraction``, seed ``config.train.seed``); the featurizer is
+  fitted on the rest. Test is never seen. The caller refits on all of train.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from linjax import data, sweep, text  # pylint: disable=g-import-not-at-top
   t0 = time.perf_counter()
-  best = sweep.run_sweep(config, texts, labels)
-  config.optimizer.learning_rate = float(best['learning_rate'])
-  config.train.l2 = float(best['l2'])
-  row['sweep'] = dict(best, sweep_s=round(time.perf_counter() - t0, 3))
+  keep, held = data.stratified_split(np.asarray(tr.labels),
+                                     config.data.val_fraction,
+                                     config.train.seed)
+  featurizer = text.Featurizer.from_config(config.features)
+  x = featurizer.fit_transform([tr.texts[i] for i in keep])
+  val_x = featurizer.transform([tr.texts[i] for i in held])
+  label_map = data.LabelMap.fit(tr.labels)
+  y = label_map.encode(tr.labels)
+  result = sweep.run_sweep(x, y[keep], label_map.num_classes, config,
+                           FLAGS.sweep_learning_rates, FLAGS.sweep_l2s,
+                           val_x, y[held])
+  config.optimizer.learning_rate = float(result.best_lr)
+  config.train.l2 = float(result.best_l2)
+  grid = [{k: (None if isinstance(v, float) and v != v else v)
+           for k, v in g.items()} for g in result.grid]  # NaN -> null.
+  row['sweep'] = dict(best_lr=result.best_lr, best_l2=result.best_l2,
+                      grid=grid, n_val=int(held.shape[0]),
+                      sweep_s=round(time.perf_counter() - t0, 3))
 
 
 def _run_linjax(corpus_dir: Path, system: str, scale: int,
@@ -215,7 +240,7 @@ def _run_linjax(corpus_dir: Path, system: str, scale: int,
 
   t_fit = time.perf_counter()
   if system == 'linjax_sweep':
-    _choose_by_sweep(config, tr.texts, tr.labels, row)
+    _choose_by_sweep(config, tr, row)
   t0 = time.perf_counter()
   featurizer = text.Featurizer.from_config(config.features)
   x = featurizer.fit_transform(tr.texts)
@@ -311,12 +336,13 @@ def _worker_main() -> None:
 
 
 def spawn(corpus_dir: Path | None, system: str, threads: int, scale: int = 1,
-          with_predictions: bool = False, timeout_s: float = 3600) -> dict:
+          with_predictions: bool = False, timeout_s: float = 3600,
+          extra_args: Sequence[str] = ()) -> dict:
   """Runs a worker child process and returns its row (or an error row)."""
   cmd = [sys.executable, '-m', 'experiments.benchmark', '--worker',
          f'--system={system}', f'--threads={threads}', f'--scale={scale}',
          f'--corpus_dir={corpus_dir or ""}',
-         f'--predictions={with_predictions}']
+         f'--predictions={with_predictions}', *extra_args]
   env = dict(os.environ)
   env['PYTHONPATH'] = os.pathsep.join(
       [str(REPO)] + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
@@ -345,7 +371,8 @@ def run_benchmark(data_dir: Path, corpora: Sequence[str],
                   scaling: Sequence[int] = (), scaling_corpus: str = '',
                   scaling_systems: Sequence[str] = (),
                   with_predictions: bool = False,
-                  timeout_s: float = 3600) -> list[dict]:
+                  timeout_s: float = 3600,
+                  extra_args: Sequence[str] = ()) -> list[dict]:
   """All rows: every system on every corpus, then the scaling run."""
   jobs = [(c, s, 1, 'main') for c in corpora for s in systems]
   jobs += [(scaling_corpus, s, k, 'scaling') for k in scaling
@@ -367,7 +394,7 @@ def run_benchmark(data_dir: Path, corpora: Sequence[str],
                  '(pip install -e ".[bench]")')
     else:
       row = spawn(data_dir / corpus, system, threads, scale, with_predictions,
-                  timeout_s)
+                  timeout_s, extra_args)
     row = dict(row, run=kind, **{k: v for k, v in common.items()
                                  if k not in row})
     if 'error' in row:
@@ -539,6 +566,14 @@ def _check_flags() -> tuple[Path, list, list, list]:
   if scaling and FLAGS.scaling_corpus not in available:
     _fail(f'--scaling_corpus: no corpus {FLAGS.scaling_corpus!r} in '
           f'{data_dir}.')
+  for flag, low in (('sweep_learning_rates', 1e-30), ('sweep_l2s', 0.0)):
+    try:
+      values = [float(v) for v in getattr(FLAGS, flag)]
+    except ValueError:
+      values = [-1.0]
+    if not values or any(not low <= v < float('inf') for v in values):
+      _fail(f'--{flag}: expected a list of {"positive" if low else "non-negative"}'
+            f' numbers, got {",".join(getattr(FLAGS, flag))}.')
   if FLAGS.threads < 1:
     _fail(f'--threads must be >= 1, got {FLAGS.threads}.')
   systems = list(dict.fromkeys(FLAGS.systems))
@@ -560,7 +595,9 @@ def main(argv: Sequence[str]) -> None:
                if scaling else '')
   rows = run_benchmark(data_dir, corpora, systems, FLAGS.threads, scaling,
                        FLAGS.scaling_corpus, FLAGS.scaling_systems,
-                       FLAGS.predictions, FLAGS.worker_timeout_s)
+                       FLAGS.predictions, FLAGS.worker_timeout_s,
+                       [f'--sweep_learning_rates={",".join(FLAGS.sweep_learning_rates)}',
+                        f'--sweep_l2s={",".join(FLAGS.sweep_l2s)}'])
   if FLAGS.out:
     with open(FLAGS.out, 'w', encoding='utf-8') as f:
       for row in rows:
