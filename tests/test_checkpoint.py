@@ -1,0 +1,119 @@
+"""Checkpoints: atomic, checksummed, and resuming gives the same model."""
+
+import os
+import tempfile
+
+from absl.testing import absltest
+import numpy as np
+
+from linjax import checkpoint
+from linjax import train
+from test_train import C
+from test_train import config
+from test_train import corpus
+
+
+class CheckpointFileTest(absltest.TestCase):
+
+  def test_roundtrip_keep_and_corruption(self):
+    d = tempfile.mkdtemp()
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    for epoch in (1, 2, 3):
+      checkpoint.save(d, epoch, dict(a=a * epoch, i=np.int32(epoch)),
+                      dict(note='x', epoch=epoch), keep=2)
+    self.assertEqual(checkpoint.epochs(d), [2, 3])
+    self.assertFalse([n for n in os.listdir(d) if n.startswith('.tmp')])
+    epoch, arrays, meta = checkpoint.load(d)
+    self.assertEqual((epoch, meta['note']), (3, 'x'))
+    np.testing.assert_array_equal(arrays['a'], a * 3)
+    # Flip one byte: the checksum names the file.
+    path = os.path.join(d, 'ckpt_000003.npz')
+    data = bytearray(open(path, 'rb').read())
+    data[len(data) // 2] ^= 0xFF
+    open(path, 'wb').write(bytes(data))
+    with self.assertRaisesRegex(checkpoint.CheckpointError,
+                                'ckpt_000003.npz: checksum mismatch'):
+      checkpoint.load(d)
+    # Truncated file, too.
+    open(path, 'wb').write(bytes(data[:100]))
+    with self.assertRaisesRegex(checkpoint.CheckpointError, 'truncated'):
+      checkpoint.load(d, 3)
+    np.testing.assert_array_equal(checkpoint.load(d, 2)[1]['a'], a * 2)
+
+  def test_uncommitted_checkpoint_is_ignored(self):
+    d = tempfile.mkdtemp()
+    checkpoint.save(d, 1, dict(a=np.ones(3)), {})
+    # A crash between the .npz and the .json commit leaves only the .npz.
+    open(os.path.join(d, 'ckpt_000002.npz'), 'wb').write(b'partial')
+    self.assertEqual(checkpoint.latest_epoch(d), 1)
+
+  def test_no_pickle(self):
+    d = tempfile.mkdtemp()
+    with self.assertRaises(ValueError):
+      checkpoint.save(d, 1, dict(a=np.array([{'x': 1}], dtype=object)), {})
+      checkpoint.load(d)
+
+
+class ResumeTest(absltest.TestCase):
+
+  def test_resume_gives_the_uninterrupted_model(self):
+    x, y = corpus(seed=11)
+    cfg = config(optimizer__name='adam', optimizer__learning_rate=0.05,
+                 train__epochs=4, train__l2=0.01, train__update='sparse',
+                 train__patience=3)
+    full = train.fit(x, y, C, cfg, val_x=x, val_y=y)
+    d = tempfile.mkdtemp()
+
+    def crash(record):
+      if record['epoch'] == 3:
+        raise KeyboardInterrupt('simulated crash')
+
+    with self.assertRaises(KeyboardInterrupt):
+      train.fit(x, y, C, cfg, val_x=x, val_y=y, callback=crash,
+                checkpoint_dir=d)
+    self.assertEqual(checkpoint.latest_epoch(d), 2)
+    resumed = train.fit(x, y, C, cfg, val_x=x, val_y=y, checkpoint_dir=d)
+    np.testing.assert_array_equal(resumed.params.W, full.params.W)
+    np.testing.assert_array_equal(resumed.params.b, full.params.b)
+    self.assertEqual(resumed.epochs_run, 4)
+    self.assertEqual([h['val_loss'] for h in resumed.history],
+                     [h['val_loss'] for h in full.history])
+    self.assertEqual(checkpoint.latest_epoch(d), 4)
+
+  def test_other_config_refused(self):
+    x, y = corpus(seed=12)
+    d = tempfile.mkdtemp()
+    train.fit(x, y, C, config(train__epochs=1), checkpoint_dir=d)
+    with self.assertRaisesRegex(checkpoint.CheckpointError, 'another config'):
+      train.fit(x, y, C, config(train__epochs=1, optimizer__learning_rate=0.3),
+                checkpoint_dir=d)
+
+  def test_divergence_keeps_last_good_checkpoint(self):
+    x, y = corpus(seed=13)
+    d = tempfile.mkdtemp()
+    cfg = config(train__epochs=3, optimizer__schedule='constant')
+
+    # A crash after epoch 1's checkpoint, then a resume on poisoned data.
+    with self.assertRaises(_Stop):
+      train.fit(x, y, C, cfg, checkpoint_dir=d, callback=_stop_after(1))
+    self.assertEqual(checkpoint.latest_epoch(d), 1)
+    x.weights[0] = np.inf
+    with self.assertRaisesRegex(train.TrainingDiverged, 'epoch 2, step'):
+      train.fit(x, y, C, cfg, checkpoint_dir=d)
+    self.assertEqual(checkpoint.latest_epoch(d), 1)
+    checkpoint.load(d)   # still valid
+
+
+def _stop_after(epoch):
+  def callback(record):
+    if record['epoch'] > epoch:
+      raise _Stop()
+  return callback
+
+
+class _Stop(Exception):
+  pass
+
+
+if __name__ == '__main__':
+  absltest.main()
