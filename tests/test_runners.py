@@ -226,3 +226,20 @@ def test_landscape_runner(trained, tmp_path):
                'slice_1d.png', 'slice_2d.png'):
     assert (tmp_path / name).is_file(), name
   assert 'gradient descent' in proc.stdout
+
+
+def test_sweep_runner(trained, tmp_path):
+  proc = run('sweep', f'--config.data.train={trained["train"]}',
+             '--config.train.epochs=2', *FAST, '--learning_rates=0.5,2',
+             '--l2s=0,1e-4', f'--workdir={tmp_path}')
+  out = json.loads((tmp_path / 'sweep.json').read_text())
+  assert [(r['lr'], r['l2']) for r in out['grid']] == [
+      (0.5, 0.0), (0.5, 1e-4), (2.0, 0.0), (2.0, 1e-4)]
+  best = max(out['grid'], key=lambda r: r['val_accuracy'])
+  assert out['best']['val_accuracy'] == best['val_accuracy']
+  assert out['test_accuracy'] > 0.9
+  assert '<- best' in (tmp_path / 'sweep.txt').read_text()
+  assert 'best: learning_rate=' in proc.stdout
+  proc = run('sweep', '--learning_rates=0.5,-1', f'--workdir={tmp_path}',
+             check=False)
+  assert_one_line_error(proc, '--learning_rates values must be > 0, got -1')
