@@ -79,12 +79,13 @@ def test_end_to_end(data_dir, tmp_path):
   out, md = tmp_path / 'rows.jsonl', tmp_path / 'table.md'
   proc = _run(f'--data_dir={data_dir}', '--systems=linjax,sklearn_sgd',
               '--threads=1', f'--out={out}', f'--markdown={md}',
-              '--predictions')
+              '--predictions', '--linjax_sweep', '--sweep_learning_rates=1,4',
+              '--sweep_l2s=0')
   assert proc.returncode == 0, proc.stderr[-3000:]
   rows = [json.loads(line) for line in out.read_text().splitlines()]
   assert [(r['corpus'], r['system']) for r in rows] == [
-      ('three', 'linjax'), ('three', 'sklearn_sgd'),
-      ('two', 'linjax'), ('two', 'sklearn_sgd')]
+      ('three', 'linjax'), ('three', 'sklearn_sgd'), ('three', 'linjax_sweep'),
+      ('two', 'linjax'), ('two', 'sklearn_sgd'), ('two', 'linjax_sweep')]
   for r in rows:
     assert 'error' not in r, r
     assert ROW_KEYS <= set(r), ROW_KEYS - set(r)
@@ -99,11 +100,15 @@ def test_end_to_end(data_dir, tmp_path):
     assert r['machine']['cpu_count'] >= 1 and r['jax_backend']
   linjax_row = rows[0]
   assert {'featurize_s', 'compile_s', 'train_s'} <= set(linjax_row['phases'])
+  sweep = rows[2]['sweep']
+  assert sweep['best_lr'] in (1.0, 4.0) and len(sweep['grid']) == 2
+  assert rows[2]['config']['learning_rate'] == sweep['best_lr']
+  assert 0 < sweep['n_val'] < rows[2]['n_train']
   table = md.read_text()
   assert table in proc.stdout
   body = [l for l in table.splitlines() if l.startswith('| three')
           or l.startswith('| two')]
-  assert len(body) == 4
+  assert len(body) == 6
   for corpus, system in (('three', 'linjax'), ('two', 'sklearn_sgd')):
     assert any(l.startswith(f'| {corpus} | {system} |') for l in body)
 
@@ -170,3 +175,17 @@ def test_targets_against_best_peer_and_fasttext():
   table = benchmark.main_table(rows)
   assert '| c | linjax |' in table and 'acc:yes f1:NO fit:yes mem:NO' in table
   assert '| c | sklearn_lbfgs | error: boom |' in table
+
+
+def test_scaling_table_ratios_against_fasttext():
+  rows = []
+  for scale in (1, 2):
+    for system, fit, mem in (('linjax', 1.0 * scale, 300), ('fasttext',
+                                                             2.0 * scale, 100)):
+      rows.append(dict(_row(system, 0.7, 0.6, fit, mem, corpus='h'),
+                       run='scaling', scale=scale, n_train=10 * scale,
+                       train_tokens=1_000_000 * scale))
+  table = benchmark.scaling_table(rows)
+  assert '| h | 2 | 20 | 2000000 | linjax | 2.00 | 1.00 | 300 | 0.50 | 3.00 |' \
+      in table
+  assert benchmark.main_table(rows).count('\n') == 1  # no main rows.
