@@ -55,9 +55,8 @@ def initialize(coordinator_address: str | None = None,
   Call before any other JAX computation. With no arguments JAX reads the
   cluster environment (SLURM, Open MPI, TPU pods, JAX_* variables).
   """
-  if jax.config.jax_platforms in (None, '', 'cpu') or 'cpu' in str(
-      jax.config.jax_platforms):
-    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  # Only CPU collectives read this; harmless on GPU/TPU clusters.
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(coordinator_address=coordinator_address,
                              num_processes=num_processes,
                              process_id=process_id, **kwargs)
