@@ -219,6 +219,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """
   config_check.validate(config)
   # Heavy imports after validation, so a bad flag fails at once.
+  from linjax import checkpoint  # pylint: disable=g-import-not-at-top
   from linjax import interpret  # pylint: disable=g-import-not-at-top
   from linjax import metrics  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
@@ -273,9 +274,19 @@ def train_and_evaluate(config, workdir: str) -> dict:
                  config.optimizer.schedule, epochs)
     checkpoint_dir = (os.path.join(os.path.abspath(workdir), 'checkpoints')
                       if config.train.get('checkpoint_every', 0) else None)
-    fit = train.fit(train_x, splits.train_y, len(names), config,
-                    val_x=val_x, val_y=splits.val_y if val_x is not None else None,
-                    callback=callback, checkpoint_dir=checkpoint_dir)
+    try:
+      fit = train.fit(train_x, splits.train_y, len(names), config,
+                      val_x=val_x,
+                      val_y=splits.val_y if val_x is not None else None,
+                      callback=callback, checkpoint_dir=checkpoint_dir)
+    except checkpoint.CheckpointError as e:
+      raise checkpoint.CheckpointError(
+          f'{e} Use a new --workdir, delete {checkpoint_dir}, or set '
+          f'--config.train.checkpoint_every=0.') from None
+  # The full history, including epochs restored from a checkpoint.
+  with open(metrics_path, 'w', encoding='utf-8') as log_file:
+    for entry in fit.history:
+      log_file.write(json.dumps(_jsonable(entry)) + '\n')
 
   results = dict(
       num_classes=len(names), num_features=featurizer.num_features,
