@@ -116,14 +116,19 @@ def _read_text(path: Path, lenient: bool) -> tuple[str, list[int]]:
   return '\n'.join(good), bad
 
 
-def _lines(path: Path, lenient: bool) -> tuple[list[str], list[int]]:
-  """The lines of a non-empty text file, and those with invalid UTF-8."""
+def _read_nonempty(path: Path, lenient: bool) -> tuple[str, list[int]]:
+  """`_read_text`, raising DataError for a file with nothing but blanks."""
   text, bad = _read_text(path, lenient)
   if not text.strip():
     raise DataError('the file is empty.', path=path,
                     fix='point data.train/data.test at a file with documents.')
-  lines = text.split('\n')
-  return lines, bad
+  return text, bad
+
+
+def _lines(path: Path, lenient: bool) -> tuple[list[str], list[int]]:
+  """The lines of a non-empty text file, and those with invalid UTF-8."""
+  text, bad = _read_nonempty(path, lenient)
+  return text.split('\n'), bad
 
 
 def _finish(sink: _Sink, bad_utf8: Sequence[int]) -> Dataset:
@@ -185,10 +190,7 @@ def _read_tsv(path: Path, text_column: str, label_column: str,
 
 def _read_csv(path: Path, text_column: str, label_column: str,
               lenient: bool) -> Dataset:
-  text, bad = _read_text(path, lenient)
-  if not text.strip():
-    raise DataError('the file is empty.', path=path,
-                    fix='point data.train/data.test at a file with documents.')
+  text, bad = _read_nonempty(path, lenient)
   reader = csv.reader(io.StringIO(text, newline=''), strict=True)
   sink = _Sink(path, lenient, 'check the quoting and the number of fields.')
   try:
