@@ -17,6 +17,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from experiments import train as train_runner
 from linjax import config_check
 
 FLAGS = flags.FLAGS
@@ -102,4 +103,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=train_runner.parse_flags)

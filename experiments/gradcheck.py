@@ -23,6 +23,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from experiments import train as train_runner
 from linjax import config_check
 
 FLAGS = flags.FLAGS
@@ -45,7 +46,6 @@ def real_data_check(data_path: str = '', format: str = '',  # pylint: disable=re
                     num_docs: int = 32, table_rows: int = 10,
                     l2: float = 0.0):
   """`check_grad` on a few real documents (default features config)."""
-  from experiments import train as train_runner  # pylint: disable=g-import-not-at-top
   from experiments.configs import default  # pylint: disable=g-import-not-at-top
   from linjax import data  # pylint: disable=g-import-not-at-top
   from linjax import text  # pylint: disable=g-import-not-at-top
@@ -183,4 +183,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=train_runner.parse_flags)

@@ -23,7 +23,6 @@ from absl import app
 from absl import flags
 from absl import logging
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 
 from experiments import train as train_runner
@@ -31,9 +30,8 @@ from linjax import config_check
 
 FLAGS = flags.FLAGS
 
-config_flags.DEFINE_config_file(
-    'config', train_runner.DEFAULT_CONFIG, 'Config of the model trained in '
-    'this run (ignored with --model).', lock_config=True)
+train_runner.define_config_flag(
+    'Config of the model trained in this run (ignored with --model).')
 flags.DEFINE_string('workdir', None, 'Output directory.')
 flags.DEFINE_string('model', '', 'A saved model; empty: train one first.')
 flags.DEFINE_string('data', '', 'Corpus for the slices with --model; empty: '
@@ -185,4 +183,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=train_runner.parse_flags)

@@ -19,6 +19,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from experiments import train as train_runner
 from linjax import config_check
 
 FLAGS = flags.FLAGS
@@ -81,4 +82,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=train_runner.parse_flags)

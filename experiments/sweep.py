@@ -21,15 +21,14 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 from experiments import train as train_runner
 from linjax import config_check
 
 FLAGS = flags.FLAGS
 
-config_flags.DEFINE_config_file(
-    'config', train_runner.DEFAULT_CONFIG, 'Base configuration; the sweep '
-    'replaces optimizer.learning_rate and train.l2.', lock_config=True)
+train_runner.define_config_flag(
+    'Base configuration; the sweep replaces optimizer.learning_rate and '
+    'train.l2.')
 flags.DEFINE_string('workdir', None, 'Output directory.')
 flags.DEFINE_list('learning_rates', ['0.25', '0.5', '1', '2', '4'],
                   'Learning rates to try.')
@@ -140,4 +139,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=train_runner.parse_flags)

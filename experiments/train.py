@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from typing import NamedTuple
@@ -41,13 +42,48 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 FLAGS = flags.FLAGS
 
 
+def _override_error(error: BaseException, argv) -> str:
+  """One line for an unknown ``--config.x.y`` key (ml_collections raises
+  AttributeError/KeyError with a "Did you mean" hint)."""
+  text = str(error)
+  key = re.search(r"'([A-Za-z0-9_]+)\\?'", text)
+  hint = re.search(r'Did you mean \\?"([A-Za-z0-9_]+)', text)
+  culprits = [a.split('=')[0] for a in argv if a.startswith('--config.')
+              and key and key.group(1) in a.split('=')[0].split('.')]
+  where = culprits[0] if culprits else 'a --config.* override'
+  return (f'{where}: no such config key' +
+          (f' (did you mean {hint.group(1)!r}?)' if hint else ''))
+
+
+def define_config_flag(help_text: str) -> None:
+  """``--config`` (default: configs/default.py) with ``--config.x.y`` overrides.
+
+  ml_collections reads the overrides from sys.argv while defining the flag
+  when the default config is used; an unknown key then exits with one line.
+  """
+  try:
+    config_flags.DEFINE_config_file('config', DEFAULT_CONFIG, help_text,
+                                    lock_config=True)
+  except (AttributeError, KeyError) as e:
+    sys.exit(f'error: {_override_error(e, sys.argv)}')
+
+
+def parse_flags(argv):
+  """Flag parser for `app.run`: bad flags end in one line, not a traceback."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f'error: {config_check.one_line(e)}')
+  except (AttributeError, KeyError) as e:
+    sys.exit(f'error: {_override_error(e, argv)}')
+
+
 def define_flags() -> None:
   """--config and --workdir; defined only when run as a program, so that
   other runners can import this module's functions without flag clashes."""
-  config_flags.DEFINE_config_file(
-      'config', DEFAULT_CONFIG, 'Training configuration file (a python file '
-      'with get_config()); override keys with --config.section.key=value.',
-      lock_config=True)
+  define_config_flag('Training configuration file (a python file with '
+                     'get_config()); override keys with '
+                     '--config.section.key=value.')
   flags.DEFINE_string('workdir', None, 'Directory to write results, the '
                       'saved model and plots into (created if needed).')
 
@@ -349,4 +385,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -67,6 +67,35 @@ def _set(config, item):
       value.lower() in ('1', 'true'))
 
 
+def run_sweep_timing(spec, config, x, y, num_classes):
+  import numpy as np
+  from linjax import sweep
+  from linjax import train as train_lib
+  lrs, l2s = ([float(v) for v in part.split(',')] for part in spec.split(':'))
+  rng = np.random.default_rng(0)
+  order = rng.permutation(x.num_docs)
+  held = x.num_docs // 10
+  xv, yv = x.take(order[:held]), y[order[:held]]
+  xt, yt = x.take(order[held:]), y[order[held:]]
+  start = time.perf_counter()
+  result = sweep.run_sweep(xt, yt, num_classes, config, lrs, l2s, xv, yv)
+  sweep_s = time.perf_counter() - start
+  start = time.perf_counter()
+  for lr in lrs:
+    for l2 in l2s:
+      one = config.copy_and_resolve_references()
+      one.optimizer.learning_rate, one.train.l2 = lr, l2
+      train_lib.fit(xt, yt, num_classes, one, val_x=xv, val_y=yv)
+  fits_s = time.perf_counter() - start
+  print(json.dumps(dict(
+      system='sweep', models=len(result.grid), sweep_s=round(sweep_s, 3),
+      sweep_compile_s=round(result.compile_seconds, 3),
+      separate_fits_s=round(fits_s, 3), best_lr=result.best_lr,
+      best_l2=result.best_l2,
+      best_val_accuracy=max(g['val_accuracy'] for g in result.grid))),
+        flush=True)
+
+
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument('--data', default='/work/shared/data/healthtweets')
@@ -74,6 +103,9 @@ def main():
   ap.add_argument('--threads', type=int, default=2)
   ap.add_argument('--override', nargs='*', default=[])
   ap.add_argument('--skip_fasttext', action='store_true')
+  ap.add_argument('--sweep', default='',
+                  help='lrs:l2s, e.g. 8,16,32:0,1e-6: time a vmapped sweep '
+                  'against one fit() per grid point (held-out 10%% as val)')
   a = ap.parse_args()
 
   start = time.perf_counter()
@@ -120,6 +152,8 @@ def main():
       import_s=round(import_s, 3), featurize_s=round(featurize_s, 3),
       train_docs=x_train.num_docs, train_tokens=tokens, nnz=x_train.nnz,
       devices=jax.device_count())), flush=True)
+  if a.sweep:
+    run_sweep_timing(a.sweep, config, x_train, y_train, len(names))
   if not a.skip_fasttext:
     print(json.dumps(run_fasttext(tr, te, a.epochs, a.threads)), flush=True)
 

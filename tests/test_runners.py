@@ -147,12 +147,15 @@ def test_demo_corpus_default_config(tmp_path):
 
 
 # Every bad value is covered in-process by tests/test_config_check.py; here
-# the command line path for two of them, and the library path for all.
+# the command line path for two of them (and an unknown key), and the
+# library path for all.
 @pytest.mark.parametrize('args,fragments', [
     (['--config.optimizer.learning_rate=-1'],
      ['--config.optimizer.learning_rate must be > 0, got -1']),
     (['--config.data.train=/nonexistent/x.tsv', '--config.train.epochs=0'],
      ['--config.data.train', '/nonexistent/x.tsv', '--config.train.epochs']),
+    (['--config.train.epoch=3'],
+     ["--config.train.epoch: no such config key (did you mean 'epochs'?)"]),
 ])
 def test_bad_flags_fail_fast(tmp_path, args, fragments):
   proc = run('train', *args, f'--workdir={tmp_path / "w"}', check=False)
