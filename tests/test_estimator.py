@@ -80,3 +80,16 @@ def test_bad_parameters():
     LinjaxClassifier(**FAST).fit(texts, ['a'] * len(texts))
   with pytest.raises(ValueError, match='not a config key'):
     LinjaxClassifier(fit=1)
+
+
+def test_importable_without_sklearn():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  script = ('import sys; sys.modules["sklearn"] = None\n'
+            'from linjax.estimator import LinjaxClassifier\n'
+            'c = LinjaxClassifier(epochs=2).set_params(ngrams=1)\n'
+            'assert LinjaxClassifier.__mro__[1] is object\n'
+            'print(sorted(c.get_params().items()))\n')
+  out = subprocess.run([sys.executable, '-c', script], capture_output=True,
+                       text=True, timeout=120, check=True)
+  assert out.stdout.strip() == "[('config', None), ('epochs', 2), ('ngrams', 1)]"
