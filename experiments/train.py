@@ -331,6 +331,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       epochs_run=fit.epochs_run, best_epoch=fit.best_epoch, update=fit.update,
       load_seconds=load_seconds, featurize_seconds=featurize_seconds,
       compile_seconds=fit.compile_seconds, train_seconds=fit.train_seconds,
+      pack_seconds=fit.pack_seconds,
       gradcheck=gradcheck)
   train_eval = train.evaluate(fit.params, train_x, splits.train_y)
   results['train_accuracy'] = float(train_eval['accuracy'])
