@@ -91,7 +91,7 @@ def gather_rows(W: jax.Array, ids: jax.Array) -> jax.Array:
   the scores with NaN (caught by the training loop's divergence check) instead
   of silently reading a clamped row.
   """
-  return W.at[ids].get(mode='fill', fill_value=jnp.nan)
+  return jnp.asarray(W).at[ids].get(mode='fill', fill_value=jnp.nan)
 
 
 def example_logits(params: Params, x: Features) -> jax.Array:

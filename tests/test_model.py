@@ -112,6 +112,14 @@ class LogitsTest(chex.TestCase):
     np.testing.assert_allclose(from_dense, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(from_sparse, expected, rtol=1e-5, atol=1e-5)
 
+  def test_numpy_params_work_with_sparse_features(self):
+    params = linjax.Params(W=np.arange(6, dtype=np.float32).reshape(3, 2),
+                           b=np.zeros(2, np.float32))
+    x = linjax.SparseFeatures(np.array([[2, 0]], np.int32),
+                              np.array([[1.0, 0.5]], np.float32))
+    # 1 * row 2 + 0.5 * row 0 = (4, 5) + (0, 0.5).
+    np.testing.assert_allclose(linjax.logits(params, x), [[4.0, 5.5]])
+
   def test_vmap_of_example_logits_matches_batch(self):
     rng = np.random.default_rng(3)
     ids, weights = _random_sparse(rng, 5, 3, 10)
