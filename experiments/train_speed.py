@@ -103,6 +103,9 @@ def main():
   ap.add_argument('--threads', type=int, default=2)
   ap.add_argument('--override', nargs='*', default=[])
   ap.add_argument('--skip_fasttext', action='store_true')
+  ap.add_argument('--cache_dir', default='',
+                  help='JAX persistent compilation cache (a warm rerun skips '
+                  'XLA compilation)')
   ap.add_argument('--sweep', default='',
                   help='lrs:l2s, e.g. 8,16,32:0,1e-6: time a vmapped sweep '
                   'against one fit() per grid point (held-out 10%% as val)')
@@ -115,6 +118,9 @@ def main():
   from experiments.configs import default
   from linjax import text
   from linjax import train as train_lib
+  if a.cache_dir:
+    jax.config.update('jax_compilation_cache_dir', a.cache_dir)
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
   jnp.zeros(1).block_until_ready()   # backend start-up, paid once
   import_s = time.perf_counter() - start
 

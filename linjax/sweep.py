@@ -77,7 +77,8 @@ def run_sweep(train_x: CsrFeatures, train_y, num_classes: int, config,
   packed = packing.pack(train_x, y, token_budget=tc.token_budget,
                         max_docs=tc.batch_size, seed=tc.seed,
                         dedupe=spec.dedupe)
-  spec = dataclasses.replace(spec, total_steps=packed.num_steps * tc.epochs)
+  spec = train.with_steps(spec, packed.num_steps * tc.epochs,
+                          max(g[0] for g in grid), max(g[1] for g in grid))
   k = len(grid)
   one = train.init_state(spec, model.init_params(None, F, num_classes))
   states = jax.tree_util.tree_map(

@@ -24,8 +24,8 @@ per step, T slots and D documents per sub-batch, U rows per sub-batch.
   momentum, no clipping), where the penalty's gradient 2 l2 W is exactly such
   a decay. With a preconditioner or clipping the penalty gradient must go
   through them, so there ``2 l2 W_rows`` is added to the touched rows only
-  (lazy L2: untouched rows are not shrunk that step). V is rescaled when the
-  scale falls under 1e-6. The dense path always uses the exact penalty.
+  (lazy L2: untouched rows are not shrunk that step). V absorbs the scale
+  when it falls under 1e-6 (checked only if the run could get there). The dense path always uses the exact penalty.
 * Divergence: the scan returns every step's loss; a non-finite one raises
   `TrainingDiverged` naming the first bad epoch and step; the last good
   checkpoint is left in place.
@@ -168,6 +168,7 @@ class Spec:
   total_steps: int
   num_shards: int         # S, sub-batches per step over all devices
   distributed: bool
+  rescale: bool = False   # check every step whether V must absorb the scale
 
   @property
   def opt(self) -> dict:
@@ -191,23 +192,49 @@ def make_spec(config, num_features, num_classes, total_steps, num_shards=1,
     l2_mode = 'scale' if plain_sgd else 'lazy'
   wd = float(oc.weight_decay)
   dedupe = sparse and (not plain_sgd or l2_mode == 'lazy')
+  # The learning rate is a traced argument (hyper), not part of the program.
+  opt_items = dict(oc.to_dict(), learning_rate=1.0)
   return Spec(num_features, num_classes, sparse, dedupe, l2_mode,
               sparse and (wd > 0 or l2_mode == 'scale'), wd,
-              tuple(sorted(oc.to_dict().items())), int(total_steps),
+              tuple(sorted(opt_items.items())), int(total_steps),
               int(num_shards), bool(distributed))
 
 
+def with_steps(spec: Spec, total_steps: int, max_lr: float,
+               max_l2: float) -> Spec:
+  """Sets the run length and whether the global scale can underflow.
+
+  The scale shrinks by at most ``(1 - max_lr * decay)`` per step, so if that
+  to the power of the run length stays above 1e-30 no rescaling is needed
+  (the common case); otherwise every step checks (a `lax.cond`, which under
+  the sweep's vmap would evaluate both branches, hence the static choice).
+  """
+  decay = spec.weight_decay + (2.0 * max_l2 if spec.l2_mode == 'scale' else 0.)
+  shrink = max(1.0 - max_lr * decay, 0.0)
+  rescale = spec.use_scale and (shrink ** total_steps < 1e-30)
+  return dataclasses.replace(spec, total_steps=int(total_steps),
+                             rescale=bool(rescale))
+
+
 def init_state(spec: Spec, params: Params) -> TrainState:
+  """The training state at step 0 (W = V, scale 1, fresh optimiser state)."""
   direction = optim.make_direction(spec.opt)
-  params = Params(jnp.asarray(params.W, jnp.float32),
-                  jnp.asarray(params.b, jnp.float32))
-  return TrainState(params.W, jnp.ones((), jnp.float32), params.b,
-                    direction.init(params), jnp.zeros((), jnp.int32))
+  W = np.asarray(params.W, np.float32)   # numpy: no device op to compile
+  b = np.asarray(params.b, np.float32)
+  opt_state = direction.init(Params(W, b)) if optim.has_row_state(
+      spec.opt) else direction.init(Params(W[:0], b))
+  return TrainState(W, np.float32(1.0), b, opt_state, np.int32(0))
 
 
 def state_params(state: TrainState) -> Params:
-  """Params (W = scale * V, b) of a state, on device."""
-  return Params(state.V * state.scale, state.b)
+  """float32 numpy Params (W = scale * V, b) of a (replicated) state."""
+  from linjax import distributed
+  W = distributed.local_value(state.V)
+  scale = float(distributed.local_value(state.scale))
+  if scale != 1.0:
+    W = W * np.float32(scale)
+  return Params(W.astype(np.float32, copy=False),
+                distributed.local_value(state.b).astype(np.float32))
 
 
 def _sub_batch_nll(rows, b, slot, weights, seg, labels, mask):
@@ -267,9 +294,10 @@ def _step(spec: Spec, state: TrainState, batch, hyper):
       decay = spec.weight_decay + (2.0 * l2 if spec.l2_mode == 'scale' else 0.)
       scale = scale * (1.0 - lr_t * decay)
       V = V.at[uids].add(-lr_t * d.W / scale, mode='drop')
-      V, scale = jax.lax.cond(scale < _RESCALE_BELOW,
-                              lambda v, s: (v * s, jnp.ones_like(s)),
-                              lambda v, s: (v, s), V, scale)
+      if spec.rescale:
+        V, scale = jax.lax.cond(scale < _RESCALE_BELOW,
+                                lambda v, s: (v * s, jnp.ones_like(s)),
+                                lambda v, s: (v, s), V, scale)
     else:
       V = V.at[uids].add(-lr_t * d.W, mode='drop')
   else:
@@ -528,10 +556,12 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, config, *,
   start = time.perf_counter()
   packed = _pack(train_x, y, config, spec, num_local, offset)
   pack_seconds = time.perf_counter() - start
-  spec = dataclasses.replace(spec, total_steps=packed.num_steps * tc.epochs)
+  spec = with_steps(spec, packed.num_steps * tc.epochs, oc.learning_rate,
+                    tc.l2)
   nnz = float(distributed.all_sum([train_x.nnz])[0])
   if init is None:
-    init = model.init_params(None, F, num_classes)
+    init = Params(np.zeros((F, num_classes), np.float32),
+                  np.zeros(num_classes, np.float32))
   state = init_state(spec, init)
   hyper = (np.float32(oc.learning_rate), np.float32(tc.l2))
   seed = np.int32(tc.seed)
@@ -596,8 +626,7 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, config, *,
     if value is not None and _better(metric, value, best_value):
       best_value, best_epoch, bad_epochs = value, epoch + 1, 0
       if patience > 0:
-        p = state_params(state)
-        best = Params(distributed.local_value(p.W), distributed.local_value(p.b))
+        best = state_params(state)
     elif value is not None:
       bad_epochs += 1
     stop = patience > 0 and value is not None and bad_epochs >= patience
@@ -616,9 +645,7 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, config, *,
       logging.info('Early stopping after epoch %d (best %d).', epoch + 1,
                    best_epoch)
       break
-  p = state_params(state)
-  final = Params(distributed.local_value(p.W).astype(np.float32),
-                 distributed.local_value(p.b).astype(np.float32))
+  final = state_params(state)
   if patience > 0 and best is not None:
     final = Params(np.asarray(best.W, np.float32),
                    np.asarray(best.b, np.float32))
