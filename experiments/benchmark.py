@@ -3,7 +3,7 @@ r"""Benchmark: linjax against fastText and scikit-learn on labelled corpora.
   python -m experiments.benchmark --data_dir=DIR [--corpora=a,b] \
       [--systems=linjax,fasttext,sklearn_sgd,sklearn_lbfgs] [--threads=2] \
       [--out=FILE.jsonl] [--markdown=FILE.md] [--scaling=1,2,4,8] \
-      [--linjax_sweep]
+      [--linjax_sweep] [--repeat=3]
 
 Every corpus is a folder ``DIR/NAME`` with ``train.tsv`` and ``test.tsv``
 (``label<TAB>text`` with a header line). Each (corpus, system) runs in its own
@@ -78,6 +78,8 @@ flags.DEFINE_string('scaling_corpus', 'healthtweets', 'Corpus of the scaling '
                     'run.')
 flags.DEFINE_list('scaling_systems', ['linjax', 'fasttext'], 'Systems of the '
                   'scaling run.')
+flags.DEFINE_integer('repeat', 1, 'Runs per (corpus, system), each in a fresh '
+                     'process; the row is the run of median fit_s.')
 flags.DEFINE_bool('predictions', False, 'Put each system\'s test predictions '
                   'in its row (for checking the metrics).')
 flags.DEFINE_integer('worker_timeout_s', 3600, 'Seconds before a worker is '
@@ -146,9 +148,14 @@ def machine_info() -> dict:
       versions[package] = importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
       versions[package] = None
+  try:
+    load = round(os.getloadavg()[0], 2)
+  except (AttributeError, OSError):
+    load = None
   return dict(platform=platform.platform(), processor=platform.machine(),
               cpu_count=os.cpu_count(), cpus_usable=cpus_usable,
-              memory_gb=mem_gb, python=platform.python_version(),
+              memory_gb=mem_gb, load_avg_1m=load,
+              python=platform.python_version(),
               versions=versions)
 
 
@@ -366,14 +373,36 @@ def spawn(corpus_dir: Path | None, system: str, threads: int, scale: int = 1,
   return row
 
 
+def median_run(runs: Sequence[dict]) -> dict:
+  """The run of median fit_s (the upper median), with every run's times.
+
+  An error in any run makes the row that error.
+  """
+  bad = [r for r in runs if 'error' in r]
+  if bad:
+    return bad[0]
+  ordered = sorted(runs, key=lambda r: r['fit_s'])
+  row = dict(ordered[len(ordered) // 2])
+  if len(runs) > 1:
+    row.update(repeat=len(runs), fit_s_runs=[r['fit_s'] for r in runs],
+               predict_s_runs=[r['predict_s'] for r in runs],
+               peak_rss_mb_runs=[r['peak_rss_mb'] for r in runs])
+  return row
+
+
 def run_benchmark(data_dir: Path, corpora: Sequence[str],
                   systems: Sequence[str], threads: int,
                   scaling: Sequence[int] = (), scaling_corpus: str = '',
                   scaling_systems: Sequence[str] = (),
                   with_predictions: bool = False,
                   timeout_s: float = 3600,
-                  extra_args: Sequence[str] = ()) -> list[dict]:
-  """All rows: every system on every corpus, then the scaling run."""
+                  extra_args: Sequence[str] = (),
+                  repeat: int = 1) -> list[dict]:
+  """All rows: every system on every corpus, then the scaling run.
+
+  Each (corpus, system[, scale]) runs ``repeat`` times, each in a fresh child;
+  its row is the run of median fit time (`median_run`).
+  """
   jobs = [(c, s, 1, 'main') for c in corpora for s in systems]
   jobs += [(scaling_corpus, s, k, 'scaling') for k in scaling
            for s in scaling_systems]
@@ -393,8 +422,13 @@ def run_benchmark(data_dir: Path, corpora: Sequence[str],
                  error=f'package {peer_missing} not installed '
                  '(pip install -e ".[bench]")')
     else:
-      row = spawn(data_dir / corpus, system, threads, scale, with_predictions,
-                  timeout_s, extra_args)
+      runs = []
+      for _ in range(repeat):
+        runs.append(spawn(data_dir / corpus, system, threads, scale,
+                          with_predictions, timeout_s, extra_args))
+        if 'error' in runs[-1]:
+          break
+      row = median_run(runs)
     row = dict(row, run=kind, **{k: v for k, v in common.items()
                                  if k not in row})
     if 'error' in row:
@@ -502,7 +536,7 @@ def scaling_table(rows: Sequence[dict]) -> str:
   return '\n'.join(lines)
 
 
-def report(rows: Sequence[dict], threads: int) -> str:
+def report(rows: Sequence[dict], threads: int, repeat: int = 1) -> str:
   """Both Markdown tables with a header naming the machine."""
   ok = [r for r in rows if 'machine' in r]
   head = ''
@@ -512,7 +546,10 @@ def report(rows: Sequence[dict], threads: int) -> str:
             f'{m["cpus_usable"]}/{m["cpu_count"]} CPUs usable, '
             f'{m["memory_gb"]} GB, Python {m["python"]}, JAX '
             f'{r.get("jax_version")} ({r.get("jax_backend")}, '
-            f'{r.get("device_kind")}), {threads} threads per system.\n\n'
+            f'{r.get("device_kind")}), {threads} threads per system, load '
+            f'average {m.get("load_avg_1m")} at the start; times are '
+            f'{"the median of %d runs" % repeat if repeat > 1 else "one run"}'
+            '.\n\n'
             'Deltas are against the best peer on that corpus (points); '
             'ratios against fastText. Targets: accuracy and macro-F1 >= best '
             'peer - 0.5 points, fit_s <= fastText, peak RSS <= 2x fastText. '
@@ -574,6 +611,8 @@ def _check_flags() -> tuple[Path, list, list, list]:
     if not values or any(not low <= v < float('inf') for v in values):
       _fail(f'--{flag}: expected a list of {"positive" if low else "non-negative"}'
             f' numbers, got {",".join(getattr(FLAGS, flag))}.')
+  if FLAGS.repeat < 1:
+    _fail(f'--repeat must be >= 1, got {FLAGS.repeat}.')
   if FLAGS.threads < 1:
     _fail(f'--threads must be >= 1, got {FLAGS.threads}.')
   systems = list(dict.fromkeys(FLAGS.systems))
@@ -597,13 +636,14 @@ def main(argv: Sequence[str]) -> None:
                        FLAGS.scaling_corpus, FLAGS.scaling_systems,
                        FLAGS.predictions, FLAGS.worker_timeout_s,
                        [f'--sweep_learning_rates={",".join(FLAGS.sweep_learning_rates)}',
-                        f'--sweep_l2s={",".join(FLAGS.sweep_l2s)}'])
+                        f'--sweep_l2s={",".join(FLAGS.sweep_l2s)}'],
+                       FLAGS.repeat)
   if FLAGS.out:
     with open(FLAGS.out, 'w', encoding='utf-8') as f:
       for row in rows:
         f.write(json.dumps(row) + '\n')
     logging.info('wrote %d rows to %s', len(rows), FLAGS.out)
-  text = report(rows, FLAGS.threads)
+  text = report(rows, FLAGS.threads, FLAGS.repeat)
   if FLAGS.markdown:
     Path(FLAGS.markdown).write_text(text, encoding='utf-8')
     logging.info('wrote %s', FLAGS.markdown)

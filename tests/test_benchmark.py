@@ -189,3 +189,12 @@ def test_scaling_table_ratios_against_fasttext():
   assert '| h | 2 | 20 | 2000000 | linjax | 2.00 | 1.00 | 300 | 0.50 | 3.00 |' \
       in table
   assert benchmark.main_table(rows).count('\n') == 1  # no main rows.
+
+
+def test_median_run_keeps_every_time():
+  runs = [dict(_row('linjax', 0.7, 0.6, fit, 100), predict_s=p)
+          for fit, p in ((3.0, 0.3), (1.0, 0.1), (2.0, 0.2))]
+  row = benchmark.median_run(runs)
+  assert row['fit_s'] == 2.0 and row['predict_s'] == 0.2
+  assert row['fit_s_runs'] == [3.0, 1.0, 2.0] and row['repeat'] == 3
+  assert benchmark.median_run(runs + [dict(error='x')])['error'] == 'x'
