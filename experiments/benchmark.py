@@ -64,7 +64,7 @@ flags.DEFINE_list('systems', list(SYSTEMS), 'Systems to run, of: '
                   + ', '.join(SYSTEMS) + '.')
 flags.DEFINE_bool('linjax_sweep', False, 'Also run linjax_sweep: lr/l2 chosen '
                   'by linjax.sweep.run_sweep on a validation split of train.')
-flags.DEFINE_list('sweep_learning_rates', ['0.5', '2', '8', '32'],
+flags.DEFINE_list('sweep_learning_rates', ['8', '16', '32', '64'],
                   'linjax_sweep: learning rates tried (one fixed grid for '
                   'every corpus).')
 flags.DEFINE_list('sweep_l2s', ['0', '1e-6'], 'linjax_sweep: L2 strengths '
