@@ -30,7 +30,7 @@ import numpy as np
 
 from linjax import csr
 
-TOKENIZERS = ('words_punct', 'words', 'whitespace')
+TOKENIZERS = ('words_punct', 'tweet', 'words', 'whitespace')
 WEIGHTINGS = ('tf', 'binary', 'tfidf', 'sublinear_tfidf')
 NORMALIZATIONS = ('l2', 'none')
 URL_TOKEN = '<url>'
@@ -40,27 +40,38 @@ NAMES_PER_BUCKET = 3  # training strings remembered per hash bucket.
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
 
-# words_punct: Unicode words, one token per punctuation mark, #hashtags and
-# @mentions whole (only when not glued to a preceding word character).
-_WORDS_PUNCT = re.compile(r'\w+|(?<!\w)[#@]\w+|[^\w\s]')
+# words_punct: Unicode words and one token per punctuation mark (the peers'
+# tokenisation; "#health" is "#", "health", so it shares the word's feature).
+# tweet: the same, but #hashtags and @mentions stay whole (only when not glued
+# to a preceding word character). Both replace URLs by URL_TOKEN.
 _URL = r"(?:https?://|ftp://|www\.)\S*[^\s.,;:!?)\]}>'\"]"
-_WORDS_PUNCT_URL = re.compile(_URL + r'|\w+|(?<!\w)[#@]\w+|[^\w\s]',
-                              re.IGNORECASE)
+_PATTERNS = {
+    'words_punct': r'\w+|[^\w\s]',
+    'tweet': r'\w+|(?<!\w)[#@]\w+|[^\w\s]',
+}
+_PLAIN = {kind: re.compile(p) for kind, p in _PATTERNS.items()}
+_WITH_URL = {kind: re.compile(_URL + '|' + p, re.IGNORECASE)
+             for kind, p in _PATTERNS.items()}
 _IS_URL = re.compile(_URL, re.IGNORECASE).match
 _WORDS = re.compile(r'(?u)\b\w\w+\b')  # scikit-learn's default token_pattern.
 _URL_HINT = re.compile(r'://|www\.', re.IGNORECASE)  # in every URL.
 
 
-def _words_punct(text: str) -> list[str]:
-  # Only documents that may hold a URL pay for the URL-aware pattern.
-  if _URL_HINT.search(text):
-    return [URL_TOKEN if _IS_URL(t) else t
-            for t in _WORDS_PUNCT_URL.findall(text)]
-  return _WORDS_PUNCT.findall(text)
+def _url_aware(kind: str) -> Callable[[str], list[str]]:
+  plain, with_url = _PLAIN[kind].findall, _WITH_URL[kind].findall
+
+  def split(text: str) -> list[str]:
+    # Only documents that may hold a URL pay for the URL-aware pattern.
+    if _URL_HINT.search(text):
+      return [URL_TOKEN if _IS_URL(t) else t for t in with_url(text)]
+    return plain(text)
+
+  return split
 
 
 _SPLITTERS: dict[str, Callable[[str], list[str]]] = {
-    'words_punct': _words_punct,
+    'words_punct': _url_aware('words_punct'),
+    'tweet': _url_aware('tweet'),
     'words': _WORDS.findall,
     'whitespace': str.split,
 }
@@ -73,8 +84,9 @@ def tokenize(text: str, lowercase: bool = True,
   Args:
     text: the document.
     lowercase: lower-case the text first.
-    kind: ``'words_punct'`` (Unicode words ``\\w+``, each punctuation mark a
-      token, ``#hashtag``/``@mention`` whole, URLs replaced by ``'<url>'``),
+    kind: ``'words_punct'`` (Unicode words ``\\w+`` and each punctuation
+      mark a token, URLs replaced by ``'<url>'``), ``'tweet'`` (the same with
+      ``#hashtag``/``@mention`` kept whole),
       ``'words'`` (scikit-learn's default: words of 2+ characters) or
       ``'whitespace'`` (``str.split``).
 
@@ -132,20 +144,20 @@ class _Tokens(NamedTuple):
 def _tokenize_batch(texts: Sequence[str], lowercase: bool,
                     kind: str) -> _Tokens:
   texts = list(map(str.lower, texts)) if lowercase else list(texts)
-  if kind != 'words_punct':
+  if kind not in _PLAIN:
     with _gc_paused():
       docs = list(map(_SPLITTERS[kind], texts))
     return _index_tokens(docs)
   with _gc_paused():
-    docs = list(map(_WORDS_PUNCT.findall, texts))
+    docs = list(map(_PLAIN[kind].findall, texts))
   # Documents that may hold a URL, found in one search over the corpus, are
-  # tokenised again by the URL-aware `_words_punct`.
+  # tokenised again by the URL-aware splitter.
   joined = '\n'.join(texts)  # a URL hint cannot span the separator.
   hints = [m.start() for m in _URL_HINT.finditer(joined)]
   if hints:
     ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)) + 1)
     for i in np.unique(np.searchsorted(ends, hints, side='right')).tolist():
-      docs[i] = _words_punct(texts[i])
+      docs[i] = _SPLITTERS[kind](texts[i])
   return _index_tokens(docs)
 
 

@@ -45,22 +45,26 @@ def _data_dir() -> Path:
 # -- tokenizer ---------------------------------------------------------------
 
 
-def test_words_punct_tokens():
-  got = text.tokenize('Hello, World! #Health @CNN see http://t.co/Ab1. '
-                      'It costs 3.50 (x2) a#b')
-  assert got == ['hello', ',', 'world', '!', '#health', '@cnn', 'see',
-                 '<url>', '.', 'it', 'costs', '3', '.', '50', '(', 'x2', ')',
-                 'a', '#', 'b']
+def test_words_punct_and_tweet_tokens():
+  doc = 'Hello, World! #Health @CNN see http://t.co/Ab1. It costs 3.50 (x2) a#b'
+  tail = ['see', '<url>', '.', 'it', 'costs', '3', '.', '50', '(', 'x2', ')',
+          'a', '#', 'b']
+  assert text.tokenize(doc) == (
+      ['hello', ',', 'world', '!', '#', 'health', '@', 'cnn'] + tail)
+  assert text.tokenize(doc, kind='tweet') == (
+      ['hello', ',', 'world', '!', '#health', '@cnn'] + tail)
   assert text.tokenize('A Www.Example.com/x, B', lowercase=False) == [
       'A', '<url>', ',', 'B']
   assert text.tokenize('Ünïcödé wörds!') == ['ünïcödé', 'wörds', '!']
   assert text.tokenize('') == []
 
 
-def test_words_punct_matches_peers_without_hashtags_mentions_urls():
-  for doc in TRAIN + TEST:
-    if not re.search(r'[#@]|://|www\.', doc):
+def test_words_punct_matches_peers_without_urls():
+  for doc in TRAIN + TEST + ['#tag @user x#y', 'a@b.c #1']:
+    if not re.search(r'://|www\.', doc):
       assert text.tokenize(doc) == PEERS.findall(doc.lower())
+    if not re.search(r'[#@]|://|www\.', doc):
+      assert text.tokenize(doc, kind='tweet') == PEERS.findall(doc.lower())
 
 
 def test_words_and_whitespace_tokenizers():
