@@ -415,6 +415,23 @@ def compiled_epoch(spec: Spec, args, mesh=None, vmapped: bool = False):
   return compiled, time.perf_counter() - start
 
 
+def enable_compile_cache(path: str) -> None:
+  """Keeps compiled epochs in ``path`` across processes (JAX's disk cache).
+
+  A later run with the same static shapes, config and JAX version loads the
+  executable from disk instead of compiling it (see `FitResult`'s
+  compile_seconds). Every compilation is cached, however short or small.
+  The directory must be trusted: loading an entry runs its code.
+  """
+  from jax.experimental.compilation_cache import compilation_cache as cc
+  jax.config.update('jax_compilation_cache_dir', str(path))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+  jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+  # JAX decides once per process whether the cache is in use (at the first
+  # compilation); start over so that enabling it late still takes effect.
+  cc.reset_cache()
+
+
 # Evaluation and prediction. -------------------------------------------------
 
 
