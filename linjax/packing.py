@@ -29,6 +29,7 @@ the longest document's length (rounded up to a multiple of 8), and the
 
 from __future__ import annotations
 
+import bisect
 from typing import NamedTuple
 
 import numpy as np
@@ -74,20 +75,30 @@ def _round_up(n: int, k: int) -> int:
 
 
 def _assign(lengths: np.ndarray, budget: int, max_docs: int):
-  """Greedy packing: (batch, position in batch, first slot) per document."""
+  """Greedy packing: (batch, position in batch, first slot) per document.
+
+  A batch takes the next documents while they fit in ``budget`` slots and
+  ``max_docs`` documents (the first always fits: budget >= longest). One
+  bisection per batch over the cumulative lengths, not a step per document.
+  """
   n = lengths.shape[0]
-  batch = np.empty(n, np.int64)
-  pos = np.empty(n, np.int64)
-  start = np.empty(n, np.int64)
-  b = used = nd = 0
-  for i, length in enumerate(lengths.tolist()):
-    if nd == max_docs or used + length > budget:
-      b += 1
-      used = nd = 0
-    batch[i], pos[i], start[i] = b, nd, used
-    used += length
-    nd += 1
-  return batch, pos, start, (b + 1 if n else 0)
+  ends = np.cumsum(lengths)                     # inclusive, int64 [N]
+  ends_list = ends.tolist()
+  firsts = []
+  i = 0
+  while i < n:
+    firsts.append(i)
+    base = ends_list[i - 1] if i else 0
+    j = bisect.bisect_right(ends_list, base + budget, i, min(i + max_docs, n))
+    i = max(j, i + 1)
+  num = len(firsts)
+  firsts = np.asarray(firsts, np.int64)
+  counts = np.diff(np.append(firsts, n))
+  batch = np.repeat(np.arange(num, dtype=np.int64), counts)
+  pos = np.arange(n, dtype=np.int64) - firsts[batch]
+  begins = ends - lengths                       # exclusive cumsum
+  start = begins - begins[firsts][batch]
+  return batch, pos, start, num
 
 
 def _pack_one(x: CsrFeatures, y: np.ndarray, budget: int, max_docs: int,
@@ -97,21 +108,22 @@ def _pack_one(x: CsrFeatures, y: np.ndarray, budget: int, max_docs: int,
   lengths = x.row_lengths()[order]
   batch, pos, start, num = _assign(lengths, budget, max_docs)
   xs = x.take(order)
-  ent_batch = np.repeat(batch, lengths)
-  ent_slot = (np.repeat(start - xs.indptr[:-1], lengths) +
-              np.arange(xs.nnz, dtype=np.int64))
+  # Flat position in the [G, T] arrays of every entry, in one pass.
+  ent = (np.repeat(batch * budget + start - xs.indptr[:-1], lengths) +
+         np.arange(xs.nnz, dtype=np.int64))
   ids = np.full((num, budget), x.num_features, np.int32)
   weights = np.zeros((num, budget), np.float32)
   seg = np.full((num, budget), max_docs, np.int32)
-  ids[ent_batch, ent_slot] = xs.ids
-  weights[ent_batch, ent_slot] = xs.weights
-  seg[ent_batch, ent_slot] = np.repeat(pos, lengths).astype(np.int32)
+  ids.reshape(-1)[ent] = xs.ids
+  weights.reshape(-1)[ent] = xs.weights
+  seg.reshape(-1)[ent] = np.repeat(pos.astype(np.int32), lengths)
+  doc = batch * max_docs + pos
   labels = np.zeros((num, max_docs), np.int32)
   mask = np.zeros((num, max_docs), np.float32)
   doc_index = np.full((num, max_docs), -1, np.int64)
-  labels[batch, pos] = y[order]
-  mask[batch, pos] = 1.0
-  doc_index[batch, pos] = order
+  labels.reshape(-1)[doc] = y[order]
+  mask.reshape(-1)[doc] = 1.0
+  doc_index.reshape(-1)[doc] = order
   return dict(ids=ids, weights=weights, seg=seg, labels=labels, mask=mask,
               doc_index=doc_index)
 
@@ -179,17 +191,24 @@ def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
   budget = max(int(token_budget), _round_up(longest, 8))
   parts = []
   for s in range(num_shards):
-    rows = shard_rows(x.num_docs, s, num_shards)
     rng = np.random.default_rng([int(seed), int(shard_offset + s)])
-    part = _pack_one(x.take(rows), y[rows], budget, max_docs, rng)
-    part['doc_index'] = np.where(part['doc_index'] >= 0,
-                                 rows[np.maximum(part['doc_index'], 0)], -1)
+    if num_shards == 1:  # the whole corpus: no copy, doc_index as it is
+      part = _pack_one(x, y, budget, max_docs, rng)
+    else:
+      rows = shard_rows(x.num_docs, s, num_shards)
+      part = _pack_one(x.take(rows), y[rows], budget, max_docs, rng)
+      part['doc_index'] = np.where(part['doc_index'] >= 0,
+                                   rows[np.maximum(part['doc_index'], 0)], -1)
     parts.append(part)
   steps = max([p['ids'].shape[0] for p in parts] + [int(min_steps), 1])
   fills = dict(ids=x.num_features, weights=0, seg=max_docs, labels=0, mask=0,
                doc_index=-1)
-  stacked = {k: np.stack([_pad_steps(p[k], steps, fills[k]) for p in parts],
-                         axis=1) for k in fills}
+  if num_shards == 1:  # a view with S = 1, no copy
+    stacked = {k: _pad_steps(parts[0][k], steps, fills[k])[:, None]
+               for k in fills}
+  else:
+    stacked = {k: np.stack([_pad_steps(p[k], steps, fills[k])
+                            for p in parts], axis=1) for k in fills}
   ids = stacked.pop('ids')
   if dedupe:
     flat = ids.reshape(steps * num_shards, budget)
