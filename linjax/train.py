@@ -295,8 +295,12 @@ def _batch_grads(rows, b, batch):
   return jnp.sum(nll), jnp.sum(docs), g_rows, jnp.sum(g_b, 0)
 
 
-def _step(spec: Spec, state: TrainState, batch, hyper):
-  """One optimiser step on one global batch; returns (state, mean loss)."""
+def _step(spec: Spec, state: TrainState, batch, hyper, scratch=None):
+  """One optimiser step on one global batch.
+
+  ``scratch`` (sparse path, see `_epoch`): a carried [S_l, U + 8, C] buffer
+  the gathered rows are written into. Returns (state, scratch, mean loss).
+  """
   direction = optim.make_direction(spec.opt)
   shape = optim.make_schedule(spec.opt, spec.total_steps, peak=1.0)
   lr, l2 = hyper
@@ -306,6 +310,9 @@ def _step(spec: Spec, state: TrainState, batch, hyper):
       lambda v: v)
   if spec.sparse:
     rows = _gather(V, batch.uids) * scale                    # [S_l, U, C]
+    if scratch is not None:
+      scratch = jax.lax.dynamic_update_slice(scratch, rows, (0, 0, 0))
+      rows = jax.lax.dynamic_slice(scratch, (0, 0, 0), rows.shape)
     nll, docs, g_rows, g_b = _batch_grads(rows, b, batch)
     nll, docs, g_b = psum(nll), psum(docs), psum(g_b)
     uids = batch.uids
@@ -349,7 +356,7 @@ def _step(spec: Spec, state: TrainState, batch, hyper):
     V = V - lr_t * (d.W + spec.weight_decay * V)
   b = b - lr_t * d.b
   loss = nll / jnp.maximum(docs, 1.0)
-  return TrainState(V, scale, b, opt_state, state.step + 1), loss
+  return TrainState(V, scale, b, opt_state, state.step + 1), scratch, loss
 
 
 def _mix(h: jax.Array) -> jax.Array:
@@ -375,15 +382,31 @@ def batch_order(seed, epoch, num_steps: int) -> jax.Array:
 
 
 def _epoch(spec: Spec, state, batches, hyper, seed, epoch):
-  """Runs every packed step once, in a shuffled order: (state, losses [G])."""
+  """Runs every packed step once, in a shuffled order: (state, losses [G]).
+
+  The sparse path gathers each step's rows into a buffer carried by the scan
+  (an in-place dynamic-update-slice) rather than into a fresh array: XLA:CPU
+  splits a fresh gather of this size over its thread pool, and waking the
+  other thread cost more than the gather itself (an epoch on healthtweets:
+  0.10 s -> 0.083 s on 2 cores, same numbers).
+  """
   TRACE_COUNTS['epoch'] += 1
 
-  def body(st, i):
+  def body(carry, i):
+    st, scratch = carry
     batch = jax.tree_util.tree_map(lambda a: a[i], batches)
-    return _step(spec, st, batch, hyper)
+    st, scratch, loss = _step(spec, st, batch, hyper, scratch)
+    return (st, scratch), loss
 
-  return jax.lax.scan(body, state,
-                      batch_order(seed, epoch, batches.weights.shape[0]))
+  scratch = None
+  if spec.sparse:
+    _, s_local, num_rows = batches.uids.shape
+    scratch = jnp.zeros((s_local, num_rows + 8, spec.num_classes),
+                        jnp.float32)
+  (state, _), losses_ = jax.lax.scan(
+      body, (state, scratch),
+      batch_order(seed, epoch, batches.weights.shape[0]))
+  return state, losses_
 
 
 _COMPILED: dict = {}
