@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -60,7 +61,9 @@ def _timed(fn, repeats):
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument('--data', default='/work/shared/data/healthtweets')
-  ap.add_argument('--cache', default='/tmp/linjax_healthtweets.npz')
+  ap.add_argument('--cache', default='/tmp/linjax_healthtweets.npz',
+                  help='featurised corpus (.npz); delete it when the '
+                  'features config changes')
   ap.add_argument('--repeats', type=int, default=5)
   ap.add_argument('--override', nargs='*', default=[])
   ap.add_argument('--train_module', default='',
@@ -78,7 +81,6 @@ def main():
     spec_ = importlib.util.spec_from_file_location('linjax._alt_train',
                                                    a.train_module)
     train = importlib.util.module_from_spec(spec_)
-    import sys
     sys.modules[spec_.name] = train
     spec_.loader.exec_module(train)
   config = default.get_config()
