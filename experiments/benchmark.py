@@ -69,6 +69,10 @@ flags.DEFINE_list('sweep_learning_rates', ['8', '16', '32', '64'],
                   'every corpus).')
 flags.DEFINE_list('sweep_l2s', ['0', '1e-6'], 'linjax_sweep: L2 strengths '
                   'tried.')
+flags.DEFINE_string('linjax_compile_cache', '', 'linjax: folder of JAX\'s '
+                    'persistent compilation cache (train.compile_cache); '
+                    'empty: every linjax fit compiles cold. Rows record '
+                    'whether the cache held entries before the run.')
 flags.DEFINE_integer('threads', 2, 'Thread/core budget of every system.')
 flags.DEFINE_string('out', '', 'JSONL file of rows (one per corpus, system).')
 flags.DEFINE_string('markdown', '', 'Markdown file of the tables.')
@@ -188,6 +192,7 @@ def _linjax_config(corpus_dir: Path):
   config = default.get_config()
   config.data.train = str(corpus_dir / 'train.tsv')
   config.data.test = str(corpus_dir / 'test.tsv')
+  config.train.compile_cache = FLAGS.linjax_compile_cache
   return config
 
 
@@ -240,6 +245,11 @@ def _run_linjax(corpus_dir: Path, system: str, scale: int,
   row['import_rss_mb'] = round(peak_rss_mb(), 1)
   row.update(_jax_info())
   config = _linjax_config(corpus_dir)
+  cache = os.path.expanduser(config.train.compile_cache)
+  row['compile_cache'] = ('off' if not cache else 'warm' if os.path.isdir(cache)
+                          and os.listdir(cache) else 'cold')
+  if cache:
+    train.enable_compile_cache(cache)
   tr = _replicate(_read(config, config.data.train), scale)
   te = _read(config, config.data.test)
   row['data_rss_mb'] = round(peak_rss_mb(), 1)
@@ -636,7 +646,8 @@ def main(argv: Sequence[str]) -> None:
                        FLAGS.scaling_corpus, FLAGS.scaling_systems,
                        FLAGS.predictions, FLAGS.worker_timeout_s,
                        [f'--sweep_learning_rates={",".join(FLAGS.sweep_learning_rates)}',
-                        f'--sweep_l2s={",".join(FLAGS.sweep_l2s)}'],
+                        f'--sweep_l2s={",".join(FLAGS.sweep_l2s)}',
+                        f'--linjax_compile_cache={FLAGS.linjax_compile_cache}'],
                        FLAGS.repeat)
   if FLAGS.out:
     with open(FLAGS.out, 'w', encoding='utf-8') as f:

@@ -262,6 +262,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   from linjax import text  # pylint: disable=g-import-not-at-top
   from linjax import train  # pylint: disable=g-import-not-at-top
 
+  if config.train.get('compile_cache'):
+    train.enable_compile_cache(os.path.expanduser(config.train.compile_cache))
   os.makedirs(workdir, exist_ok=True)
   start = time.perf_counter()
   logging.info('loading data (%s)', config.data.train or 'demo corpus')

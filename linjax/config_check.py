@@ -158,6 +158,11 @@ def validate(config, prefix: str = '--config.') -> None:
   c.choice('train.metric', METRICS)
   c.choice('train.update', UPDATES)
   c.number('train.checkpoint_every', lo=0, integer=True)
+  present, cache = c.get('train.compile_cache')
+  if present and not isinstance(cache, str):
+    c.fail('train.compile_cache', 'must be a folder path or empty', cache)
+  elif present and cache and os.path.isfile(os.path.expanduser(cache)):
+    c.fail('train.compile_cache', 'must be a folder, not a file', cache)
   # cross-field
   ok_v, val = c.get('data.val_fraction')
   ok_t, test = c.get('data.test_fraction')

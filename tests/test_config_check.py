@@ -124,6 +124,17 @@ def test_cross_field_checks():
     config_check.validate(config)
 
 
+def test_compile_cache_must_be_a_folder(tmp_path):
+  config = default.get_config()
+  config.train.compile_cache = str(tmp_path / 'cache')   # created on use
+  config_check.validate(config)
+  a_file = tmp_path / 'file'
+  a_file.write_text('x')
+  config.train.compile_cache = str(a_file)
+  with pytest.raises(ConfigError, match='train.compile_cache must be a folder'):
+    config_check.validate(config)
+
+
 def test_one_engine_error_class():
   from linjax import optim
   assert issubclass(ConfigError, optim.ConfigError)
