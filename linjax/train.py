@@ -488,13 +488,40 @@ def _logits_scaled(W, scale, b, x: CsrFeatures, batch_size: int) -> np.ndarray:
   return out
 
 
+def _host_logits(W: np.ndarray, b: np.ndarray, x: CsrFeatures,
+                 batch_size: int) -> np.ndarray:
+  """Scores on the host with numpy: no device copy of W, nothing to compile."""
+  out = np.empty((x.num_docs, W.shape[1]), np.float32)
+  out[:] = b
+  for start in range(0, x.num_docs, batch_size):
+    stop = min(start + batch_size, x.num_docs)
+    lo, hi = x.indptr[start], x.indptr[stop]
+    contrib = W[x.ids[lo:hi]] * x.weights[lo:hi, None]          # [nnz, C]
+    lengths = np.diff(x.indptr[start:stop + 1])
+    rows = np.flatnonzero(lengths)
+    if rows.size:
+      # reduceat over non-empty rows only (an empty row would repeat a value).
+      out[start + rows] += np.add.reduceat(
+          contrib, x.indptr[start + rows] - lo, axis=0)
+  return out
+
+
 def predict_logits(params: Params, x: CsrFeatures,
                    batch_size: int = 4096) -> np.ndarray:
-  """float32 [N, C] scores ``x W + b`` of a CsrFeatures corpus, in chunks."""
+  """float32 [N, C] scores ``x W + b`` of a CsrFeatures corpus, in chunks.
+
+  Computed where the parameters live: numpy Params (what `fit` returns and
+  `saved_model.load` gives) are scored on the host, without copying W to a
+  device or compiling anything; JAX arrays are scored on their device.
+  """
   model.check_params(params)
   if x.num_features != np.shape(params.W)[0]:
     raise ValueError(f'predict: x has {x.num_features} features but W has '
                      f'{np.shape(params.W)[0]} rows.')
+  if isinstance(params.W, np.ndarray) and isinstance(params.b, np.ndarray):
+    return _host_logits(params.W.astype(np.float32, copy=False),
+                        params.b.astype(np.float32, copy=False), x,
+                        batch_size)
   return _logits_scaled(jnp.asarray(params.W), jnp.float32(1.0),
                         jnp.asarray(params.b), x, batch_size)
 

@@ -244,6 +244,21 @@ class PredictTest(chex.TestCase):
     proba = train.predict_proba(p, x)
     np.testing.assert_allclose(proba.sum(-1), 1.0, rtol=1e-5)
 
+  def test_host_and_device_prediction_agree_with_empty_documents(self):
+    rng = np.random.default_rng(2)
+    lengths = [3, 0, 5, 0, 0, 2, 7, 1, 0]
+    x = csr.from_rows([(rng.choice(F, k, replace=False), rng.uniform(size=k))
+                       for k in lengths], F)
+    W = rng.normal(size=(F, C)).astype(np.float32)
+    b = rng.normal(size=C).astype(np.float32)
+    want = x.to_dense().astype(np.float64) @ W + b   # empty rows score b
+    for batch_size in (1, 2, 4, 100):
+      host = train.predict_logits(model.Params(W, b), x, batch_size)
+      np.testing.assert_allclose(host, want, rtol=1e-5, atol=1e-5)
+    device = train.predict_logits(
+        model.Params(jnp.asarray(W), jnp.asarray(b)), x, batch_size=4)
+    np.testing.assert_allclose(device, want, rtol=1e-5, atol=1e-5)
+
   @chex.variants(with_jit=True, without_jit=True)
   def test_per_example_grads(self):
     rng = np.random.default_rng(1)
