@@ -209,18 +209,6 @@ def _fmt(value, spec='.4f'):
   return 'n/a' if value is None else format(value, spec)
 
 
-def _jsonable(value):
-  if isinstance(value, dict):
-    return {str(k): _jsonable(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_jsonable(v) for v in value]
-  if isinstance(value, np.generic):
-    return value.item()
-  if isinstance(value, np.ndarray):
-    return value.tolist()
-  return value
-
-
 def _write_plots(workdir, history, report, top, label_names) -> list:
   try:
     from linjax import plots  # pylint: disable=g-import-not-at-top
@@ -298,7 +286,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   with open(metrics_path, 'w', encoding='utf-8') as log_file:
 
     def callback(entry: dict) -> None:
-      log_file.write(json.dumps(_jsonable(entry)) + '\n')
+      log_file.write(json.dumps(saved_model.jsonable(entry)) + '\n')
       log_file.flush()
       logging.info('epoch %d/%d: train loss %s, val loss %s, val accuracy %s, '
                    '%.0f tokens/s', entry['epoch'], epochs,
@@ -324,7 +312,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # The full history, including epochs restored from a checkpoint.
   with open(metrics_path, 'w', encoding='utf-8') as log_file:
     for entry in fit.history:
-      log_file.write(json.dumps(_jsonable(entry)) + '\n')
+      log_file.write(json.dumps(saved_model.jsonable(entry)) + '\n')
 
   results = dict(
       num_classes=len(names), num_features=featurizer.num_features,
@@ -353,7 +341,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       test_log_loss=report and report['log_loss'],
       test_ece=report and report['ece'], test_report=report)
   results['config'] = config.to_dict()
-  results = _jsonable(results)
+  results = saved_model.jsonable(results)
 
   top = interpret.top_features(fit.params, featurizer, names, k=10)
   summary = {k: results[k] for k in (

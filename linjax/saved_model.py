@@ -83,14 +83,16 @@ def _sha256(path: pathlib.Path) -> str:
   return digest.hexdigest()
 
 
-def _jsonable(value):
-  """Config values -> JSON types (ConfigDicts, tuples, numpy scalars)."""
+def jsonable(value):
+  """Values -> JSON types (ConfigDicts, tuples, numpy scalars and arrays)."""
   if hasattr(value, 'to_dict'):
     value = value.to_dict()
   if isinstance(value, dict):
-    return {str(k): _jsonable(v) for k, v in value.items()}
+    return {str(k): jsonable(v) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
-    return [_jsonable(v) for v in value]
+    return [jsonable(v) for v in value]
+  if isinstance(value, np.ndarray):
+    return jsonable(value.tolist())
   if isinstance(value, np.generic):
     return value.item()
   if value is None or isinstance(value, (bool, int, float, str)):
@@ -160,8 +162,8 @@ def save(path, params, featurizer, label_map, config=None,
         linjax_version=linjax.__version__,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(),
         arrays=manifest_arrays, labels=[str(n) for n in names],
-        featurizer=featurizer.to_dict(), config=_jsonable(config or {}),
-        extra=_jsonable(extra or {}))
+        featurizer=featurizer.to_dict(), config=jsonable(config or {}),
+        extra=jsonable(extra or {}))
     with open(tmp / MANIFEST, 'w', encoding='utf-8') as f:
       json.dump(manifest, f, ensure_ascii=False, indent=1)
       f.flush()
