@@ -16,23 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import tempfile
 import time
 
-
-def read_tsv(path):
-  labels, texts = [], []
-  with open(path, encoding='utf-8') as f:
-    next(f)
-    for line in f:
-      label, _, text = line.rstrip('\n').partition('\t')
-      labels.append(label)
-      texts.append(text)
-  return texts, labels
+from experiments import peers
 
 
-TOKEN = re.compile(r'\w+|[^\w\s]')
+read_tsv = peers.read_tsv
+TOKEN = peers.TOKEN
 
 
 def run_fasttext(train, test, epochs, threads):
@@ -41,8 +32,7 @@ def run_fasttext(train, test, epochs, threads):
   with tempfile.NamedTemporaryFile('w', suffix='.txt', delete=False,
                                    encoding='utf-8') as f:
     for text, label in zip(*train):
-      f.write('__label__' + label + ' ' +
-              ' '.join(TOKEN.findall(text.lower())) + '\n')
+      f.write(peers.fasttext_line(label, text) + '\n')
     path = f.name
   start = time.perf_counter()
   m = fasttext.train_supervised(input=path, epoch=epochs, lr=0.5,
