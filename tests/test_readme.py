@@ -17,11 +17,23 @@ def test_readme_starts_with_the_two_commands():
   assert blocks[1].strip() in (ROOT / '.ci' / 'run').read_text()
 
 
-def test_readme_python_example_runs():
+def _run_example(index):
   text = (ROOT / 'README.md').read_text(encoding='utf-8')
-  example = re.findall(r'```python\n(.*?)```', text, flags=re.S)[0]
+  example = re.findall(r'```python\n(.*?)```', text, flags=re.S)[index]
   out = subprocess.run([sys.executable, '-c', example], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr
-  assert '1.609' in out.stdout          # -log 0.2
-  assert 'PASS' in out.stdout
+  return out.stdout
+
+
+def test_readme_functional_example_runs():
+  stdout = _run_example(0)
+  assert '1.609' in stdout          # -log 0.2
+  assert 'PASS' in stdout
+
+
+def test_readme_pipeline_example_runs():
+  stdout = _run_example(1)
+  spam = float(re.search(r"'spam': (?:np\.float32\()?([0-9.]+)", stdout)[1])
+  assert spam > 0.9, stdout          # the spam words win
+  assert 'predicted spam' in stdout and 'cheap' in stdout
