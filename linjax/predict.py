@@ -1,0 +1,108 @@
+"""Scoring, prediction and evaluation of trained Params on a CSR corpus.
+
+Shapes: N documents, F features, C classes. Numpy Params (what `train.fit`
+returns and `saved_model.load` gives) are scored on the host with numpy; JAX
+arrays on their device, in chunks padded to power-of-two shapes so that few
+programs are compiled. `train.fit` and `sweep.run_sweep` score the
+validation split straight from a training state (W = scale * V) with
+`_logits_scaled`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from linjax import losses
+from linjax import model
+from linjax.csr import CsrFeatures
+from linjax.step import gather_rows
+
+Params = model.Params
+
+
+def _bucket(n: int) -> int:
+  return 1 << max(int(n) - 1, 0).bit_length()
+
+
+@jax.jit
+def _chunk_logits(W, scale, b, ids, weights):
+  return jnp.einsum('nl,nlc->nc', weights, gather_rows(W, ids)) * scale + b
+
+
+def _chunks(x: CsrFeatures, batch_size: int):
+  """Yields (start, ids [B, L], weights [B, L]) padded to static shapes."""
+  lengths = x.row_lengths()
+  width = _bucket(int(lengths.max()) if lengths.size else 1)
+  for start in range(0, x.num_docs, batch_size):
+    part = x.take(np.arange(start, min(start + batch_size, x.num_docs)))
+    ids, weights = part.to_padded(width)
+    rows = min(_bucket(part.num_docs), batch_size)
+    ids = np.pad(ids, ((0, rows - part.num_docs), (0, 0)))
+    weights = np.pad(weights, ((0, rows - part.num_docs), (0, 0)))
+    yield start, ids, weights
+
+
+def _logits_scaled(W, scale, b, x: CsrFeatures, batch_size: int) -> np.ndarray:
+  out = np.zeros((x.num_docs, np.shape(b)[0]), np.float32)
+  for start, ids, weights in _chunks(x, batch_size):
+    z = np.asarray(_chunk_logits(W, scale, b, ids, weights))
+    out[start:start + batch_size] = z[:min(batch_size, x.num_docs - start)]
+  return out
+
+
+def _host_logits(W: np.ndarray, b: np.ndarray, x: CsrFeatures,
+                 batch_size: int) -> np.ndarray:
+  """Scores on the host with numpy: no device copy of W, nothing to compile."""
+  out = np.empty((x.num_docs, W.shape[1]), np.float32)
+  out[:] = b
+  for start in range(0, x.num_docs, batch_size):
+    stop = min(start + batch_size, x.num_docs)
+    lo, hi = x.indptr[start], x.indptr[stop]
+    contrib = W[x.ids[lo:hi]] * x.weights[lo:hi, None]          # [nnz, C]
+    lengths = np.diff(x.indptr[start:stop + 1])
+    rows = np.flatnonzero(lengths)
+    if rows.size:
+      # reduceat over non-empty rows only (an empty row would repeat a value).
+      out[start + rows] += np.add.reduceat(
+          contrib, x.indptr[start + rows] - lo, axis=0)
+  return out
+
+
+def predict_logits(params: Params, x: CsrFeatures,
+                   batch_size: int = 4096) -> np.ndarray:
+  """float32 [N, C] scores ``x W + b`` of a CsrFeatures corpus, in chunks.
+
+  Computed where the parameters live: numpy Params (what `fit` returns and
+  `saved_model.load` gives) are scored on the host, without copying W to a
+  device or compiling anything; JAX arrays are scored on their device.
+  """
+  model.check_params(params)
+  if x.num_features != np.shape(params.W)[0]:
+    raise ValueError(f'predict: x has {x.num_features} features but W has '
+                     f'{np.shape(params.W)[0]} rows.')
+  if isinstance(params.W, np.ndarray) and isinstance(params.b, np.ndarray):
+    return _host_logits(params.W.astype(np.float32, copy=False),
+                        params.b.astype(np.float32, copy=False), x,
+                        batch_size)
+  return _logits_scaled(jnp.asarray(params.W), jnp.float32(1.0),
+                        jnp.asarray(params.b), x, batch_size)
+
+
+def predict_proba(params: Params, x: CsrFeatures,
+                  batch_size: int = 4096) -> np.ndarray:
+  """float32 [N, C] class probabilities."""
+  return np.asarray(losses.softmax(predict_logits(params, x, batch_size)))
+
+
+def _metrics(z: np.ndarray, y: np.ndarray) -> dict:
+  y = np.asarray(y)
+  nll = np.asarray(losses.nll_from_logits(jnp.asarray(z), jnp.asarray(y)))
+  return dict(loss=float(nll.mean()) if y.size else float('nan'),
+              accuracy=float((z.argmax(-1) == y).mean()) if y.size else 0.0)
+
+
+def evaluate(params: Params, x: CsrFeatures, y) -> dict:
+  """dict(loss=mean NLL, accuracy=fraction correct) on (x, y)."""
+  return _metrics(predict_logits(params, x), y)
