@@ -7,11 +7,11 @@ a `linjax.csr.CsrFeatures` corpus (N documents, F features):
         -> tf | binary | tfidf | sublinear_tfidf -> optional L2 normalisation
 
 Feature ids come either from an explicit vocabulary (``buckets == 0``; ids
-ordered by training count, ties by string) or from the hashing trick: a token
-hashes to the 32-bit FNV-1a of its UTF-8 bytes, an n-gram combines its tokens'
-hashes as fastText does (``h = h * 116049371 + h_next`` in uint64) and its id is
-``h % buckets``; unigrams and n-grams share the bucket space. The hash is
-stable across processes and machines (Python's ``hash`` is salted).
+ordered by training count, ties by string) or from the hashing trick
+(`linjax.hashing`: FNV-1a tokens, fastText's n-gram combiner, ``h % buckets``;
+unigrams and n-grams share the bucket space). Tokenisation is
+`linjax.tokenizer`, counting and weighting `linjax.weighting`; their public
+names are re-exported here (``text.tokenize``, ``text.hash_tokens``, ...).
 
 Speed: the Python work per token is one regex match and one dict lookup;
 hashing, n-grams, de-duplication and weighting are vectorised over the corpus.
@@ -19,282 +19,34 @@ hashing, n-grams, de-duplication and weighting are vectorised over the corpus.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import itertools
 import json
-import re
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from linjax import csr
+# The pieces of the pipeline; names callers reach as `text.X` are re-exported.
+from linjax.hashing import NGRAM_MULTIPLIER
+from linjax.hashing import exact_keys
+from linjax.hashing import fnv1a_32  # pylint: disable=unused-import
+from linjax.hashing import hash_tokens
+from linjax.hashing import key_digits
+from linjax.hashing import ngram_starts
+from linjax.tokenizer import TOKENIZERS
+from linjax.tokenizer import URL_TOKEN  # pylint: disable=unused-import
+from linjax.tokenizer import Tokens
+from linjax.tokenizer import gc_paused
+from linjax.tokenizer import index_tokens
+from linjax.tokenizer import tokenize  # pylint: disable=unused-import
+from linjax.tokenizer import tokenize_batch
+from linjax.weighting import NORMALIZATIONS
+from linjax.weighting import WEIGHTINGS
+from linjax.weighting import apply_weighting
+from linjax.weighting import count_features
+from linjax.weighting import smooth_idf
 
-TOKENIZERS = ('words_punct', 'tweet', 'words', 'whitespace')
-WEIGHTINGS = ('tf', 'binary', 'tfidf', 'sublinear_tfidf')
-NORMALIZATIONS = ('l2', 'none')
-URL_TOKEN = '<url>'
-NGRAM_MULTIPLIER = 116049371  # fastText's n-gram hash combiner.
 NAMES_PER_BUCKET = 3  # training strings remembered per hash bucket.
-
-_FNV_OFFSET = 0x811C9DC5
-_FNV_PRIME = 0x01000193
-
-# words_punct: Unicode words and one token per punctuation mark (the peers'
-# tokenisation; "#health" is "#", "health", so it shares the word's feature).
-# tweet: the same, but #hashtags and @mentions stay whole (only when not glued
-# to a preceding word character). Both replace URLs by URL_TOKEN.
-_URL = r"(?:https?://|ftp://|www\.)\S*[^\s.,;:!?)\]}>'\"]"
-_PATTERNS = {
-    'words_punct': r'\w+|[^\w\s]',
-    'tweet': r'\w+|(?<!\w)[#@]\w+|[^\w\s]',
-}
-_PLAIN = {kind: re.compile(p) for kind, p in _PATTERNS.items()}
-_WITH_URL = {kind: re.compile(_URL + '|' + p, re.IGNORECASE)
-             for kind, p in _PATTERNS.items()}
-_IS_URL = re.compile(_URL, re.IGNORECASE).match
-_WORDS = re.compile(r'(?u)\b\w\w+\b')  # scikit-learn's default token_pattern.
-_URL_HINT = re.compile(r'://|www\.', re.IGNORECASE)  # in every URL.
-
-
-def _url_aware(kind: str) -> Callable[[str], list[str]]:
-  plain, with_url = _PLAIN[kind].findall, _WITH_URL[kind].findall
-
-  def split(text: str) -> list[str]:
-    # Only documents that may hold a URL pay for the URL-aware pattern.
-    if _URL_HINT.search(text):
-      return [URL_TOKEN if _IS_URL(t) else t for t in with_url(text)]
-    return plain(text)
-
-  return split
-
-
-_SPLITTERS: dict[str, Callable[[str], list[str]]] = {
-    'words_punct': _url_aware('words_punct'),
-    'tweet': _url_aware('tweet'),
-    'words': _WORDS.findall,
-    'whitespace': str.split,
-}
-
-
-def tokenize(text: str, lowercase: bool = True,
-             kind: str = 'words_punct') -> list[str]:
-  """Splits one document into tokens (deterministic).
-
-  Args:
-    text: the document.
-    lowercase: lower-case the text first.
-    kind: ``'words_punct'`` (Unicode words ``\\w+`` and each punctuation
-      mark a token, URLs replaced by ``'<url>'``), ``'tweet'`` (the same with
-      ``#hashtag``/``@mention`` kept whole),
-      ``'words'`` (scikit-learn's default: words of 2+ characters) or
-      ``'whitespace'`` (``str.split``).
-
-  Returns:
-    The tokens, in order. No token contains whitespace.
-  """
-  if kind not in _SPLITTERS:
-    raise ValueError(f'features.tokenizer must be one of {TOKENIZERS}, '
-                     f'got {kind!r}')
-  return _SPLITTERS[kind](text.lower() if lowercase else text)
-
-
-def fnv1a_32(token: str) -> int:
-  """32-bit FNV-1a of the UTF-8 bytes of ``token`` (reference, one token)."""
-  h = _FNV_OFFSET
-  for byte in token.encode('utf-8'):
-    h = ((h ^ byte) * _FNV_PRIME) & 0xFFFFFFFF
-  return h
-
-
-def hash_tokens(tokens: Sequence[str]) -> np.ndarray:
-  """Vectorised `fnv1a_32`: uint32 [U] hashes of U tokens.
-
-  One numpy step per byte position, over the tokens at least that long.
-  """
-  encoded = [t.encode('utf-8') for t in tokens]
-  num = len(encoded)
-  lengths = np.fromiter(map(len, encoded), np.int64, num)
-  data = np.frombuffer(b''.join(encoded), np.uint8)
-  order = np.argsort(-lengths, kind='stable')  # longest first.
-  sorted_lengths = lengths[order]
-  starts = (np.cumsum(lengths) - lengths)[order]
-  h = np.full(num, _FNV_OFFSET, np.uint32)
-  prime = np.uint32(_FNV_PRIME)
-  longest = int(sorted_lengths[0]) if num else 0
-  # active[j]: how many tokens have more than j bytes.
-  active = np.searchsorted(-sorted_lengths, -np.arange(longest), side='left')
-  for j, m in enumerate(active.tolist()):
-    part = h[:m]
-    part ^= data[starts[:m] + j]
-    part *= prime  # wraps modulo 2**32.
-  out = np.empty(num, np.uint32)
-  out[order] = h
-  return out
-
-
-class _Tokens(NamedTuple):
-  """A tokenised batch: ``tok[t]`` indexes ``strings``; doc n has lengths[n]."""
-  strings: list[str]  # U distinct tokens, in order of first occurrence.
-  tok: np.ndarray  # int64 [T]
-  lengths: np.ndarray  # int64 [N]
-  hashes: np.ndarray | None = None  # uint32 [U] (hashing mode only).
-
-
-def _tokenize_batch(texts: Sequence[str], lowercase: bool,
-                    kind: str) -> _Tokens:
-  texts = list(map(str.lower, texts)) if lowercase else list(texts)
-  if kind not in _PLAIN:
-    with _gc_paused():
-      docs = list(map(_SPLITTERS[kind], texts))
-    return _index_tokens(docs)
-  with _gc_paused():
-    docs = list(map(_PLAIN[kind].findall, texts))
-  # Documents that may hold a URL, found in one search over the corpus, are
-  # tokenised again by the URL-aware splitter.
-  joined = '\n'.join(texts)  # a URL hint cannot span the separator.
-  hints = [m.start() for m in _URL_HINT.finditer(joined)]
-  if hints:
-    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)) + 1)
-    for i in np.unique(np.searchsorted(ends, hints, side='right')).tolist():
-      docs[i] = _SPLITTERS[kind](texts[i])
-  return _index_tokens(docs)
-
-
-@contextlib.contextmanager
-def _gc_paused():
-  """Pauses the cyclic garbage collector while building many small lists.
-
-  Lists of strings hold no cycles, but allocating hundreds of thousands of
-  them triggers collections that rescan every live object.
-  """
-  enabled = gc.isenabled()
-  gc.disable()
-  try:
-    yield
-  finally:
-    if enabled:
-      gc.enable()
-
-
-def _index_tokens(docs: list[list[str]]) -> _Tokens:
-  """Numbers the distinct tokens of tokenised documents."""
-  lengths = np.fromiter(map(len, docs), np.int64, len(docs))
-  total = int(lengths.sum())
-  # Each token maps to the position of its first occurrence: one dict lookup
-  # per token, done in C by map().
-  first_pos = {}
-  first = np.fromiter(
-      map(first_pos.setdefault, itertools.chain.from_iterable(docs),
-          itertools.count()), np.int64, total)
-  dense = np.empty(total, np.int64)
-  dense[np.fromiter(first_pos.values(), np.int64, len(first_pos))] = (
-      np.arange(len(first_pos)))
-  return _Tokens(list(first_pos), dense[first], lengths)
-
-
-def ngram_starts(lengths: np.ndarray, n: int) -> np.ndarray:
-  """Positions where an n-gram starts without crossing a document end.
-
-  Args:
-    lengths: int [N] tokens per document (tokens are stored flat, in order).
-    n: the n-gram order, >= 1.
-
-  Returns:
-    int64 [G] flat positions t such that tokens t..t+n-1 are in one document.
-  """
-  ends = np.repeat(np.cumsum(lengths), lengths)
-  return np.flatnonzero(np.arange(ends.shape[0]) + n <= ends)
-
-
-def _exact_keys(tok: np.ndarray, starts: np.ndarray, n: int,
-                base: int) -> np.ndarray:
-  """Mixed-radix key of each n-gram (exact; Python ints if int64 overflows)."""
-  dtype = np.int64 if base ** n < 2**63 else object
-  key = tok[starts].astype(dtype)
-  for j in range(1, n):
-    key = key * base + tok[starts + j].astype(dtype)
-  return key
-
-
-def _key_digits(keys: np.ndarray, n: int, base: int) -> np.ndarray:
-  """Inverse of `_exact_keys`: int64 [G, n] token indices."""
-  digits = np.empty((keys.shape[0], n), np.int64)
-  for j in range(n - 1, -1, -1):
-    digits[:, j] = keys % base
-    keys = keys // base
-  return digits
-
-
-def smooth_idf(df: np.ndarray, num_docs: int) -> np.ndarray:
-  """float64 [F] ``ln((1 + N) / (1 + df)) + 1`` (scikit-learn's smooth idf)."""
-  return np.log((1.0 + num_docs) / (1.0 + df)) + 1.0
-
-
-def count_features(doc: np.ndarray, ids: np.ndarray, num_docs: int,
-                   num_features: int) -> csr.CsrFeatures:
-  """Merges feature occurrences into per-document counts.
-
-  Args:
-    doc: int [M] document of each occurrence.
-    ids: int [M] feature id of each occurrence.
-    num_docs: N.
-    num_features: F.
-
-  Returns:
-    CsrFeatures with ids unique and ascending within each row, weights the
-    counts; a document without occurrences is an empty row.
-  """
-  key = doc.astype(np.int64) * num_features + ids
-  key.sort()
-  new = np.empty(key.shape[0], bool)
-  new[:1] = True
-  np.not_equal(key[1:], key[:-1], out=new[1:])
-  first = np.flatnonzero(new)
-  counts = np.diff(np.append(first, key.shape[0]))
-  key = key[first]
-  row = key // num_features
-  indptr = np.zeros(num_docs + 1, np.int64)
-  np.cumsum(np.bincount(row, minlength=num_docs), out=indptr[1:])
-  return csr.CsrFeatures(indptr, (key - row * num_features).astype(np.int32),
-                         counts.astype(np.float32), int(num_features))
-
-
-def apply_weighting(counts: csr.CsrFeatures, weighting: str,
-                    idf: np.ndarray | None = None,
-                    normalize: str = 'l2') -> csr.CsrFeatures:
-  """Re-weights a counts corpus.
-
-  Args:
-    counts: CsrFeatures of raw counts (ids unique within a row).
-    weighting: ``'tf'`` (counts), ``'binary'`` (1), ``'tfidf'`` (count * idf)
-      or ``'sublinear_tfidf'`` ((1 + ln count) * idf).
-    idf: float [F], needed by the two TF-IDF weightings.
-    normalize: ``'l2'`` divides each row by its L2 norm (empty rows stay
-      zero); ``'none'`` leaves it.
-
-  Returns:
-    CsrFeatures with the same structure, float32 weights.
-  """
-  w = counts.weights.astype(np.float64)
-  if weighting == 'binary':
-    w = np.ones_like(w)
-  elif weighting == 'sublinear_tfidf':
-    w = (1.0 + np.log(w)) * idf[counts.ids]
-  elif weighting == 'tfidf':
-    w = w * idf[counts.ids]
-  elif weighting != 'tf':
-    raise ValueError(f'features.weighting must be one of {WEIGHTINGS}, '
-                     f'got {weighting!r}')
-  if normalize == 'l2':
-    row = np.repeat(np.arange(counts.num_docs), counts.row_lengths())
-    norm = np.sqrt(np.bincount(row, weights=w * w, minlength=counts.num_docs))
-    w = w / np.where(norm > 0, norm, 1.0)[row]
-  elif normalize != 'none':
-    raise ValueError(f'features.normalize must be one of {NORMALIZATIONS}, '
-                     f'got {normalize!r}')
-  return counts._replace(weights=w.astype(np.float32))
-
 
 _DEFAULTS = dict(lowercase=True, tokenizer='words_punct', ngrams=1,
                  buckets=2**20, min_count=1, max_vocab=0, weighting='tf',
@@ -410,16 +162,16 @@ class Featurizer:
 
   # -- pipeline ------------------------------------------------------------
 
-  def _tokens(self, texts: Sequence[str]) -> _Tokens:
+  def _tokens(self, texts: Sequence[str]) -> Tokens:
     if isinstance(texts, str):
       raise TypeError('Featurizer expects a sequence of documents, got one '
                       'string; wrap it in a list.')
-    toks = _tokenize_batch(texts, self.lowercase, self.tokenizer)
+    toks = tokenize_batch(texts, self.lowercase, self.tokenizer)
     if self.hashing:
       toks = toks._replace(hashes=hash_tokens(toks.strings))
     return toks
 
-  def _occurrences(self, toks: _Tokens):
+  def _occurrences(self, toks: Tokens):
     """Feature occurrences: (ids int64 [M], starts int64 [M], orders [M])."""
     ids, starts, orders = [], [], []
     if self.hashing:
@@ -446,7 +198,7 @@ class Featurizer:
                                                         np.zeros(0, np.int64)))
         if sorted_keys.shape[0] == 0:
           continue
-        key = _exact_keys(flat, start, n, len(table))
+        key = exact_keys(flat, start, n, len(table))
         where = np.minimum(np.searchsorted(sorted_keys, key),
                            sorted_keys.shape[0] - 1)
         found = sorted_keys[where] == key
@@ -457,7 +209,7 @@ class Featurizer:
       return (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.int8),)
     return np.concatenate(ids), np.concatenate(starts), np.concatenate(orders)
 
-  def _counts(self, toks: _Tokens, ids: np.ndarray,
+  def _counts(self, toks: Tokens, ids: np.ndarray,
               starts: np.ndarray) -> csr.CsrFeatures:
     doc_of_token = np.repeat(np.arange(toks.lengths.shape[0]), toks.lengths)
     return count_features(doc_of_token[starts], ids, toks.lengths.shape[0],
@@ -468,7 +220,7 @@ class Featurizer:
 
   # -- fitting -------------------------------------------------------------
 
-  def _distinct_ngrams(self, toks: _Tokens):
+  def _distinct_ngrams(self, toks: Tokens):
     """Yields (n, token indices int64 [G, n], counts int64 [G]) per order."""
     base = max(len(toks.strings), 1)
     for n in range(1, self.ngrams + 1):
@@ -476,11 +228,11 @@ class Featurizer:
         counts = np.bincount(toks.tok, minlength=len(toks.strings))
         yield n, np.arange(len(toks.strings))[:, None], counts
         continue
-      keys = _exact_keys(toks.tok, ngram_starts(toks.lengths, n), n, base)
+      keys = exact_keys(toks.tok, ngram_starts(toks.lengths, n), n, base)
       keys, counts = np.unique(keys, return_counts=True)
-      yield n, _key_digits(keys, n, base), counts.astype(np.int64)
+      yield n, key_digits(keys, n, base), counts.astype(np.int64)
 
-  def _fit_vocabulary(self, toks: _Tokens) -> None:
+  def _fit_vocabulary(self, toks: Tokens) -> None:
     strings, counts = [], []
     words = np.array(toks.strings + [''], dtype=object)[:-1]  # 1-D, never 2-D.
     for _, digits, count in self._distinct_ngrams(toks):
@@ -512,19 +264,19 @@ class Featurizer:
   def _set_vocabulary(self, vocab: list[str]) -> None:
     """Builds the id lookup: token table and sorted n-gram keys per order."""
     self._vocab = vocab
-    with _gc_paused():
-      grams = _index_tokens([v.split(' ') for v in vocab])
+    with gc_paused():
+      grams = index_tokens([v.split(' ') for v in vocab])
     table = dict(zip(grams.strings, itertools.count()))
     starts = np.cumsum(grams.lengths) - grams.lengths
     keys_by_order = {}
     for n in np.unique(grams.lengths).tolist():
       rows = np.flatnonzero(grams.lengths == n)
-      keys = _exact_keys(grams.tok, starts[rows], n, len(table))
+      keys = exact_keys(grams.tok, starts[rows], n, len(table))
       order = np.argsort(keys)  # keys are distinct.
       keys_by_order[n] = (keys[order], rows[order])
     self._lookup = (table, keys_by_order)
 
-  def _fit_bucket_names(self, toks: _Tokens) -> None:
+  def _fit_bucket_names(self, toks: Tokens) -> None:
     """Keeps, per bucket, the NAMES_PER_BUCKET most frequent n-grams."""
     token_hash = toks.hashes.astype(np.uint64)
     mult = np.uint64(NGRAM_MULTIPLIER)
@@ -561,7 +313,7 @@ class Featurizer:
     self._fit_tokens(self._tokens(texts))
     return self
 
-  def _fit_tokens(self, toks: _Tokens) -> csr.CsrFeatures | None:
+  def _fit_tokens(self, toks: Tokens) -> csr.CsrFeatures | None:
     if self.hashing:
       self._fit_bucket_names(toks)
     else:
@@ -584,7 +336,7 @@ class Featurizer:
     """Featurises ``texts`` -> CsrFeatures [N documents, F features]."""
     return self._transform_tokens(self._tokens(texts))
 
-  def _transform_tokens(self, toks: _Tokens) -> csr.CsrFeatures:
+  def _transform_tokens(self, toks: Tokens) -> csr.CsrFeatures:
     self._require_fit('transform')
     return self._weigh(self._counts(toks, *self._occurrences(toks)[:2]))
 

@@ -358,13 +358,21 @@ def test_transform_before_fit():
 
 
 def test_text_module_imports_no_jax():
-  for name in ('text.py', 'data.py', 'demo.py'):
-    tree = ast.parse((REPO / 'linjax' / name).read_text())
+  host = ('text', 'tokenizer', 'hashing', 'weighting', 'csr', 'data',
+          'readers', 'demo')
+  for name in host:
+    tree = ast.parse((REPO / 'linjax' / f'{name}.py').read_text())
     imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import)
                 for a in n.names]
     imported += [n.module or '' for n in ast.walk(tree)
                  if isinstance(n, ast.ImportFrom)]
+    imported += [f'linjax.{a.name}' for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom) and n.module == 'linjax'
+                 for a in n.names]
     assert not [m for m in imported if m.split('.')[0] in ('jax', 'jaxlib')]
+    # The linjax modules they import are host modules too (checked here).
+    assert {m.split('.')[1] for m in imported
+            if m.startswith('linjax.')} <= set(host), name
 
 
 def test_real_corpus_sample():
