@@ -150,6 +150,38 @@ def load_splits(config) -> Splits:
       label_map=label_map, source=source)
 
 
+def start_precompile(config, texts, num_classes: int, sample: int = 16):
+  """Starts compiling the training program before featurisation.
+
+  Only in hashing mode (F = ``features.buckets`` is known now; a vocabulary's
+  size is not). `fit` raises the token budget to the longest document's
+  number of features; that count is estimated by featurising the ``sample``
+  longest texts (by characters), so that the program compiled in the
+  background is the one `fit` needs. A wrong guess costs a normal compile.
+
+  Args:
+    config: the experiment config.
+    texts: the training texts (a list of str).
+    num_classes: C.
+    sample: texts featurised for the estimate.
+
+  Returns:
+    `linjax.train.precompile`'s future, or None in vocabulary mode.
+  """
+  if config.features.buckets <= 0 or not texts:
+    return None
+  from linjax import text  # pylint: disable=g-import-not-at-top
+  from linjax import train  # pylint: disable=g-import-not-at-top
+  lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
+  longest = np.argsort(lengths)[-sample:]
+  features = config.features.copy_and_resolve_references()
+  features.weighting, features.normalize = 'tf', 'none'
+  x = text.Featurizer.from_config(features).fit_transform(
+      [texts[i] for i in longest])
+  return train.precompile(config, int(config.features.buckets), num_classes,
+                          max_doc_features=int(x.row_lengths().max()))
+
+
 def quick_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
                     max_features: int = 2000, seed: int = 0,
                     table_rows: int = 0):
@@ -262,6 +294,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
                '(%.2f s)', len(splits.train_texts), len(splits.val_texts),
                len(splits.test_texts), len(names), load_seconds)
 
+  # F and C are known: compile the training program while featurising.
+  start_precompile(config, splits.train_texts, len(names))
   start = time.perf_counter()
   featurizer = text.Featurizer.from_config(config.features)
   train_x = featurizer.fit_transform(splits.train_texts)

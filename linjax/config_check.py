@@ -158,6 +158,7 @@ def validate(config, prefix: str = '--config.') -> None:
   c.choice('train.metric', METRICS)
   c.choice('train.update', UPDATES)
   c.number('train.checkpoint_every', lo=0, integer=True)
+  c.number('train.steps_per_call', lo=0, lo_open=True, integer=True)
   present, cache = c.get('train.compile_cache')
   if present and not isinstance(cache, str):
     c.fail('train.compile_cache', 'must be a folder path or empty', cache)

@@ -74,6 +74,20 @@ def _round_up(n: int, k: int) -> int:
   return max(k, -(-n // k) * k)
 
 
+def slot_budget(budget: int, longest: int) -> int:
+  """T for a requested budget and the longest document's entry count."""
+  return max(int(budget), _round_up(int(longest), 8))
+
+
+def dedupe_width(token_budget: int) -> int:
+  """U that `train.fit` pads de-duplicated row lists to: T rounded up to 8.
+
+  A fixed width (a sub-batch has at most T distinct rows) keeps the compiled
+  step independent of the data, so it can be compiled before packing.
+  """
+  return _round_up(int(token_budget), 8)
+
+
 def _assign(lengths: np.ndarray, budget: int, max_docs: int):
   """Greedy packing: (batch, position in batch, first slot) per document.
 
@@ -188,7 +202,7 @@ def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
     raise ValueError(f'pack: expected {x.num_docs} labels, got shape '
                      f'{y.shape}.')
   longest = int(x.row_lengths().max()) if x.num_docs else 0
-  budget = max(int(token_budget), _round_up(longest, 8))
+  budget = slot_budget(token_budget, longest)
   parts = []
   for s in range(num_shards):
     rng = np.random.default_rng([int(seed), int(shard_offset + s)])

@@ -1,9 +1,10 @@
 """Hyperparameter sweeps the JAX way: K models in one compiled program.
 
-The engine's epoch (`train._epoch`) takes the learning rate and the L2
-strength as traced arguments, so `jax.vmap` over a leading axis of K
-(learning rate, l2) pairs and of K training states trains the whole grid in
-one compiled `lax.scan` per epoch: the packed batches are shared (packed once,
+The engine's compiled chunk of steps (`train._chunk`) takes the learning
+rate and the L2 strength as traced arguments, so `jax.vmap` over a leading
+axis of K (learning rate, l2) pairs and of K training states trains the whole
+grid in one compiled program, fed the same host-ordered chunks of steps as
+`train.fit`: the packed batches are shared (packed once,
 read once per step for all K models), there is one compilation instead of K,
 and no per-model Python. Memory grows K-fold (K copies of W and of the
 optimiser state), so the grid must fit in device memory. Models are compared
@@ -24,6 +25,7 @@ import numpy as np
 
 from linjax import model
 from linjax import packing
+from linjax import step as step_lib
 from linjax import train
 from linjax.csr import CsrFeatures
 
@@ -86,14 +88,20 @@ def run_sweep(train_x: CsrFeatures, train_y, num_classes: int, config,
   del one
   hyper = (np.array([g[0] for g in grid], np.float32),
            np.array([g[1] for g in grid], np.float32))
-  batches = jax.device_put(packed.device_arrays())
-  seed = np.int32(tc.seed)
-  fn, compile_seconds = train.compiled_epoch(
-      spec, (states, batches, hyper, seed, np.int32(0)), vmapped=True)
+  batches = packed.device_arrays()
+  chunk_steps = train.steps_per_call(config)
+  sched = step_lib.schedule_args(spec)
+  args = step_lib.abstract_args(spec, chunk_steps, packed.token_budget,
+                                packed.uids.shape[-1], tc.batch_size)
+  args = (states,) + args[1:2] + (hyper,) + args[3:]
+  fn, compile_seconds = train.compiled_epoch(spec, args, vmapped=True)
   losses = np.zeros((k, 0), np.float32)
   for epoch in range(tc.epochs):
-    states, step_losses = fn(states, batches, hyper, seed, np.int32(epoch))
-    losses = np.concatenate([losses, np.asarray(step_losses)], axis=1)
+    states, step_losses = step_lib.run_epoch(
+        fn, states, batches, hyper, sched,
+        train.batch_order(tc.seed, epoch, packed.num_steps), spec,
+        chunk_steps)
+    losses = np.concatenate([losses, step_losses], axis=1)
   results, best, best_value = [], None, None
   metric = tc.get('metric', 'accuracy')
   for i, (lr, l2) in enumerate(grid):

@@ -1,12 +1,14 @@
-"""The training loop: `fit` trains softmax regression, one compiled epoch a call.
+"""The training loop: `fit` trains softmax regression with a compiled step loop.
 
 Shapes: N documents, F features, C classes.
 
 `fit` validates the config and labels, packs the corpus ONCE into
-fixed-shape steps (linjax/packing.py), compiles the epoch (linjax/step.py:
-the sparse row update, the scale/L2 scheme, the data-parallel combine) and
-runs it ``train.epochs`` times, scoring the validation split after each
-epoch (linjax/predict.py).
+fixed-shape steps (linjax/packing.py), compiles a chunk of
+``train.steps_per_call`` steps (linjax/step.py: the sparse row update, the
+scale/L2 scheme, the data-parallel combine) and runs ``train.epochs``
+epochs of host-ordered chunks, scoring the validation split after each
+epoch (linjax/predict.py). The chunk's shapes do not depend on the data
+beyond F and C, so `precompile` can compile it while the host featurises.
 
 * Early stopping: with ``train.patience`` > 0 and a validation split, the
   best epoch's params (by ``train.metric``) are returned.
@@ -45,6 +47,8 @@ from linjax.predict import _metrics
 from linjax.predict import evaluate
 from linjax.predict import predict_logits
 from linjax.predict import predict_proba
+from linjax import step as step_lib
+from linjax.step import _chunk
 from linjax.step import _epoch
 from linjax.step import AXIS
 from linjax.step import batch_order
@@ -88,6 +92,8 @@ class FitResult:
   train_seconds: float
   update: str
   pack_seconds: float = 0.0
+  # compile_seconds: what fit spent compiling, or waiting for a compile
+  # started by `precompile` (0 when it was ready).
 
 
 # Configuration. -----------------------------------------------------------
@@ -114,6 +120,7 @@ def validate_config(config) -> None:
   _int(tc, 'seed', 0)
   _int(tc, 'patience', 0)
   _int(tc, 'checkpoint_every', 0) if 'checkpoint_every' in tc else None
+  _int(tc, 'steps_per_call', 1) if 'steps_per_call' in tc else None
   l2 = tc.get('l2', 0.0)
   if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not (
       0.0 <= l2 < float('inf')):
@@ -161,6 +168,62 @@ def clipped_mean_grad(params: Params, x: SparseFeatures, y,
 # fit. ---------------------------------------------------------------------
 
 
+def steps_per_call(config) -> int:
+  """K, the steps one call of the compiled program runs (default 128)."""
+  return int(config.train.get('steps_per_call', step_lib.STEPS_PER_CALL))
+
+
+def _mesh_and_shards(mesh, num_shards):
+  from linjax import distributed
+  if mesh is None:
+    mesh = distributed.default_mesh()
+  num_devices = mesh.size if mesh is not None else 1
+  num_shards = int(num_shards or num_devices)
+  if num_shards % num_devices:
+    raise ValueError(f'num_shards={num_shards} must be a multiple of the '
+                     f'{num_devices} devices.')
+  return mesh, num_shards
+
+
+def precompile(config, num_features: int, num_classes: int, *,
+               background: bool = True, mesh=None,
+               num_shards: int | None = None, max_doc_features: int = 0):
+  """Starts compiling the program a later `fit` with these arguments runs.
+
+  The program does not depend on the data beyond F and C (see linjax/step.py),
+  so it can be compiled while the host featurises: XLA's compiler releases
+  the GIL. `fit` then finds it in the compile cache, or waits for the
+  compile in flight instead of starting its own. If the data turn out to
+  need another program (a document longer than ``train.token_budget``, or a
+  run long enough that the global scale must be checked), `fit` compiles
+  that one as usual.
+
+  Args:
+    config: the config `fit` will get.
+    num_features: F (known before featurisation in hashing mode).
+    num_classes: C.
+    background: compile in a daemon thread (False: here, now).
+    mesh, num_shards: as for `fit`.
+    max_doc_features: the longest training document's number of features,
+      if known or estimated (0: assume it fits ``train.token_budget``); `fit`
+      raises the budget T to it, rounded up to 8 (linjax/packing.py).
+
+  Returns:
+    A `concurrent.futures.Future` of the compiled program (its result is
+    rarely needed: `fit` waits by itself).
+  """
+  validate_config(config)
+  tc = config.train
+  mesh, num_shards = _mesh_and_shards(mesh, num_shards)
+  spec = make_spec(config, int(num_features), int(num_classes), 0,
+                   num_shards, mesh is not None)
+  budget = packing.slot_budget(tc.token_budget, max_doc_features)
+  rows = packing.dedupe_width(budget) if spec.dedupe else budget
+  args = step_lib.abstract_args(spec, steps_per_call(config), budget, rows,
+                                tc.batch_size, mesh)
+  return step_lib.compile_async(spec, args, mesh, background=background)
+
+
 def _check_labels(y, n: int, num_classes: int, name: str) -> np.ndarray:
   y = np.asarray(y)
   if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
@@ -174,7 +237,8 @@ def _check_labels(y, n: int, num_classes: int, name: str) -> np.ndarray:
 
 def _fingerprint(config, x: CsrFeatures, num_classes: int, spec: Spec):
   train = {k: v for k, v in config.train.to_dict().items()
-           if k not in ('patience', 'checkpoint_every', 'gradcheck')}
+           if k not in ('patience', 'checkpoint_every', 'gradcheck',
+                        'steps_per_call')}
   return dict(optimizer=config.optimizer.to_dict(), train=train,
               num_features=x.num_features, num_classes=num_classes,
               num_docs=x.num_docs, nnz=x.nnz, num_shards=spec.num_shards,
@@ -191,7 +255,10 @@ def _pack(train_x, y, config, spec, num_local, offset):
   tc = config.train
   kwargs = dict(max_docs=tc.batch_size, seed=tc.seed, num_shards=num_local,
                 shard_offset=offset, dedupe=spec.dedupe)
-  packed = packing.pack(train_x, y, token_budget=tc.token_budget, **kwargs)
+  # A data-independent row width, as `precompile` assumes.
+  rows = packing.dedupe_width(tc.token_budget) if spec.dedupe else 0
+  packed = packing.pack(train_x, y, token_budget=tc.token_budget,
+                        min_rows=rows, **kwargs)
   if jax.process_count() > 1:  # all processes need the same static shapes
     from linjax import distributed
     shape = (packed.num_steps, packed.uids.shape[-1], packed.token_budget)
@@ -238,13 +305,7 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, config, *,
     val_x.validate('val_x')
     val_y = _check_labels(val_y, val_x.num_docs, num_classes, 'val_y')
   F = train_x.num_features
-  if mesh is None:
-    mesh = distributed.default_mesh()
-  num_devices = mesh.size if mesh is not None else 1
-  num_shards = int(num_shards or num_devices)
-  if num_shards % num_devices:
-    raise ValueError(f'num_shards={num_shards} must be a multiple of the '
-                     f'{num_devices} devices.')
+  mesh, num_shards = _mesh_and_shards(mesh, num_shards)
   num_local = num_shards // jax.process_count()
   offset = jax.process_index() * num_local
   spec = make_spec(config, F, num_classes, 0, num_shards, mesh is not None)
@@ -260,7 +321,6 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, config, *,
                   np.zeros(num_classes, np.float32))
   state = init_state(spec, init)
   hyper = (np.float32(oc.learning_rate), np.float32(tc.l2))
-  seed = np.int32(tc.seed)
 
   history, best, best_value, best_epoch, bad_epochs, first = [], None, None, 0, 0, 0
   fingerprint = _fingerprint(config, train_x, num_classes, spec)
@@ -279,22 +339,21 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, config, *,
       best = Params(arrays['best_W'], arrays['best_b'])
     logging.info('Resuming from %s at epoch %d.', checkpoint_dir, first)
 
-  batches = packed.device_arrays()
+  batches = packed.device_arrays()   # host arrays, fed K steps a call
+  chunk_steps = steps_per_call(config)
+  sched = step_lib.schedule_args(spec)
   if mesh is not None:
-    state, hyper, seed = distributed.replicate((state, hyper, seed), mesh)
-    batches = distributed.shard_steps(batches, mesh)
-  else:
-    batches = jax.device_put(batches)
-  epoch_arg = lambda e: (distributed.replicate(np.int32(e), mesh)
-                         if mesh is not None else np.int32(e))
-  fn, compile_seconds = compiled_epoch(
-      spec, (state, batches, hyper, seed, epoch_arg(first)), mesh)
+    state, hyper, sched = distributed.replicate((state, hyper, sched), mesh)
+  args = step_lib.abstract_args(spec, chunk_steps, packed.token_budget,
+                                packed.uids.shape[-1], tc.batch_size, mesh)
+  fn, compile_seconds = compiled_epoch(spec, args, mesh)
   metric, patience = tc.get('metric', 'accuracy'), tc.patience
   train_seconds, epoch = 0.0, first
   for epoch in range(first, tc.epochs):
     start = time.perf_counter()
-    state, step_losses = fn(state, batches, hyper, seed, epoch_arg(epoch))
-    step_losses = distributed.local_value(step_losses)
+    state, step_losses = step_lib.run_epoch(
+        fn, state, batches, hyper, sched,
+        batch_order(tc.seed, epoch, packed.num_steps), spec, chunk_steps, mesh)
     seconds = time.perf_counter() - start
     train_seconds += seconds
     bad = np.flatnonzero(~np.isfinite(step_losses))

@@ -53,6 +53,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.update = 'auto'    # auto | sparse | dense
   config.train.gradcheck = True   # quick three-way gradient check before training
   config.train.checkpoint_every = 1  # epochs between checkpoints; 0: none
+  # Steps per call of the compiled program (K): its shapes do not depend on
+  # the number of steps, so it compiles while the host featurises.
+  config.train.steps_per_call = 128
   # Folder for JAX's persistent compilation cache (e.g. ~/.cache/linjax):
   # later runs with the same shapes skip XLA compilation. Empty: off.
   config.train.compile_cache = ''

@@ -1,0 +1,143 @@
+"""Epochs as host-fed chunks of K steps, and compiling before the data exist."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import numpy as np
+
+from linjax import model
+from linjax import optim
+from linjax import step
+from linjax import train
+from test_train import C
+from test_train import config
+from test_train import corpus
+from test_train import F
+
+OPTIMIZERS = [
+    ('sgd', dict(optimizer__name='sgd')),
+    ('momentum', dict(optimizer__name='sgd', optimizer__momentum=0.9)),
+    ('adam', dict(optimizer__name='adam', optimizer__learning_rate=0.05)),
+]
+
+
+def run_epochs(cfg, x, y, chunk_steps: int, epochs: int = 2):
+  """The engine's state after ``epochs`` epochs fed K = chunk_steps a call."""
+  spec = train.make_spec(cfg, F, C, 0)
+  packed = train._pack(x, y, cfg, spec, 1, 0)
+  spec = train.with_steps(spec, packed.num_steps * epochs,
+                          cfg.optimizer.learning_rate, cfg.train.l2)
+  state = step.init_state(spec, model.init_params(None, F, C))
+  args = step.abstract_args(spec, chunk_steps, packed.token_budget,
+                            packed.uids.shape[-1], cfg.train.batch_size)
+  fn, _ = step.compiled_epoch(spec, args)
+  hyper = (np.float32(cfg.optimizer.learning_rate), np.float32(cfg.train.l2))
+  losses = []
+  for epoch in range(epochs):
+    order = step.batch_order(cfg.train.seed, epoch, packed.num_steps)
+    state, l = step.run_epoch(fn, state, packed.device_arrays(), hyper,
+                              step.schedule_args(spec), order, spec,
+                              chunk_steps)
+    losses.append(l)
+  state = jax.tree_util.tree_map(np.asarray, state)
+  return state, np.concatenate(losses), packed.num_steps
+
+
+class ChunkTest(parameterized.TestCase):
+
+  @parameterized.product(opt=OPTIMIZERS, update=['sparse', 'dense'])
+  def test_padded_last_chunk_is_bit_identical(self, opt, update):
+    x, y = corpus(seed=31)
+    cfg = config(train__update=update, train__l2=0.01, **opt[1])
+    whole, whole_losses, g = run_epochs(cfg, x, y, chunk_steps=64)
+    self.assertLess(g, 64)   # one call an epoch, its tail padded
+    for k in (5, g):          # several calls, the last one padded; no padding
+      self.assertTrue(k == g or g % k)
+      state, losses, _ = run_epochs(cfg, x, y, chunk_steps=k)
+      for a, b in zip(jax.tree_util.tree_leaves(state),
+                      jax.tree_util.tree_leaves(whole)):
+        np.testing.assert_array_equal(a, b)
+      np.testing.assert_array_equal(losses, whole_losses)
+      self.assertEqual(int(state.step), 2 * g)   # only real steps count
+
+  def test_fit_results_do_not_depend_on_steps_per_call(self):
+    x, y = corpus(seed=32)
+    a = train.fit(x, y, C, config(train__steps_per_call=3)).params
+    b = train.fit(x, y, C, config(train__steps_per_call=128)).params
+    np.testing.assert_array_equal(a.W, b.W)
+    np.testing.assert_array_equal(a.b, b.b)
+
+  @parameterized.parameters('constant', 'linear', 'exponential', 'cosine',
+                            'warmup_cosine')
+  def test_traced_schedule_matches_optax(self, kind):
+    cfg = config(optimizer__schedule=kind, optimizer__warmup_fraction=0.1)
+    total = 37
+    spec = train.with_steps(train.make_spec(cfg, F, C, 0), total, 0.5, 0.0)
+    sched = step.schedule_args(spec)
+    steps = np.arange(total + 3, dtype=np.int32)
+    got = jax.vmap(lambda s: step.schedule_shape(spec.opt, s, sched))(steps)
+    want = jax.vmap(optim.make_schedule(cfg.optimizer, total, peak=1.0))(
+        steps)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+class PrecompileTest(absltest.TestCase):
+
+  def test_precompile_then_fit_compiles_nothing(self):
+    x, y = corpus(seed=33)
+    cfg = config(train__epochs=2, train__update='sparse')
+    train.clear_cache()
+    before = step.TRACE_COUNTS['epoch']
+    train.precompile(cfg, F, C).result()
+    self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 1)
+    r = train.fit(x, y, C, cfg)
+    self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 1)
+    self.assertEqual(r.compile_seconds, 0.0)
+
+  def test_fit_waits_for_compile_in_flight(self):
+    x, y = corpus(seed=34)
+    cfg = config(train__epochs=2, optimizer__name='adam',
+                 optimizer__learning_rate=0.05)
+    train.clear_cache()
+    before = step.TRACE_COUNTS['epoch']
+    future = train.precompile(cfg, F, C)   # background thread
+    r = train.fit(x, y, C, cfg)
+    self.assertTrue(future.done())
+    self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 1)
+    train.clear_cache()
+    fresh = train.fit(x, y, C, cfg)
+    np.testing.assert_array_equal(r.params.W, fresh.params.W)
+
+  def test_fit_after_precompile_of_another_config(self):
+    x, y = corpus(seed=35)
+    cfg = config(train__epochs=2)
+    train.clear_cache()
+    train.precompile(config(train__batch_size=8), F, C).result()
+    before = step.TRACE_COUNTS['epoch']
+    r = train.fit(x, y, C, cfg)
+    self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 1)   # a miss
+    self.assertGreater(r.compile_seconds, 0.0)
+    train.clear_cache()
+    np.testing.assert_array_equal(r.params.W,
+                                  train.fit(x, y, C, cfg).params.W)
+
+  def test_long_document_misses_unless_announced(self):
+    x, y = corpus(seed=36, max_len=40)   # longer than the token budget 24
+    longest = int(x.row_lengths().max())
+    self.assertGreater(longest, 24)
+    cfg = config(train__epochs=1)
+    train.clear_cache()
+    train.precompile(cfg, F, C).result()
+    before = step.TRACE_COUNTS['epoch']
+    r = train.fit(x, y, C, cfg)
+    self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 1)   # a miss
+    self.assertTrue(np.all(np.isfinite(r.params.W)))
+    train.clear_cache()
+    train.precompile(cfg, F, C, max_doc_features=longest).result()
+    before = step.TRACE_COUNTS['epoch']
+    again = train.fit(x, y, C, cfg)
+    self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 0)   # a hit
+    np.testing.assert_array_equal(r.params.W, again.params.W)
+
+if __name__ == '__main__':
+  absltest.main()
