@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from linjax import chunks
 from linjax import model
 from linjax import packing
 from linjax import step as step_lib
@@ -91,13 +92,13 @@ def run_sweep(train_x: CsrFeatures, train_y, num_classes: int, config,
   batches = packed.device_arrays()
   chunk_steps = train.steps_per_call(config)
   sched = step_lib.schedule_args(spec)
-  args = step_lib.abstract_args(spec, chunk_steps, packed.token_budget,
-                                packed.uids.shape[-1], tc.batch_size)
+  args = chunks.abstract_args(spec, chunk_steps, packed.token_budget,
+                              packed.uids.shape[-1], tc.batch_size)
   args = (states,) + args[1:2] + (hyper,) + args[3:]
   fn, compile_seconds = train.compiled_epoch(spec, args, vmapped=True)
   losses = np.zeros((k, 0), np.float32)
   for epoch in range(tc.epochs):
-    states, step_losses = step_lib.run_epoch(
+    states, step_losses = chunks.run_epoch(
         fn, states, batches, hyper, sched,
         train.batch_order(tc.seed, epoch, packed.num_steps), spec,
         chunk_steps)

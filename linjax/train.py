@@ -4,11 +4,12 @@ Shapes: N documents, F features, C classes.
 
 `fit` validates the config and labels, packs the corpus ONCE into
 fixed-shape steps (linjax/packing.py), compiles a chunk of
-``train.steps_per_call`` steps (linjax/step.py: the sparse row update, the
-scale/L2 scheme, the data-parallel combine) and runs ``train.epochs``
-epochs of host-ordered chunks, scoring the validation split after each
-epoch (linjax/predict.py). The chunk's shapes do not depend on the data
-beyond F and C, so `precompile` can compile it while the host featurises.
+``train.steps_per_call`` steps (linjax/chunks.py; the step in linjax/step.py:
+the sparse row update, the scale/L2 scheme, the data-parallel combine) and
+runs ``train.epochs`` epochs of host-ordered chunks, scoring the validation
+split after each epoch (linjax/predict.py). The chunk's shapes do not depend
+on the data beyond F and C, so `precompile` can compile it while the host
+featurises.
 
 * Early stopping: with ``train.patience`` > 0 and a validation split, the
   best epoch's params (by ``train.metric``) are returned.
@@ -47,21 +48,22 @@ from linjax.predict import _metrics
 from linjax.predict import evaluate
 from linjax.predict import predict_logits
 from linjax.predict import predict_proba
+from linjax import chunks
 from linjax import step as step_lib
-from linjax.step import _chunk
-from linjax.step import _epoch
+from linjax.chunks import _chunk
+from linjax.chunks import _epoch
+from linjax.chunks import clear_cache
+from linjax.chunks import compiled_epoch
+from linjax.chunks import enable_compile_cache
+from linjax.chunks import TRACE_COUNTS
 from linjax.step import AXIS
 from linjax.step import batch_order
 from linjax.step import choose_update
-from linjax.step import clear_cache
-from linjax.step import compiled_epoch
 from linjax.step import DENSE_MAX_FEATURES
-from linjax.step import enable_compile_cache
 from linjax.step import init_state
 from linjax.step import make_spec
 from linjax.step import Spec
 from linjax.step import state_params
-from linjax.step import TRACE_COUNTS
 from linjax.step import TrainState
 from linjax.step import with_steps
 
@@ -170,7 +172,7 @@ def clipped_mean_grad(params: Params, x: SparseFeatures, y,
 
 def steps_per_call(config) -> int:
   """K, the steps one call of the compiled program runs (default 128)."""
-  return int(config.train.get('steps_per_call', step_lib.STEPS_PER_CALL))
+  return int(config.train.get('steps_per_call', chunks.STEPS_PER_CALL))
 
 
 def _mesh_and_shards(mesh, num_shards):
@@ -219,9 +221,9 @@ def precompile(config, num_features: int, num_classes: int, *,
                    num_shards, mesh is not None)
   budget = packing.slot_budget(tc.token_budget, max_doc_features)
   rows = packing.dedupe_width(budget) if spec.dedupe else budget
-  args = step_lib.abstract_args(spec, steps_per_call(config), budget, rows,
-                                tc.batch_size, mesh)
-  return step_lib.compile_async(spec, args, mesh, background=background)
+  args = chunks.abstract_args(spec, steps_per_call(config), budget, rows,
+                              tc.batch_size, mesh)
+  return chunks.compile_async(spec, args, mesh, background=background)
 
 
 def _check_labels(y, n: int, num_classes: int, name: str) -> np.ndarray:
@@ -344,14 +346,14 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, config, *,
   sched = step_lib.schedule_args(spec)
   if mesh is not None:
     state, hyper, sched = distributed.replicate((state, hyper, sched), mesh)
-  args = step_lib.abstract_args(spec, chunk_steps, packed.token_budget,
-                                packed.uids.shape[-1], tc.batch_size, mesh)
+  args = chunks.abstract_args(spec, chunk_steps, packed.token_budget,
+                              packed.uids.shape[-1], tc.batch_size, mesh)
   fn, compile_seconds = compiled_epoch(spec, args, mesh)
   metric, patience = tc.get('metric', 'accuracy'), tc.patience
   train_seconds, epoch = 0.0, first
   for epoch in range(first, tc.epochs):
     start = time.perf_counter()
-    state, step_losses = step_lib.run_epoch(
+    state, step_losses = chunks.run_epoch(
         fn, state, batches, hyper, sched,
         batch_order(tc.seed, epoch, packed.num_steps), spec, chunk_steps, mesh)
     seconds = time.perf_counter() - start
