@@ -77,11 +77,7 @@ def format_confusion(cm, names) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  with config_check.exit_on_user_error():
-    if not FLAGS.model or not FLAGS.data:
-      raise config_check.ConfigError('--model and --data are required')
+  with config_check.runner_main(argv, model=FLAGS.model, data=FLAGS.data):
     report = evaluate(FLAGS.model, FLAGS.data, FLAGS.format,
                       FLAGS.text_column, FLAGS.label_column, FLAGS.lenient)
     from linjax import metrics  # pylint: disable=g-import-not-at-top

@@ -144,9 +144,7 @@ def _sizes(values) -> list[int]:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  with config_check.exit_on_user_error():
+  with config_check.runner_main(argv):
     sizes = _sizes(FLAGS.sizes)
     if FLAGS.data and not os.path.exists(FLAGS.data):
       raise config_check.ConfigError(f'--data must name an existing file or '

@@ -152,11 +152,7 @@ def _model_and_data(workdir: str):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  with config_check.exit_on_user_error():
-    if not FLAGS.workdir:
-      raise config_check.ConfigError('--workdir is required')
+  with config_check.runner_main(argv, workdir=FLAGS.workdir):
     workdir = FLAGS.workdir
     os.makedirs(workdir, exist_ok=True)
     demos = search_demos(FLAGS.num_evals, FLAGS.demo_learning_rate,

@@ -61,11 +61,7 @@ def predict_lines(model, texts: list[str], top_k: int = 1,
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  with config_check.exit_on_user_error():
-    if not FLAGS.model:
-      raise config_check.ConfigError('--model is required')
+  with config_check.runner_main(argv, model=FLAGS.model):
     from linjax import saved_model  # pylint: disable=g-import-not-at-top
     model = saved_model.load(FLAGS.model)
     texts = _read_lines(FLAGS.input)

@@ -128,11 +128,7 @@ def run(config, workdir: str, learning_rates, l2s) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  with config_check.exit_on_user_error():
-    if not FLAGS.workdir:
-      raise config_check.ConfigError('--workdir is required')
+  with config_check.runner_main(argv, workdir=FLAGS.workdir):
     lrs = parse_values('learning_rates', FLAGS.learning_rates, positive=True)
     l2s = parse_values('l2s', FLAGS.l2s, positive=False)
     run(FLAGS.config, FLAGS.workdir, lrs, l2s)

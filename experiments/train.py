@@ -400,11 +400,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  if not FLAGS.workdir:
-    sys.exit('error: --workdir is required')
-  with config_check.exit_on_user_error():
+  with config_check.runner_main(argv, workdir=FLAGS.workdir):
     train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

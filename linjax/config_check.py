@@ -240,3 +240,22 @@ def exit_on_user_error():
     if isinstance(e, user_error_types()):
       sys.exit(f'error: {one_line(e)}')
     raise
+
+
+@contextlib.contextmanager
+def runner_main(argv, **required):
+  """The common start of a runner's ``main(argv)``.
+
+  Rejects stray positional arguments (absl's usage error), then runs the
+  body under `exit_on_user_error`, after checking that every flag named in
+  ``required`` (flag name -> its value) is set.
+  """
+  from absl import app  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  with exit_on_user_error():
+    missing = [f'--{name}' for name, value in required.items() if not value]
+    if missing:
+      raise ConfigError(f'{" and ".join(missing)} '
+                        f'{"is" if len(missing) == 1 else "are"} required')
+    yield

@@ -142,3 +142,18 @@ def test_one_engine_error_class():
   assert issubclass(ConfigError, optim.ConfigError)
   assert optim.ConfigError in config_check.user_error_types()
   assert config_check.one_line(ValueError('a\n  b')) == 'a b'
+
+
+def test_runner_main_checks_argv_and_required_flags(capsys):
+  from absl import app
+  with pytest.raises(app.UsageError, match='unexpected arguments: x'):
+    with config_check.runner_main(['prog', 'x']):
+      pass
+  with pytest.raises(SystemExit) as e:
+    with config_check.runner_main(['prog'], model='', data=''):
+      pass
+  assert str(e.value) == 'error: --model and --data are required'
+  ran = []
+  with config_check.runner_main(['prog'], workdir='/tmp/w'):
+    ran.append(True)
+  assert ran == [True]
