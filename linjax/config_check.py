@@ -137,6 +137,7 @@ def validate(config, prefix: str = '--config.') -> None:
   c.number('features.buckets', lo=0, integer=True)
   c.number('features.min_count', lo=1, integer=True)
   c.number('features.max_vocab', lo=0, integer=True)
+  c.number('features.min_df', lo=1, integer=True)
   c.choice('features.weighting', WEIGHTINGS)
   c.choice('features.normalize', NORMALIZATIONS)
   # optimizer

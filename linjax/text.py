@@ -4,6 +4,7 @@ Layer 1 of linjax (numpy only, no JAX). A `Featurizer` turns raw documents into
 a `linjax.csr.CsrFeatures` corpus (N documents, F features):
 
   texts -> tokens -> word n-grams 1..n -> feature ids -> per-document counts
+        -> drop features in fewer than min_df training documents
         -> tf | binary | tfidf | sublinear_tfidf -> optional L2 normalisation
 
 Feature ids come either from an explicit vocabulary (``buckets == 0``; ids
@@ -49,8 +50,8 @@ from linjax.weighting import smooth_idf
 NAMES_PER_BUCKET = 3  # training strings remembered per hash bucket.
 
 _DEFAULTS = dict(lowercase=True, tokenizer='words_punct', ngrams=1,
-                 buckets=2**20, min_count=1, max_vocab=0, weighting='tf',
-                 normalize='l2')
+                 buckets=2**20, min_count=1, max_vocab=0, min_df=1,
+                 weighting='tf', normalize='l2')
 
 
 def _check_settings(s: Mapping[str, Any]) -> None:
@@ -68,7 +69,7 @@ def _check_settings(s: Mapping[str, Any]) -> None:
       raise ValueError(f'features.{key} must be one of {choices}, got '
                        f'{s[key]!r}')
   for key, low in (('ngrams', 1), ('buckets', 0), ('min_count', 1),
-                   ('max_vocab', 0)):
+                   ('max_vocab', 0), ('min_df', 1)):
     value = s[key]
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
       raise ValueError(f'features.{key} must be an integer, got {value!r}')
@@ -102,15 +103,22 @@ class Featurizer:
   keeps every n-gram seen at least ``min_count`` times in training, at most
   ``max_vocab`` of them (0: all), ordered by count then string. The TF-IDF
   weightings fit the document frequencies on the training texts only.
+
+  ``min_df`` > 1 drops, in every document featurised after `fit`, the
+  features (hash buckets or vocabulary entries) that occurred in fewer than
+  ``min_df`` training documents; they keep their ids (so F does not change)
+  but get no weight, and L2 normalisation sees only the kept features. On
+  hashed n-grams this removes the singletons a training document alone
+  contains, which the model could otherwise use to memorise that document.
   """
 
   def __init__(self, *, lowercase: bool = True, tokenizer: str = 'words_punct',
                ngrams: int = 1, buckets: int = 2**20, min_count: int = 1,
-               max_vocab: int = 0, weighting: str = 'tf',
+               max_vocab: int = 0, min_df: int = 1, weighting: str = 'tf',
                normalize: str = 'l2'):
     settings = dict(lowercase=lowercase, tokenizer=tokenizer, ngrams=ngrams,
                     buckets=buckets, min_count=min_count, max_vocab=max_vocab,
-                    weighting=weighting, normalize=normalize)
+                    min_df=min_df, weighting=weighting, normalize=normalize)
     _check_settings(settings)
     self._settings = {k: (bool(v) if k == 'lowercase' else
                           int(v) if isinstance(v, (int, np.integer)) else v)
@@ -123,6 +131,7 @@ class Featurizer:
     self._df: np.ndarray | None = None  # int64 [F] document frequencies.
     self._num_docs = 0
     self._idf: np.ndarray | None = None
+    self._dropped: np.ndarray | None = None  # bool [F]: df < min_df.
     # Hashing mode names: token table, bucket [K] (sorted), grams [K, n].
     self._names: tuple[list[str], np.ndarray, np.ndarray] | None = None
 
@@ -154,8 +163,12 @@ class Featurizer:
     self._require_fit('num_features')
     return len(self._vocab)
 
+  @property
+  def _needs_df(self) -> bool:
+    return self.weighting.endswith('tfidf') or self.min_df > 1
+
   def _require_fit(self, what: str) -> None:
-    needs_fit = not self.hashing or self.weighting.endswith('tfidf')
+    needs_fit = not self.hashing or self._needs_df
     if needs_fit and not self._fitted:
       raise ValueError(f'Featurizer.{what}: call fit() first (a vocabulary or '
                        'IDF weighting is learned from the training texts).')
@@ -216,6 +229,8 @@ class Featurizer:
                           self.num_features)
 
   def _weigh(self, counts: csr.CsrFeatures) -> csr.CsrFeatures:
+    if self._dropped is not None:
+      counts = csr.drop_features(counts, self._dropped)
     return apply_weighting(counts, self.weighting, self._idf, self.normalize)
 
   # -- fitting -------------------------------------------------------------
@@ -319,8 +334,8 @@ class Featurizer:
     else:
       self._fit_vocabulary(toks)
     self._fitted = True
-    self._df, self._idf, self._num_docs = None, None, 0
-    if not self.weighting.endswith('tfidf'):
+    self._df, self._idf, self._num_docs, self._dropped = None, None, 0, None
+    if not self._needs_df:
       return None
     counts = self._counts(toks, *self._occurrences(toks)[:2])
     self._set_df(np.bincount(counts.ids, minlength=self.num_features),
@@ -331,6 +346,7 @@ class Featurizer:
     self._df = df.astype(np.int64)
     self._num_docs = int(num_docs)
     self._idf = smooth_idf(self._df, self._num_docs)
+    self._dropped = self._df < self.min_df if self.min_df > 1 else None
 
   def transform(self, texts: Sequence[str]) -> csr.CsrFeatures:
     """Featurises ``texts`` -> CsrFeatures [N documents, F features]."""
@@ -378,7 +394,7 @@ class Featurizer:
     """Explains one document: (n-gram string, feature id, final weight).
 
     Items are the distinct n-grams in reading order; n-grams outside the
-    vocabulary are left out. When several strings share a feature (a hash
+    vocabulary, or whose feature `min_df` drops, are left out. When several strings share a feature (a hash
     collision, or repeats), the feature's final weight is split among them in
     proportion to their counts, so ``sum(weight * W[id]) + b`` over the items
     equals the logits of ``transform([text])``.
@@ -393,6 +409,8 @@ class Featurizer:
     words = [toks.strings[t] for t in toks.tok.tolist()]
     items: dict[str, list] = {}
     for i in np.lexsort((orders, starts)).tolist():
+      if int(ids[i]) not in weight_of:
+        continue  # dropped by min_df.
       s, n = int(starts[i]), int(orders[i])
       item = items.setdefault(' '.join(words[s:s + n]), [int(ids[i]), 0])
       item[1] += 1

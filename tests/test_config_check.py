@@ -31,6 +31,7 @@ BAD = [
     ('features.ngrams', 0, 'must be >= 1, got 0'),
     ('features.buckets', -1, 'must be >= 0, got -1'),
     ('features.min_count', 0, 'must be >= 1'),
+    ('features.min_df', 0, 'must be >= 1'),
     ('features.max_vocab', -5, 'must be >= 0'),
     ('data.max_per_class', -1, 'must be >= 0'),
     ('optimizer.clip_norm', -1.0, 'must be >= 0'),

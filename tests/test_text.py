@@ -226,6 +226,52 @@ def test_vocabulary_min_count_max_vocab_and_order():
     text.Featurizer(buckets=0, min_count=100).fit(TRAIN)
 
 
+@pytest.mark.parametrize('weighting', ['tf', 'sublinear_tfidf'])
+def test_min_df_vocabulary_matches_sklearn(weighting):
+  """min_df=2 keeps exactly scikit-learn's min_df=2 terms, same weights."""
+  ours = text.Featurizer(ngrams=2, buckets=0, min_df=2, weighting=weighting)
+  x = ours.fit_transform(TRAIN)
+  sk = sktext.TfidfVectorizer(
+      tokenizer=text.tokenize, token_pattern=None, lowercase=False,
+      ngram_range=(1, 2), min_df=2, use_idf=weighting != 'tf',
+      sublinear_tf=weighting == 'sublinear_tfidf', smooth_idf=True, norm='l2')
+  sk.fit(TRAIN)
+  for docs, got in ((TRAIN, x), (TEST, ours.transform(TEST))):
+    expected = sk.transform(docs)
+    for n in range(len(docs)):
+      lo, hi = got.indptr[n], got.indptr[n + 1]
+      mine = dict(zip(ours.feature_names(got.ids[lo:hi]),
+                      got.weights[lo:hi].tolist()))
+      row = expected.getrow(n)
+      theirs = {sk.get_feature_names_out()[j]: v
+                for j, v in zip(row.indices, row.data)}
+      assert mine.keys() == theirs.keys()
+      for key, value in theirs.items():
+        np.testing.assert_allclose(mine[key], value, rtol=1e-6)
+
+
+def test_min_df_drops_rare_hash_buckets():
+  """Buckets in fewer than min_df training documents get no weight."""
+  buckets = 2**20
+  df = collections.Counter()
+  for row in _reference_hashed_counts(TRAIN, 2, buckets):
+    df.update(set(row))
+  f = text.Featurizer(ngrams=2, buckets=buckets, min_df=2, normalize='none')
+  f.fit(TRAIN)
+  for docs in (TRAIN, TEST):
+    x = f.transform(docs)
+    for n, counts in enumerate(_reference_hashed_counts(docs, 2, buckets)):
+      expected = {i: c for i, c in counts.items() if df[i] >= 2}
+      lo, hi = x.indptr[n], x.indptr[n + 1]
+      assert dict(zip(x.ids[lo:hi].tolist(),
+                      x.weights[lo:hi].tolist())) == expected
+  assert x.num_features == buckets
+  # A document whose features are all rare becomes an empty row.
+  assert f.transform(['xyzzy plugh']).nnz == 0
+  with pytest.raises(ValueError, match='call fit'):
+    text.Featurizer(min_df=2).transform(['a'])
+
+
 def test_fit_transform_equals_fit_then_transform():
   for buckets in (0, 64):
     f = text.Featurizer(ngrams=3, buckets=buckets, weighting='tfidf')
@@ -278,8 +324,10 @@ def test_feature_names():
 
 @pytest.mark.parametrize('buckets', [0, 2**20, 3])
 @pytest.mark.parametrize('weighting', text.WEIGHTINGS)
-def test_analyze_explains_logits(buckets, weighting):
-  f = text.Featurizer(ngrams=2, buckets=buckets, weighting=weighting)
+@pytest.mark.parametrize('min_df', [1, 2])
+def test_analyze_explains_logits(buckets, weighting, min_df):
+  f = text.Featurizer(ngrams=2, buckets=buckets, weighting=weighting,
+                      min_df=min_df)
   f.fit(TRAIN)
   rng = np.random.default_rng(0)
   w = rng.normal(size=(f.num_features, 4))
@@ -298,12 +346,13 @@ def test_analyze_explains_logits(buckets, weighting):
 # -- persistence and settings ------------------------------------------------
 
 
-@pytest.mark.parametrize('buckets,weighting', [(0, 'tfidf'), (2**20, 'tf'),
-                                               (2**20, 'sublinear_tfidf'),
-                                               (0, 'binary')])
-def test_round_trip(tmp_path, buckets, weighting):
+@pytest.mark.parametrize('buckets,weighting,min_df', [
+    (0, 'tfidf', 1), (2**20, 'tf', 1), (2**20, 'sublinear_tfidf', 1),
+    (0, 'binary', 1), (2**20, 'sublinear_tfidf', 2), (2**20, 'tf', 2),
+    (0, 'tf', 2)])
+def test_round_trip(tmp_path, buckets, weighting, min_df):
   f = text.Featurizer(ngrams=2, buckets=buckets, weighting=weighting,
-                      max_vocab=30 if buckets == 0 else 0)
+                      max_vocab=30 if buckets == 0 else 0, min_df=min_df)
   before = f.fit_transform(TRAIN)
   g = text.Featurizer.from_dict(json.loads(json.dumps(f.to_dict())))
   f.save(tmp_path / 'featurizer.json')
@@ -331,6 +380,7 @@ def test_settings_validation_names_the_key():
                       ({'buckets': -1}, 'buckets'),
                       ({'buckets': 2**31}, 'buckets'),
                       ({'min_count': 0}, 'min_count'),
+                      ({'min_df': 0}, 'min_df'),
                       ({'max_vocab': 1.5}, 'max_vocab'),
                       ({'lowercase': 'yes'}, 'lowercase')):
     with pytest.raises(ValueError, match=f'features.{key}'):
@@ -358,8 +408,8 @@ def test_transform_before_fit():
 
 
 def test_text_module_imports_no_jax():
-  host = ('text', 'tokenizer', 'hashing', 'weighting', 'csr', 'data',
-          'readers', 'demo')
+  host = ('text', 'tokenizer', 'fast_tokenizer', 'hashing', 'weighting',
+          'csr', 'data', 'readers', 'demo')
   for name in host:
     tree = ast.parse((REPO / 'linjax' / f'{name}.py').read_text())
     imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import)
