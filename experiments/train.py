@@ -175,7 +175,10 @@ def start_precompile(config, texts, num_classes: int, sample: int = 16):
   lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
   longest = np.argsort(lengths)[-sample:]
   features = config.features.copy_and_resolve_references()
+  # Count every feature: min_df would drop most of a 16-text sample's.
   features.weighting, features.normalize = 'tf', 'none'
+  if 'min_df' in features:
+    features.min_df = 1
   x = text.Featurizer.from_config(features).fit_transform(
       [texts[i] for i in longest])
   return train.precompile(config, int(config.features.buckets), num_classes,

@@ -222,10 +222,16 @@ def abstract_args(spec: Spec, chunk_steps: int, token_budget: int,
           sds((), i32))
 
 
+# Slot budgets T above train.token_budget that `train.precompile` compiled
+# for, keyed by (spec before `with_steps`, mesh).
+WIDTH_HINTS: dict = {}
+
+
 def clear_cache() -> None:
-  """Forgets compiled chunks (tests use it to count traces)."""
+  """Forgets compiled chunks and width hints (tests use it to count traces)."""
   with _LOCK:
     _COMPILED.clear()
+    WIDTH_HINTS.clear()
 
 
 def _cache_key(spec: Spec, args, mesh, vmapped: bool):

@@ -171,6 +171,34 @@ def shard_rows(num_docs: int, shard: int, num_shards: int) -> np.ndarray:
   return np.arange(shard, num_docs, num_shards, dtype=np.int64)
 
 
+def pad_width(packed: PackedBatches, width: int,
+              num_features: int) -> PackedBatches:
+  """The same steps with T raised to ``width`` (and U to `dedupe_width`).
+
+  Exact: a padding slot has weight 0 and no document (seg = D), so it adds 0
+  to every score and to row 0's gradient; a padding row id is F (gathers read
+  0, scatters drop it). Lets `train.fit` run a program compiled ahead for a
+  wider budget instead of compiling its own.
+  """
+  extra = int(width) - packed.token_budget
+  if extra < 0:
+    raise ValueError(f'pad_width: width {width} < T={packed.token_budget}')
+  if extra == 0:
+    return packed
+  slots = ((0, 0), (0, 0), (0, extra))
+  if packed.slot is None:  # U == T: the uids are the slots.
+    uids, slot = np.pad(packed.uids, slots, constant_values=num_features), None
+  else:
+    more = max(dedupe_width(width) - packed.uids.shape[-1], 0)
+    uids = np.pad(packed.uids, ((0, 0), (0, 0), (0, more)),
+                  constant_values=num_features)
+    slot = np.pad(packed.slot, slots, constant_values=0)
+  return packed._replace(
+      uids=uids, slot=slot,
+      weights=np.pad(packed.weights, slots, constant_values=0),
+      seg=np.pad(packed.seg, slots, constant_values=packed.labels.shape[-1]))
+
+
 def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
          seed: int = 0, num_shards: int = 1, shard_offset: int = 0,
          dedupe: bool = True, min_steps: int = 0,

@@ -223,6 +223,8 @@ def precompile(config, num_features: int, num_classes: int, *,
   rows = packing.dedupe_width(budget) if spec.dedupe else budget
   args = chunks.abstract_args(spec, steps_per_call(config), budget, rows,
                               tc.batch_size, mesh)
+  if budget > tc.token_budget:
+    chunks.WIDTH_HINTS[(spec, mesh)] = budget
   return chunks.compile_async(spec, args, mesh, background=background)
 
 
@@ -314,6 +316,12 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, config, *,
 
   start = time.perf_counter()
   packed = _pack(train_x, y, config, spec, num_local, offset)
+  # precompile's estimate of the longest document may exceed what fit finds
+  # (features.min_df prunes after the estimate): pad to its width (exact).
+  hint = chunks.WIDTH_HINTS.get((spec, mesh), 0)
+  if (jax.process_count() == 1 and
+      packed.token_budget < hint <= 2 * packed.token_budget):
+    packed = packing.pad_width(packed, hint, F)
   pack_seconds = time.perf_counter() - start
   spec = with_steps(spec, packed.num_steps * tc.epochs, oc.learning_rate,
                     tc.l2)

@@ -139,5 +139,24 @@ class PrecompileTest(absltest.TestCase):
     self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 0)   # a hit
     np.testing.assert_array_equal(r.params.W, again.params.W)
 
+  def test_overestimated_longest_document_pads_instead_of_compiling(self):
+    # start_precompile estimates the longest document before min_df prunes
+    # it: fit pads its steps to the announced width, with the same result.
+    x, y = corpus(seed=37, max_len=40)
+    longest = int(x.row_lengths().max())
+    cfg = config(train__epochs=2)
+    for update in ('sparse', 'dense'):
+      cfg.train.update = update
+      train.clear_cache()
+      plain = train.fit(x, y, C, cfg)
+      train.clear_cache()
+      train.precompile(cfg, F, C, max_doc_features=longest + 13).result()
+      before = step.TRACE_COUNTS['epoch']
+      padded = train.fit(x, y, C, cfg)
+      self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 0)   # a hit
+      self.assertEqual(padded.compile_seconds, 0.0)
+      np.testing.assert_array_equal(plain.params.W, padded.params.W)
+      np.testing.assert_array_equal(plain.params.b, padded.params.b)
+
 if __name__ == '__main__':
   absltest.main()
