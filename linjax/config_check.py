@@ -138,6 +138,7 @@ def validate(config, prefix: str = '--config.') -> None:
   c.number('features.min_count', lo=1, integer=True)
   c.number('features.max_vocab', lo=0, integer=True)
   c.number('features.min_df', lo=1, integer=True)
+  c.number('features.shape_ngrams', lo=0, integer=True)
   c.choice('features.weighting', WEIGHTINGS)
   c.choice('features.normalize', NORMALIZATIONS)
   # optimizer

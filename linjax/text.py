@@ -3,7 +3,7 @@
 Layer 1 of linjax (numpy only, no JAX). A `Featurizer` turns raw documents into
 a `linjax.csr.CsrFeatures` corpus (N documents, F features):
 
-  texts -> tokens -> word n-grams 1..n -> feature ids -> per-document counts
+  texts -> tokens (+ word shapes) -> n-grams -> feature ids -> per-document counts
         -> drop features in fewer than min_df training documents
         -> tf | binary | tfidf | sublinear_tfidf -> optional L2 normalisation
 
@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from linjax import csr
+from linjax import shapes
 # The pieces of the pipeline; names callers reach as `text.X` are re-exported.
 from linjax.hashing import NGRAM_MULTIPLIER
 from linjax.hashing import exact_keys
@@ -51,7 +52,7 @@ NAMES_PER_BUCKET = 3  # training strings remembered per hash bucket.
 
 _DEFAULTS = dict(lowercase=True, tokenizer='words_punct', ngrams=1,
                  buckets=2**20, min_count=1, max_vocab=0, min_df=1,
-                 weighting='tf', normalize='l2')
+                 shape_ngrams=0, weighting='tf', normalize='l2')
 
 
 def _check_settings(s: Mapping[str, Any]) -> None:
@@ -69,7 +70,7 @@ def _check_settings(s: Mapping[str, Any]) -> None:
       raise ValueError(f'features.{key} must be one of {choices}, got '
                        f'{s[key]!r}')
   for key, low in (('ngrams', 1), ('buckets', 0), ('min_count', 1),
-                   ('max_vocab', 0), ('min_df', 1)):
+                   ('max_vocab', 0), ('min_df', 1), ('shape_ngrams', 0)):
     value = s[key]
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
       raise ValueError(f'features.{key} must be an integer, got {value!r}')
@@ -110,15 +111,21 @@ class Featurizer:
   but get no weight, and L2 normalisation sees only the kept features. On
   hashed n-grams this removes the singletons a training document alone
   contains, which the model could otherwise use to memorise that document.
+
+  ``shape_ngrams`` > 0 adds n-grams 1..shape_ngrams of the documents' word
+  shapes (linjax/shapes.py: ``<Xx>`` for "Flu", ``<XX>`` for "CDC", ...,
+  from the original case) as features, hashed or in the vocabulary like
+  word n-grams; they keep the writing style that lower-casing removes.
   """
 
   def __init__(self, *, lowercase: bool = True, tokenizer: str = 'words_punct',
                ngrams: int = 1, buckets: int = 2**20, min_count: int = 1,
-               max_vocab: int = 0, min_df: int = 1, weighting: str = 'tf',
-               normalize: str = 'l2'):
+               max_vocab: int = 0, min_df: int = 1, shape_ngrams: int = 0,
+               weighting: str = 'tf', normalize: str = 'l2'):
     settings = dict(lowercase=lowercase, tokenizer=tokenizer, ngrams=ngrams,
                     buckets=buckets, min_count=min_count, max_vocab=max_vocab,
-                    min_df=min_df, weighting=weighting, normalize=normalize)
+                    min_df=min_df, shape_ngrams=shape_ngrams,
+                    weighting=weighting, normalize=normalize)
     _check_settings(settings)
     self._settings = {k: (bool(v) if k == 'lowercase' else
                           int(v) if isinstance(v, (int, np.integer)) else v)
@@ -179,10 +186,36 @@ class Featurizer:
     if isinstance(texts, str):
       raise TypeError('Featurizer expects a sequence of documents, got one '
                       'string; wrap it in a list.')
-    toks = tokenize_batch(texts, self.lowercase, self.tokenizer)
+    if not self.shape_ngrams:
+      toks = tokenize_batch(texts, self.lowercase, self.tokenizer)
+    else:  # Shapes need the original case: tokenise that, lower-case after.
+      cased = tokenize_batch(texts, False, self.tokenizer)
+      toks = cased
+      if self.lowercase:
+        fast = self.tokenizer in ('words_punct', 'tweet')
+        toks = (fast and shapes.lowercase_tokens(cased)) or tokenize_batch(
+            texts, True, self.tokenizer)
+      toks = shapes.add_shape_segment(toks, cased)
     if self.hashing:
       toks = toks._replace(hashes=hash_tokens(toks.strings))
     return toks
+
+  @property
+  def _max_order(self) -> int:
+    return max(self.ngrams, self.shape_ngrams)
+
+  def _starts(self, toks: Tokens, n: int) -> np.ndarray:
+    """Starts of the n-grams to featurise: words up to ``ngrams``, shapes
+    (the segments after the first num_docs) up to ``shape_ngrams``."""
+    start = ngram_starts(toks.lengths, n)
+    if toks.num_docs is None:
+      return start if n <= self.ngrams else start[:0]
+    first_shape = int(toks.lengths[:toks.num_docs].sum())
+    if n > self.ngrams:
+      start = start[start >= first_shape]
+    if n > self.shape_ngrams:
+      start = start[start < first_shape]
+    return start
 
   def _occurrences(self, toks: Tokens):
     """Feature occurrences: (ids int64 [M], starts int64 [M], orders [M])."""
@@ -191,10 +224,10 @@ class Featurizer:
       flat = toks.hashes[toks.tok].astype(np.uint64)
       gram = flat
       mult = np.uint64(NGRAM_MULTIPLIER)
-      for n in range(1, self.ngrams + 1):
+      for n in range(1, self._max_order + 1):
         if n > 1:
           gram = gram[:-1] * mult + flat[n - 1:]  # wraps modulo 2**64.
-        start = ngram_starts(toks.lengths, n)
+        start = self._starts(toks, n)
         ids.append((gram[start] % np.uint64(self.buckets)).astype(np.int64))
         starts.append(start)
         orders.append(np.full(start.shape[0], n, np.int8))
@@ -204,8 +237,8 @@ class Featurizer:
                          np.int64, len(toks.strings))
       flat = tmap[toks.tok]
       unknown_before = np.concatenate([[0], np.cumsum(flat < 0)])
-      for n in range(1, self.ngrams + 1):
-        start = ngram_starts(toks.lengths, n)
+      for n in range(1, self._max_order + 1):
+        start = self._starts(toks, n)
         start = start[unknown_before[start + n] == unknown_before[start]]
         sorted_keys, sorted_ids = keys_by_order.get(n, (np.zeros(0, np.int64),
                                                         np.zeros(0, np.int64)))
@@ -224,8 +257,11 @@ class Featurizer:
 
   def _counts(self, toks: Tokens, ids: np.ndarray,
               starts: np.ndarray) -> csr.CsrFeatures:
-    doc_of_token = np.repeat(np.arange(toks.lengths.shape[0]), toks.lengths)
-    return count_features(doc_of_token[starts], ids, toks.lengths.shape[0],
+    segments = toks.lengths.shape[0]
+    num_docs = segments if toks.num_docs is None else toks.num_docs
+    doc_of_token = np.repeat(np.arange(segments) % max(num_docs, 1),
+                             toks.lengths)
+    return count_features(doc_of_token[starts], ids, num_docs,
                           self.num_features)
 
   def _weigh(self, counts: csr.CsrFeatures) -> csr.CsrFeatures:
@@ -238,12 +274,12 @@ class Featurizer:
   def _distinct_ngrams(self, toks: Tokens):
     """Yields (n, token indices int64 [G, n], counts int64 [G]) per order."""
     base = max(len(toks.strings), 1)
-    for n in range(1, self.ngrams + 1):
+    for n in range(1, self._max_order + 1):
       if n == 1:
         counts = np.bincount(toks.tok, minlength=len(toks.strings))
         yield n, np.arange(len(toks.strings))[:, None], counts
         continue
-      keys = exact_keys(toks.tok, ngram_starts(toks.lengths, n), n, base)
+      keys = exact_keys(toks.tok, self._starts(toks, n), n, base)
       keys, counts = np.unique(keys, return_counts=True)
       yield n, key_digits(keys, n, base), counts.astype(np.int64)
 
@@ -302,7 +338,7 @@ class Featurizer:
         h = h * mult + token_hash[digits[:, j]]
       buckets.append((h % np.uint64(self.buckets)).astype(np.int64))
       counts.append(count)
-      padded = np.full((digits.shape[0], self.ngrams), -1, np.int64)
+      padded = np.full((digits.shape[0], self._max_order), -1, np.int64)
       padded[:, :n] = digits
       grams.append(padded)
     bucket = np.concatenate(buckets)
@@ -425,7 +461,7 @@ class Featurizer:
     IDF is stored as sparse document frequencies (``ids``, ``counts``,
     ``num_docs``) from which the idf vector is recomputed exactly. Bucket
     names are a token table, the bucket of each name, and the names' token
-    indices row-major [K, ngrams] (-1 pads an n-gram shorter than ngrams).
+    indices row-major [K, max(ngrams, shape_ngrams)] (-1 pads shorter n-grams).
     """
     d: dict[str, Any] = {'type': 'linjax.text.Featurizer', 'version': 1,
                          'settings': self.settings, 'fitted': self._fitted,
@@ -439,7 +475,7 @@ class Featurizer:
     if self._names is not None:
       table, bucket, grams = self._names
       d['bucket_names'] = {'tokens': table, 'buckets': bucket.tolist(),
-                           'grams': grams.ravel().tolist()}  # [K, ngrams]
+                           'grams': grams.ravel().tolist()}  # [K, max order]
     return d
 
   @classmethod
@@ -460,7 +496,7 @@ class Featurizer:
     names = d.get('bucket_names')
     if names is not None:
       grams = np.asarray(names['grams'], np.int64).reshape(
-          -1, featurizer.ngrams)
+          -1, featurizer._max_order)
       featurizer._names = (list(names['tokens']),
                            np.asarray(names['buckets'], np.int64), grams)
     return featurizer

@@ -87,11 +87,17 @@ def tokenize(text: str, lowercase: bool = True,
 
 
 class Tokens(NamedTuple):
-  """A tokenised batch: ``tok[t]`` indexes ``strings``; doc n has lengths[n]."""
+  """A tokenised batch: ``tok[t]`` indexes ``strings``; doc n has lengths[n].
+
+  With ``num_docs`` set, ``lengths`` has one entry per segment and segment i
+  belongs to document ``i % num_docs`` (linjax/shapes.py appends a segment of
+  word shapes per document; n-grams never cross segments).
+  """
   strings: list[str]  # U distinct tokens, in order of first occurrence.
   tok: np.ndarray  # int64 [T]
-  lengths: np.ndarray  # int64 [N]
+  lengths: np.ndarray  # int64 [N] (or [segments])
   hashes: np.ndarray | None = None  # uint32 [U] (hashing mode only).
+  num_docs: int | None = None  # None: one segment per document.
 
 
 def tokenize_batch(texts: Sequence[str], lowercase: bool,

@@ -408,7 +408,8 @@ def test_transform_before_fit():
 
 
 def test_text_module_imports_no_jax():
-  host = ('text', 'tokenizer', 'fast_tokenizer', 'hashing', 'weighting',
+  host = ('text', 'tokenizer', 'fast_tokenizer', 'shapes', 'hashing',
+          'weighting',
           'csr', 'data', 'readers', 'demo')
   for name in host:
     tree = ast.parse((REPO / 'linjax' / f'{name}.py').read_text())
