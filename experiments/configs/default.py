@@ -40,7 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = 'sgd'   # sgd | adagrad | adam
-  config.optimizer.learning_rate = 32.0  # the loss is a batch mean: large steps
+  config.optimizer.learning_rate = 28.0  # the loss is a batch mean: large steps
   config.optimizer.schedule = 'linear'  # constant | linear | exponential | cosine | warmup_cosine
   config.optimizer.momentum = 0.0
   config.optimizer.warmup_fraction = 0.05  # warmup_cosine only
@@ -51,7 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 32    # documents per step (at most)
   config.train.token_budget = 512  # feature slots per step (static shape)
-  config.train.epochs = 5
+  config.train.epochs = 4
   config.train.l2 = 0.0
   config.train.seed = 0
   config.train.patience = 0       # early stopping patience in epochs; 0: off
