@@ -12,7 +12,7 @@ from typing import Sequence
 
 from experiments import peers
 
-LINJAX_SYSTEMS = ('linjax', 'linjax_sweep')
+LINJAX_SYSTEMS = ('linjax', 'linjax_warm', 'linjax_sweep')
 ACCURACY_SLACK = 0.005  # targets: within 0.5 points of the best peer.
 MEMORY_FACTOR = 2.0
 

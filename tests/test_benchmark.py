@@ -73,6 +73,21 @@ def _data_dir(tmp_path):
   return data_dir
 
 
+def test_warm_compile_cache_row_gives_the_same_model(data_dir, tmp_path):
+  pytest.importorskip('jax')
+  out = tmp_path / 'rows.jsonl'
+  proc = _run(f'--data_dir={data_dir}', '--corpora=two',
+              '--systems=linjax,linjax_warm', '--threads=1', f'--out={out}',
+              '--predictions')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  cold, warm = [json.loads(line) for line in out.read_text().splitlines()]
+  assert (cold['system'], warm['system']) == ('linjax', 'linjax_warm')
+  assert (cold['compile_cache'], warm['compile_cache']) == ('off', 'warm')
+  assert warm['predictions'] == cold['predictions']
+  assert warm['accuracy'] == cold['accuracy']
+  assert 'linjax_warm' in proc.stdout  # in the Markdown table
+
+
 def test_end_to_end(data_dir, tmp_path):
   metrics = pytest.importorskip('sklearn.metrics')
   pytest.importorskip('jax')
