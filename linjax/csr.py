@@ -113,6 +113,20 @@ def drop_features(x: CsrFeatures, dropped: np.ndarray) -> CsrFeatures:
                      x.num_features)
 
 
+def concatenate(parts) -> CsrFeatures:
+  """The documents of several CsrFeatures (same F), one after another."""
+  parts = list(parts)
+  indptr = [np.zeros(1, np.int64)]
+  offset = 0
+  for x in parts:
+    indptr.append(x.indptr[1:] + offset)
+    offset += x.nnz
+  return CsrFeatures(np.concatenate(indptr),
+                     np.concatenate([x.ids for x in parts]),
+                     np.concatenate([x.weights for x in parts]),
+                     parts[0].num_features)
+
+
 def from_rows(rows, num_features: int) -> CsrFeatures:
   """Builds a CsrFeatures from a list of (ids, weights) pairs, one per doc."""
   lengths = np.array([len(r[0]) for r in rows], dtype=np.int64)

@@ -95,6 +95,32 @@ def _sort_buckets_by_count(bucket: np.ndarray,
   return np.lexsort((np.arange(num), rank, bucket))
 
 
+_CHUNK_TOKENS = 1 << 18  # tokens featurised at a time (`_count_in_chunks`).
+
+
+def _num_docs(toks: Tokens) -> int:
+  return toks.lengths.shape[0] if toks.num_docs is None else toks.num_docs
+
+
+def _doc_lengths(toks: Tokens) -> np.ndarray:
+  """int64 [N]: tokens of each document over all its segments."""
+  n = _num_docs(toks)
+  return toks.lengths.reshape(-1, n).sum(0) if n else toks.lengths[:0]
+
+
+def _doc_range(toks: Tokens, lo: int, hi: int) -> Tokens:
+  """Documents lo..hi-1 of ``toks`` (every segment), sharing its strings."""
+  n = _num_docs(toks)
+  offsets = np.concatenate([[0], np.cumsum(toks.lengths)])
+  pieces, lengths = [], []
+  for first in range(0, toks.lengths.shape[0], n):  # one pass per segment
+    pieces.append(toks.tok[offsets[first + lo]:offsets[first + hi]])
+    lengths.append(toks.lengths[first + lo:first + hi])
+  return toks._replace(tok=np.concatenate(pieces),
+                       lengths=np.concatenate(lengths),
+                       num_docs=None if toks.num_docs is None else hi - lo)
+
+
 class Featurizer:
   """Documents -> `CsrFeatures`, with the settings of ``config.features``.
 
@@ -258,11 +284,32 @@ class Featurizer:
   def _counts(self, toks: Tokens, ids: np.ndarray,
               starts: np.ndarray) -> csr.CsrFeatures:
     segments = toks.lengths.shape[0]
-    num_docs = segments if toks.num_docs is None else toks.num_docs
+    num_docs = _num_docs(toks)
     doc_of_token = np.repeat(np.arange(segments) % max(num_docs, 1),
                              toks.lengths)
     return count_features(doc_of_token[starts], ids, num_docs,
                           self.num_features)
+
+  def _count_in_chunks(self, toks: Tokens) -> csr.CsrFeatures:
+    """`_counts` of all documents, `_CHUNK_TOKENS` tokens at a time.
+
+    The per-occurrence arrays (ids, starts, sort keys: tens of bytes per
+    n-gram) then exist for one chunk at a time, so the host's peak memory
+    stays flat as the corpus grows; the result is the same.
+    """
+    num_docs = _num_docs(toks)
+    ends = np.cumsum(_doc_lengths(toks))
+    cuts = [0] + np.searchsorted(
+        ends, np.arange(_CHUNK_TOKENS, int(ends[-1]) if num_docs else 0,
+                        _CHUNK_TOKENS), side='right').tolist() + [num_docs]
+    cuts = sorted(set(cuts))
+    if len(cuts) <= 2:
+      return self._counts(toks, *self._occurrences(toks)[:2])
+    parts = []
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+      part = _doc_range(toks, lo, hi)
+      parts.append(self._counts(part, *self._occurrences(part)[:2]))
+    return csr.concatenate(parts)
 
   def _weigh(self, counts: csr.CsrFeatures) -> csr.CsrFeatures:
     if self._dropped is not None:
@@ -373,7 +420,7 @@ class Featurizer:
     self._df, self._idf, self._num_docs, self._dropped = None, None, 0, None
     if not self._needs_df:
       return None
-    counts = self._counts(toks, *self._occurrences(toks)[:2])
+    counts = self._count_in_chunks(toks)
     self._set_df(np.bincount(counts.ids, minlength=self.num_features),
                  counts.num_docs)
     return counts
@@ -390,7 +437,7 @@ class Featurizer:
 
   def _transform_tokens(self, toks: Tokens) -> csr.CsrFeatures:
     self._require_fit('transform')
-    return self._weigh(self._counts(toks, *self._occurrences(toks)[:2]))
+    return self._weigh(self._count_in_chunks(toks))
 
   def fit_transform(self, texts: Sequence[str]) -> csr.CsrFeatures:
     """`fit` then `transform` on the same texts, tokenising them once."""

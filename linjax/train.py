@@ -49,6 +49,7 @@ from linjax.predict import evaluate
 from linjax.predict import predict_logits
 from linjax.predict import predict_proba
 from linjax import chunks
+from linjax import host_memory
 from linjax import step as step_lib
 from linjax.chunks import _chunk
 from linjax.chunks import _epoch
@@ -314,6 +315,8 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, config, *,
   offset = jax.process_index() * num_local
   spec = make_spec(config, F, num_classes, 0, num_shards, mesh is not None)
 
+  # Featurisation's freed temporaries go back to the OS before W is made.
+  host_memory.trim()
   start = time.perf_counter()
   packed = _pack(train_x, y, config, spec, num_local, offset)
   # precompile's estimate of the longest document may exceed what fit finds

@@ -272,6 +272,24 @@ def test_min_df_drops_rare_hash_buckets():
     text.Featurizer(min_df=2).transform(['a'])
 
 
+@pytest.mark.parametrize('kwargs', [
+    dict(ngrams=2), dict(ngrams=3, buckets=0), dict(ngrams=2, shape_ngrams=2,
+                                                    min_df=2,
+                                                    weighting='tfidf'),
+    dict(ngrams=1, shape_ngrams=2, buckets=0, weighting='sublinear_tfidf')])
+def test_featurising_in_chunks_changes_nothing(monkeypatch, kwargs):
+  whole = text.Featurizer(**kwargs).fit_transform(TRAIN + TEST)
+  monkeypatch.setattr(text, '_CHUNK_TOKENS', 5)  # a chunk per 1-2 documents
+  f = text.Featurizer(**kwargs)
+  chunked = f.fit_transform(TRAIN + TEST)
+  for u, v in zip(whole[:3], chunked[:3]):
+    np.testing.assert_array_equal(u, v)
+  again = f.transform(TEST)
+  monkeypatch.setattr(text, '_CHUNK_TOKENS', 1 << 30)
+  for u, v in zip(again[:3], f.transform(TEST)[:3]):
+    np.testing.assert_array_equal(u, v)
+
+
 def test_fit_transform_equals_fit_then_transform():
   for buckets in (0, 64):
     f = text.Featurizer(ngrams=3, buckets=buckets, weighting='tfidf')
