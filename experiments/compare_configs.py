@@ -1,0 +1,191 @@
+r"""Compare config variants on validation splits carved from training data.
+
+  python -m experiments.compare_configs --data_dir=../shared/data \
+      [--corpora=healthtweets,fortunes] [--splits=3] [--val_fraction=0.15] \
+      --variants='features.min_df=1;train.epochs=4,optimizer.learning_rate=24' \
+      [--sklearn_sgd] [--out=FILE.jsonl]
+
+How the defaults in experiments/configs/default.py were chosen, and how to
+check a change to them without touching a test split: each corpus's
+``train.tsv`` is split ``--splits`` times (stratified, split seeds 0, 1, ...)
+into train and ``--val_fraction`` validation; the default config and every
+variant (``;``-separated, each a ``,``-separated list of ``section.key=value``
+overrides of the default) are trained on the train part and scored on the
+validation part. The table gives mean validation accuracy and macro-F1 and
+the paired difference to the default (mean, min and max over the splits, in
+points). ``--sklearn_sgd`` adds the benchmark's scikit-learn SGD peer on the
+same splits. ``test.tsv`` is never read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from linjax import config_check
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('data_dir', None, 'Folder of corpora, each NAME/train.tsv.')
+flags.DEFINE_list('corpora', [], 'Corpora to use; empty: all in --data_dir.')
+flags.DEFINE_integer('splits', 3, 'Validation splits per corpus (seeds 0..).')
+flags.DEFINE_float('val_fraction', 0.15, 'Validation share of train.tsv.')
+flags.DEFINE_string('variants', '', "';'-separated variants, each ','-"
+                    "separated section.key=value overrides of the default.")
+flags.DEFINE_bool('sklearn_sgd', False, 'Also score the scikit-learn SGD peer '
+                  '(pip install -e ".[bench]").')
+flags.DEFINE_string('out', '', 'JSONL file: one row per (corpus, variant).')
+
+SKLEARN = 'sklearn_sgd'
+
+
+def _value(text: str, like, flag: str):
+  """``text`` parsed as the type of the default value ``like``."""
+  if isinstance(like, bool):
+    if text.lower() not in ('true', 'false', '1', '0'):
+      raise config_check.ConfigError(f'{flag}: expected true or false, got '
+                                     f'{text!r}')
+    return text.lower() in ('true', '1')
+  try:
+    return type(like)(text)
+  except ValueError:
+    raise config_check.ConfigError(
+        f'{flag}: expected {type(like).__name__}, got {text!r}') from None
+
+
+def parse_variants(spec: str, base) -> list[tuple[str, object]]:
+  """[(name, config)]: 'default' first, then each variant of ``spec``."""
+  variants = [('default', base)]
+  for variant in filter(None, (v.strip() for v in spec.split(';'))):
+    config = base.copy_and_resolve_references()
+    for item in variant.split(','):
+      key, eq, text = item.partition('=')
+      section, _, name = key.strip().partition('.')
+      if not eq or section not in config or name not in config[section]:
+        raise config_check.ConfigError(
+            f'--variants: {item!r} is not section.key=value with a key of '
+            'experiments/configs/default.py')
+      config[section][name] = _value(text.strip(), config[section][name],
+                                     f'--variants {key.strip()}')
+    config_check.validate(config, prefix='--variants ')
+    variants.append((variant, config))
+  return variants
+
+
+def _score_linjax(config, train_texts, train_y, val_texts, val_y,
+                  num_classes, cache: dict) -> tuple[float, float]:
+  from linjax import metrics, text, train  # pylint: disable=g-import-not-at-top
+  key = json.dumps(config.features.to_dict(), sort_keys=True)
+  if key not in cache:  # variants of training share the features
+    featurizer = text.Featurizer.from_config(config.features)
+    cache[key] = (featurizer.fit_transform(train_texts),
+                  featurizer.transform(val_texts))
+  x, val_x = cache[key]
+  config = config.copy_and_resolve_references()
+  config.train.gradcheck, config.train.checkpoint_every = False, 0
+  result = train.fit(x, train_y, num_classes, config)
+  pred = np.asarray(train.predict_logits(result.params, val_x)).argmax(-1)
+  return (metrics.accuracy(val_y, pred),
+          metrics.macro_f1(val_y, pred, num_classes))
+
+
+def _score_sklearn(train_texts, train_y, val_texts, val_y,
+                   num_classes) -> tuple[float, float]:
+  from experiments import peers  # pylint: disable=g-import-not-at-top
+  from linjax import metrics  # pylint: disable=g-import-not-at-top
+  names = [str(v) for v in train_y]
+  result = peers.run_sklearn_sgd(peers.Corpus(list(train_texts), names),
+                                 peers.Corpus(list(val_texts),
+                                              ['0'] * len(val_texts)), 2)
+  pred = np.asarray([int(p) for p in result.predictions])
+  return (metrics.accuracy(val_y, pred),
+          metrics.macro_f1(val_y, pred, num_classes))
+
+
+def compare(corpus_dir: Path, variants, splits: int, val_fraction: float,
+            with_sklearn: bool) -> list[dict]:
+  """One row per variant: mean scores and paired deltas to the default."""
+  from linjax import data  # pylint: disable=g-import-not-at-top
+  ds = data.read_corpus(corpus_dir / 'train.tsv')
+  label_map = data.LabelMap.fit(ds.labels)
+  y = label_map.encode(ds.labels)
+  names = [name for name, _ in variants] + ([SKLEARN] if with_sklearn else [])
+  scores = {name: [] for name in names}
+  for seed in range(splits):
+    keep, held = data.stratified_split(y, val_fraction, seed)
+    train_texts = [ds.texts[i] for i in keep]
+    val_texts = [ds.texts[i] for i in held]
+    cache = {}
+    for name, config in variants:
+      scores[name].append(_score_linjax(config, train_texts, y[keep],
+                                        val_texts, y[held],
+                                        label_map.num_classes, cache))
+    if with_sklearn:
+      scores[SKLEARN].append(_score_sklearn(train_texts, y[keep], val_texts,
+                                            y[held], label_map.num_classes))
+  base = np.asarray(scores['default'])
+  rows = []
+  for name in names:
+    s = np.asarray(scores[name])
+    delta = 100 * (s[:, 0] - base[:, 0])
+    rows.append(dict(corpus=corpus_dir.name, variant=name, splits=splits,
+                     val_fraction=val_fraction,
+                     accuracy=float(s[:, 0].mean()),
+                     macro_f1=float(s[:, 1].mean()),
+                     d_acc_pts=float(delta.mean()),
+                     d_acc_min=float(delta.min()),
+                     d_acc_max=float(delta.max()),
+                     d_f1_pts=float(100 * (s[:, 1] - base[:, 1]).mean()),
+                     per_split=s.tolist()))
+  return rows
+
+
+def format_table(rows: Sequence[dict]) -> str:
+  lines = ['| corpus | variant | accuracy | macro-F1 | Δacc pts (min..max) | '
+           'ΔF1 pts |', '|' + ' --- |' * 6]
+  for r in rows:
+    lines.append(f'| {r["corpus"]} | {r["variant"]} | {r["accuracy"]:.4f} | '
+                 f'{r["macro_f1"]:.4f} | {r["d_acc_pts"]:+.2f} '
+                 f'({r["d_acc_min"]:+.2f}..{r["d_acc_max"]:+.2f}) | '
+                 f'{r["d_f1_pts"]:+.2f} |')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  with config_check.runner_main(argv, data_dir=FLAGS.data_dir):
+    from experiments.configs import default  # pylint: disable=g-import-not-at-top
+    data_dir = Path(FLAGS.data_dir).expanduser()
+    available = sorted(p.name for p in data_dir.glob('*')
+                       if (p / 'train.tsv').is_file())
+    corpora = list(FLAGS.corpora) or available
+    for c in corpora:
+      if c not in available:
+        raise config_check.ConfigError(
+            f'--corpora: no {c}/train.tsv in {data_dir}; found: '
+            f'{", ".join(available) or "none"}')
+    if not corpora:
+      raise config_check.ConfigError(f'--data_dir: no NAME/train.tsv in '
+                                     f'{data_dir}')
+    if FLAGS.splits < 1:
+      raise config_check.ConfigError(f'--splits must be >= 1, got '
+                                     f'{FLAGS.splits}')
+    if not 0 < FLAGS.val_fraction < 1:
+      raise config_check.ConfigError(f'--val_fraction must be in (0, 1), got '
+                                     f'{FLAGS.val_fraction}')
+    variants = parse_variants(FLAGS.variants, default.get_config())
+    rows = []
+    for corpus in corpora:
+      rows += compare(data_dir / corpus, variants, FLAGS.splits,
+                      FLAGS.val_fraction, FLAGS.sklearn_sgd)
+    if FLAGS.out:
+      with open(FLAGS.out, 'w', encoding='utf-8') as f:
+        f.writelines(json.dumps(r) + '\n' for r in rows)
+    print(format_table(rows))
+
+
+if __name__ == '__main__':
+  app.run(main)
