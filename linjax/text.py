@@ -11,7 +11,8 @@ Feature ids come either from an explicit vocabulary (``buckets == 0``; ids
 ordered by training count, ties by string) or from the hashing trick
 (`linjax.hashing`: FNV-1a tokens, fastText's n-gram combiner, ``h % buckets``;
 unigrams and n-grams share the bucket space). Tokenisation is
-`linjax.tokenizer`, counting and weighting `linjax.weighting`; their public
+`linjax.tokenizer`, the vocabulary and the names of hash buckets
+`linjax.ngram_names`, counting and weighting `linjax.weighting`; their public
 names are re-exported here (``text.tokenize``, ``text.hash_tokens``, ...).
 
 Speed: the Python work per token is one regex match and one dict lookup;
@@ -20,26 +21,24 @@ hashing, n-grams, de-duplication and weighting are vectorised over the corpus.
 
 from __future__ import annotations
 
-import itertools
+import functools
 import json
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from linjax import csr
+from linjax import ngram_names
 from linjax import shapes
 # The pieces of the pipeline; names callers reach as `text.X` are re-exported.
 from linjax.hashing import NGRAM_MULTIPLIER
-from linjax.hashing import exact_keys
 from linjax.hashing import fnv1a_32  # pylint: disable=unused-import
 from linjax.hashing import hash_tokens
-from linjax.hashing import key_digits
 from linjax.hashing import ngram_starts
+from linjax.ngram_names import NAMES_PER_BUCKET
 from linjax.tokenizer import TOKENIZERS
 from linjax.tokenizer import URL_TOKEN  # pylint: disable=unused-import
 from linjax.tokenizer import Tokens
-from linjax.tokenizer import gc_paused
-from linjax.tokenizer import index_tokens
 from linjax.tokenizer import tokenize  # pylint: disable=unused-import
 from linjax.tokenizer import tokenize_batch
 from linjax.weighting import NORMALIZATIONS
@@ -47,8 +46,6 @@ from linjax.weighting import WEIGHTINGS
 from linjax.weighting import apply_weighting
 from linjax.weighting import count_features
 from linjax.weighting import smooth_idf
-
-NAMES_PER_BUCKET = 3  # training strings remembered per hash bucket.
 
 _DEFAULTS = dict(lowercase=True, tokenizer='words_punct', ngrams=1,
                  buckets=2**20, min_count=1, max_vocab=0, min_df=1,
@@ -79,20 +76,6 @@ def _check_settings(s: Mapping[str, Any]) -> None:
   if s['buckets'] >= 2**31:
     raise ValueError(f'features.buckets must be < 2**31 (int32 ids), got '
                      f'{s["buckets"]}')
-
-
-def _sort_buckets_by_count(bucket: np.ndarray,
-                           count: np.ndarray) -> np.ndarray:
-  """Argsort by bucket, then count (descending), then position."""
-  num = bucket.shape[0]
-  values = np.unique(count)
-  rank = values.shape[0] - 1 - np.searchsorted(values, count)  # 0: largest.
-  radix = values.shape[0] * num
-  if num and (int(bucket.max()) + 1) * radix < 2**63:
-    # One value sort of a packed int64 key: much faster than lexsort.
-    key = (bucket * values.shape[0] + rank) * num + np.arange(num)
-    return np.sort(key) % num
-  return np.lexsort((np.arange(num), rank, bucket))
 
 
 _CHUNK_TOKENS = 1 << 18  # tokens featurised at a time (`_count_in_chunks`).
@@ -160,13 +143,12 @@ class Featurizer:
       setattr(self, key, value)
     self._fitted = False
     self._vocab: list[str] | None = None  # id -> n-gram string.
-    self._lookup = None  # vocabulary mode: see _set_vocabulary.
+    self._lookup: ngram_names.Lookup | None = None  # vocabulary mode.
     self._df: np.ndarray | None = None  # int64 [F] document frequencies.
     self._num_docs = 0
     self._idf: np.ndarray | None = None
     self._dropped: np.ndarray | None = None  # bool [F]: df < min_df.
-    # Hashing mode names: token table, bucket [K] (sorted), grams [K, n].
-    self._names: tuple[list[str], np.ndarray, np.ndarray] | None = None
+    self._names: ngram_names.BucketNames | None = None  # hashing mode.
 
   @classmethod
   def from_config(cls, config: Any) -> Featurizer:
@@ -258,25 +240,16 @@ class Featurizer:
         starts.append(start)
         orders.append(np.full(start.shape[0], n, np.int8))
     else:
-      table, keys_by_order = self._lookup
-      tmap = np.fromiter(map(table.get, toks.strings, itertools.repeat(-1)),
-                         np.int64, len(toks.strings))
-      flat = tmap[toks.tok]
+      flat = ngram_names.token_indices(self._lookup, toks.strings)[toks.tok]
       unknown_before = np.concatenate([[0], np.cumsum(flat < 0)])
       for n in range(1, self._max_order + 1):
         start = self._starts(toks, n)
+        # Only n-grams of vocabulary tokens can be in the vocabulary.
         start = start[unknown_before[start + n] == unknown_before[start]]
-        sorted_keys, sorted_ids = keys_by_order.get(n, (np.zeros(0, np.int64),
-                                                        np.zeros(0, np.int64)))
-        if sorted_keys.shape[0] == 0:
-          continue
-        key = exact_keys(flat, start, n, len(table))
-        where = np.minimum(np.searchsorted(sorted_keys, key),
-                           sorted_keys.shape[0] - 1)
-        found = sorted_keys[where] == key
-        ids.append(sorted_ids[where[found]])
+        found_ids, found = ngram_names.ngram_ids(self._lookup, flat, start, n)
+        ids.append(found_ids)
         starts.append(start[found])
-        orders.append(np.full(int(found.sum()), n, np.int8))
+        orders.append(np.full(found_ids.shape[0], n, np.int8))
     if not ids:
       return (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.int8),)
     return np.concatenate(ids), np.concatenate(starts), np.concatenate(orders)
@@ -318,93 +291,10 @@ class Featurizer:
 
   # -- fitting -------------------------------------------------------------
 
-  def _distinct_ngrams(self, toks: Tokens):
-    """Yields (n, token indices int64 [G, n], counts int64 [G]) per order."""
-    base = max(len(toks.strings), 1)
-    for n in range(1, self._max_order + 1):
-      if n == 1:
-        counts = np.bincount(toks.tok, minlength=len(toks.strings))
-        yield n, np.arange(len(toks.strings))[:, None], counts
-        continue
-      keys = exact_keys(toks.tok, self._starts(toks, n), n, base)
-      keys, counts = np.unique(keys, return_counts=True)
-      yield n, key_digits(keys, n, base), counts.astype(np.int64)
-
-  def _fit_vocabulary(self, toks: Tokens) -> None:
-    strings, counts = [], []
-    words = np.array(toks.strings + [''], dtype=object)[:-1]  # 1-D, never 2-D.
-    for _, digits, count in self._distinct_ngrams(toks):
-      keep = count >= self.min_count
-      if self.max_vocab and keep.sum() > self.max_vocab:
-        # Only n-grams tied with or above the max_vocab-th count can make it.
-        cutoff = np.sort(count[keep])[::-1][self.max_vocab - 1]
-        keep &= count >= cutoff
-      digits = digits[keep]
-      joined = words[digits[:, 0]]
-      for j in range(1, digits.shape[1]):
-        joined = joined + ' ' + words[digits[:, j]]  # str + per element.
-      strings += joined.tolist()
-      counts.append(count[keep])
-    counts = np.concatenate(counts) if counts else np.zeros(0, np.int64)
-    if not strings:
-      raise ValueError(
-          'Featurizer.fit: the vocabulary is empty (no n-gram reaches '
-          f'features.min_count={self.min_count}); lower min_count, or give '
-          'texts with tokens.')
-    by_string = np.empty(len(strings), np.int64)
-    by_string[sorted(range(len(strings)), key=strings.__getitem__)] = (
-        np.arange(len(strings)))
-    order = np.lexsort((by_string, -counts))  # count down, then string.
-    if self.max_vocab:
-      order = order[:self.max_vocab]
-    self._set_vocabulary([strings[i] for i in order.tolist()])
-
   def _set_vocabulary(self, vocab: list[str]) -> None:
-    """Builds the id lookup: token table and sorted n-gram keys per order."""
+    """Sets the V vocabulary strings (id -> n-gram) and their id lookup."""
     self._vocab = vocab
-    with gc_paused():
-      grams = index_tokens([v.split(' ') for v in vocab])
-    table = dict(zip(grams.strings, itertools.count()))
-    starts = np.cumsum(grams.lengths) - grams.lengths
-    keys_by_order = {}
-    for n in np.unique(grams.lengths).tolist():
-      rows = np.flatnonzero(grams.lengths == n)
-      keys = exact_keys(grams.tok, starts[rows], n, len(table))
-      order = np.argsort(keys)  # keys are distinct.
-      keys_by_order[n] = (keys[order], rows[order])
-    self._lookup = (table, keys_by_order)
-
-  def _fit_bucket_names(self, toks: Tokens) -> None:
-    """Keeps, per bucket, the NAMES_PER_BUCKET most frequent n-grams."""
-    token_hash = toks.hashes.astype(np.uint64)
-    mult = np.uint64(NGRAM_MULTIPLIER)
-    buckets, counts, grams = [], [], []
-    for n, digits, count in self._distinct_ngrams(toks):
-      h = token_hash[digits[:, 0]]
-      for j in range(1, n):
-        h = h * mult + token_hash[digits[:, j]]
-      buckets.append((h % np.uint64(self.buckets)).astype(np.int64))
-      counts.append(count)
-      padded = np.full((digits.shape[0], self._max_order), -1, np.int64)
-      padded[:, :n] = digits
-      grams.append(padded)
-    bucket = np.concatenate(buckets)
-    count = np.concatenate(counts)
-    gram = np.concatenate(grams)
-    order = _sort_buckets_by_count(bucket, count)
-    bucket = bucket[order]
-    group_start = np.flatnonzero(np.diff(bucket, prepend=-1))
-    rank = np.arange(bucket.shape[0]) - np.repeat(
-        group_start, np.diff(np.append(group_start, bucket.shape[0])))
-    keep = order[rank < NAMES_PER_BUCKET]
-    gram = gram[keep]
-    # Keep only the tokens these n-grams use, renumbered in first-use order.
-    used = np.zeros(len(toks.strings) + 1, bool)
-    used[gram] = True  # gram == -1 (padding) marks the extra last slot.
-    used = used[:-1]
-    new_index = np.append(np.cumsum(used) - 1, -1)
-    table = [toks.strings[t] for t in np.flatnonzero(used).tolist()]
-    self._names = (table, bucket[rank < NAMES_PER_BUCKET], new_index[gram])
+    self._lookup = ngram_names.build_lookup(vocab)
 
   def fit(self, texts: Sequence[str]) -> Featurizer:
     """Learns the vocabulary or bucket names, and the IDF, from ``texts``."""
@@ -412,10 +302,14 @@ class Featurizer:
     return self
 
   def _fit_tokens(self, toks: Tokens) -> csr.CsrFeatures | None:
+    starts = functools.partial(self._starts, toks)
     if self.hashing:
-      self._fit_bucket_names(toks)
+      # Passed from this module so that patching text.NAMES_PER_BUCKET works.
+      self._names = ngram_names.fit_bucket_names(
+          toks, self._max_order, starts, self.buckets, NAMES_PER_BUCKET)
     else:
-      self._fit_vocabulary(toks)
+      self._set_vocabulary(ngram_names.fit_vocabulary(
+          toks, self._max_order, starts, self.min_count, self.max_vocab))
     self._fitted = True
     self._df, self._idf, self._num_docs, self._dropped = None, None, 0, None
     if not self._needs_df:
@@ -461,13 +355,10 @@ class Featurizer:
                        f'{self.num_features})')
     if not self.hashing:
       return self._vocab[feature_id]
+    name = None
     if self._names is not None:
-      table, bucket, grams = self._names
-      lo, hi = np.searchsorted(bucket, [feature_id, feature_id + 1])
-      if hi > lo:
-        return ' | '.join(' '.join(table[t] for t in row if t >= 0)
-                          for row in grams[lo:hi].tolist())
-    return f'<bucket {feature_id}>'
+      name = ngram_names.bucket_name(self._names, feature_id)
+    return f'<bucket {feature_id}>' if name is None else name
 
   def feature_names(self, feature_ids: Sequence[int]) -> list[str]:
     """`feature_name` of each id in ``feature_ids``."""
@@ -520,9 +411,7 @@ class Featurizer:
                                  'ids': nonzero.tolist(),
                                  'counts': self._df[nonzero].tolist()}
     if self._names is not None:
-      table, bucket, grams = self._names
-      d['bucket_names'] = {'tokens': table, 'buckets': bucket.tolist(),
-                           'grams': grams.ravel().tolist()}  # [K, max order]
+      d['bucket_names'] = ngram_names.bucket_names_to_dict(self._names)
     return d
 
   @classmethod
@@ -542,10 +431,8 @@ class Featurizer:
       featurizer._set_df(dense, df['num_docs'])
     names = d.get('bucket_names')
     if names is not None:
-      grams = np.asarray(names['grams'], np.int64).reshape(
-          -1, featurizer._max_order)
-      featurizer._names = (list(names['tokens']),
-                           np.asarray(names['buckets'], np.int64), grams)
+      featurizer._names = ngram_names.bucket_names_from_dict(
+          names, featurizer._max_order)
     return featurizer
 
   def save(self, path) -> None:

@@ -427,7 +427,7 @@ def test_transform_before_fit():
 
 def test_text_module_imports_no_jax():
   host = ('text', 'tokenizer', 'fast_tokenizer', 'shapes', 'hashing',
-          'weighting',
+          'weighting', 'ngram_names',
           'csr', 'data', 'readers', 'demo')
   for name in host:
     tree = ast.parse((REPO / 'linjax' / f'{name}.py').read_text())
