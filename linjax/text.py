@@ -39,6 +39,9 @@ from linjax.ngram_names import NAMES_PER_BUCKET
 from linjax.tokenizer import TOKENIZERS
 from linjax.tokenizer import URL_TOKEN  # pylint: disable=unused-import
 from linjax.tokenizer import Tokens
+from linjax.tokenizer import doc_lengths
+from linjax.tokenizer import doc_range
+from linjax.tokenizer import num_docs as tokens_num_docs
 from linjax.tokenizer import tokenize  # pylint: disable=unused-import
 from linjax.tokenizer import tokenize_batch
 from linjax.weighting import NORMALIZATIONS
@@ -79,29 +82,6 @@ def _check_settings(s: Mapping[str, Any]) -> None:
 
 
 _CHUNK_TOKENS = 1 << 18  # tokens featurised at a time (`_count_in_chunks`).
-
-
-def _num_docs(toks: Tokens) -> int:
-  return toks.lengths.shape[0] if toks.num_docs is None else toks.num_docs
-
-
-def _doc_lengths(toks: Tokens) -> np.ndarray:
-  """int64 [N]: tokens of each document over all its segments."""
-  n = _num_docs(toks)
-  return toks.lengths.reshape(-1, n).sum(0) if n else toks.lengths[:0]
-
-
-def _doc_range(toks: Tokens, lo: int, hi: int) -> Tokens:
-  """Documents lo..hi-1 of ``toks`` (every segment), sharing its strings."""
-  n = _num_docs(toks)
-  offsets = np.concatenate([[0], np.cumsum(toks.lengths)])
-  pieces, lengths = [], []
-  for first in range(0, toks.lengths.shape[0], n):  # one pass per segment
-    pieces.append(toks.tok[offsets[first + lo]:offsets[first + hi]])
-    lengths.append(toks.lengths[first + lo:first + hi])
-  return toks._replace(tok=np.concatenate(pieces),
-                       lengths=np.concatenate(lengths),
-                       num_docs=None if toks.num_docs is None else hi - lo)
 
 
 class Featurizer:
@@ -257,7 +237,7 @@ class Featurizer:
   def _counts(self, toks: Tokens, ids: np.ndarray,
               starts: np.ndarray) -> csr.CsrFeatures:
     segments = toks.lengths.shape[0]
-    num_docs = _num_docs(toks)
+    num_docs = tokens_num_docs(toks)
     doc_of_token = np.repeat(np.arange(segments) % max(num_docs, 1),
                              toks.lengths)
     return count_features(doc_of_token[starts], ids, num_docs,
@@ -270,8 +250,8 @@ class Featurizer:
     n-gram) then exist for one chunk at a time, so the host's peak memory
     stays flat as the corpus grows; the result is the same.
     """
-    num_docs = _num_docs(toks)
-    ends = np.cumsum(_doc_lengths(toks))
+    num_docs = tokens_num_docs(toks)
+    ends = np.cumsum(doc_lengths(toks))
     cuts = [0] + np.searchsorted(
         ends, np.arange(_CHUNK_TOKENS, int(ends[-1]) if num_docs else 0,
                         _CHUNK_TOKENS), side='right').tolist() + [num_docs]
@@ -280,7 +260,7 @@ class Featurizer:
       return self._counts(toks, *self._occurrences(toks)[:2])
     parts = []
     for lo, hi in zip(cuts[:-1], cuts[1:]):
-      part = _doc_range(toks, lo, hi)
+      part = doc_range(toks, lo, hi)
       parts.append(self._counts(part, *self._occurrences(part)[:2]))
     return csr.concatenate(parts)
 

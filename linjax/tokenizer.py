@@ -100,6 +100,30 @@ class Tokens(NamedTuple):
   num_docs: int | None = None  # None: one segment per document.
 
 
+def num_docs(toks: Tokens) -> int:
+  """N: the documents of ``toks`` (segments belong to ``i % N``)."""
+  return toks.lengths.shape[0] if toks.num_docs is None else toks.num_docs
+
+
+def doc_lengths(toks: Tokens) -> np.ndarray:
+  """int64 [N]: tokens of each document over all its segments."""
+  n = num_docs(toks)
+  return toks.lengths.reshape(-1, n).sum(0) if n else toks.lengths[:0]
+
+
+def doc_range(toks: Tokens, lo: int, hi: int) -> Tokens:
+  """Documents lo..hi-1 of ``toks`` (every segment), sharing its strings."""
+  n = num_docs(toks)
+  offsets = np.concatenate([[0], np.cumsum(toks.lengths)])
+  pieces, lengths = [], []
+  for first in range(0, toks.lengths.shape[0], n):  # one pass per segment
+    pieces.append(toks.tok[offsets[first + lo]:offsets[first + hi]])
+    lengths.append(toks.lengths[first + lo:first + hi])
+  return toks._replace(tok=np.concatenate(pieces),
+                       lengths=np.concatenate(lengths),
+                       num_docs=None if toks.num_docs is None else hi - lo)
+
+
 def tokenize_batch(texts: Sequence[str], lowercase: bool,
                    kind: str) -> Tokens:
   """Tokenises N documents as `tokenize` does each, indexed as `Tokens`.
