@@ -254,6 +254,20 @@ def _lower(spec: Spec, args, mesh, vmapped: bool):
   return jax.jit(fn, donate_argnums=0).lower(*args)
 
 
+# XLA:CPU at LLVM optimisation level 1 instead of the default: the same
+# numbers (W bit-identical on all three benchmark corpora), 25 % faster
+# epochs on healthtweets (0.49 -> 0.37 s for 4 epochs, 6 runs each), 10 % on
+# fortunes, and a slightly shorter compile. Level 0 is 4x slower to run.
+CPU_COMPILER_OPTIONS = {'xla_backend_optimization_level': 1}
+
+
+def compiler_options(mesh=None) -> dict:
+  """XLA options for the chunk program: `CPU_COMPILER_OPTIONS` on CPU."""
+  platform = (mesh.devices.flat[0].platform if mesh is not None
+              else jax.default_backend())
+  return dict(CPU_COMPILER_OPTIONS) if platform == 'cpu' else {}
+
+
 def _claim(key):
   """(compiled, None, False) if cached, else (None, future, owner)."""
   with _LOCK:
@@ -270,7 +284,7 @@ def _build(key, future, spec: Spec, args, mesh, vmapped: bool,
   try:
     if lowered is None:
       lowered = _lower(spec, args, mesh, vmapped)
-    compiled = lowered.compile()
+    compiled = lowered.compile(compiler_options=compiler_options(mesh))
   except BaseException as e:
     with _LOCK:
       _PENDING.pop(key, None)

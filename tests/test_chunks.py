@@ -5,6 +5,7 @@ from absl.testing import parameterized
 import jax
 import numpy as np
 
+from linjax import chunks
 from linjax import model
 from linjax import optim
 from linjax import step
@@ -160,3 +161,25 @@ class PrecompileTest(absltest.TestCase):
 
 if __name__ == '__main__':
   absltest.main()
+
+
+class CompilerOptionsTest(absltest.TestCase):
+
+  def test_cpu_optimisation_level_changes_no_number(self):
+    self.assertEqual(chunks.compiler_options(),
+                     {'xla_backend_optimization_level': 1}
+                     if jax.default_backend() == 'cpu' else {})
+    x, y = corpus(seed=38)
+    cfg = config(train__epochs=2)
+    train.clear_cache()
+    tuned = train.fit(x, y, C, cfg)
+    saved = dict(chunks.CPU_COMPILER_OPTIONS)
+    try:
+      chunks.CPU_COMPILER_OPTIONS.clear()   # XLA's default level
+      train.clear_cache()
+      plain = train.fit(x, y, C, cfg)
+    finally:
+      chunks.CPU_COMPILER_OPTIONS.update(saved)
+      train.clear_cache()
+    np.testing.assert_array_equal(tuned.params.W, plain.params.W)
+    np.testing.assert_array_equal(tuned.params.b, plain.params.b)
