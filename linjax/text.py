@@ -129,6 +129,8 @@ class Featurizer:
     self._idf: np.ndarray | None = None
     self._dropped: np.ndarray | None = None  # bool [F]: df < min_df.
     self._names: ngram_names.BucketNames | None = None  # hashing mode.
+    # Hashing mode: the training tokens, kept until a name is first needed.
+    self._pending_names: Tokens | None = None
 
   @classmethod
   def from_config(cls, config: Any) -> Featurizer:
@@ -282,14 +284,14 @@ class Featurizer:
     return self
 
   def _fit_tokens(self, toks: Tokens) -> csr.CsrFeatures | None:
-    starts = functools.partial(self._starts, toks)
     if self.hashing:
-      # Passed from this module so that patching text.NAMES_PER_BUCKET works.
-      self._names = ngram_names.fit_bucket_names(
-          toks, self._max_order, starts, self.buckets, NAMES_PER_BUCKET)
+      # Bucket names only serve explanations and saving: found on first use
+      # (`_bucket_names`), not in the time of every fit.
+      self._names, self._pending_names = None, toks
     else:
       self._set_vocabulary(ngram_names.fit_vocabulary(
-          toks, self._max_order, starts, self.min_count, self.max_vocab))
+          toks, self._max_order, functools.partial(self._starts, toks),
+          self.min_count, self.max_vocab))
     self._fitted = True
     self._df, self._idf, self._num_docs, self._dropped = None, None, 0, None
     if not self._needs_df:
@@ -298,6 +300,21 @@ class Featurizer:
     self._set_df(np.bincount(counts.ids, minlength=self.num_features),
                  counts.num_docs)
     return counts
+
+  def _bucket_names(self) -> ngram_names.BucketNames | None:
+    """Hashing mode: the names of the buckets (computed once, on demand)."""
+    toks = self._pending_names
+    if toks is not None:
+      # Passed from this module so that patching text.NAMES_PER_BUCKET works.
+      self._names = ngram_names.fit_bucket_names(
+          toks, self._max_order, functools.partial(self._starts, toks),
+          self.buckets, NAMES_PER_BUCKET)
+      self._pending_names = None
+    return self._names
+
+  def __getstate__(self):
+    self._bucket_names()  # pickle names, not the training tokens
+    return self.__dict__
 
   def _set_df(self, df: np.ndarray, num_docs: int) -> None:
     self._df = df.astype(np.int64)
@@ -336,7 +353,7 @@ class Featurizer:
     if not self.hashing:
       return self._vocab[feature_id]
     name = None
-    if self._names is not None:
+    if self._bucket_names() is not None:
       name = ngram_names.bucket_name(self._names, feature_id)
     return f'<bucket {feature_id}>' if name is None else name
 
@@ -390,7 +407,7 @@ class Featurizer:
       d['document_frequency'] = {'num_docs': self._num_docs,
                                  'ids': nonzero.tolist(),
                                  'counts': self._df[nonzero].tolist()}
-    if self._names is not None:
+    if self._bucket_names() is not None:
       d['bucket_names'] = ngram_names.bucket_names_to_dict(self._names)
     return d
 

@@ -460,3 +460,16 @@ def test_real_corpus_sample():
                              rtol=1e-5)
   for n, counts in enumerate(_reference_hashed_counts(docs[:200], 2, 2**20)):
     assert list(x.ids[x.indptr[n]:x.indptr[n + 1]]) == sorted(counts)
+
+
+def test_bucket_names_are_found_on_first_use_and_survive_pickling():
+  import pickle  # pylint: disable=g-import-not-at-top
+  f = text.Featurizer(ngrams=2, shape_ngrams=2, buckets=2**20)
+  x = f.fit_transform(TRAIN)
+  ids = np.unique(x.ids)
+  g = pickle.loads(pickle.dumps(f))  # names resolved before pickling
+  h = text.Featurizer.from_dict(json.loads(json.dumps(f.to_dict())))
+  assert f.feature_names(ids) == g.feature_names(ids) == h.feature_names(ids)
+  assert 'cat' in f.feature_names(ids) or any(
+      'cat' in name.split(' | ') for name in f.feature_names(ids))
+  assert g.to_dict() == f.to_dict()
