@@ -22,11 +22,10 @@ Shape of a token t (first matching rule):
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from linjax.tokenizer import Tokens
+from linjax.tokenizer import index_tokens
 
 SHAPES = ('<x>', '<Xx>', '<XX>', '<X>', '<d>', '<xX>', '<w>')
 _INDEX = {s: i for i, s in enumerate(SHAPES)}
@@ -65,14 +64,9 @@ def lowercase_tokens(cased: Tokens) -> Tokens | None:
     # the text decide, not the token alone.
     if low != token and (not _same_kind(token, low) or '\u03a3' in token):
       return None
-  # Each string -> the index of its lower-cased form's first variant.
-  first_pos = {}
-  first = np.fromiter(map(first_pos.setdefault, lowered, itertools.count()),
-                      np.int64, len(lowered))
-  dense = np.empty(len(lowered), np.int64)
-  dense[np.fromiter(first_pos.values(), np.int64, len(first_pos))] = (
-      np.arange(len(first_pos)))
-  return Tokens(list(first_pos), dense[first][cased.tok], cased.lengths)
+  # Number the lower-cased strings in order of first appearance.
+  distinct = index_tokens([lowered])
+  return Tokens(distinct.strings, distinct.tok[cased.tok], cased.lengths)
 
 
 def _same_kind(token: str, lowered: str) -> bool:

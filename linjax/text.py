@@ -40,7 +40,7 @@ from linjax.tokenizer import TOKENIZERS
 from linjax.tokenizer import URL_TOKEN  # pylint: disable=unused-import
 from linjax.tokenizer import Tokens
 from linjax.tokenizer import doc_lengths
-from linjax.tokenizer import doc_range
+from linjax.tokenizer import doc_ranges
 from linjax.tokenizer import num_docs as tokens_num_docs
 from linjax.tokenizer import tokenize  # pylint: disable=unused-import
 from linjax.tokenizer import tokenize_batch
@@ -260,11 +260,9 @@ class Featurizer:
     cuts = sorted(set(cuts))
     if len(cuts) <= 2:
       return self._counts(toks, *self._occurrences(toks)[:2])
-    parts = []
-    for lo, hi in zip(cuts[:-1], cuts[1:]):
-      part = doc_range(toks, lo, hi)
-      parts.append(self._counts(part, *self._occurrences(part)[:2]))
-    return csr.concatenate(parts)
+    return csr.concatenate(
+        self._counts(part, *self._occurrences(part)[:2])
+        for part in doc_ranges(toks, cuts))
 
   def _weigh(self, counts: csr.CsrFeatures) -> csr.CsrFeatures:
     if self._dropped is not None:

@@ -111,17 +111,22 @@ def doc_lengths(toks: Tokens) -> np.ndarray:
   return toks.lengths.reshape(-1, n).sum(0) if n else toks.lengths[:0]
 
 
-def doc_range(toks: Tokens, lo: int, hi: int) -> Tokens:
-  """Documents lo..hi-1 of ``toks`` (every segment), sharing its strings."""
+def doc_ranges(toks: Tokens, cuts: Sequence[int]):
+  """Yields documents cuts[i]..cuts[i+1]-1 of ``toks`` (every segment).
+
+  Each piece shares ``toks``' strings and hashes; the token offsets are
+  computed once for all pieces.
+  """
   n = num_docs(toks)
   offsets = np.concatenate([[0], np.cumsum(toks.lengths)])
-  pieces, lengths = [], []
-  for first in range(0, toks.lengths.shape[0], n):  # one pass per segment
-    pieces.append(toks.tok[offsets[first + lo]:offsets[first + hi]])
-    lengths.append(toks.lengths[first + lo:first + hi])
-  return toks._replace(tok=np.concatenate(pieces),
-                       lengths=np.concatenate(lengths),
-                       num_docs=None if toks.num_docs is None else hi - lo)
+  for lo, hi in zip(cuts[:-1], cuts[1:]):
+    pieces, lengths = [], []
+    for first in range(0, toks.lengths.shape[0], n):  # each segment
+      pieces.append(toks.tok[offsets[first + lo]:offsets[first + hi]])
+      lengths.append(toks.lengths[first + lo:first + hi])
+    yield toks._replace(tok=np.concatenate(pieces),
+                        lengths=np.concatenate(lengths),
+                        num_docs=None if toks.num_docs is None else hi - lo)
 
 
 def tokenize_batch(texts: Sequence[str], lowercase: bool,
@@ -151,16 +156,8 @@ def tokenize_batch(texts: Sequence[str], lowercase: bool,
 
 def _tokenize_batch_regex(texts: Sequence[str], lowercase: bool,
                           kind: str) -> Tokens:
-  """`tokenize_batch` one regex per document (the reference for the fast path).
-
-  Args:
-    texts: [N] documents.
-    lowercase: lower-case the texts first.
-    kind: one of `TOKENIZERS`.
-
-  Returns:
-    `Tokens` of T tokens over U distinct strings (``hashes`` left None).
-  """
+  """`tokenize_batch` with one regex per document: the same arguments and
+  result; the reference the fast path is tested against."""
   texts = list(map(str.lower, texts)) if lowercase else list(texts)
   if kind not in _PLAIN:
     with gc_paused():
