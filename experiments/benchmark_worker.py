@@ -135,7 +135,7 @@ def _linjax_config(corpus_dir: Path, compile_cache: str):
 
 
 def _read(config, path: str) -> peers.Corpus:
-  from linjax import data  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   ds = data.read_corpus(path, format=config.data.format,
                         text_column=config.data.text_column,
                         label_column=config.data.label_column,
@@ -152,7 +152,9 @@ def _choose_by_sweep(config, tr: peers.Corpus, row: dict,
   fitted on the rest. Test is never seen. The caller refits on all of train.
   """
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from linjax import data, sweep, text  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+  from linjax.engine import hyper_sweep as sweep  # pylint: disable=g-import-not-at-top
+  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
   t0 = time.perf_counter()
   keep, held = data.stratified_split(np.asarray(tr.labels),
                                      config.data.val_fraction,
@@ -179,7 +181,9 @@ def _run_linjax(corpus_dir: Path, system: str, scale: int, row: dict,
   """Featurise, fit and predict with linjax; fills row; returns (pred, true)."""
   t0 = time.perf_counter()
   import jax  # pylint: disable=g-import-not-at-top,unused-import
-  from linjax import data, text, train  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
   from experiments import train as train_runner  # pylint: disable=g-import-not-at-top
   row['import_s'] = round(time.perf_counter() - t0, 3)
   row['import_rss_mb'] = round(peak_rss_mb(), 1)

@@ -27,7 +27,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from linjax import config_check
+from experiments import config_check
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('data_dir', None, 'Folder of corpora, each NAME/train.tsv.')
@@ -78,7 +78,9 @@ def parse_variants(spec: str, base) -> list[tuple[str, object]]:
 
 def _score_linjax(config, train_texts, train_y, val_texts, val_y,
                   num_classes, cache: dict) -> tuple[float, float]:
-  from linjax import metrics, text, train  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
+  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
   key = json.dumps(config.features.to_dict(), sort_keys=True)
   if key not in cache:  # variants of training share the features
     featurizer = text.Featurizer.from_config(config.features)
@@ -96,7 +98,7 @@ def _score_linjax(config, train_texts, train_y, val_texts, val_y,
 def _score_sklearn(train_texts, train_y, val_texts, val_y,
                    num_classes) -> tuple[float, float]:
   from experiments import peers  # pylint: disable=g-import-not-at-top
-  from linjax import metrics  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   names = [str(v) for v in train_y]
   result = peers.run_sklearn_sgd(peers.Corpus(list(train_texts), names),
                                  peers.Corpus(list(val_texts),
@@ -109,7 +111,7 @@ def _score_sklearn(train_texts, train_y, val_texts, val_y,
 def compare(corpus_dir: Path, variants, splits: int, val_fraction: float,
             with_sklearn: bool) -> list[dict]:
   """One row per variant: mean scores and paired deltas to the default."""
-  from linjax import data  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   ds = data.read_corpus(corpus_dir / 'train.tsv')
   label_map = data.LabelMap.fit(ds.labels)
   y = label_map.encode(ds.labels)

@@ -18,7 +18,7 @@ from absl import logging
 import numpy as np
 
 from experiments import train as train_runner
-from linjax import config_check
+from experiments import config_check
 
 FLAGS = flags.FLAGS
 
@@ -45,10 +45,10 @@ def evaluate(model_dir: str, data_path: str, format: str = '',  # pylint: disabl
   Raises:
     ModelFileError, DataError (a label the model never saw, bad lines).
   """
-  from linjax import data  # pylint: disable=g-import-not-at-top
-  from linjax import metrics  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
-  from linjax import train  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
   model = saved_model.load(model_dir)
   trained = model.config.get('data', {})
   corpus = data.read_corpus(
@@ -80,7 +80,7 @@ def main(argv):
   with config_check.runner_main(argv, model=FLAGS.model, data=FLAGS.data):
     report = evaluate(FLAGS.model, FLAGS.data, FLAGS.format,
                       FLAGS.text_column, FLAGS.label_column, FLAGS.lenient)
-    from linjax import metrics  # pylint: disable=g-import-not-at-top
+    from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
     names = [r['label'] for r in report['per_class']]
     print(f'{report["num_examples"]} documents: accuracy '
           f'{report["accuracy"]:.4f}  macro-F1 {report["macro_f1"]:.4f}')
@@ -93,7 +93,7 @@ def main(argv):
         json.dump(report, f, indent=1)
       print(f'wrote {FLAGS.out}')
     if FLAGS.confusion_png:
-      from linjax import plots  # pylint: disable=g-import-not-at-top
+      from linjax.analysis import plots  # pylint: disable=g-import-not-at-top
       plots.confusion_matrix(report['confusion_matrix'], names,
                              FLAGS.confusion_png)
 

@@ -50,8 +50,8 @@ def _best(fn, repeat):
 
 def main(argv):
   del argv
-  from linjax import data  # pylint: disable=g-import-not-at-top
-  from linjax import text  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
 
   t0 = time.perf_counter()
   corpus = data.read_corpus(_DATA.value)

@@ -24,7 +24,7 @@ from absl import logging
 import numpy as np
 
 from experiments import train as train_runner
-from linjax import config_check
+from experiments import config_check
 
 FLAGS = flags.FLAGS
 
@@ -47,13 +47,13 @@ def real_data_check(data_path: str = '', format: str = '',  # pylint: disable=re
                     l2: float = 0.0):
   """`check_grad` on a few real documents (default features config)."""
   from experiments.configs import default  # pylint: disable=g-import-not-at-top
-  from linjax import data  # pylint: disable=g-import-not-at-top
-  from linjax import text  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   if data_path:
     corpus = data.read_corpus(data_path, format)
   else:
-    from linjax import demo  # pylint: disable=g-import-not-at-top
+    from linjax.data import demo  # pylint: disable=g-import-not-at-top
     corpus = demo.demo_corpus(max_per_class=max(num_docs, 8))
   rng = np.random.default_rng(0)
   rows = np.sort(rng.permutation(len(corpus.texts))[:num_docs])

@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 
 from experiments import train as train_runner
-from linjax import config_check
+from experiments import config_check
 
 FLAGS = flags.FLAGS
 
@@ -54,7 +54,7 @@ def search_demos(num_evals: int, learning_rate: float, seed: int,
   """The lecture's random search vs gradient descent, for D = 1 and 2."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from linjax import landscape  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import loss_landscape as landscape  # pylint: disable=g-import-not-at-top
   rows = []
   for dim in (1, 2):
     out = landscape.compare_search(dim, num_evals, jax.random.PRNGKey(seed),
@@ -63,7 +63,7 @@ def search_demos(num_evals: int, learning_rate: float, seed: int,
                      num_evals=num_evals, random_best=out['random_best'],
                      gradient_best=out['gradient_best']))
     if workdir:
-      from linjax import plots  # pylint: disable=g-import-not-at-top
+      from linjax.analysis import plots  # pylint: disable=g-import-not-at-top
       plots.search_curves({'random search': out['random'].best,
                            'gradient descent': out['gradient'].best},
                           os.path.join(workdir, f'search_{dim}d.png'))
@@ -94,7 +94,7 @@ def slices(model, texts, y, l2: float, grid: int, span: float, seed: int,
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import linjax  # pylint: disable=g-import-not-at-top
-  from linjax import landscape  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import loss_landscape as landscape  # pylint: disable=g-import-not-at-top
   ids, weights = model.featurizer.transform(texts).to_padded()
   x = linjax.SparseFeatures(jnp.asarray(ids), jnp.asarray(weights))
   params = linjax.Params(jnp.asarray(model.params.W),
@@ -113,7 +113,7 @@ def slices(model, texts, y, l2: float, grid: int, span: float, seed: int,
                                         l2))
   centre = float(linjax.objective(params, x, y, l2))
   if workdir:
-    from linjax import plots  # pylint: disable=g-import-not-at-top
+    from linjax.analysis import plots  # pylint: disable=g-import-not-at-top
     plots.landscape_1d(alphas, {'random (filter-normalised)': line,
                                 'W itself (-1: zero init)': toward_init},
                        os.path.join(workdir, 'slice_1d.png'))
@@ -127,7 +127,7 @@ def slices(model, texts, y, l2: float, grid: int, span: float, seed: int,
 
 def _model_and_data(workdir: str):
   """The model (trained now or --model) and its texts/labels for slices."""
-  from linjax import data  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
   if FLAGS.model:
     model = saved_model.load(FLAGS.model)

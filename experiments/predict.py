@@ -20,7 +20,7 @@ from absl import flags
 import numpy as np
 
 from experiments import train as train_runner
-from linjax import config_check
+from experiments import config_check
 
 FLAGS = flags.FLAGS
 
@@ -34,7 +34,7 @@ flags.DEFINE_integer('batch_size', 4096, 'Documents featurised at a time.',
 
 
 def _read_lines(path: str) -> list[str]:
-  from linjax import data  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   if path == '-':
     return sys.stdin.read().splitlines()
   try:

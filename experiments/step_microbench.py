@@ -23,8 +23,8 @@ import numpy as np
 
 def load_features(data, cache, config):
   from experiments import train_speed
-  from linjax import csr
-  from linjax import text
+  from linjax.text import csr
+  from linjax.text import featurizer as text
   if cache and os.path.exists(cache):
     z = np.load(cache)
     mk = lambda p: csr.CsrFeatures(z[p + 'indptr'], z[p + 'ids'],
@@ -67,7 +67,7 @@ def main():
   ap.add_argument('--repeats', type=int, default=5)
   ap.add_argument('--override', nargs='*', default=[])
   ap.add_argument('--train_module', default='',
-                  help='time this copy of linjax/train.py instead (a path)')
+                  help='time this copy of linjax/engine/training.py instead (a path)')
   ap.add_argument('--dump_hlo', default='',
                   help='write the optimised HLO of the epoch to this file')
   a = ap.parse_args()
@@ -75,7 +75,7 @@ def main():
   import jax
   from experiments import train_speed
   from experiments.configs import default
-  from linjax import train
+  from linjax.engine import training as train
   if a.train_module:
     import importlib.util
     spec_ = importlib.util.spec_from_file_location('linjax._alt_train',

@@ -22,7 +22,7 @@ from absl import app
 from absl import flags
 from absl import logging
 from experiments import train as train_runner
-from linjax import config_check
+from experiments import config_check
 
 FLAGS = flags.FLAGS
 
@@ -80,10 +80,10 @@ def run(config, workdir: str, learning_rates, l2s) -> dict:
     raise config_check.ConfigError(
         '--config.data.val_fraction must be > 0 for a sweep (it chooses on '
         'validation), got 0')
-  from linjax import metrics  # pylint: disable=g-import-not-at-top
-  from linjax import sweep  # pylint: disable=g-import-not-at-top
-  from linjax import text  # pylint: disable=g-import-not-at-top
-  from linjax import train  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
+  from linjax.engine import hyper_sweep as sweep  # pylint: disable=g-import-not-at-top
+  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
   os.makedirs(workdir, exist_ok=True)
   splits = train_runner.load_splits(config)
   start = time.perf_counter()

@@ -34,7 +34,7 @@ from absl import logging
 from ml_collections import config_flags
 import numpy as np
 
-from linjax import config_check
+from experiments import config_check
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                               'configs', 'default.py')
@@ -112,7 +112,7 @@ def load_splits(config) -> Splits:
     DataError: for unreadable files, bad lines, fewer than two classes, or a
       test label that training never saw.
   """
-  from linjax import data  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   dc, seed = config.data, int(config.train.seed)
   if dc.train:
     corpus = data.read_corpus(dc.train, dc.format, dc.text_column,
@@ -120,7 +120,7 @@ def load_splits(config) -> Splits:
                               seed)
     source = dc.train
   else:
-    from linjax import demo  # pylint: disable=g-import-not-at-top
+    from linjax.data import demo  # pylint: disable=g-import-not-at-top
     corpus = demo.demo_corpus(max_per_class=dc.max_per_class or None,
                               seed=seed)
     source = 'demo corpus'
@@ -170,8 +170,8 @@ def start_precompile(config, texts, num_classes: int, sample: int = 16):
   """
   if config.features.buckets <= 0 or not texts:
     return None
-  from linjax import text  # pylint: disable=g-import-not-at-top
-  from linjax import train  # pylint: disable=g-import-not-at-top
+  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
   lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
   longest = np.argsort(lengths)[-sample:]
   features = config.features.copy_and_resolve_references()
@@ -211,7 +211,7 @@ def quick_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import linjax  # pylint: disable=g-import-not-at-top
-  from linjax.csr import CsrFeatures  # pylint: disable=g-import-not-at-top
+  from linjax.text.csr import CsrFeatures  # pylint: disable=g-import-not-at-top
   n = min(num_docs, x.num_docs)
   while n > 1 and np.unique(x.ids[:x.indptr[n]]).shape[0] > max_features:
     n //= 2
@@ -246,7 +246,7 @@ def _fmt(value, spec='.4f'):
 
 def _write_plots(workdir, history, report, top, label_names) -> list:
   try:
-    from linjax import plots  # pylint: disable=g-import-not-at-top
+    from linjax.analysis import plots  # pylint: disable=g-import-not-at-top
     written = [plots.training_curves(history,
                                      os.path.join(workdir, 'curves.png'))]
     if report is not None:
@@ -278,12 +278,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """
   config_check.validate(config)
   # Heavy imports after validation, so a bad flag fails at once.
-  from linjax import checkpoint  # pylint: disable=g-import-not-at-top
-  from linjax import interpret  # pylint: disable=g-import-not-at-top
-  from linjax import metrics  # pylint: disable=g-import-not-at-top
+  from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import interpret  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
-  from linjax import text  # pylint: disable=g-import-not-at-top
-  from linjax import train  # pylint: disable=g-import-not-at-top
+  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
 
   if config.train.get('compile_cache'):
     train.enable_compile_cache(os.path.expanduser(config.train.compile_cache))

@@ -62,8 +62,8 @@ def _set(config, item):
 
 def run_sweep_timing(spec, config, x, y, num_classes):
   import numpy as np
-  from linjax import sweep
-  from linjax import train as train_lib
+  from linjax.engine import hyper_sweep as sweep
+  from linjax.engine import training as train_lib
   lrs, l2s = ([float(v) for v in part.split(',')] for part in spec.split(':'))
   rng = np.random.default_rng(0)
   order = rng.permutation(x.num_docs)
@@ -113,8 +113,8 @@ def main():
   import numpy as np
   from experiments import train as train_runner
   from experiments.configs import default
-  from linjax import text
-  from linjax import train as train_lib
+  from linjax.text import featurizer as text
+  from linjax.engine import training as train_lib
   jnp.zeros(1).block_until_ready()   # backend start-up, paid once
   import_s = time.perf_counter() - start
   if a.cache_dir:

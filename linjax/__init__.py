@@ -11,27 +11,27 @@ training engine (`linjax.train`, `linjax.optim`, `linjax.sweep`,
 (`linjax.saved_model`) and a scikit-learn style estimator.
 """
 
-from linjax.csr import CsrFeatures
-from linjax.data import DataError
-from linjax.data import LabelMap
-from linjax.data import read_corpus
-from linjax.features import SparseFeatures
-from linjax.features import featurize
-from linjax.gradients import GradCheckReport
-from linjax.gradients import check_grad
-from linjax.gradients import manual_grad
-from linjax.gradients import numerical_grad
-from linjax.losses import l2_penalty
-from linjax.losses import log_softmax
-from linjax.losses import objective
-from linjax.losses import per_example_loss
-from linjax.losses import softmax
-from linjax.losses import softmax_loss
-from linjax.model import Params
-from linjax.model import init_params
-from linjax.model import logits
-from linjax.text import Featurizer
-from linjax.text import tokenize
+from linjax.text.csr import CsrFeatures
+from linjax.data.corpus import DataError
+from linjax.data.corpus import LabelMap
+from linjax.data.corpus import read_corpus
+from linjax.core.features import SparseFeatures
+from linjax.core.features import featurize
+from linjax.core.gradients import GradCheckReport
+from linjax.core.gradients import check_grad
+from linjax.core.gradients import manual_grad
+from linjax.core.gradients import numerical_grad
+from linjax.core.losses import l2_penalty
+from linjax.core.losses import log_softmax
+from linjax.core.losses import objective
+from linjax.core.losses import per_example_loss
+from linjax.core.losses import softmax
+from linjax.core.losses import softmax_loss
+from linjax.core.model import Params
+from linjax.core.model import init_params
+from linjax.core.model import logits
+from linjax.text.featurizer import Featurizer
+from linjax.text.featurizer import tokenize
 
 __version__ = '0.1.0'
 
@@ -40,12 +40,12 @@ def __getattr__(name):
   # The engine, estimator and saved models import optax and friends: load
   # them on first use so that `import linjax` stays light.
   lazy = {
-      'fit': ('linjax.train', 'fit'),
-      'predict_logits': ('linjax.train', 'predict_logits'),
-      'predict_proba': ('linjax.train', 'predict_proba'),
-      'FitResult': ('linjax.train', 'FitResult'),
-      'TrainingDiverged': ('linjax.train', 'TrainingDiverged'),
-      'ConfigError': ('linjax.optim', 'ConfigError'),
+      'fit': ('linjax.engine.training', 'fit'),
+      'predict_logits': ('linjax.engine.training', 'predict_logits'),
+      'predict_proba': ('linjax.engine.training', 'predict_proba'),
+      'FitResult': ('linjax.engine.training', 'FitResult'),
+      'TrainingDiverged': ('linjax.engine.training', 'TrainingDiverged'),
+      'ConfigError': ('linjax.engine.optimizers', 'ConfigError'),
       'LinjaxClassifier': ('linjax.estimator', 'LinjaxClassifier'),
       'save_model': ('linjax.saved_model', 'save'),
       'load_model': ('linjax.saved_model', 'load'),

@@ -103,7 +103,7 @@ class LinjaxClassifier(*_BASES):
     return self
 
   def _config(self):
-    from linjax import config_check  # pylint: disable=g-import-not-at-top
+    from experiments import config_check  # pylint: disable=g-import-not-at-top
     base = default_config() if self.config is None else self.config
     config = resolve_overrides(base, {k: getattr(self, k)
                                       for k in self._overrides})
@@ -122,8 +122,8 @@ class LinjaxClassifier(*_BASES):
     Returns:
       self.
     """
-    from linjax import text  # pylint: disable=g-import-not-at-top
-    from linjax import train  # pylint: disable=g-import-not-at-top
+    from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
+    from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
     texts = _texts(X)
     y = np.asarray(y)
     if y.shape != (len(texts),):
@@ -150,14 +150,14 @@ class LinjaxClassifier(*_BASES):
 
   def decision_function(self, X) -> np.ndarray:
     """float32 [N, C] class scores ``x W + b`` of N texts."""
-    from linjax import train  # pylint: disable=g-import-not-at-top
+    from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
     self._check_fitted()
     return np.asarray(train.predict_logits(
         self.params_, self.featurizer_.transform(_texts(X))))
 
   def predict_proba(self, X) -> np.ndarray:
     """float32 [N, C] probabilities, columns in the order of ``classes_``."""
-    from linjax import train  # pylint: disable=g-import-not-at-top
+    from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
     self._check_fitted()
     return np.asarray(train.predict_proba(
         self.params_, self.featurizer_.transform(_texts(X))))

@@ -66,7 +66,7 @@ class SavedModel:
 
   def predict_proba(self, texts) -> np.ndarray:
     """float32 [N, C] class probabilities of raw ``texts`` (N strings)."""
-    from linjax import train  # pylint: disable=g-import-not-at-top
+    from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
     return np.asarray(train.predict_proba(self.params,
                                           self.featurizer.transform(texts)))
 
@@ -253,9 +253,9 @@ def load(path) -> SavedModel:
   Raises:
     ModelFileError: naming the file and what is wrong with it.
   """
-  from linjax import data  # pylint: disable=g-import-not-at-top
-  from linjax import model  # pylint: disable=g-import-not-at-top
-  from linjax import text  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+  from linjax.core import model  # pylint: disable=g-import-not-at-top
+  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
   path = pathlib.Path(path)
   manifest = _read_manifest(path)
   arrays = {}

@@ -26,8 +26,8 @@ def cfg_for(name):
 def devices(out):
   import jax
   import numpy as np
-  from linjax import distributed
-  from linjax import train
+  from linjax.engine import distributed
+  from linjax.engine import training as train
   from test_train import C, corpus
   assert jax.device_count() == 8, jax.devices()
   x, y = corpus(n=120, seed=31)
@@ -50,11 +50,11 @@ def devices(out):
 
 
 def process(pid, num, port, out, name):
-  from linjax import distributed
+  from linjax.engine import distributed
   distributed.initialize(f'127.0.0.1:{port}', int(num), int(pid))
   import jax
   import numpy as np
-  from linjax import train
+  from linjax.engine import training as train
   from test_train import C, corpus
   x, y = corpus(n=120, seed=31)
   rows = distributed.process_shard(x.num_docs)

@@ -6,8 +6,8 @@ import tempfile
 from absl.testing import absltest
 import numpy as np
 
-from linjax import checkpoint
-from linjax import train
+from linjax.engine import checkpoint
+from linjax.engine import training as train
 from test_train import C
 from test_train import config
 from test_train import corpus

@@ -5,11 +5,11 @@ from absl.testing import parameterized
 import jax
 import numpy as np
 
-from linjax import chunks
-from linjax import model
-from linjax import optim
-from linjax import step
-from linjax import train
+from linjax.engine import chunk_program as chunks
+from linjax.core import model
+from linjax.engine import optimizers as optim
+from linjax.engine import step
+from linjax.engine import training as train
 from test_train import C
 from test_train import config
 from test_train import corpus
@@ -29,14 +29,14 @@ def run_epochs(cfg, x, y, chunk_steps: int, epochs: int = 2):
   spec = train.with_steps(spec, packed.num_steps * epochs,
                           cfg.optimizer.learning_rate, cfg.train.l2)
   state = step.init_state(spec, model.init_params(None, F, C))
-  args = step.abstract_args(spec, chunk_steps, packed.token_budget,
+  args = chunks.abstract_args(spec, chunk_steps, packed.token_budget,
                             packed.uids.shape[-1], cfg.train.batch_size)
-  fn, _ = step.compiled_epoch(spec, args)
+  fn, _ = chunks.compiled_epoch(spec, args)
   hyper = (np.float32(cfg.optimizer.learning_rate), np.float32(cfg.train.l2))
   losses = []
   for epoch in range(epochs):
     order = step.batch_order(cfg.train.seed, epoch, packed.num_steps)
-    state, l = step.run_epoch(fn, state, packed.device_arrays(), hyper,
+    state, l = chunks.run_epoch(fn, state, packed.device_arrays(), hyper,
                               step.schedule_args(spec), order, spec,
                               chunk_steps)
     losses.append(l)
@@ -88,11 +88,11 @@ class PrecompileTest(absltest.TestCase):
     x, y = corpus(seed=33)
     cfg = config(train__epochs=2, train__update='sparse')
     train.clear_cache()
-    before = step.TRACE_COUNTS['epoch']
+    before = chunks.TRACE_COUNTS['epoch']
     train.precompile(cfg, F, C).result()
-    self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 1)
+    self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 1)
     r = train.fit(x, y, C, cfg)
-    self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 1)
+    self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 1)
     self.assertEqual(r.compile_seconds, 0.0)
 
   def test_fit_waits_for_compile_in_flight(self):
@@ -100,11 +100,11 @@ class PrecompileTest(absltest.TestCase):
     cfg = config(train__epochs=2, optimizer__name='adam',
                  optimizer__learning_rate=0.05)
     train.clear_cache()
-    before = step.TRACE_COUNTS['epoch']
+    before = chunks.TRACE_COUNTS['epoch']
     future = train.precompile(cfg, F, C)   # background thread
     r = train.fit(x, y, C, cfg)
     self.assertTrue(future.done())
-    self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 1)
+    self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 1)
     train.clear_cache()
     fresh = train.fit(x, y, C, cfg)
     np.testing.assert_array_equal(r.params.W, fresh.params.W)
@@ -114,9 +114,9 @@ class PrecompileTest(absltest.TestCase):
     cfg = config(train__epochs=2)
     train.clear_cache()
     train.precompile(config(train__batch_size=8), F, C).result()
-    before = step.TRACE_COUNTS['epoch']
+    before = chunks.TRACE_COUNTS['epoch']
     r = train.fit(x, y, C, cfg)
-    self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 1)   # a miss
+    self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 1)   # a miss
     self.assertGreater(r.compile_seconds, 0.0)
     train.clear_cache()
     np.testing.assert_array_equal(r.params.W,
@@ -129,15 +129,15 @@ class PrecompileTest(absltest.TestCase):
     cfg = config(train__epochs=1)
     train.clear_cache()
     train.precompile(cfg, F, C).result()
-    before = step.TRACE_COUNTS['epoch']
+    before = chunks.TRACE_COUNTS['epoch']
     r = train.fit(x, y, C, cfg)
-    self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 1)   # a miss
+    self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 1)   # a miss
     self.assertTrue(np.all(np.isfinite(r.params.W)))
     train.clear_cache()
     train.precompile(cfg, F, C, max_doc_features=longest).result()
-    before = step.TRACE_COUNTS['epoch']
+    before = chunks.TRACE_COUNTS['epoch']
     again = train.fit(x, y, C, cfg)
-    self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 0)   # a hit
+    self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 0)   # a hit
     np.testing.assert_array_equal(r.params.W, again.params.W)
 
   def test_overestimated_longest_document_pads_instead_of_compiling(self):
@@ -152,9 +152,9 @@ class PrecompileTest(absltest.TestCase):
       plain = train.fit(x, y, C, cfg)
       train.clear_cache()
       train.precompile(cfg, F, C, max_doc_features=longest + 13).result()
-      before = step.TRACE_COUNTS['epoch']
+      before = chunks.TRACE_COUNTS['epoch']
       padded = train.fit(x, y, C, cfg)
-      self.assertEqual(step.TRACE_COUNTS['epoch'] - before, 0)   # a hit
+      self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 0)   # a hit
       self.assertEqual(padded.compile_seconds, 0.0)
       np.testing.assert_array_equal(plain.params.W, padded.params.W)
       np.testing.assert_array_equal(plain.params.b, padded.params.b)

@@ -3,8 +3,8 @@
 import pytest
 
 from experiments.configs import default
-from linjax import config_check
-from linjax.config_check import ConfigError
+from experiments import config_check
+from experiments.config_check import ConfigError
 
 BAD = [
     ('optimizer.learning_rate', -1.0, 'must be > 0, got -1'),
@@ -139,7 +139,7 @@ def test_compile_cache_must_be_a_folder(tmp_path):
 
 
 def test_one_engine_error_class():
-  from linjax import optim
+  from linjax.engine import optimizers as optim
   assert issubclass(ConfigError, optim.ConfigError)
   assert optim.ConfigError in config_check.user_error_types()
   assert config_check.one_line(ValueError('a\n  b')) == 'a b'

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from linjax import data
+from linjax.data import corpus as data
 
 
 def _data_dir() -> Path:

@@ -8,8 +8,8 @@ import sysconfig
 
 import pytest
 
-from linjax import data
-from linjax import demo
+from linjax.data import corpus as data
+from linjax.data import demo
 
 
 def test_demo_corpus_classes_and_cap():

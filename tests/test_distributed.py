@@ -15,8 +15,8 @@ from absl.testing import absltest
 import jax
 import numpy as np
 
-from linjax import distributed
-from linjax import train
+from linjax.engine import distributed
+from linjax.engine import training as train
 from test_train import C
 from test_train import corpus
 

@@ -5,7 +5,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
-from linjax.config_check import ConfigError
+from experiments.config_check import ConfigError
 from linjax.estimator import LinjaxClassifier
 
 WORDS = {'sports': 'ball goal team match score win player coach'.split(),

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import linjax
-from linjax import gradients
+from linjax.core import gradients
 
 
 class LectureExamplesTest(chex.TestCase):

@@ -7,7 +7,7 @@ import platform
 import numpy as np
 import pytest
 
-from linjax import host_memory
+from linjax.engine import host_memory
 
 
 def _resident_mb() -> float:

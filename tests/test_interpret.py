@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import linjax
-from linjax import interpret
-from linjax import text
+from linjax.analysis import interpret
+from linjax.text import featurizer as text
 
 TEXTS = ['the cat sat on the mat', 'a dog ran to the park!',
          'the dog sat, the cat ran', 'cats and dogs and cats']

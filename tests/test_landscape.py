@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import linjax
-from linjax import landscape
+from linjax.analysis import loss_landscape as landscape
 
 
 def test_sum_of_squares_by_hand():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from linjax import metrics
+from linjax.analysis import metrics
 
 
 def _random_case(seed, n=200, c=5, absent=()):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import linjax
-from linjax import features
+from linjax.core import features
 
 
 def _random_sparse(rng, n, length, num_features):
@@ -125,7 +125,7 @@ class LogitsTest(chex.TestCase):
     ids, weights = _random_sparse(rng, 5, 3, 10)
     params = linjax.init_params(jax.random.PRNGKey(1), 10, 3, scale=1.0)
     x = linjax.SparseFeatures(jnp.asarray(ids), jnp.asarray(weights))
-    from linjax import model
+    from linjax.core import model
     per_example = jax.vmap(model.example_logits, in_axes=(None, 0))(params, x)
     np.testing.assert_allclose(per_example, linjax.logits(params, x),
                                rtol=1e-6)

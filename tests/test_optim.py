@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from linjax import model
-from linjax import optim
+from linjax.core import model
+from linjax.engine import optimizers as optim
 
 
 def opt_config(**kw):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import linjax
-from linjax import data
+from linjax.data import corpus as data
 from linjax import saved_model
-from linjax import text
+from linjax.text import featurizer as text
 from linjax.saved_model import ModelFileError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

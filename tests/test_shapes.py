@@ -1,7 +1,7 @@
 """Word-shape features: shapes of tokens, shape n-grams, lower-casing reuse.
 
 Expected shapes and bucket counts are written out by hand or computed with
-the pure-Python reference hashing of test_text.py, not with linjax/shapes.py.
+the pure-Python reference hashing of test_text.py, not with linjax/text/shapes.py.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import json
 import numpy as np
 import pytest
 
-from linjax import shapes
-from linjax import text
-from linjax import tokenizer
+from linjax.text import shapes
+from linjax.text import featurizer as text
+from linjax.text import tokenizer
 
 
 @pytest.mark.parametrize('token,shape', [

@@ -3,8 +3,8 @@
 from absl.testing import absltest
 import numpy as np
 
-from linjax import sweep
-from linjax import train
+from linjax.engine import hyper_sweep as sweep
+from linjax.engine import training as train
 from test_train import C
 from test_train import config
 from test_train import corpus

@@ -17,8 +17,8 @@ from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 
-from linjax import fast_tokenizer as fast
-from linjax import tokenizer
+from linjax.text import fast_tokenizer as fast
+from linjax.text import tokenizer
 
 FAST_KINDS = ('words_punct', 'tweet')
 

@@ -8,12 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.configs import default
-from linjax import csr
-from linjax import losses
-from linjax import model
-from linjax import packing
-from linjax import train
-from linjax.features import SparseFeatures
+from linjax.text import csr
+from linjax.core import losses
+from linjax.core import model
+from linjax.engine import packing
+from linjax.engine import training as train
+from linjax.core.features import SparseFeatures
 
 F, C = 60, 3
 

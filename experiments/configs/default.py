@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   # documents: +1.4 validation accuracy points on fortunes, +0.5 on sms_spam.
   config.features.min_df = 2
   # Word-shape n-grams 1..2 from the original case ('<Xx> <Xx>': headline
-  # case); 0: off. See linjax/shapes.py.
+  # case); 0: off. See linjax/text/shapes.py.
   config.features.shape_ngrams = 2
   config.features.weighting = 'sublinear_tfidf'  # tf | binary | tfidf | sublinear_tfidf
   config.features.normalize = 'l2'  # l2 | none

@@ -24,12 +24,12 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from linjax.hashing import NGRAM_MULTIPLIER
-from linjax.hashing import exact_keys
-from linjax.hashing import key_digits
-from linjax.tokenizer import Tokens
-from linjax.tokenizer import gc_paused
-from linjax.tokenizer import index_tokens
+from linjax.text.hashing import NGRAM_MULTIPLIER
+from linjax.text.hashing import exact_keys
+from linjax.text.hashing import key_digits
+from linjax.text.tokenizer import Tokens
+from linjax.text.tokenizer import gc_paused
+from linjax.text.tokenizer import index_tokens
 
 NAMES_PER_BUCKET = 3  # training strings remembered per hash bucket.
 

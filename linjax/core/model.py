@@ -13,7 +13,7 @@ from typing import NamedTuple, Union
 import jax
 import jax.numpy as jnp
 
-from linjax.features import SparseFeatures, check_sparse
+from linjax.core.features import SparseFeatures, check_sparse
 
 Features = Union[jax.Array, SparseFeatures]
 

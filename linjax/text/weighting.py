@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from linjax import csr
+from linjax.text import csr
 
 WEIGHTINGS = ('tf', 'binary', 'tfidf', 'sublinear_tfidf')
 NORMALIZATIONS = ('l2', 'none')

@@ -14,10 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linjax import losses
-from linjax import model
-from linjax.csr import CsrFeatures
-from linjax.step import gather_rows
+from linjax.core import losses
+from linjax.core import model
+from linjax.text.csr import CsrFeatures
+from linjax.engine.step import gather_rows
 
 Params = model.Params
 

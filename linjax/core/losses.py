@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linjax import model
-from linjax.features import is_concrete
+from linjax.core import model
+from linjax.core.features import is_concrete
 
 
 def log_softmax(z: jax.Array) -> jax.Array:

@@ -15,7 +15,7 @@ gives 8 devices for testing.
 
 Several processes (hosts): every process runs the SAME program:
 
-  from linjax import distributed, train
+  from linjax.engine import distributed, training as train
   distributed.initialize()          # before any other JAX call
   rows = distributed.process_shard(num_docs)   # this process's documents
   result = train.fit(x.take(rows), y[rows], num_classes, config)
@@ -42,7 +42,7 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from linjax import packing
+from linjax.engine import packing
 
 AXIS = 'batch'
 

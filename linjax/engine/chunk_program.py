@@ -2,10 +2,10 @@
 
 Shapes: N documents, F features, C classes; G steps per epoch, K steps per
 call, S sub-batches per step, T slots and D documents per sub-batch, U rows
-per sub-batch. The step itself (`step._step`) is in linjax/step.py.
+per sub-batch. The step itself (`step._step`) is in linjax/engine/step.py.
 
 * Data: `packing.pack` lays the corpus out ONCE per run in fixed-shape steps
-  (token budget T, at most D documents; see linjax/packing.py). The host
+  (token budget T, at most D documents; see linjax/engine/packing.py). The host
   draws each epoch's step order from (seed, epoch) (`batch_order`) and feeds
   the compiled "chunk" program K steps a call (``train.steps_per_call``);
   the last call of an epoch runs only its real steps (a traced trip count).
@@ -31,14 +31,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linjax import model
-from linjax import optim
-from linjax.step import _mix
-from linjax.step import _step
-from linjax.step import AXIS
-from linjax.step import schedule_args
-from linjax.step import Spec
-from linjax.step import TrainState
+from linjax.core import model
+from linjax.engine import optimizers as optim
+from linjax.engine.step import _mix
+from linjax.engine.step import _step
+from linjax.engine.step import AXIS
+from linjax.engine.step import schedule_args
+from linjax.engine.step import Spec
+from linjax.engine.step import TrainState
 
 Params = model.Params
 TRACE_COUNTS = {'epoch': 0}   # incremented each time a chunk is traced
@@ -154,7 +154,7 @@ def run_epoch(fn, state, batches, hyper, sched, order: np.ndarray,
   Returns:
     (state, losses [..., G] in visiting order), numpy losses.
   """
-  from linjax import distributed
+  from linjax.engine import distributed
   outs = []
   for c in range(0, order.shape[0], chunk_steps):
     idx = order[c:c + chunk_steps]
@@ -198,7 +198,7 @@ def abstract_args(spec: Spec, chunk_steps: int, token_budget: int,
   Returns:
     (state, batches, hyper, sched, num_active) of ShapeDtypeStructs.
   """
-  from linjax import packing
+  from linjax.engine import packing
   from jax.sharding import NamedSharding
   from jax.sharding import PartitionSpec as P
   rep = NamedSharding(mesh, P()) if mesh is not None else None

@@ -23,12 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linjax import chunks
-from linjax import model
-from linjax import packing
-from linjax import step as step_lib
-from linjax import train
-from linjax.csr import CsrFeatures
+from linjax.engine import chunk_program as chunks
+from linjax.core import model
+from linjax.engine import packing
+from linjax.engine import step as step_lib
+from linjax.engine import training as train
+from linjax.text.csr import CsrFeatures
 
 
 @dataclasses.dataclass

