@@ -145,14 +145,76 @@ class ThreeWayAgreementTest(chex.TestCase):
     assert 'PASS' in text and 'loss after +h' in text
     assert len(report.table) == 4
 
-  def test_check_grad_detects_a_wrong_gradient(self):
-    """The checker must fail when the analytic gradient is wrong."""
+  @parameterized.parameters(('W', (2, 1)), ('b', (0,)))
+  def test_check_grad_reports_a_wrong_manual_gradient(self, leaf, index):
+    """A hand-written gradient off by delta at one coordinate fails the check,
+    and the report's errors for that leaf are exactly delta (absolute) and
+    delta / max|true gradient| (relative); the other leaf still agrees."""
+    delta = 1e-3
     with jax.enable_x64(True):
       params, x, y = _random_problem(1, 6, 5, 3, sparse=False)
-      bad = lambda p: linjax.objective(p, x, y) + 1e-3 * jnp.sum(p.W**3)
-      numeric = linjax.numerical_grad(bad, params)
-      manual = linjax.manual_grad(params, x, y)
-      self.assertGreater(float(jnp.max(jnp.abs(numeric.W - manual.W))), 1e-4)
+      # The true gradient, independently: X^T (softmax - onehot) / N in numpy.
+      xn, yn = np.asarray(x), np.asarray(y)
+      z = xn @ np.asarray(params.W) + np.asarray(params.b)
+      p = np.exp(z - z.max(1, keepdims=True))
+      p /= p.sum(1, keepdims=True)
+      residual = (p - np.eye(3)[yn]) / len(yn)
+      true = {'W': xn.T @ residual, 'b': residual.sum(0)}
+
+    def wrong(params, x, y, l2):
+      grad = linjax.manual_grad(params, x, y, l2)
+      return grad._replace(**{leaf: getattr(grad, leaf).at[index].add(delta)})
+
+    report = linjax.check_grad(params, x, y, manual_fn=wrong)
+    assert not report.passed, report.format()
+    assert 'FAIL' in report.format()
+    self.assertAlmostEqual(report.max_abs_error['manual'][leaf], delta,
+                           delta=1e-12)
+    self.assertAlmostEqual(report.max_rel_error['manual'][leaf],
+                           delta / np.max(np.abs(true[leaf])), delta=1e-10)
+    other = 'b' if leaf == 'W' else 'W'
+    self.assertLess(report.max_rel_error['manual'][other], 1e-12)
+    for error in report.max_rel_error['numerical'].values():
+      self.assertLess(error, 1e-6)
+    # The same wrong gradient passes only with a tolerance above its error.
+    loose = linjax.check_grad(params, x, y, manual_fn=wrong, tolerance=1.0)
+    assert loose.passed
+
+  def test_check_grad_reports_a_coarse_finite_difference(self):
+    """With a huge step eps the central difference is off; the report's
+    numerical error equals that of a central difference written here in
+    numpy, coordinate by coordinate, and the check fails."""
+    eps = 0.5
+    with jax.enable_x64(True):
+      params, x, y = _random_problem(2, 4, 2, 2, sparse=False)
+      xn, yn = np.asarray(x), np.asarray(y)
+
+      def loss(w, b):
+        z = xn @ w + b
+        z = z - z.max(1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(4), yn]))
+
+      w0, b0 = np.asarray(params.W), np.asarray(params.b)
+      numeric = {'W': np.zeros_like(w0), 'b': np.zeros_like(b0)}
+      for index in np.ndindex(*w0.shape):
+        step = np.zeros_like(w0)
+        step[index] = eps
+        numeric['W'][index] = (loss(w0 + step, b0) -
+                               loss(w0 - step, b0)) / (2 * eps)
+      for index in np.ndindex(*b0.shape):
+        step = np.zeros_like(b0)
+        step[index] = eps
+        numeric['b'][index] = (loss(w0, b0 + step) -
+                               loss(w0, b0 - step)) / (2 * eps)
+      exact = jax.grad(linjax.objective)(params, x, y)
+    report = linjax.check_grad(params, x, y, eps=eps)
+    assert not report.passed, report.format()
+    for leaf in ('W', 'b'):
+      want = np.max(np.abs(numeric[leaf] - np.asarray(getattr(exact, leaf))))
+      self.assertGreater(want, 1e-4)  # the step really is too coarse
+      self.assertAlmostEqual(report.max_abs_error['numerical'][leaf], want,
+                             delta=1e-9)
+      self.assertLess(report.max_rel_error['manual'][leaf], 1e-12)
 
   def test_numerical_grad_on_nested_pytree_with_small_chunks(self):
     with jax.enable_x64(True):

@@ -171,11 +171,14 @@ def _to_float64(tree):
 
 def check_grad(params: model.Params, x: model.Features, y: jax.Array,
                l2: float = 0.0, tolerance: float = 1e-6, eps: float = 1e-5,
-               table_rows: int = 0) -> GradCheckReport:
+               table_rows: int = 0,
+               manual_fn: Callable | None = None) -> GradCheckReport:
   """Compares `jax.grad(objective)`, `manual_grad` and `numerical_grad`.
 
   Everything is cast to and computed in float64 (inside ``jax.enable_x64``),
-  whatever the caller's precision.
+  whatever the caller's precision. ``manual_fn`` checks another hand-written
+  gradient in place of `manual_grad` (a student's, or a deliberately wrong
+  one in a test that the checker can fail).
 
   Args:
     params: Params with W [F, C], b [C].
@@ -186,6 +189,8 @@ def check_grad(params: model.Params, x: model.Features, y: jax.Array,
     eps: finite-difference step.
     table_rows: if > 0, include the lecture's slope table for that many
       coordinates.
+    manual_fn: ``(params, x, y, l2) -> Params`` gradient to compare (default
+      `manual_grad`); it must be traceable by `jax.jit`.
 
   Returns:
     A GradCheckReport.
@@ -194,10 +199,11 @@ def check_grad(params: model.Params, x: model.Features, y: jax.Array,
     p64, x64 = _to_float64(params), _to_float64(x)
     y64 = jnp.asarray(y)
     fn = lambda p: losses.objective(p, x64, y64, l2)
+    hand = manual_grad if manual_fn is None else manual_fn
     grads, seconds = {}, {}
     for name, compute in (
         ('autodiff', lambda: jax.jit(jax.grad(fn))(p64)),
-        ('manual', lambda: jax.jit(manual_grad)(p64, x64, y64, l2)),
+        ('manual', lambda: jax.jit(hand)(p64, x64, y64, l2)),
         ('numerical', lambda: numerical_grad(fn, p64, eps))):
       start = time.perf_counter()
       grads[name] = jax.block_until_ready(compute())
