@@ -1,5 +1,8 @@
 """Checkpoints: atomic, checksummed, and resuming gives the same model."""
 
+import hashlib
+import io
+import json
 import os
 import tempfile
 
@@ -47,10 +50,29 @@ class CheckpointFileTest(absltest.TestCase):
     open(os.path.join(d, 'ckpt_000002.npz'), 'wb').write(b'partial')
     self.assertEqual(checkpoint.latest_epoch(d), 1)
 
-  def test_no_pickle(self):
+  def test_save_refuses_object_arrays_and_writes_nothing(self):
     d = tempfile.mkdtemp()
-    with self.assertRaises(ValueError):
+    with self.assertRaisesRegex(ValueError, "array 'a' holds Python objects"):
       checkpoint.save(d, 1, dict(a=np.array([{'x': 1}], dtype=object)), {})
+    self.assertEqual(os.listdir(d), [])
+    self.assertIsNone(checkpoint.latest_epoch(d))
+
+  def test_load_refuses_a_pickled_array(self):
+    """A checkpoint whose .npz holds a pickle (written behind save's back,
+    with a record that matches its checksum) fails on load, naming the file,
+    and the pickle is never unpickled."""
+    d = tempfile.mkdtemp()
+    buffer = io.BytesIO()
+    np.savez(buffer, a=np.array([{'x': 1}], dtype=object))  # pickles
+    data = buffer.getvalue()
+    npz = os.path.join(d, 'ckpt_000001.npz')
+    with open(npz, 'wb') as f:
+      f.write(data)
+    with open(os.path.join(d, 'ckpt_000001.json'), 'w') as f:
+      json.dump(dict(format=checkpoint.FORMAT, epoch=1, bytes=len(data),
+                     sha256=hashlib.sha256(data).hexdigest(), meta={}), f)
+    with self.assertRaisesRegex(checkpoint.CheckpointError,
+                                'ckpt_000001.npz: unreadable arrays'):
       checkpoint.load(d)
 
 

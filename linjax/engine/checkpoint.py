@@ -93,10 +93,19 @@ def save(directory: str, epoch: int, arrays: dict, meta: dict,
     arrays: name -> numpy array (numeric dtypes; no objects).
     meta: JSON-serialisable metadata.
     keep: how many newest checkpoints to keep (>= 1).
+
+  Raises:
+    ValueError: an array of objects (it would need pickle); nothing is written.
   """
+  arrays = {k: np.asarray(v) for k, v in arrays.items()}
+  for name, array in arrays.items():
+    if array.dtype.hasobject:
+      raise ValueError(f'checkpoint.save: array {name!r} holds Python objects '
+                       f'(dtype {array.dtype}); checkpoints store numeric '
+                       'arrays only, never pickles.')
   os.makedirs(directory, exist_ok=True)
   buffer = io.BytesIO()
-  np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+  np.savez(buffer, **arrays)
   data = buffer.getvalue()
   npz_path, json_path = _paths(directory, epoch)
   _atomic_write(npz_path, data)
@@ -144,6 +153,9 @@ def load(directory: str, epoch: int | None = None):
         f'{npz_path}: checksum mismatch ({len(data)} bytes, expected '
         f'{record["bytes"]}); the file is truncated or altered. Delete '
         f'{json_path} to fall back to an older checkpoint.')
-  with np.load(io.BytesIO(data), allow_pickle=False) as z:
-    arrays = {k: z[k] for k in z.files}
+  try:
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+      arrays = {k: z[k] for k in z.files}
+  except (ValueError, OSError, EOFError) as e:  # e.g. a pickled object array
+    raise CheckpointError(f'{npz_path}: unreadable arrays ({e}).') from None
   return int(record['epoch']), arrays, record['meta']
