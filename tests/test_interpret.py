@@ -20,7 +20,8 @@ def _params(num_features, num_classes=3, seed=0):
 
 
 def test_top_features_vocabulary():
-  featurizer = text.Featurizer(ngrams=1, buckets=0).fit(TEXTS)
+  featurizer = text.Featurizer(ngrams=1, buckets=0, min_df=1, shape_ngrams=0,
+                                weighting='tf').fit(TEXTS)
   vocab = featurizer.feature_names(range(featurizer.num_features))
   f = featurizer.num_features
   W = np.zeros((f, 2), np.float32)
@@ -81,7 +82,8 @@ def test_contributions_sum_to_logits(settings):
 
 
 def test_explanation_ranks_contributions():
-  featurizer = text.Featurizer(ngrams=1, buckets=0).fit(TEXTS)
+  featurizer = text.Featurizer(ngrams=1, buckets=0, min_df=1, shape_ngrams=0,
+                                weighting='tf').fit(TEXTS)
   vocab = featurizer.feature_names(range(featurizer.num_features))
   W = np.zeros((featurizer.num_features, 2), np.float32)
   W[vocab.index('cat'), 1] = 4.0

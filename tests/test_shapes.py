@@ -27,6 +27,16 @@ def test_token_shape(token, shape):
   assert shapes.token_shape(token) == shape
 
 
+# The plain settings a test means unless it names others: unigrams, raw
+# counts, no min_df, no word shapes (FeaturizerOptions' defaults are the
+# runner's: bigrams, shapes, min_df 2, sublinear tf-idf).
+PLAIN = dict(ngrams=1, min_df=1, shape_ngrams=0, weighting='tf')
+
+
+def plain_featurizer(**settings) -> text.Featurizer:
+  return text.Featurizer(**{**PLAIN, **settings})
+
+
 def _bucket(tokens, buckets):
   """Pure-Python FNV-1a and fastText n-gram combination (as test_text.py)."""
   h = text.fnv1a_32(tokens[0])
@@ -44,7 +54,7 @@ def test_hashed_shape_ngrams_hand_worked(ngrams, shape_ngrams):
   shaped = [['<Xx>', '<Xx>', '<Xx>', '<XX>', '<x>'], ['<x>', '<XX>', '<d>'],
             [], []]
   buckets = 2**20
-  f = text.Featurizer(ngrams=ngrams, shape_ngrams=shape_ngrams,
+  f = plain_featurizer(ngrams=ngrams, shape_ngrams=shape_ngrams,
                       buckets=buckets, normalize='none')
   x = f.fit_transform(docs)
   x.validate()
@@ -62,7 +72,7 @@ def test_hashed_shape_ngrams_hand_worked(ngrams, shape_ngrams):
 
 
 def test_vocabulary_names_shape_ngrams():
-  f = text.Featurizer(ngrams=1, shape_ngrams=2, buckets=0)
+  f = plain_featurizer(ngrams=1, shape_ngrams=2, buckets=0)
   f.fit(['Big News Today', 'big news'])
   names = {f.feature_name(i) for i in range(f.num_features)}
   assert names == {'big', 'news', 'today', '<Xx>', '<x>', '<Xx> <Xx>',
@@ -73,8 +83,8 @@ def test_vocabulary_names_shape_ngrams():
 
 def test_shapes_off_leaves_features_unchanged():
   docs = ['Study Finds Coffee Cuts Risk', 'CDC: wash hands', 'the end']
-  plain = text.Featurizer(ngrams=2, normalize='none').fit_transform(docs)
-  shaped = text.Featurizer(ngrams=2, shape_ngrams=2,
+  plain = plain_featurizer(ngrams=2, normalize='none').fit_transform(docs)
+  shaped = plain_featurizer(ngrams=2, shape_ngrams=2,
                            normalize='none').fit_transform(docs)
   names = ['<x>', '<Xx>', '<XX>', '<X>', '<d>', '<xX>', '<w>']
   shape_ids = {_bucket(s.split(), 2**20) for s in names} | {
@@ -115,7 +125,7 @@ def test_lowercase_tokens_equals_tokenising_lowercased_text(kind):
 
 def test_featurizer_falls_back_when_lowercasing_splits_a_token():
   docs = ['İstanbul Flu', 'istanbul flu']
-  f = text.Featurizer(ngrams=1, shape_ngrams=1, buckets=0).fit(docs)
+  f = plain_featurizer(ngrams=1, shape_ngrams=1, buckets=0).fit(docs)
   words = {f.feature_name(i) for i in range(f.num_features)}
   reference = {t for d in docs for t in text.tokenize(d)}
   assert reference <= words
@@ -127,7 +137,7 @@ def test_featurizer_falls_back_when_lowercasing_splits_a_token():
 def test_round_trip_and_analyze_with_shapes(buckets):
   docs = ['Study Finds Coffee Cuts Risk', 'CDC says wash hands', 'the end',
           'More Study Of Coffee']
-  f = text.Featurizer(ngrams=2, shape_ngrams=2, buckets=buckets, min_df=2,
+  f = plain_featurizer(ngrams=2, shape_ngrams=2, buckets=buckets, min_df=2,
                       weighting='sublinear_tfidf')
   x = f.fit_transform(docs)
   g = text.Featurizer.from_dict(json.loads(json.dumps(f.to_dict())))

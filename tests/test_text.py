@@ -7,8 +7,8 @@ with an independent pure-Python FNV-1a / fastText n-gram computation.
 
 from __future__ import annotations
 
-import ast
 import collections
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction import text as sktext
 
+from linjax.core.errors import ConfigError
 from linjax.text import featurizer as text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +36,15 @@ TRAIN = [
 ]
 TEST = ['the cat and the dog', 'unknown words only xyz', '', 'cat . cat .']
 PEERS = re.compile(r'\w+|[^\w\s]')  # /work/shared/bench/peers.py
+
+# The plain settings a test means unless it names others: unigrams, raw
+# counts, no min_df, no word shapes (FeaturizerOptions' defaults are the
+# runner's: bigrams, shapes, min_df 2, sublinear tf-idf).
+PLAIN = dict(ngrams=1, min_df=1, shape_ngrams=0, weighting='tf')
+
+
+def plain_featurizer(**settings) -> text.Featurizer:
+  return text.Featurizer(**{**PLAIN, **settings})
 
 
 def _data_dir() -> Path:
@@ -83,7 +93,7 @@ def test_batch_tokenization_matches_tokenize(lowercase):
   docs = ['www.a.com first', 'middle', 'ends with http://x.y/z', 'WWW.CAPS.ORG',
           'no url at all', 'odd a://b', 'Www.Mixed.com', 'www.', 'tail www.b.c']
   for kind in text.TOKENIZERS:
-    f = text.Featurizer(buckets=0, tokenizer=kind, lowercase=lowercase,
+    f = plain_featurizer(buckets=0, tokenizer=kind, lowercase=lowercase,
                         normalize='none').fit(docs)
     sk = sktext.CountVectorizer(
         tokenizer=lambda d, k=kind: text.tokenize(d, lowercase, k),
@@ -133,7 +143,7 @@ def _reference_hashed_counts(docs, ngrams, buckets):
 @pytest.mark.parametrize('ngrams,buckets', [(1, 2**20), (2, 2**20), (3, 1000),
                                             (2, 7)])
 def test_hashed_ngram_ids_and_counts(ngrams, buckets):
-  f = text.Featurizer(ngrams=ngrams, buckets=buckets, normalize='none')
+  f = plain_featurizer(ngrams=ngrams, buckets=buckets, normalize='none')
   x = f.fit_transform(TRAIN + TEST)
   x.validate()
   assert x.num_features == buckets
@@ -146,7 +156,7 @@ def test_hashed_ngram_ids_and_counts(ngrams, buckets):
 
 
 def test_ngrams_do_not_cross_documents():
-  f = text.Featurizer(ngrams=2, buckets=2**20, normalize='none')
+  f = plain_featurizer(ngrams=2, buckets=2**20, normalize='none')
   apart = f.transform(['a', 'b'])
   together = f.transform(['a b'])
   assert apart.nnz == 2 and together.nnz == 3
@@ -154,10 +164,11 @@ def test_ngrams_do_not_cross_documents():
 
 
 def test_hashing_is_stable_across_processes():
+  settings = dict(PLAIN, ngrams=2, buckets=4093)
   code = ('import json, sys; from linjax.text import featurizer as text; '
-          'x = text.Featurizer(ngrams=2, buckets=4093).transform('
+          f'x = text.Featurizer(**{settings!r}).transform('
           'json.loads(sys.stdin.read())); print(json.dumps(x.ids.tolist()))')
-  here = text.Featurizer(ngrams=2, buckets=4093).transform(TRAIN).ids.tolist()
+  here = plain_featurizer(**settings).transform(TRAIN).ids.tolist()
   for seed in ('1', '987'):
     env = dict(os.environ, PYTHONHASHSEED=seed, JAX_PLATFORMS='cpu',
                PYTHONPATH=str(REPO))
@@ -185,7 +196,7 @@ def _sklearn(weighting, normalize, vocabulary, ngrams):
 @pytest.mark.parametrize('weighting', text.WEIGHTINGS)
 @pytest.mark.parametrize('normalize', text.NORMALIZATIONS)
 def test_vocabulary_mode_matches_sklearn(weighting, normalize):
-  f = text.Featurizer(ngrams=2, buckets=0, weighting=weighting,
+  f = plain_featurizer(ngrams=2, buckets=0, weighting=weighting,
                       normalize=normalize)
   x_train = f.fit_transform(TRAIN)
   vocabulary = {f.feature_name(i): i for i in range(f.num_features)}
@@ -213,23 +224,23 @@ def test_vocabulary_min_count_max_vocab_and_order():
   counts = _ngram_counter(TRAIN, 2)
   sk = sktext.CountVectorizer(tokenizer=text.tokenize, token_pattern=None,
                               lowercase=False, ngram_range=(1, 2)).fit(TRAIN)
-  full = text.Featurizer(ngrams=2, buckets=0).fit(TRAIN)
+  full = plain_featurizer(ngrams=2, buckets=0).fit(TRAIN)
   assert {full.feature_name(i) for i in range(full.num_features)} == set(
       sk.vocabulary_)
   ranked = sorted(counts, key=lambda s: (-counts[s], s))
-  f = text.Featurizer(ngrams=2, buckets=0, min_count=2).fit(TRAIN)
+  f = plain_featurizer(ngrams=2, buckets=0, min_count=2).fit(TRAIN)
   assert [f.feature_name(i) for i in range(f.num_features)] == [
       s for s in ranked if counts[s] >= 2]
-  f = text.Featurizer(ngrams=2, buckets=0, max_vocab=5).fit(TRAIN)
+  f = plain_featurizer(ngrams=2, buckets=0, max_vocab=5).fit(TRAIN)
   assert [f.feature_name(i) for i in range(f.num_features)] == ranked[:5]
   with pytest.raises(ValueError, match='vocabulary is empty'):
-    text.Featurizer(buckets=0, min_count=100).fit(TRAIN)
+    plain_featurizer(buckets=0, min_count=100).fit(TRAIN)
 
 
 @pytest.mark.parametrize('weighting', ['tf', 'sublinear_tfidf'])
 def test_min_df_vocabulary_matches_sklearn(weighting):
   """min_df=2 keeps exactly scikit-learn's min_df=2 terms, same weights."""
-  ours = text.Featurizer(ngrams=2, buckets=0, min_df=2, weighting=weighting)
+  ours = plain_featurizer(ngrams=2, buckets=0, min_df=2, weighting=weighting)
   x = ours.fit_transform(TRAIN)
   sk = sktext.TfidfVectorizer(
       tokenizer=text.tokenize, token_pattern=None, lowercase=False,
@@ -256,7 +267,7 @@ def test_min_df_drops_rare_hash_buckets():
   df = collections.Counter()
   for row in _reference_hashed_counts(TRAIN, 2, buckets):
     df.update(set(row))
-  f = text.Featurizer(ngrams=2, buckets=buckets, min_df=2, normalize='none')
+  f = plain_featurizer(ngrams=2, buckets=buckets, min_df=2, normalize='none')
   f.fit(TRAIN)
   for docs in (TRAIN, TEST):
     x = f.transform(docs)
@@ -269,7 +280,7 @@ def test_min_df_drops_rare_hash_buckets():
   # A document whose features are all rare becomes an empty row.
   assert f.transform(['xyzzy plugh']).nnz == 0
   with pytest.raises(ValueError, match='call fit'):
-    text.Featurizer(min_df=2).transform(['a'])
+    plain_featurizer(min_df=2).transform(['a'])
 
 
 @pytest.mark.parametrize('kwargs', [
@@ -278,9 +289,9 @@ def test_min_df_drops_rare_hash_buckets():
                                                     weighting='tfidf'),
     dict(ngrams=1, shape_ngrams=2, buckets=0, weighting='sublinear_tfidf')])
 def test_featurising_in_chunks_changes_nothing(monkeypatch, kwargs):
-  whole = text.Featurizer(**kwargs).fit_transform(TRAIN + TEST)
+  whole = plain_featurizer(**kwargs).fit_transform(TRAIN + TEST)
   monkeypatch.setattr(text, '_CHUNK_TOKENS', 5)  # a chunk per 1-2 documents
-  f = text.Featurizer(**kwargs)
+  f = plain_featurizer(**kwargs)
   chunked = f.fit_transform(TRAIN + TEST)
   for u, v in zip(whole[:3], chunked[:3]):
     np.testing.assert_array_equal(u, v)
@@ -292,9 +303,9 @@ def test_featurising_in_chunks_changes_nothing(monkeypatch, kwargs):
 
 def test_fit_transform_equals_fit_then_transform():
   for buckets in (0, 64):
-    f = text.Featurizer(ngrams=3, buckets=buckets, weighting='tfidf')
+    f = plain_featurizer(ngrams=3, buckets=buckets, weighting='tfidf')
     a = f.fit_transform(TRAIN)
-    b = text.Featurizer(ngrams=3, buckets=buckets,
+    b = plain_featurizer(ngrams=3, buckets=buckets,
                         weighting='tfidf').fit(TRAIN).transform(TRAIN)
     for u, v in zip(a[:3], b[:3]):
       np.testing.assert_array_equal(u, v)
@@ -305,24 +316,24 @@ def test_fit_transform_equals_fit_then_transform():
 
 def test_empty_documents_give_empty_rows():
   for buckets in (0, 2**20):
-    f = text.Featurizer(buckets=buckets, weighting='sublinear_tfidf').fit(
+    f = plain_featurizer(buckets=buckets, weighting='sublinear_tfidf').fit(
         TRAIN)
     x = f.transform(['', '   ', 'cat', 'zzz unseen'])
     np.testing.assert_array_equal(x.row_lengths()[:2], [0, 0])
     assert np.all(np.isfinite(x.weights))
     np.testing.assert_allclose(np.linalg.norm(x.to_dense(), axis=1)[:3],
                                [0, 0, 1], rtol=1e-6)
-  assert text.Featurizer().transform([]).num_docs == 0
+  assert plain_featurizer().transform([]).num_docs == 0
 
 
 def test_feature_names():
-  f = text.Featurizer(ngrams=2, buckets=0).fit(TRAIN)
+  f = plain_featurizer(ngrams=2, buckets=0).fit(TRAIN)
   counts = _ngram_counter(TRAIN, 2)
   assert f.feature_name(0) == min(counts, key=lambda s: (-counts[s], s))
   with pytest.raises(ValueError, match='outside'):
     f.feature_name(f.num_features)
   doc = 'a b c d e f g a'
-  h = text.Featurizer(ngrams=2, buckets=5).fit([doc])
+  h = plain_featurizer(ngrams=2, buckets=5).fit([doc])
   counts = _ngram_counter([doc], 2)
   by_bucket = collections.defaultdict(set)
   for gram in counts:
@@ -337,14 +348,14 @@ def test_feature_names():
     listed = [counts[n] for n in names]
     assert listed == sorted(listed, reverse=True)
     assert max(listed) == max(counts[g] for g in by_bucket[bucket])
-  assert text.Featurizer(buckets=10).feature_name(3) == '<bucket 3>'
+  assert plain_featurizer(buckets=10).feature_name(3) == '<bucket 3>'
 
 
 @pytest.mark.parametrize('buckets', [0, 2**20, 3])
 @pytest.mark.parametrize('weighting', text.WEIGHTINGS)
 @pytest.mark.parametrize('min_df', [1, 2])
 def test_analyze_explains_logits(buckets, weighting, min_df):
-  f = text.Featurizer(ngrams=2, buckets=buckets, weighting=weighting,
+  f = plain_featurizer(ngrams=2, buckets=buckets, weighting=weighting,
                       min_df=min_df)
   f.fit(TRAIN)
   rng = np.random.default_rng(0)
@@ -369,7 +380,7 @@ def test_analyze_explains_logits(buckets, weighting, min_df):
     (0, 'binary', 1), (2**20, 'sublinear_tfidf', 2), (2**20, 'tf', 2),
     (0, 'tf', 2)])
 def test_round_trip(tmp_path, buckets, weighting, min_df):
-  f = text.Featurizer(ngrams=2, buckets=buckets, weighting=weighting,
+  f = plain_featurizer(ngrams=2, buckets=buckets, weighting=weighting,
                       max_vocab=30 if buckets == 0 else 0, min_df=min_df)
   before = f.fit_transform(TRAIN)
   g = text.Featurizer.from_dict(json.loads(json.dumps(f.to_dict())))
@@ -403,26 +414,45 @@ def test_settings_validation_names_the_key():
                       ({'lowercase': 'yes'}, 'lowercase')):
     with pytest.raises(ValueError, match=f'features.{key}'):
       text.Featurizer(**kwargs)
-  with pytest.raises(ValueError, match='features.colour'):
-    text.Featurizer.from_config({'colour': 1})
+  with pytest.raises(ConfigError, match='features.ngrams'):
+    text.FeaturizerOptions(ngrams=0)
+  with pytest.raises(TypeError, match='colour'):
+    text.Featurizer(colour=1)  # pylint: disable=unexpected-keyword-arg
 
 
-def test_from_config_accepts_default_config():
+def test_defaults_are_the_options_defaults():
+  defaults = text.FeaturizerOptions()
+  assert text.Featurizer().options == defaults
+  assert text.Featurizer().settings == dataclasses.asdict(defaults)
+  assert (defaults.ngrams, defaults.min_df, defaults.shape_ngrams,
+          defaults.weighting) == (2, 2, 2, 'sublinear_tfidf')
+  variant = dataclasses.replace(defaults, ngrams=3, buckets=np.int64(64),
+                                lowercase=np.bool_(False))
+  f = text.Featurizer.from_options(variant)
+  assert f.options == variant and f.ngrams == 3
+  assert type(f.settings['buckets']) is int  # pylint: disable=unidiomatic-typecheck
+  assert type(f.settings['lowercase']) is bool  # pylint: disable=unidiomatic-typecheck
+  with pytest.raises(TypeError, match='FeaturizerOptions'):
+    text.Featurizer.from_options({'ngrams': 3})
+
+
+def test_default_config_features_are_featurizer_options():
   sys.path.insert(0, str(REPO))
   from experiments.configs import default  # pylint: disable=g-import-not-at-top
-  config = default.get_config()
-  f = text.Featurizer.from_config(config.features)
-  assert f.settings == config.features.to_dict()
-  assert f.num_features == config.features.buckets
+  features = default.get_config().features.to_dict()
+  options = text.FeaturizerOptions(**features)
+  assert dataclasses.asdict(options) == features
+  assert text.Featurizer.from_options(options).num_features == features[
+      'buckets']
 
 
 def test_transform_before_fit():
   with pytest.raises(ValueError, match='call fit'):
-    text.Featurizer(buckets=0).transform(['a'])
+    plain_featurizer(buckets=0).transform(['a'])
   with pytest.raises(ValueError, match='call fit'):
-    text.Featurizer(weighting='tfidf').transform(['a'])
+    plain_featurizer(weighting='tfidf').transform(['a'])
   # Plain hashing needs nothing fitted.
-  assert text.Featurizer(buckets=16).transform(['a b']).nnz == 2
+  assert plain_featurizer(buckets=16).transform(['a b']).nnz == 2
 
 
 def test_real_corpus_sample():
@@ -435,7 +465,7 @@ def test_real_corpus_sample():
   assert len(plain) > 100
   assert [text.tokenize(d) for d in plain] == [PEERS.findall(d.lower())
                                                for d in plain]
-  f = text.Featurizer(ngrams=2)
+  f = plain_featurizer(ngrams=2)
   x = f.fit_transform(docs)
   np.testing.assert_allclose(np.linalg.norm(x.to_padded()[1], axis=1), 1.0,
                              rtol=1e-5)
@@ -445,7 +475,7 @@ def test_real_corpus_sample():
 
 def test_bucket_names_are_found_on_first_use_and_survive_pickling():
   import pickle  # pylint: disable=g-import-not-at-top
-  f = text.Featurizer(ngrams=2, shape_ngrams=2, buckets=2**20)
+  f = plain_featurizer(ngrams=2, shape_ngrams=2, buckets=2**20)
   x = f.fit_transform(TRAIN)
   ids = np.unique(x.ids)
   g = pickle.loads(pickle.dumps(f))  # names resolved before pickling

@@ -1,7 +1,8 @@
 """Text to features on the host: tokens, n-grams, hashing, vocabulary, weights.
 
-Layer 1 of linjax (numpy only, no JAX). A `Featurizer` turns raw documents into
-a `linjax.csr.CsrFeatures` corpus (N documents, F features):
+The text layer of linjax (numpy only, no JAX). A `Featurizer`, configured by
+`FeaturizerOptions` (linjax/text/featurizer_options.py), turns raw documents
+into a `linjax.text.csr.CsrFeatures` corpus (N documents, F features):
 
   texts -> tokens (+ word shapes) -> n-grams -> feature ids -> per-document counts
         -> drop features in fewer than min_df training documents
@@ -9,11 +10,10 @@ a `linjax.csr.CsrFeatures` corpus (N documents, F features):
 
 Feature ids come either from an explicit vocabulary (``buckets == 0``; ids
 ordered by training count, ties by string) or from the hashing trick
-(`linjax.hashing`: FNV-1a tokens, fastText's n-gram combiner, ``h % buckets``;
-unigrams and n-grams share the bucket space). Tokenisation is
-`linjax.tokenizer`, the vocabulary and the names of hash buckets
-`linjax.ngram_names`, counting and weighting `linjax.weighting`; their public
-names are re-exported here (``text.tokenize``, ``text.hash_tokens``, ...).
+(`linjax.text.hashing`: FNV-1a tokens, fastText's n-gram combiner,
+``h % buckets``; unigrams and n-grams share the bucket space). Tokenisation is
+`linjax.text.tokenizer`, the vocabulary and the names of hash buckets
+`linjax.text.ngram_names`, counting and weighting `linjax.text.weighting`.
 
 Speed: the Python work per token is one regex match and one dict lookup;
 hashing, n-grams, de-duplication and weighting are vectorised over the corpus.
@@ -36,7 +36,8 @@ from linjax.text.hashing import fnv1a_32  # pylint: disable=unused-import
 from linjax.text.hashing import hash_tokens
 from linjax.text.hashing import ngram_starts
 from linjax.text.ngram_names import NAMES_PER_BUCKET
-from linjax.text.tokenizer import TOKENIZERS
+from linjax.text.featurizer_options import FeaturizerOptions
+from linjax.text.tokenizer import TOKENIZERS  # pylint: disable=unused-import
 from linjax.text.tokenizer import URL_TOKEN  # pylint: disable=unused-import
 from linjax.text.tokenizer import Tokens
 from linjax.text.tokenizer import doc_lengths
@@ -44,48 +45,23 @@ from linjax.text.tokenizer import doc_ranges
 from linjax.text.tokenizer import num_docs as tokens_num_docs
 from linjax.text.tokenizer import tokenize  # pylint: disable=unused-import
 from linjax.text.tokenizer import tokenize_batch
-from linjax.text.weighting import NORMALIZATIONS
-from linjax.text.weighting import WEIGHTINGS
+from linjax.text.weighting import NORMALIZATIONS  # pylint: disable=unused-import
+from linjax.text.weighting import WEIGHTINGS  # pylint: disable=unused-import
 from linjax.text.weighting import apply_weighting
 from linjax.text.weighting import count_features
 from linjax.text.weighting import smooth_idf
 
-_DEFAULTS = dict(lowercase=True, tokenizer='words_punct', ngrams=1,
-                 buckets=2**20, min_count=1, max_vocab=0, min_df=1,
-                 shape_ngrams=0, weighting='tf', normalize='l2')
-
-
-def _check_settings(s: Mapping[str, Any]) -> None:
-  """Raises ValueError naming the ``features.*`` key of a bad value."""
-  for key in s:
-    if key not in _DEFAULTS:
-      raise ValueError(f'features.{key} is not a featurizer setting; known: '
-                       f'{", ".join(_DEFAULTS)}')
-  if not isinstance(s['lowercase'], (bool, np.bool_)):
-    raise ValueError(f'features.lowercase must be True or False, got '
-                     f'{s["lowercase"]!r}')
-  for key, choices in (('tokenizer', TOKENIZERS), ('weighting', WEIGHTINGS),
-                       ('normalize', NORMALIZATIONS)):
-    if s[key] not in choices:
-      raise ValueError(f'features.{key} must be one of {choices}, got '
-                       f'{s[key]!r}')
-  for key, low in (('ngrams', 1), ('buckets', 0), ('min_count', 1),
-                   ('max_vocab', 0), ('min_df', 1), ('shape_ngrams', 0)):
-    value = s[key]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-      raise ValueError(f'features.{key} must be an integer, got {value!r}')
-    if value < low:
-      raise ValueError(f'features.{key} must be >= {low}, got {value}')
-  if s['buckets'] >= 2**31:
-    raise ValueError(f'features.buckets must be < 2**31 (int32 ids), got '
-                     f'{s["buckets"]}')
-
+_DEFAULT = FeaturizerOptions()
 
 _CHUNK_TOKENS = 1 << 18  # tokens featurised at a time (`_count_in_chunks`).
 
 
 class Featurizer:
-  """Documents -> `CsrFeatures`, with the settings of ``config.features``.
+  """Documents -> `CsrFeatures`, with the settings of `FeaturizerOptions`.
+
+  Every setting is a keyword argument whose default is `FeaturizerOptions`'s
+  (`from_options` takes the dataclass itself); bad values raise
+  `linjax.core.errors.ConfigError` naming ``features.<setting>``.
 
   Hashing mode (``buckets > 0``) needs no fitting for ``tf``/``binary``;
   `fit` still records, per bucket, up to `NAMES_PER_BUCKET` training strings
@@ -107,18 +83,23 @@ class Featurizer:
   word n-grams; they keep the writing style that lower-casing removes.
   """
 
-  def __init__(self, *, lowercase: bool = True, tokenizer: str = 'words_punct',
-               ngrams: int = 1, buckets: int = 2**20, min_count: int = 1,
-               max_vocab: int = 0, min_df: int = 1, shape_ngrams: int = 0,
-               weighting: str = 'tf', normalize: str = 'l2'):
-    settings = dict(lowercase=lowercase, tokenizer=tokenizer, ngrams=ngrams,
-                    buckets=buckets, min_count=min_count, max_vocab=max_vocab,
-                    min_df=min_df, shape_ngrams=shape_ngrams,
-                    weighting=weighting, normalize=normalize)
-    _check_settings(settings)
-    self._settings = {k: (bool(v) if k == 'lowercase' else
-                          int(v) if isinstance(v, (int, np.integer)) else v)
-                      for k, v in settings.items()}
+  def __init__(self, *, lowercase: bool = _DEFAULT.lowercase,
+               tokenizer: str = _DEFAULT.tokenizer,
+               ngrams: int = _DEFAULT.ngrams,
+               buckets: int = _DEFAULT.buckets,
+               min_count: int = _DEFAULT.min_count,
+               max_vocab: int = _DEFAULT.max_vocab,
+               min_df: int = _DEFAULT.min_df,
+               shape_ngrams: int = _DEFAULT.shape_ngrams,
+               weighting: str = _DEFAULT.weighting,
+               normalize: str = _DEFAULT.normalize):
+    # Validated (ConfigError naming `features.x`) by FeaturizerOptions.
+    self._options = FeaturizerOptions(
+        lowercase=lowercase, tokenizer=tokenizer, ngrams=ngrams,
+        buckets=buckets, min_count=min_count, max_vocab=max_vocab,
+        min_df=min_df, shape_ngrams=shape_ngrams, weighting=weighting,
+        normalize=normalize)
+    self._settings = self._options.to_dict()
     for key, value in self._settings.items():
       setattr(self, key, value)
     self._fitted = False
@@ -133,16 +114,17 @@ class Featurizer:
     self._pending_names: Tokens | None = None
 
   @classmethod
-  def from_config(cls, config: Any) -> Featurizer:
-    """From ``config.features`` (a ConfigDict or mapping of the same keys)."""
-    if hasattr(config, 'to_dict'):
-      config = config.to_dict()
-    config = dict(config)
-    unknown = [k for k in config if k not in _DEFAULTS]
-    if unknown:
-      raise ValueError(f'features.{unknown[0]} is not a featurizer setting; '
-                       f'known: {", ".join(_DEFAULTS)}')
-    return cls(**config)
+  def from_options(cls, options: FeaturizerOptions) -> Featurizer:
+    """A Featurizer with the settings of ``options``."""
+    if not isinstance(options, FeaturizerOptions):
+      raise TypeError('Featurizer.from_options expects FeaturizerOptions, got '
+                      f'{type(options).__name__}')
+    return cls(**options.to_dict())
+
+  @property
+  def options(self) -> FeaturizerOptions:
+    """The settings as a (frozen) `FeaturizerOptions`."""
+    return self._options
 
   @property
   def settings(self) -> dict[str, Any]:
