@@ -1,6 +1,6 @@
 """The benchmark harness end to end on tiny corpora, and its report logic.
 
-The end-to-end test runs ``python -m experiments.benchmark`` as a user would
+The end-to-end test runs ``python -m benchmarks.benchmark`` as a user would
 (one child process per corpus and system) on two corpora written here, and
 checks every row's keys and that its accuracy and macro-F1 are scikit-learn's,
 recomputed from the predictions the worker returns against test labels read
@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from experiments import benchmark
+from benchmarks import benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def _read_labels(path: Path) -> list:
 
 
 def _run(*args, timeout=120):
-  return subprocess.run([sys.executable, '-m', 'experiments.benchmark', *args],
+  return subprocess.run([sys.executable, '-m', 'benchmarks.benchmark', *args],
                         cwd=REPO, capture_output=True, text=True,
                         timeout=timeout, check=False)
 

@@ -1,6 +1,6 @@
 r"""Compare config variants on validation splits carved from training data.
 
-  python -m experiments.compare_configs --data_dir=../shared/data \
+  python -m benchmarks.compare_configs --data_dir=../shared/data \
       [--corpora=healthtweets,fortunes] [--splits=3] [--val_fraction=0.15] \
       --variants='features.min_df=1;train.epochs=4,optimizer.learning_rate=24' \
       [--sklearn_sgd] [--out=FILE.jsonl]
@@ -27,6 +27,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from benchmarks import config_overrides
 from experiments import config_check
 
 FLAGS = flags.FLAGS
@@ -43,36 +44,12 @@ flags.DEFINE_string('out', '', 'JSONL file: one row per (corpus, variant).')
 SKLEARN = 'sklearn_sgd'
 
 
-def _value(text: str, like, flag: str):
-  """``text`` parsed as the type of the default value ``like``."""
-  if isinstance(like, bool):
-    if text.lower() not in ('true', 'false', '1', '0'):
-      raise config_check.ConfigError(f'{flag}: expected true or false, got '
-                                     f'{text!r}')
-    return text.lower() in ('true', '1')
-  try:
-    return type(like)(text)
-  except ValueError:
-    raise config_check.ConfigError(
-        f'{flag}: expected {type(like).__name__}, got {text!r}') from None
-
-
 def parse_variants(spec: str, base) -> list[tuple[str, object]]:
   """[(name, config)]: 'default' first, then each variant of ``spec``."""
   variants = [('default', base)]
   for variant in filter(None, (v.strip() for v in spec.split(';'))):
-    config = base.copy_and_resolve_references()
-    for item in variant.split(','):
-      key, eq, text = item.partition('=')
-      section, _, name = key.strip().partition('.')
-      if not eq or section not in config or name not in config[section]:
-        raise config_check.ConfigError(
-            f'--variants: {item!r} is not section.key=value with a key of '
-            'experiments/configs/default.py')
-      config[section][name] = _value(text.strip(), config[section][name],
-                                     f'--variants {key.strip()}')
-    config_check.validate(config, prefix='--variants ')
-    variants.append((variant, config))
+    variants.append((variant, config_overrides.apply_overrides(
+        base, variant.split(','), '--variants')))
   return variants
 
 
@@ -97,7 +74,7 @@ def _score_linjax(config, train_texts, train_y, val_texts, val_y,
 
 def _score_sklearn(train_texts, train_y, val_texts, val_y,
                    num_classes) -> tuple[float, float]:
-  from experiments import peers  # pylint: disable=g-import-not-at-top
+  from benchmarks import peers  # pylint: disable=g-import-not-at-top
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   names = [str(v) for v in train_y]
   result = peers.run_sklearn_sgd(peers.Corpus(list(train_texts), names),
@@ -161,6 +138,9 @@ def main(argv):
   with config_check.runner_main(argv, data_dir=FLAGS.data_dir):
     from experiments.configs import default  # pylint: disable=g-import-not-at-top
     data_dir = Path(FLAGS.data_dir).expanduser()
+    if not data_dir.is_dir():
+      raise config_check.ConfigError(f'--data_dir: no such folder: '
+                                     f'{FLAGS.data_dir}')
     available = sorted(p.name for p in data_dir.glob('*')
                        if (p / 'train.tsv').is_file())
     corpora = list(FLAGS.corpora) or available
@@ -178,6 +158,9 @@ def main(argv):
     if not 0 < FLAGS.val_fraction < 1:
       raise config_check.ConfigError(f'--val_fraction must be in (0, 1), got '
                                      f'{FLAGS.val_fraction}')
+    out_folder = Path(FLAGS.out).expanduser().parent
+    if FLAGS.out and not out_folder.is_dir():
+      raise config_check.ConfigError(f'--out: no such folder: {out_folder}')
     variants = parse_variants(FLAGS.variants, default.get_config())
     rows = []
     for corpus in corpora:

@@ -1,6 +1,6 @@
 """Markdown report of the benchmark's rows: targets, main and scaling tables.
 
-Pure functions of the rows that `experiments.benchmark` writes (one dict per
+Pure functions of the rows that `benchmarks.benchmark` writes (one dict per
 corpus and system). Targets (per corpus, for the linjax systems): accuracy and
 macro-F1 >= best peer - 0.5 points (`ACCURACY_SLACK`), fit_s <= fastText's,
 peak RSS <= `MEMORY_FACTOR` x fastText's.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from experiments import peers
+from benchmarks import peers
 
 LINJAX_SYSTEMS = ('linjax', 'linjax_warm', 'linjax_sweep')
 ACCURACY_SLACK = 0.005  # targets: within 0.5 points of the best peer.

@@ -14,27 +14,46 @@ Reads a corpus (`linjax.data.read_corpus`), then times, best of --repeat:
 and prints one JSON line per system with seconds and tokens/s (tokens: the
 unigram tokens of the corpus). Single core: run it with nothing else busy.
 
-  python -m experiments.featurize_speed \
-      --data=../shared/data/healthtweets/train.tsv
+  python -m benchmarks.featurize_speed \
+      --data=../shared/data/healthtweets/train.tsv [--ngrams=2] \
+      [--buckets=1048576] [--repeat=5] [--nosklearn]
+
+``--data`` (a file) is required: there is no default corpus.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 from absl import app
 from absl import flags
 
 _DATA = flags.DEFINE_string(
-    'data', os.path.join(os.path.dirname(__file__), '..', '..', 'shared',
-                         'data', 'healthtweets', 'train.tsv'),
-    'Corpus to featurise (any format read_corpus reads).')
+    'data', None, 'Corpus file to featurise (any format '
+    'linjax.data.corpus.read_corpus reads).')
 _NGRAMS = flags.DEFINE_integer('ngrams', 2, 'Word n-grams 1..ngrams.')
 _BUCKETS = flags.DEFINE_integer('buckets', 2**20, 'Hashing buckets.')
 _REPEAT = flags.DEFINE_integer('repeat', 5, 'Timed runs; the best counts.')
 _SKLEARN = flags.DEFINE_bool('sklearn', True, 'Also time scikit-learn.')
+
+
+def _fail(message: str) -> None:
+  sys.exit(f'error: {message}')
+
+
+def _check_flags() -> None:
+  """Exits with one line naming the first bad flag."""
+  if not _DATA.value:
+    _fail('--data is required: a corpus file, e.g. '
+          '../shared/data/healthtweets/train.tsv')
+  if not os.path.isfile(os.path.expanduser(_DATA.value)):
+    _fail(f'--data: no such file: {_DATA.value}')
+  for holder in (_NGRAMS, _BUCKETS, _REPEAT):
+    if holder.value < 1:
+      _fail(f'--{holder.name} must be >= 1, got {holder.value}')
 
 
 def _best(fn, repeat):
@@ -49,12 +68,24 @@ def _best(fn, repeat):
 
 
 def main(argv):
-  del argv
+  # No JAX here (experiments.config_check would load it): host work only.
+  if len(argv) > 1:
+    _fail(f'unexpected arguments: {" ".join(argv[1:])}')
+  _check_flags()
+  from linjax.data import readers  # pylint: disable=g-import-not-at-top
+  try:
+    _featurize_speed()
+  except (readers.DataError, OSError) as e:
+    _fail(' '.join(str(e).split()))
+
+
+def _featurize_speed():
+  """Times every system and prints its JSON line."""
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
 
   t0 = time.perf_counter()
-  corpus = data.read_corpus(_DATA.value)
+  corpus = data.read_corpus(os.path.expanduser(_DATA.value))
   read_s = time.perf_counter() - t0
   texts = corpus.texts
   num_tokens = sum(len(text.tokenize(t)) for t in texts)

@@ -1,6 +1,6 @@
 r"""Benchmark: linjax against fastText and scikit-learn on labelled corpora.
 
-  python -m experiments.benchmark --data_dir=DIR [--corpora=a,b] \
+  python -m benchmarks.benchmark --data_dir=DIR [--corpora=a,b] \
       [--systems=linjax,linjax_warm,fasttext,sklearn_sgd,sklearn_lbfgs] \
       [--threads=2] \
       [--out=FILE.jsonl] [--markdown=FILE.md] [--scaling=1,2,4,8] \
@@ -8,7 +8,7 @@ r"""Benchmark: linjax against fastText and scikit-learn on labelled corpora.
 
 Every corpus is a folder ``DIR/NAME`` with ``train.tsv`` and ``test.tsv``
 (``label<TAB>text`` with a header line). Each (corpus, system) runs in its own
-child process (``--worker``; the measuring is experiments/benchmark_worker.py),
+child process (``--worker``; the measuring is benchmarks/benchmark_worker.py),
 so that its peak RSS is that system's alone; the child prints one JSON row on
 stdout. Rows hold the scores (accuracy, macro-F1
 on test), wall seconds of fit (featurisation + training; for linjax also
@@ -23,14 +23,16 @@ compiles its training program cold (no persistent cache: a first run);
 JAX's persistent compilation cache (a temporary folder filled by an untimed
 run of the same corpus just before, as a user's second run finds it). With
 ``--linjax_sweep`` the system ``linjax_sweep`` also picks learning rate and L2
-by `linjax.sweep.run_sweep` on a stratified validation split of train (test is
+by `linjax.engine.hyper_sweep.run_sweep` on a stratified validation split of train (test is
 never looked at). ``--scaling`` replicates one corpus' training split k times
 in memory (test unchanged) and measures fit time and peak memory of linjax and
 fastText at each k.
 
-The peers (experiments/peers.py) are optional: a system whose package is
+The peers (benchmarks/peers.py) are optional: a system whose package is
 missing yields a row with an ``error`` field. The Markdown tables and the
-targets are experiments/benchmark_report.py.
+targets are benchmarks/benchmark_report.py.
+
+``--data_dir`` is required (no default folder, no environment variable).
 """
 
 from __future__ import annotations
@@ -49,18 +51,18 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from experiments import benchmark_worker
-from experiments import peers
+from benchmarks import benchmark_worker
+from benchmarks import peers
 # The Markdown report and the worker's measurements; compare, the tables,
 # score and peak_rss_mb stay reachable as benchmark.X.
-from experiments.benchmark_report import compare  # re-exported
-from experiments.benchmark_report import main_table  # re-exported
-from experiments.benchmark_report import report
-from experiments.benchmark_report import scaling_table  # re-exported
-from experiments.benchmark_worker import machine_info
-from experiments.benchmark_worker import peak_rss_mb  # re-exported
-from experiments.benchmark_worker import run_worker  # re-exported
-from experiments.benchmark_worker import score  # re-exported
+from benchmarks.benchmark_report import compare  # re-exported
+from benchmarks.benchmark_report import main_table  # re-exported
+from benchmarks.benchmark_report import report
+from benchmarks.benchmark_report import scaling_table  # re-exported
+from benchmarks.benchmark_worker import machine_info
+from benchmarks.benchmark_worker import peak_rss_mb  # re-exported
+from benchmarks.benchmark_worker import run_worker  # re-exported
+from benchmarks.benchmark_worker import score  # re-exported
 
 SYSTEMS = ('linjax', 'linjax_warm') + tuple(peers.PEERS)
 MARKER = 'BENCHMARK_ROW '
@@ -74,7 +76,8 @@ flags.DEFINE_list('corpora', [], 'Corpora (folder names) to run; empty: all '
 flags.DEFINE_list('systems', list(SYSTEMS), 'Systems to run, of: '
                   + ', '.join(SYSTEMS) + '.')
 flags.DEFINE_bool('linjax_sweep', False, 'Also run linjax_sweep: lr/l2 chosen '
-                  'by linjax.sweep.run_sweep on a validation split of train.')
+                  'by linjax.engine.hyper_sweep.run_sweep on a validation split of '
+                  'train.')
 flags.DEFINE_list('sweep_learning_rates', ['8', '16', '32', '64'],
                   'linjax_sweep: learning rates tried (one fixed grid for '
                   'every corpus).')
@@ -106,7 +109,7 @@ flags.DEFINE_string('system', '', 'Internal: the worker\'s system.')
 flags.DEFINE_integer('scale', 1, 'Internal: training split replication.')
 
 
-# Worker mode: the measuring is experiments/benchmark_worker.py. -------------
+# Worker mode: the measuring is benchmarks/benchmark_worker.py. --------------
 
 
 def _worker_main() -> None:
@@ -135,7 +138,7 @@ def spawn(corpus_dir: Path | None, system: str, threads: int, scale: int = 1,
           with_predictions: bool = False, timeout_s: float = 3600,
           extra_args: Sequence[str] = ()) -> dict:
   """Runs a worker child process and returns its row (or an error row)."""
-  cmd = [sys.executable, '-m', 'experiments.benchmark', '--worker',
+  cmd = [sys.executable, '-m', 'benchmarks.benchmark', '--worker',
          f'--system={system}', f'--threads={threads}', f'--scale={scale}',
          f'--corpus_dir={corpus_dir or ""}',
          f'--predictions={with_predictions}', *extra_args]
@@ -300,9 +303,24 @@ def _check_flags() -> tuple[Path, list, list, list]:
     _fail(f'--repeat must be >= 1, got {FLAGS.repeat}.')
   if FLAGS.threads < 1:
     _fail(f'--threads must be >= 1, got {FLAGS.threads}.')
+  if FLAGS.worker_timeout_s < 1:
+    _fail(f'--worker_timeout_s must be >= 1, got {FLAGS.worker_timeout_s}.')
+  if scaling and not FLAGS.scaling_systems:
+    _fail('--scaling_systems is empty: name the systems of the --scaling run.')
+  cache = os.path.expanduser(FLAGS.linjax_compile_cache)
+  if cache and os.path.exists(cache) and not os.path.isdir(cache):
+    _fail(f'--linjax_compile_cache must be a folder, not a file: '
+          f'{FLAGS.linjax_compile_cache}')
+  for flag in ('out', 'markdown'):
+    parent = Path(getattr(FLAGS, flag)).expanduser().parent
+    if getattr(FLAGS, flag) and not parent.is_dir():
+      _fail(f'--{flag}: no such folder: {parent}')
   systems = list(dict.fromkeys(FLAGS.systems))
   if FLAGS.linjax_sweep and 'linjax_sweep' not in systems:
     systems.append('linjax_sweep')
+  if not systems:
+    _fail('--systems is empty: name at least one of '
+          f'{", ".join(known)} (or pass --linjax_sweep).')
   return data_dir, corpora, systems, scaling
 
 

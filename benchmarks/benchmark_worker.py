@@ -1,7 +1,7 @@
 """The benchmark's worker side: one system on one corpus, measured in-process.
 
-`run_worker` runs in the child process that experiments/benchmark.py starts
-per (corpus, system) (``python -m experiments.benchmark --worker ...``) and
+`run_worker` runs in the child process that benchmarks/benchmark.py starts
+per (corpus, system) (``python -m benchmarks.benchmark --worker ...``) and
 returns that run's row: the scores, the wall seconds of fit and predict, and
 the RSS after imports, after reading the data and at the peak.
 
@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-from experiments import peers
-from experiments.benchmark_report import LINJAX_SYSTEMS
+from benchmarks import peers
+from benchmarks.benchmark_report import LINJAX_SYSTEMS
 
 
 # Measurement helpers. -------------------------------------------------------
@@ -107,7 +107,7 @@ def _limit_threads(threads: int) -> None:
 
 
 class LinjaxOptions(NamedTuple):
-  """The benchmark flags a linjax worker needs (experiments/benchmark.py)."""
+  """The benchmark flags a linjax worker needs (benchmarks/benchmark.py)."""
   compile_cache: str  # --linjax_compile_cache ('': compile cold).
   sweep_learning_rates: Sequence[str]  # --sweep_learning_rates
   sweep_l2s: Sequence[str]  # --sweep_l2s
@@ -145,7 +145,7 @@ def _read(config, path: str) -> peers.Corpus:
 
 def _choose_by_sweep(config, tr: peers.Corpus, row: dict,
                      options: LinjaxOptions) -> None:
-  """Sets config's lr and l2 by `linjax.sweep.run_sweep` on a val split.
+  """Sets config's lr and l2 by `linjax.engine.hyper_sweep.run_sweep` on a val split.
 
   The validation split is carved from train (stratified,
   ``config.data.val_fraction``, seed ``config.train.seed``); the featurizer is
