@@ -48,7 +48,7 @@ def evaluate(model_dir: str, data_path: str, format: str = '',  # pylint: disabl
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
-  from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
+  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
   model = saved_model.load(model_dir)
   trained = model.config.get('data', {})
   corpus = data.read_corpus(
@@ -58,7 +58,7 @@ def evaluate(model_dir: str, data_path: str, format: str = '',  # pylint: disabl
   y = model.label_map.encode(corpus.labels, corpus.sources)
   logging.info('%d documents from %s', len(corpus.texts), data_path)
   x = model.featurizer.transform(corpus.texts)
-  proba = np.asarray(train.predict_proba(model.params, x))
+  proba = np.asarray(scoring.predict_proba(model.params, x))
   report = metrics.classification_report(y, proba, model.label_map.names)
   report.update(model=str(model_dir), data=str(data_path))
   return report

@@ -46,10 +46,8 @@ def real_data_check(data_path: str = '', format: str = '',  # pylint: disable=re
                     num_docs: int = 32, table_rows: int = 10,
                     l2: float = 0.0):
   """`check_grad` on a few real documents (default features config)."""
-  from experiments.configs import default  # pylint: disable=g-import-not-at-top
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
-  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
-  config = default.get_config()
+  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
   if data_path:
     corpus = data.read_corpus(data_path, format)
   else:
@@ -60,7 +58,7 @@ def real_data_check(data_path: str = '', format: str = '',  # pylint: disable=re
   texts = [corpus.texts[i] for i in rows]
   label_map = data.LabelMap.fit(corpus.labels)
   y = label_map.encode([corpus.labels[i] for i in rows])
-  x = text.Featurizer.from_config(config.features).fit_transform(texts)
+  x = Featurizer().fit_transform(texts)
   return train_runner.quick_gradcheck(
       x, y, max(label_map.num_classes, 2), l2, num_docs=num_docs,
       max_features=10**9, table_rows=table_rows)

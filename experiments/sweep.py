@@ -4,7 +4,7 @@ r"""Hyperparameter sweep: every (learning rate, L2) pair trained at once.
       --learning_rates=0.25,0.5,1,2,4 --l2s=0,1e-6,1e-5 \
       [--config=experiments/configs/default.py --config.train.epochs=5]
 
-Uses `linjax.sweep.run_sweep` (the grid trained as one vmapped program),
+Uses `linjax.engine.hyper_sweep.sweep` (the grid trained as one vmapped program),
 which picks the pair with the best validation ``train.metric`` (accuracy by
 default; the first of equals in lr-major order), evaluates only that model on
 the test split, and writes sweep.json (the
@@ -75,27 +75,30 @@ def format_table(grid: list[dict], best: dict) -> str:
 
 def run(config, workdir: str, learning_rates, l2s) -> dict:
   """The sweep and its outputs (see module docstring)."""
-  config_check.validate(config)
+  options = config_check.validate(config)
   if not config.data.val_fraction:
     raise config_check.ConfigError(
         '--config.data.val_fraction must be > 0 for a sweep (it chooses on '
         'validation), got 0')
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
-  from linjax.engine import hyper_sweep as sweep  # pylint: disable=g-import-not-at-top
-  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
-  from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
+  from linjax.engine import hyper_sweep  # pylint: disable=g-import-not-at-top
+  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
+  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
   os.makedirs(workdir, exist_ok=True)
   splits = train_runner.load_splits(config)
   start = time.perf_counter()
-  featurizer = text.Featurizer.from_config(config.features)
+  featurizer = Featurizer.from_options(options.features)
   train_x = featurizer.fit_transform(splits.train_texts)
   val_x = featurizer.transform(splits.val_texts)
   featurize_seconds = time.perf_counter() - start
   names = splits.label_map.names
   logging.info('sweeping %d learning rates x %d L2 strengths on %d documents',
                len(learning_rates), len(l2s), len(splits.train_texts))
-  result = sweep.run_sweep(train_x, splits.train_y, len(names), config,
-                           learning_rates, l2s, val_x, splits.val_y)
+  result = hyper_sweep.sweep(train_x, splits.train_y, len(names),
+                             learning_rates=learning_rates, l2s=l2s,
+                             val_x=val_x, val_y=splits.val_y,
+                             optimizer=options.optimizer,
+                             training=options.training)
   grid = [{k: float(v) for k, v in row.items()} for row in result.grid]
   best = next(row for row in grid
               if (row['lr'], row['l2']) == (result.best_lr, result.best_l2))
@@ -106,8 +109,8 @@ def run(config, workdir: str, learning_rates, l2s) -> dict:
              num_train=len(splits.train_texts),
              num_val=len(splits.val_texts), config=config.to_dict())
   if splits.test_texts:
-    proba = train.predict_proba(result.params,
-                                featurizer.transform(splits.test_texts))
+    proba = scoring.predict_proba(result.params,
+                                  featurizer.transform(splits.test_texts))
     report = metrics.classification_report(splits.test_y, proba, names)
     out.update(test_accuracy=report['accuracy'],
                test_macro_f1=report['macro_f1'])

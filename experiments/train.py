@@ -10,7 +10,9 @@ Steps: validate the config (before any work); load the data (``data.train``
 or the demo corpus; ``data.test`` or a stratified held-out split of
 ``data.test_fraction``; a stratified validation split ``data.val_fraction``
 carved from train); fit the featurizer on the training split only; a quick
-three-way gradient check on a small batch; `linjax.train.fit`; evaluate on
+three-way gradient check on a small batch; `linjax.engine.training.fit`
+(the config becomes the library's options in experiments/config_check.py);
+evaluate on
 the test split (used only here). Writes into workdir:
 
   results.json     test/val metrics, timings, gradient check, config
@@ -21,6 +23,7 @@ the test split (used only here). Writes into workdir:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -150,7 +153,8 @@ def load_splits(config) -> Splits:
       label_map=label_map, source=source)
 
 
-def start_precompile(config, texts, num_classes: int, sample: int = 16):
+def start_precompile(options: config_check.RunOptions, texts,
+                     num_classes: int, sample: int = 16):
   """Starts compiling the training program before featurisation.
 
   Only in hashing mode (F = ``features.buckets`` is known now; a vocabulary's
@@ -160,29 +164,30 @@ def start_precompile(config, texts, num_classes: int, sample: int = 16):
   background is the one `fit` needs. A wrong guess costs a normal compile.
 
   Args:
-    config: the experiment config.
+    options: the run's options.
     texts: the training texts (a list of str).
     num_classes: C.
     sample: texts featurised for the estimate.
 
   Returns:
-    `linjax.train.precompile`'s future, or None in vocabulary mode.
+    `linjax.engine.training.precompile`'s future, or None in vocabulary
+    mode.
   """
-  if config.features.buckets <= 0 or not texts:
+  if options.features.buckets <= 0 or not texts:
     return None
-  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
-  from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training  # pylint: disable=g-import-not-at-top
+  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
   lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
   longest = np.argsort(lengths)[-sample:]
-  features = config.features.copy_and_resolve_references()
   # Count every feature: min_df would drop most of a 16-text sample's.
-  features.weighting, features.normalize = 'tf', 'none'
-  if 'min_df' in features:
-    features.min_df = 1
-  x = text.Featurizer.from_config(features).fit_transform(
+  counting = dataclasses.replace(options.features, weighting='tf',
+                                 normalize='none', min_df=1)
+  x = Featurizer.from_options(counting).fit_transform(
       [texts[i] for i in longest])
-  return train.precompile(config, int(config.features.buckets), num_classes,
-                          max_doc_features=int(x.row_lengths().max()))
+  return training.precompile(options.features.buckets, num_classes,
+                             optimizer=options.optimizer,
+                             training=options.training,
+                             max_doc_features=int(x.row_lengths().max()))
 
 
 def quick_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
@@ -276,17 +281,20 @@ def train_and_evaluate(config, workdir: str) -> dict:
     DataError: bad input data.
     TrainingDiverged: the loss became non-finite.
   """
-  config_check.validate(config)
+  options = config_check.validate(config)
   # Heavy imports after validation, so a bad flag fails at once.
-  from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+  from linjax import saved_model  # pylint: disable=g-import-not-at-top
   from linjax.analysis import interpret  # pylint: disable=g-import-not-at-top
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
-  from linjax import saved_model  # pylint: disable=g-import-not-at-top
-  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
-  from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
+  from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+  from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
+  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training  # pylint: disable=g-import-not-at-top
+  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
 
-  if config.train.get('compile_cache'):
-    train.enable_compile_cache(os.path.expanduser(config.train.compile_cache))
+  if config.train.compile_cache:
+    chunk_program.enable_compile_cache(
+        os.path.expanduser(config.train.compile_cache))
   os.makedirs(workdir, exist_ok=True)
   start = time.perf_counter()
   logging.info('loading data (%s)', config.data.train or 'demo corpus')
@@ -298,9 +306,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
                len(splits.test_texts), len(names), load_seconds)
 
   # F and C are known: compile the training program while featurising.
-  start_precompile(config, splits.train_texts, len(names))
+  start_precompile(options, splits.train_texts, len(names))
   start = time.perf_counter()
-  featurizer = text.Featurizer.from_config(config.features)
+  featurizer = Featurizer.from_options(options.features)
   train_x = featurizer.fit_transform(splits.train_texts)
   val_x = featurizer.transform(splits.val_texts) if splits.val_texts else None
   test_x = (featurizer.transform(splits.test_texts) if splits.test_texts
@@ -312,14 +320,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
   gradcheck = None
   if config.train.gradcheck:
     report = quick_gradcheck(train_x, splits.train_y, len(names),
-                             float(config.train.l2), seed=config.train.seed)
+                             float(options.training.l2),
+                             seed=options.training.seed)
     logging.info('%s', report.format())
     gradcheck = dict(passed=report.passed, num_params=report.num_params,
                      max_rel_error=report.max_rel_error,
                      seconds=report.seconds)
 
   metrics_path = os.path.join(workdir, 'metrics.jsonl')
-  epochs = int(config.train.epochs)
+  epochs = options.training.epochs
   with open(metrics_path, 'w', encoding='utf-8') as log_file:
 
     def callback(entry: dict) -> None:
@@ -333,15 +342,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
       _progress(entry['epoch'], epochs, entry)
 
     logging.info('training: %s, lr %g, %s schedule, %d epochs',
-                 config.optimizer.name, config.optimizer.learning_rate,
-                 config.optimizer.schedule, epochs)
+                 options.optimizer.name, options.optimizer.learning_rate,
+                 options.optimizer.schedule, epochs)
     checkpoint_dir = (os.path.join(os.path.abspath(workdir), 'checkpoints')
-                      if config.train.get('checkpoint_every', 0) else None)
+                      if options.training.checkpoint_every else None)
     try:
-      fit = train.fit(train_x, splits.train_y, len(names), config,
-                      val_x=val_x,
-                      val_y=splits.val_y if val_x is not None else None,
-                      callback=callback, checkpoint_dir=checkpoint_dir)
+      fit = training.fit(train_x, splits.train_y, len(names),
+                         optimizer=options.optimizer,
+                         training=options.training, val_x=val_x,
+                         val_y=splits.val_y if val_x is not None else None,
+                         callback=callback, checkpoint_dir=checkpoint_dir)
     except checkpoint.CheckpointError as e:
       raise checkpoint.CheckpointError(
           f'{e} Use a new --workdir, delete {checkpoint_dir}, or set '
@@ -360,17 +370,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
       compile_seconds=fit.compile_seconds, train_seconds=fit.train_seconds,
       pack_seconds=fit.pack_seconds,
       gradcheck=gradcheck)
-  train_eval = train.evaluate(fit.params, train_x, splits.train_y)
+  train_eval = scoring.evaluate(fit.params, train_x, splits.train_y)
   results['train_accuracy'] = float(train_eval['accuracy'])
   results['train_loss'] = float(train_eval['loss'])
   results['val_accuracy'] = results['val_loss'] = None
   if val_x is not None:
-    val_eval = train.evaluate(fit.params, val_x, splits.val_y)
+    val_eval = scoring.evaluate(fit.params, val_x, splits.val_y)
     results['val_accuracy'] = float(val_eval['accuracy'])
     results['val_loss'] = float(val_eval['loss'])
   report = None
   if test_x is not None:
-    proba = train.predict_proba(fit.params, test_x)
+    proba = scoring.predict_proba(fit.params, test_x)
     report = metrics.classification_report(splits.test_y, proba, names)
   results.update(
       test_accuracy=report and report['accuracy'],

@@ -128,3 +128,12 @@ def l2_normalize(x: SparseFeatures) -> SparseFeatures:
   """Each row divided by its L2 norm; all-zero rows stay zero."""
   norm = jnp.sqrt(jnp.sum(x.weights**2, axis=-1, keepdims=True))
   return x._replace(weights=x.weights / jnp.where(norm == 0, 1, norm))
+
+
+def gather_rows(V: jax.Array, ids: jax.Array) -> jax.Array:
+  """Rows ``V[ids]``: [F, C], int [...] -> [..., C]; out-of-range ids give 0.
+
+  The sparse path's read of W (training and scoring): a padding id F, or any
+  id outside [0, F), reads a row of zeros instead of a clamped real row.
+  """
+  return V.at[ids].get(mode='fill', fill_value=0)

@@ -2,7 +2,7 @@
 
 Shapes: N documents, F features, C classes; G steps per epoch, K steps per
 call, S sub-batches per step, T slots and D documents per sub-batch, U rows
-per sub-batch. The step itself (`step._step`) is in linjax/engine/step.py.
+per sub-batch. The step itself (`step.train_step`) is in linjax/engine/step.py.
 
 * Data: `packing.pack` lays the corpus out ONCE per run in fixed-shape steps
   (token budget T, at most D documents; see linjax/engine/packing.py). The host
@@ -11,11 +11,11 @@ per sub-batch. The step itself (`step._step`) is in linjax/engine/step.py.
   the last call of an epoch runs only its real steps (a traced trip count).
   The program's shapes depend on K, T, D, F, C but not on G, and the run
   length is a traced argument, so it can be compiled before featurisation
-  (`train.precompile`, `compile_async`) and is reused by every epoch and by
-  later `fit` calls with the same shapes (`compiled_epoch`). The training
+  (`training.precompile`, `compile_async`) and is reused by every epoch and by
+  later `fit` calls with the same shapes (`compiled_chunk`). The training
   state is donated.
 * Compile cache: one AOT-compiled program per (Spec without its run length,
-  mesh, vmapped, argument shapes), shared across threads (`compiled_epoch`,
+  mesh, vmapped, argument shapes), shared across threads (`compiled_chunk`,
   `compile_async`); `enable_compile_cache` adds JAX's on-disk cache.
 """
 
@@ -33,22 +33,19 @@ import numpy as np
 
 from linjax.core import model
 from linjax.engine import optimizers as optim
-from linjax.engine.step import _mix
-from linjax.engine.step import _step
+from linjax.engine.step import train_step
 from linjax.engine.step import AXIS
-from linjax.engine.step import schedule_args
 from linjax.engine.step import Spec
 from linjax.engine.step import TrainState
 
 Params = model.Params
 TRACE_COUNTS = {'epoch': 0}   # incremented each time a chunk is traced
-STEPS_PER_CALL = 128          # K, default of train.steps_per_call
 _LOCK = threading.RLock()
 _COMPILED: dict = {}
 _PENDING: dict = {}
 
 
-def _chunk(spec: Spec, state, batches, hyper, sched, num_active):
+def run_chunk(spec: Spec, state, batches, hyper, sched, num_active):
   """Runs the first ``num_active`` of K given steps: (state, losses [K]).
 
   Args:
@@ -65,7 +62,7 @@ def _chunk(spec: Spec, state, batches, hyper, sched, num_active):
     (state, losses [K]) with 0 for the inactive steps.
 
   The program's shapes depend on K, not on the number of steps G of the
-  epoch, so it can be compiled before the data exist (`train.precompile`).
+  epoch, so it can be compiled before the data exist (`training.precompile`).
   The sparse path gathers each step's rows into a buffer carried by the loop
   (an in-place dynamic-update-slice) rather than into a fresh array: XLA:CPU
   splits a fresh gather of this size over its thread pool, and waking the
@@ -80,7 +77,7 @@ def _chunk(spec: Spec, state, batches, hyper, sched, num_active):
     st, scratch, losses_ = carry
     batch = jax.tree_util.tree_map(
         lambda a: jax.lax.dynamic_index_in_dim(a, i, keepdims=False), batches)
-    st, scratch, loss = _step(spec, st, batch, hyper, sched, scratch)
+    st, scratch, loss = train_step(spec, st, batch, hyper, sched, scratch)
     return st, scratch, losses_.at[i].set(loss)
 
   scratch = None
@@ -92,23 +89,6 @@ def _chunk(spec: Spec, state, batches, hyper, sched, num_active):
   state, _, losses_ = jax.lax.fori_loop(0, num_active, body,
                                         (state, scratch, losses_))
   return state, losses_
-
-
-def _epoch(spec: Spec, state, batches, hyper, seed, epoch):
-  """A whole epoch in one program (micro-benchmarks): (state, losses [G]).
-
-  ``batches`` are all G packed steps, visited in `batch_order` (drawn here
-  on device with the same hash). `train.fit` instead feeds host-ordered
-  chunks of K steps (`run_epoch`), so that its program does not depend on G.
-  """
-  num_steps = batches.weights.shape[0]
-  seed = jnp.asarray(seed).astype(jnp.uint32)
-  epoch = jnp.asarray(epoch).astype(jnp.uint32)
-  base = _mix(_mix(seed + np.uint32(0x9E3779B9)) ^ epoch)
-  keys = _mix(_mix(jnp.arange(num_steps, dtype=jnp.uint32) ^ base) + base)
-  order = jnp.argsort(keys, stable=True)
-  batches = jax.tree_util.tree_map(lambda a: a[order], batches)
-  return _chunk(spec, state, batches, hyper, schedule_args(spec), num_steps)
 
 
 def _pad_values(num_features: int, max_docs: int) -> dict:
@@ -142,10 +122,10 @@ def run_epoch(fn, state, batches, hyper, sched, order: np.ndarray,
   """One epoch as ceil(G / K) calls of the compiled chunk ``fn``.
 
   Args:
-    fn: from `compiled_epoch`.
+    fn: from `compiled_chunk`.
     state: TrainState (donated to ``fn``).
     batches: host PackedBatches [G, S_l, ...] (no doc_index).
-    hyper, sched: as for `_chunk` (replicated with a mesh).
+    hyper, sched: as for `run_chunk` (replicated with a mesh).
     order: int [G] the epoch's step order (`batch_order`).
     spec: the Spec.
     chunk_steps: K.
@@ -175,8 +155,8 @@ def abstract_state(spec: Spec) -> TrainState:
   f32 = jnp.float32
   W = jax.ShapeDtypeStruct((spec.num_features, spec.num_classes), f32)
   b = jax.ShapeDtypeStruct((spec.num_classes,), f32)
-  direction = optim.make_direction(spec.opt)
-  rows = W if optim.has_row_state(spec.opt) else jax.ShapeDtypeStruct(
+  direction = optim.make_direction(spec.optimizer)
+  rows = W if spec.optimizer.has_row_state else jax.ShapeDtypeStruct(
       (0, spec.num_classes), f32)
   opt_state = jax.eval_shape(direction.init, Params(rows, b))
   return TrainState(W, jax.ShapeDtypeStruct((), f32), b, opt_state,
@@ -222,7 +202,7 @@ def abstract_args(spec: Spec, chunk_steps: int, token_budget: int,
           sds((), i32))
 
 
-# Slot budgets T above train.token_budget that `train.precompile` compiled
+# Slot budgets T above train.token_budget that `training.precompile` compiled
 # for, keyed by (spec before `with_steps`, mesh).
 WIDTH_HINTS: dict = {}
 
@@ -243,7 +223,7 @@ def _cache_key(spec: Spec, args, mesh, vmapped: bool):
 
 
 def _lower(spec: Spec, args, mesh, vmapped: bool):
-  fn = functools.partial(_chunk, spec)
+  fn = functools.partial(run_chunk, spec)
   if vmapped:
     fn = jax.vmap(fn, in_axes=(0, None, 0, None, None))
   if mesh is not None:
@@ -297,7 +277,7 @@ def _build(key, future, spec: Spec, args, mesh, vmapped: bool,
   return compiled
 
 
-def compiled_epoch(spec: Spec, args, mesh=None, vmapped: bool = False):
+def compiled_chunk(spec: Spec, args, mesh=None, vmapped: bool = False):
   """AOT-compiled chunk program for these argument shapes (cached).
 
   ``args`` = (state, batches [K, ...], hyper, sched, num_active), arrays or
@@ -318,7 +298,7 @@ def compiled_epoch(spec: Spec, args, mesh=None, vmapped: bool = False):
   try:
     return future.result(), time.perf_counter() - start
   except Exception:  # pylint: disable=broad-except
-    return compiled_epoch(spec, args, mesh, vmapped)  # failed there: here
+    return compiled_chunk(spec, args, mesh, vmapped)  # failed there: here
 
 
 def compile_async(spec: Spec, args, mesh=None, vmapped: bool = False,
@@ -327,7 +307,7 @@ def compile_async(spec: Spec, args, mesh=None, vmapped: bool = False,
 
   XLA's backend compiler releases the GIL, so the compile overlaps with host
   work (featurisation) in the calling thread. The key is registered before
-  this returns: a later `compiled_epoch` of the same key waits for it.
+  this returns: a later `compiled_chunk` of the same key waits for it.
   """
   key = _cache_key(spec, args, mesh, vmapped)
   compiled, future, owner = _claim(key)

@@ -1,11 +1,11 @@
 """Scoring, prediction and evaluation of trained Params on a CSR corpus.
 
-Shapes: N documents, F features, C classes. Numpy Params (what `train.fit`
+Shapes: N documents, F features, C classes. Numpy Params (what `training.fit`
 returns and `saved_model.load` gives) are scored on the host with numpy; JAX
 arrays on their device, in chunks padded to power-of-two shapes so that few
-programs are compiled. `train.fit` and `sweep.run_sweep` score the
+programs are compiled. `training.fit` and `hyper_sweep.sweep` score the
 validation split straight from a training state (W = scale * V) with
-`_logits_scaled`.
+`logits_scaled`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from linjax.core import losses
 from linjax.core import model
 from linjax.text.csr import CsrFeatures
-from linjax.engine.step import gather_rows
+from linjax.core.features import gather_rows
 
 Params = model.Params
 
@@ -44,7 +44,12 @@ def _chunks(x: CsrFeatures, batch_size: int):
     yield start, ids, weights
 
 
-def _logits_scaled(W, scale, b, x: CsrFeatures, batch_size: int) -> np.ndarray:
+def logits_scaled(W, scale, b, x: CsrFeatures, batch_size: int) -> np.ndarray:
+  """float32 [N, C] scores ``scale * (x V) + b`` on W's device, in chunks.
+
+  The engine scores its validation split straight from a training state
+  (W = scale * V, linjax/engine/step.py) without materialising W.
+  """
   out = np.zeros((x.num_docs, np.shape(b)[0]), np.float32)
   for start, ids, weights in _chunks(x, batch_size):
     z = np.asarray(_chunk_logits(W, scale, b, ids, weights))
@@ -86,7 +91,7 @@ def predict_logits(params: Params, x: CsrFeatures,
     return _host_logits(params.W.astype(np.float32, copy=False),
                         params.b.astype(np.float32, copy=False), x,
                         batch_size)
-  return _logits_scaled(jnp.asarray(params.W), jnp.float32(1.0),
+  return logits_scaled(jnp.asarray(params.W), jnp.float32(1.0),
                         jnp.asarray(params.b), x, batch_size)
 
 
@@ -96,7 +101,8 @@ def predict_proba(params: Params, x: CsrFeatures,
   return np.asarray(losses.softmax(predict_logits(params, x, batch_size)))
 
 
-def _metrics(z: np.ndarray, y: np.ndarray) -> dict:
+def loss_and_accuracy(z: np.ndarray, y: np.ndarray) -> dict:
+  """dict(loss=mean NLL, accuracy) of scores z [N, C] against labels y [N]."""
   y = np.asarray(y)
   nll = np.asarray(losses.nll_from_logits(jnp.asarray(z), jnp.asarray(y)))
   return dict(loss=float(nll.mean()) if y.size else float('nan'),
@@ -105,4 +111,4 @@ def _metrics(z: np.ndarray, y: np.ndarray) -> dict:
 
 def evaluate(params: Params, x: CsrFeatures, y) -> dict:
   """dict(loss=mean NLL, accuracy=fraction correct) on (x, y)."""
-  return _metrics(predict_logits(params, x), y)
+  return loss_and_accuracy(predict_logits(params, x), y)

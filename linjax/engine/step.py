@@ -44,7 +44,10 @@ import numpy as np
 
 from linjax.core import losses
 from linjax.core import model
+from linjax.core.features import gather_rows
 from linjax.engine import optimizers as optim
+from linjax.engine.options import OptimizerOptions
+from linjax.engine.options import TrainOptions
 
 Params = model.Params
 DENSE_MAX_FEATURES = 4096
@@ -52,9 +55,9 @@ AXIS = 'batch'
 _RESCALE_BELOW = 1e-6
 
 
-def choose_update(config, num_features: int) -> str:
-  """'sparse' or 'dense' from ``train.update`` (auto: dense for F <= 4096)."""
-  mode = config.train.get('update', 'auto')
+def choose_update(mode: str, num_features: int) -> str:
+  """'sparse' or 'dense' from ``TrainOptions.update`` (auto: dense for F <=
+  4096)."""
   if mode == 'auto':
     return 'dense' if num_features <= DENSE_MAX_FEATURES else 'sparse'
   return mode
@@ -81,26 +84,26 @@ class Spec:
   l2_mode: str            # none | scale | lazy | grad
   use_scale: bool
   weight_decay: float
-  optimizer: tuple        # sorted items of config.optimizer
+  optimizer: OptimizerOptions  # with learning_rate 1 (lr is traced: hyper)
   total_steps: int
   num_shards: int         # S, sub-batches per step over all devices
   distributed: bool
   rescale: bool = False   # check every step whether V must absorb the scale
 
-  @property
-  def opt(self) -> dict:
-    return dict(self.optimizer)
+def make_spec(optimizer: OptimizerOptions, training: TrainOptions,
+              num_features: int, num_classes: int, total_steps: int,
+              num_shards: int = 1, distributed: bool = False,
+              l2_nonzero: bool | None = None) -> Spec:
+  """The static description of the step for these options.
 
-
-def make_spec(config, num_features, num_classes, total_steps, num_shards=1,
-              distributed=False, sparse=None, l2_nonzero=None) -> Spec:
-  """The static description of the step for ``config``."""
-  oc = config.optimizer
-  sparse = (choose_update(config, num_features) == 'sparse'
-            if sparse is None else sparse)
-  l2_nonzero = (float(config.train.l2) > 0 if l2_nonzero is None
+  ``l2_nonzero`` (default: ``training.l2 > 0``) says whether any model of the
+  run has an L2 penalty (a sweep's grid may mix zero and non-zero l2).
+  """
+  oc = optimizer
+  sparse = choose_update(training.update, num_features) == 'sparse'
+  l2_nonzero = (float(training.l2) > 0 if l2_nonzero is None
                 else l2_nonzero)
-  plain_sgd = not optim.has_row_state(oc) and not float(oc.clip_norm) > 0
+  plain_sgd = not oc.has_row_state and not float(oc.clip_norm) > 0
   if not l2_nonzero:
     l2_mode = 'none'
   elif not sparse:
@@ -110,10 +113,9 @@ def make_spec(config, num_features, num_classes, total_steps, num_shards=1,
   wd = float(oc.weight_decay)
   dedupe = sparse and (not plain_sgd or l2_mode == 'lazy')
   # The learning rate is a traced argument (hyper), not part of the program.
-  opt_items = dict(oc.to_dict(), learning_rate=1.0)
   return Spec(num_features, num_classes, sparse, dedupe, l2_mode,
               sparse and (wd > 0 or l2_mode == 'scale'), wd,
-              tuple(sorted(opt_items.items())), int(total_steps),
+              dataclasses.replace(oc, learning_rate=1.0), int(total_steps),
               int(num_shards), bool(distributed))
 
 
@@ -135,11 +137,11 @@ def with_steps(spec: Spec, total_steps: int, max_lr: float,
 
 def init_state(spec: Spec, params: Params) -> TrainState:
   """The training state at step 0 (W = V, scale 1, fresh optimiser state)."""
-  direction = optim.make_direction(spec.opt)
+  direction = optim.make_direction(spec.optimizer)
   W = np.asarray(params.W, np.float32)   # numpy: no device op to compile
   b = np.asarray(params.b, np.float32)
-  opt_state = direction.init(Params(W, b)) if optim.has_row_state(
-      spec.opt) else direction.init(Params(W[:0], b))
+  opt_state = direction.init(Params(W, b)) if (
+      spec.optimizer.has_row_state) else direction.init(Params(W[:0], b))
   return TrainState(W, np.float32(1.0), b, opt_state, np.int32(0))
 
 
@@ -169,11 +171,6 @@ def _batch_nll(rows, b, batch):
   nll, docs = jax.vmap(_sub_batch_nll, in_axes=(0, None, 0, 0, 0, 0, 0))(
       rows, b, batch.slot, batch.weights, batch.seg, batch.labels, batch.mask)
   return jnp.sum(nll), jnp.sum(docs)
-
-
-def gather_rows(V, ids):
-  """Rows ``V[ids]``: [F, C], int [...] -> [..., C]; out-of-range ids give 0."""
-  return V.at[ids].get(mode='fill', fill_value=0)
 
 
 def _sub_batch_grads(rows, b, slot, weights, seg, labels, mask):
@@ -213,16 +210,17 @@ def _batch_grads(rows, b, batch):
   return jnp.sum(nll), jnp.sum(docs), g_rows, jnp.sum(g_b, 0)
 
 
-def _step(spec: Spec, state: TrainState, batch, hyper, sched, scratch=None):
+def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
+               scratch=None):
   """One optimiser step on one global batch.
 
   ``sched``: int32 [2] (total, warmup) steps of the schedule. ``scratch``
-  (sparse path, see `_chunk`): a carried [S_l, U + 8, C] buffer
+  (sparse path, see `chunk_program.run_chunk`): a carried [S_l, U + 8, C] buffer
   the gathered rows are written into. Returns (state, scratch, mean loss).
   """
-  direction = optim.make_direction(spec.opt)
+  direction = optim.make_direction(spec.optimizer)
   lr, l2 = hyper
-  lr_t = lr * schedule_shape(spec.opt, state.step, sched)
+  lr_t = lr * schedule_shape(spec.optimizer, state.step, sched)
   V, scale, b, opt_state = state.V, state.scale, state.b, state.opt_state
   psum = (lambda v: jax.lax.psum(v, AXIS)) if spec.distributed else (
       lambda v: v)
@@ -277,7 +275,7 @@ def _step(spec: Spec, state: TrainState, batch, hyper, sched, scratch=None):
   return TrainState(V, scale, b, opt_state, state.step + 1), scratch, loss
 
 
-def _mix(h):
+def mix32(h):
   """A 32-bit integer hash (murmur3/splitmix finaliser), uint32 -> uint32."""
   h = (h ^ (h >> 16)) * np.uint32(0x7FEB352D)
   h = (h ^ (h >> 15)) * np.uint32(0x846CA68B)
@@ -293,23 +291,23 @@ def batch_order(seed, epoch, num_steps: int) -> np.ndarray:
   """
   seed = np.asarray([seed]).astype(np.uint32)
   epoch = np.asarray([epoch]).astype(np.uint32)
-  base = _mix(_mix(seed + np.uint32(0x9E3779B9)) ^ epoch)
-  keys = _mix(_mix(np.arange(num_steps, dtype=np.uint32) ^ base) + base)
+  base = mix32(mix32(seed + np.uint32(0x9E3779B9)) ^ epoch)
+  keys = mix32(mix32(np.arange(num_steps, dtype=np.uint32) ^ base) + base)
   return np.argsort(keys, kind='stable').astype(np.int32)
 
 
 def schedule_args(spec: Spec) -> np.ndarray:
   """int32 [2]: (total steps, warmup steps), the schedule's traced lengths."""
   total = max(int(spec.total_steps), 1)
-  warmup = int(float(spec.opt.get('warmup_fraction', 0.05)) * total)
+  warmup = int(float(spec.optimizer.warmup_fraction) * total)
   return np.array([total, warmup], np.int32)
 
 
-def schedule_shape(opt: dict, step: jax.Array, sched: jax.Array):
-  """The schedule of `optim.make_schedule` (peak 1) with traced lengths.
+def schedule_shape(opt: OptimizerOptions, step: jax.Array, sched: jax.Array):
+  """The schedule of `optimizers.make_schedule` (peak 1) with traced lengths.
 
   Args:
-    opt: the optimizer config as a dict.
+    opt: OptimizerOptions.
     step: int32 [] steps taken so far.
     sched: int32 [2] from `schedule_args` (a traced argument, so that the
       compiled program does not depend on the run length).
@@ -317,7 +315,7 @@ def schedule_shape(opt: dict, step: jax.Array, sched: jax.Array):
   Returns:
     float32 [] factor of the learning rate (optax's formulas).
   """
-  kind = opt.get('schedule', 'constant')
+  kind = opt.schedule
   total, warmup = sched[0], sched[1]
   if kind == 'constant':
     return jnp.float32(1.0)
@@ -325,7 +323,7 @@ def schedule_shape(opt: dict, step: jax.Array, sched: jax.Array):
     count = jnp.clip(step, 0, total)
     return (1.0 - 0.0) * (1.0 - count / total) + 0.0
   if kind == 'exponential':
-    rate = jnp.float32(float(opt.get('decay_rate', 0.1)))
+    rate = jnp.float32(float(opt.decay_rate))
     return jnp.where(step <= 0, 1.0, jnp.power(rate, step / total))
   if kind == 'cosine':
     count = jnp.minimum(step, total)

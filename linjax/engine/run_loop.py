@@ -1,0 +1,238 @@
+"""The one run loop that `training.fit` and `hyper_sweep.sweep` share.
+
+Shapes: N documents, F features, C classes; G steps per epoch, K steps per
+call of the compiled chunk, M models (a sweep's leading hyperparameter axis;
+a plain fit trains one model with no such axis).
+
+A run is:
+
+1. `prepare`: check the labels, make the step's static `Spec`, pack the
+   corpus ONCE into fixed-shape steps (linjax/engine/packing.py), build the
+   initial training state (M copies for a sweep), and get the compiled chunk
+   program (linjax/engine/chunk_program.py; cached, or compiled in the
+   background by `training.precompile`). For a sweep the same program is
+   vmapped over the leading axis of the states and of the (learning rate,
+   l2) pairs: M models share every packed step, one compilation, one read
+   of the data per step.
+2. `epochs`: each epoch visits the packed steps in the seeded host order
+   (`step.batch_order`), K steps per call, and yields its step losses.
+3. `validation_metrics`: scores the validation split straight from a state
+   (W = scale * V), for one model or model ``m`` of a sweep.
+
+What differs between a fit and a sweep (early stopping and checkpoints for a
+fit, choosing the best model for a sweep) stays in their own modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from linjax.core import model
+from linjax.engine import chunk_program
+from linjax.engine import distributed
+from linjax.engine import host_memory
+from linjax.engine import packing
+from linjax.engine import scoring
+from linjax.engine import step as step_lib
+from linjax.engine.options import OptimizerOptions
+from linjax.engine.options import TrainOptions
+from linjax.text.csr import CsrFeatures
+
+Params = model.Params
+
+
+def check_labels(y, n: int, num_classes: int, name: str) -> np.ndarray:
+  """int32 [n] labels in [0, num_classes), or ValueError naming ``name``."""
+  y = np.asarray(y)
+  if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+    raise ValueError(f'{name}: expected int labels of shape [{n}], got '
+                     f'{y.dtype} {y.shape}.')
+  if y.size and (y.min() < 0 or y.max() >= num_classes):
+    raise ValueError(f'{name}: labels must lie in [0, {num_classes}), found '
+                     f'{y.min()}..{y.max()}.')
+  return y.astype(np.int32)
+
+
+def better(metric: str, value: float, best: float | None) -> bool:
+  """Whether ``value`` of validation ``metric`` improves on ``best``."""
+  if best is None:
+    return True
+  return value > best if metric == 'accuracy' else value < best
+
+
+def mesh_and_shards(mesh, num_shards):
+  """(mesh, S): the data-parallel mesh (default: all devices when there are
+  several) and the sub-batches per step (default: one per device)."""
+  if mesh is None:
+    mesh = distributed.default_mesh()
+  num_devices = mesh.size if mesh is not None else 1
+  num_shards = int(num_shards or num_devices)
+  if num_shards % num_devices:
+    raise ValueError(f'num_shards={num_shards} must be a multiple of the '
+                     f'{num_devices} devices.')
+  return mesh, num_shards
+
+
+def pack_steps(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
+               spec: step_lib.Spec, num_local: int,
+               offset: int) -> packing.PackedBatches:
+  """This process's packed steps, with shapes every process agrees on."""
+  kwargs = dict(max_docs=training.batch_size, seed=training.seed,
+                num_shards=num_local, shard_offset=offset, dedupe=spec.dedupe)
+  # A data-independent row width, as `training.precompile` assumes.
+  rows = packing.dedupe_width(training.token_budget) if spec.dedupe else 0
+  packed = packing.pack(train_x, y, token_budget=training.token_budget,
+                        min_rows=rows, **kwargs)
+  if jax.process_count() > 1:  # all processes need the same static shapes
+    shape = (packed.num_steps, packed.uids.shape[-1], packed.token_budget)
+    steps, rows, budget = distributed.all_max(shape)
+    if (steps, rows, budget) != shape:
+      packed = packing.pack(train_x, y, token_budget=int(budget),
+                            min_steps=int(steps), min_rows=int(rows), **kwargs)
+  return packed
+
+
+@dataclasses.dataclass
+class Run:
+  """A prepared run: what `epochs` needs, and what it has measured.
+
+  ``state`` is the training state (host arrays until the first epoch, with
+  a leading [M] axis for a sweep); ``hyper`` the traced (learning rate, l2),
+  scalars or [M]; ``nnz`` the feature slots of one epoch over all processes.
+  """
+
+  spec: step_lib.Spec
+  training: TrainOptions
+  packed: packing.PackedBatches
+  batches: packing.PackedBatches
+  fn: object
+  state: step_lib.TrainState
+  hyper: tuple
+  sched: np.ndarray
+  mesh: object
+  nnz: float
+  compile_seconds: float
+  pack_seconds: float
+  placed: bool = False
+
+
+def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
+            optimizer: OptimizerOptions, training: TrainOptions, *,
+            learning_rates=None, l2s=None, init: Params | None = None,
+            mesh=None, num_shards: int | None = None,
+            data_parallel: bool = True) -> Run:
+  """Packs the corpus, builds the state and gets the compiled program.
+
+  Args:
+    train_x: CsrFeatures [N, F] (this process's shard when multi-process).
+    y: int32 [N] labels, checked by `check_labels`.
+    num_classes: C.
+    optimizer, training: the options (``learning_rate``/``l2`` are replaced
+      by ``learning_rates``/``l2s`` for a sweep).
+    learning_rates, l2s: float [M] each, for M models trained side by side
+      (a sweep); None: one model with the options' values.
+    init: initial Params (default zeros), shared by every model.
+    mesh, num_shards: data parallelism (see `mesh_and_shards`).
+    data_parallel: False keeps the run on one device (sweeps).
+
+  Returns:
+    Run.
+  """
+  vmapped = learning_rates is not None
+  F = train_x.num_features
+  if data_parallel:
+    mesh, num_shards = mesh_and_shards(mesh, num_shards)
+  else:
+    mesh, num_shards = None, 1
+  num_local = num_shards // jax.process_count()
+  offset = jax.process_index() * num_local
+  l2_nonzero = (bool(np.any(np.asarray(l2s) > 0)) if vmapped else None)
+  spec = step_lib.make_spec(optimizer, training, F, num_classes, 0,
+                            num_shards, mesh is not None,
+                            l2_nonzero=l2_nonzero)
+  # Featurisation's freed temporaries go back to the OS before W is made.
+  host_memory.trim()
+  start = time.perf_counter()
+  packed = pack_steps(train_x, y, training, spec, num_local, offset)
+  # precompile's estimate of the longest document may exceed what fit finds
+  # (min_df prunes after the estimate): pad to its width (exact).
+  hint = chunk_program.WIDTH_HINTS.get((spec, mesh), 0)
+  if (jax.process_count() == 1 and
+      packed.token_budget < hint <= 2 * packed.token_budget):
+    packed = packing.pad_width(packed, hint, F)
+  pack_seconds = time.perf_counter() - start
+  if vmapped:
+    hyper = (np.asarray(learning_rates, np.float32),
+             np.asarray(l2s, np.float32))
+  else:
+    hyper = (np.float32(optimizer.learning_rate), np.float32(training.l2))
+  spec = step_lib.with_steps(spec, packed.num_steps * training.epochs,
+                             float(np.max(hyper[0])), float(np.max(hyper[1])))
+  nnz = float(distributed.all_sum([train_x.nnz])[0])
+  if init is None:
+    init = Params(np.zeros((F, num_classes), np.float32),
+                  np.zeros(num_classes, np.float32))
+  state = step_lib.init_state(spec, init)
+  if vmapped:
+    m = hyper[0].shape[0]
+    state = jax.tree_util.tree_map(
+        lambda a: jnp.broadcast_to(a, (m,) + np.shape(a)).copy(), state)
+  args = chunk_program.abstract_args(
+      spec, training.steps_per_call, packed.token_budget,
+      packed.uids.shape[-1], training.batch_size, mesh)
+  if vmapped:
+    args = (state,) + args[1:2] + (hyper,) + args[3:]
+  fn, compile_seconds = chunk_program.compiled_chunk(spec, args, mesh,
+                                                     vmapped=vmapped)
+  return Run(spec=spec, training=training, packed=packed,
+             batches=packed.device_arrays(), fn=fn, state=state, hyper=hyper,
+             sched=step_lib.schedule_args(spec), mesh=mesh, nnz=nnz,
+             compile_seconds=compile_seconds, pack_seconds=pack_seconds)
+
+
+def epochs(run: Run, first: int = 0) -> Iterator[tuple[int, np.ndarray,
+                                                       float]]:
+  """Trains epochs ``first .. training.epochs - 1``, updating ``run.state``.
+
+  Yields:
+    (epoch index, step losses float32 [G] or [M, G] in visiting order,
+    seconds the epoch took). A consumer may stop early (early stopping).
+  """
+  if not run.placed and run.mesh is not None:
+    run.state, run.hyper, run.sched = distributed.replicate(
+        (run.state, run.hyper, run.sched), run.mesh)
+  run.placed = True
+  for epoch in range(first, run.training.epochs):
+    start = time.perf_counter()
+    run.state, step_losses = chunk_program.run_epoch(
+        run.fn, run.state, run.batches, run.hyper, run.sched,
+        step_lib.batch_order(run.training.seed, epoch, run.packed.num_steps),
+        run.spec, run.training.steps_per_call, run.mesh)
+    yield epoch, step_losses, time.perf_counter() - start
+
+
+def validation_metrics(state: step_lib.TrainState, val_x: CsrFeatures,
+                       val_y: np.ndarray, model_index: int | None = None,
+                       batch_size: int = 4096) -> dict:
+  """dict(loss, accuracy) on the validation split, over all processes.
+
+  ``model_index`` picks model m of a sweep's state (None: a single model).
+  """
+  V, scale, b = state.V, state.scale, state.b
+  if model_index is not None:
+    V, scale, b = V[model_index], scale[model_index], b[model_index]
+  else:
+    V, scale, b = (distributed.local_array(a) for a in (V, scale, b))
+  z = scoring.logits_scaled(V, scale, b, val_x, batch_size)
+  m = scoring.loss_and_accuracy(z, val_y)
+  n_val = float(val_x.num_docs)
+  total = distributed.all_sum([m['loss'] * n_val, m['accuracy'] * n_val,
+                               n_val])
+  return dict(loss=float(total[0] / max(total[2], 1)),
+              accuracy=float(total[1] / max(total[2], 1)))
