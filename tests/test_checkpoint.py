@@ -11,9 +11,30 @@ import numpy as np
 
 from linjax.engine import checkpoint
 from linjax.engine import training as train
-from test_train import C
-from test_train import config
-from test_train import corpus
+from linjax.engine.options import OptimizerOptions
+from linjax.engine.options import TrainOptions
+from linjax.text import csr
+
+F, C = 40, 3
+
+
+def corpus(n=40, seed=0):
+  """Random documents, each with its class's marker feature and noise."""
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, C, n)
+  rows = []
+  for i in range(n):
+    ids = np.unique(np.append(rng.integers(C, F, rng.integers(1, 8)), y[i]))
+    w = rng.uniform(0.5, 2.0, ids.size)
+    rows.append((ids, w / np.linalg.norm(w)))
+  return csr.from_rows(rows, F), y.astype(np.int32)
+
+
+def options(optimizer=None, **training):
+  """Small batches so that an epoch has several steps."""
+  training = dict(dict(batch_size=4, token_budget=24, epochs=3), **training)
+  return dict(optimizer=optimizer or OptimizerOptions(learning_rate=0.5),
+              training=TrainOptions(**training))
 
 
 class CheckpointFileTest(absltest.TestCase):
@@ -80,10 +101,9 @@ class ResumeTest(absltest.TestCase):
 
   def test_resume_gives_the_uninterrupted_model(self):
     x, y = corpus(seed=11)
-    cfg = config(optimizer__name='adam', optimizer__learning_rate=0.05,
-                 train__epochs=4, train__l2=0.01, train__update='sparse',
-                 train__patience=3)
-    full = train.fit(x, y, C, cfg, val_x=x, val_y=y)
+    opts = options(OptimizerOptions(name='adam', learning_rate=0.05),
+                   epochs=4, l2=0.01, update='sparse', patience=3)
+    full = train.fit(x, y, C, val_x=x, val_y=y, **opts)
     d = tempfile.mkdtemp()
 
     def crash(record):
@@ -91,10 +111,10 @@ class ResumeTest(absltest.TestCase):
         raise KeyboardInterrupt('simulated crash')
 
     with self.assertRaises(KeyboardInterrupt):
-      train.fit(x, y, C, cfg, val_x=x, val_y=y, callback=crash,
-                checkpoint_dir=d)
+      train.fit(x, y, C, val_x=x, val_y=y, callback=crash, checkpoint_dir=d,
+                **opts)
     self.assertEqual(checkpoint.latest_epoch(d), 2)
-    resumed = train.fit(x, y, C, cfg, val_x=x, val_y=y, checkpoint_dir=d)
+    resumed = train.fit(x, y, C, val_x=x, val_y=y, checkpoint_dir=d, **opts)
     np.testing.assert_array_equal(resumed.params.W, full.params.W)
     np.testing.assert_array_equal(resumed.params.b, full.params.b)
     self.assertEqual(resumed.epochs_run, 4)
@@ -105,23 +125,43 @@ class ResumeTest(absltest.TestCase):
   def test_other_config_refused(self):
     x, y = corpus(seed=12)
     d = tempfile.mkdtemp()
-    train.fit(x, y, C, config(train__epochs=1), checkpoint_dir=d)
+    train.fit(x, y, C, checkpoint_dir=d, **options(epochs=1))
     with self.assertRaisesRegex(checkpoint.CheckpointError, 'another config'):
-      train.fit(x, y, C, config(train__epochs=1, optimizer__learning_rate=0.3),
-                checkpoint_dir=d)
+      train.fit(x, y, C, checkpoint_dir=d,
+                **options(OptimizerOptions(learning_rate=0.3), epochs=1))
+    with self.assertRaisesRegex(checkpoint.CheckpointError, 'another config'):
+      train.fit(x, y, C, checkpoint_dir=d, **options(epochs=1, l2=0.01))
+
+  def test_knobs_that_leave_the_model_unchanged_still_resume(self):
+    """Issue 13, item 12: the resume fingerprint held a compile-cache folder.
+    Steps per call, patience and the checkpoint interval do not change the
+    trained model, so changing them between a run and its resume is fine."""
+    x, y = corpus(seed=14)
+    full = train.fit(x, y, C, **options(epochs=3))
+    d = tempfile.mkdtemp()
+    with self.assertRaises(_Stop):
+      train.fit(x, y, C, checkpoint_dir=d, callback=_stop_after(1),
+                **options(epochs=3))
+    self.assertEqual(checkpoint.latest_epoch(d), 1)
+    resumed = train.fit(x, y, C, checkpoint_dir=d,
+                        **options(epochs=3, steps_per_call=1, patience=5,
+                                  checkpoint_every=2))
+    np.testing.assert_allclose(resumed.params.W, full.params.W, rtol=1e-6,
+                               atol=1e-7)
 
   def test_divergence_keeps_last_good_checkpoint(self):
     x, y = corpus(seed=13)
     d = tempfile.mkdtemp()
-    cfg = config(train__epochs=3, optimizer__schedule='constant')
+    opts = options(OptimizerOptions(learning_rate=0.5, schedule='constant'),
+                   epochs=3)
 
     # A crash after epoch 1's checkpoint, then a resume on poisoned data.
     with self.assertRaises(_Stop):
-      train.fit(x, y, C, cfg, checkpoint_dir=d, callback=_stop_after(1))
+      train.fit(x, y, C, checkpoint_dir=d, callback=_stop_after(1), **opts)
     self.assertEqual(checkpoint.latest_epoch(d), 1)
     x.weights[0] = np.inf
     with self.assertRaisesRegex(train.TrainingDiverged, 'epoch 2, step'):
-      train.fit(x, y, C, cfg, checkpoint_dir=d)
+      train.fit(x, y, C, checkpoint_dir=d, **opts)
     self.assertEqual(checkpoint.latest_epoch(d), 1)
     checkpoint.load(d)   # still valid
 
