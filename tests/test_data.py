@@ -71,16 +71,53 @@ def test_csv_quoting_and_multiline_records(tmp_path):
 
 
 def test_jsonl(tmp_path):
-  rows = [{'text': 'first doc', 'label': 'a'}, {'text': 'ünï', 'label': 3},
+  rows = [{'text': 'first doc', 'label': 'a'}, {'text': 'ünï', 'label': 'b'},
           {'body': 'x', 'y': 'z', 'text': 'third', 'label': 'a'}]
   path = _write(tmp_path / 'x.jsonl',
                 '\n'.join(json.dumps(r, ensure_ascii=False) for r in rows))
   got = data.read_corpus(path)
   assert got.texts == ['first doc', 'ünï', 'third']
-  assert got.labels == ['a', '3', 'a']
+  assert got.labels == ['a', 'b', 'a']
   path = _write(tmp_path / 'y.json', json.dumps({'body': 'b', 'cat': 'c'}))
   got = data.read_corpus(path, text_column='body', label_column='cat')
   assert (got.texts, got.labels) == (['b'], ['c'])
+
+
+def test_jsonl_integer_labels_on_every_line(tmp_path):
+  path = _write(tmp_path / 'n.jsonl', '{"text": "x", "label": 3}\n'
+                '{"text": "y", "label": -1}\n{"text": "z", "label": 3}\n')
+  assert data.read_corpus(path).labels == ['3', '-1', '3']
+
+
+def test_jsonl_mixed_label_kinds_refused(tmp_path, caplog):
+  """Issue 13, item 4: a label 3 among string labels became its own class."""
+  lines = [json.dumps({'text': f'doc {i}', 'label': 'ab'[i % 2]})
+           for i in range(5)]
+  lines.insert(3, json.dumps({'text': 'odd one', 'label': 3}))
+  path = _write(tmp_path / 'm.jsonl', '\n'.join(lines) + '\n')
+  message = _raises(4, path, data.read_corpus, path)
+  assert 'the label 3 is a JSON integer' in message
+  assert '5 line(s) (e.g. line 1) have string labels' in message
+  with caplog.at_level(logging.WARNING):
+    got = data.read_corpus(path, lenient=True)
+  assert got.labels == ['a', 'b', 'a', 'b', 'a'] and 'odd one' not in got.texts
+  assert 'skipped 1 bad line(s)' in caplog.text and 'line 4:' in caplog.text
+  # The rarer kind is the bad one, wherever it is: here the string on line 1.
+  path = _write(tmp_path / 'n.jsonl', '{"text": "x", "label": "3"}\n' + ''.join(
+      f'{{"text": "y{i}", "label": {i}}}\n' for i in range(3)))
+  assert 'the label "3" is a JSON string' in _raises(1, path, data.read_corpus,
+                                                     path)
+
+
+@pytest.mark.parametrize('label', ['true', 'false', 'null', '3.0', '1e3',
+                                   '[1]', '{"a": 1}'])
+def test_jsonl_labels_that_are_neither_strings_nor_integers(tmp_path, label):
+  good = json.dumps({'text': 'x', 'label': 'a'})
+  path = _write(tmp_path / 'b.jsonl',
+                f'{good}\n{{"text": "y", "label": {label}}}\n{good}\n')
+  message = _raises(2, path, data.read_corpus, path)
+  assert f'got {json.dumps(json.loads(label))}' in message
+  assert 'quote the label' in message
 
 
 def test_fasttext_and_several_labels(tmp_path, caplog):
@@ -235,7 +272,7 @@ def test_jsonl_bad_lines(tmp_path):
   good = json.dumps({'text': 'x', 'label': 'a'})
   for bad, words in (('{"text": "x", ', 'invalid JSON'), ('[1, 2]', 'object'),
                      ('{"text": "x"}', "'label'"),
-                     ('{"text": 3, "label": "a"}', 'string'),
+                     ('{"text": 3, "label": "a"}', 'JSON string'),
                      ('{"text": " ", "label": "a"}', 'empty document')):
     path = _write(tmp_path / 'b.jsonl', f'{good}\n{bad}\n{good}\n')
     assert words in _raises(2, path, data.read_corpus, path)
@@ -295,6 +332,18 @@ def test_label_map(tmp_path):
   assert "'neg', 'neu', 'pos'" in message and '2 unknown' in message
   with pytest.raises(data.DataError, match='happy'):
     labels.encode(['happy'])
+
+
+def test_rare_classes():
+  labels = ['a'] * 5 + ['b'] * 2 + ['c'] + ['d'] * 4 + ['e']
+  assert data.rare_classes(labels, min_count=5) == {'c': 1, 'e': 1, 'b': 2,
+                                                    'd': 4}
+  assert list(data.rare_classes(labels, min_count=2)) == ['c', 'e']
+  assert data.rare_classes(labels, min_count=1) == {}
+  assert data.rare_classes(np.array([0, 0, 1, 2, 2, 2]), 3) == {1: 1, 0: 2}
+  assert data.rare_classes([], 3) == {}
+  with pytest.raises(ValueError, match='min_count'):
+    data.rare_classes(labels, 0)
 
 
 def _split_case(seed=0):

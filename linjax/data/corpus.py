@@ -12,6 +12,7 @@ re-exported here.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 from pathlib import Path
@@ -93,6 +94,27 @@ def cap_per_class(data: Dataset, max_per_class: int, seed: int = 0,
   logger.info('%s: capped classes at %d documents each (seed %d): %s', name,
               max_per_class, seed, ', '.join(capped))
   return Dataset(*([column[i] for i in keep] for column in data))
+
+
+def rare_classes(labels, min_count: int = 5) -> dict:
+  """Classes with fewer than ``min_count`` documents, for a warning.
+
+  A class seen a handful of times in training gets an unreliable template,
+  and often comes from a typo or a label of another type (``3`` beside
+  ``"3"``); a runner should log these before training.
+
+  Args:
+    labels: [N] class labels (names or int ids) of the training documents.
+    min_count: the smallest count that is not rare (>= 1).
+
+  Returns:
+    {label: count} of the rare classes, rarest first (ties by label).
+  """
+  if int(min_count) < 1:
+    raise ValueError(f'rare_classes: min_count must be >= 1, got {min_count}')
+  counts = collections.Counter(np.asarray(labels).tolist())
+  rare = sorted((n, label) for label, n in counts.items() if n < min_count)
+  return {label: n for n, label in rare}
 
 
 class LabelMap:

@@ -5,7 +5,9 @@ given format into a `Dataset` of parallel lists; every document keeps its source
 (``'train.tsv:17'``) so later errors can point at the file and line. Bad input
 raises `DataError` naming the file and line and saying how to fix it; with
 ``lenient=True`` bad lines are skipped, counted and logged instead.
-`linjax.data.read_corpus` checks the path, picks the format (`infer_format`)
+JSONL labels are JSON strings, or JSON integers on every line of the file
+(then read as their decimal strings); a file mixing the two is refused at the
+lines of the rarer kind. `linjax.data.read_corpus` checks the path, picks the format (`infer_format`)
 and re-exports these names.
 """
 
@@ -221,11 +223,24 @@ def _read_csv(path: Path, text_column: str, label_column: str,
   return _finish(sink, bad)
 
 
+def _label_kind(label) -> str | None:
+  """'string' or 'integer' (JSON labels the reader accepts), else None."""
+  if isinstance(label, str):
+    return 'string'
+  if isinstance(label, int) and not isinstance(label, bool):
+    return 'integer'
+  return None
+
+
 def _read_jsonl(path: Path, text_column: str, label_column: str,
                 lenient: bool) -> Dataset:
+  """JSON lines. Labels are JSON strings, or JSON integers on every line
+  (3 becomes '3'); a label of the other kind than most lines' (3 beside
+  "3" would be two classes), a float, bool, null, list or object is bad."""
   lines, bad = _lines(path, lenient)
   sink = _Sink(path, lenient, f'each line must be a JSON object with '
                f'{text_column!r} and {label_column!r} fields.')
+  rows, kinds = [], {'string': [], 'integer': []}
   for number, line in enumerate(lines, 1):
     if not line.strip():
       continue
@@ -244,11 +259,28 @@ def _read_jsonl(path: Path, text_column: str, label_column: str,
                  'set data.text_column/data.label_column to the field names.')
       continue
     text, label = obj[text_column], obj[label_column]
-    if not isinstance(text, str) or isinstance(label, (dict, list)):
-      sink.error(number, 'the text must be a string and the label a string '
-                 'or number.')
+    kind = _label_kind(label)
+    if not isinstance(text, str):
+      sink.error(number, f'the text must be a JSON string, got '
+                 f'{json.dumps(text)[:40]}.')
       continue
-    sink.add(text, str(label), number)
+    if kind is None:
+      sink.error(number, 'the label must be a JSON string or integer, got '
+                 f'{json.dumps(label)[:40]}.', 'quote the label, e.g. '
+                 '"label": "3".')
+      continue
+    kinds[kind].append(number)
+    rows.append((number, text, label, kind))
+  usual = max(kinds, key=lambda k: len(kinds[k]))
+  for number, text, label, kind in rows:
+    if kind != usual:
+      sink.error(number, f'the label {json.dumps(label)} is a JSON {kind}, '
+                 f'but {len(kinds[usual])} line(s) (e.g. line '
+                 f'{kinds[usual][0]}) have {usual} labels; mixed, 3 and "3" '
+                 'would be two classes.', 'write every label the same way '
+                 '(all quoted, or all integers).')
+    else:
+      sink.add(text, str(label), number)
   return _finish(sink, bad)
 
 
