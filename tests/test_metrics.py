@@ -60,9 +60,46 @@ def test_absent_classes_zero_division():
   got = metrics.precision_recall_f1(y_true, y_pred, c)
   assert got['precision'][2] == 0.0 and got['recall'][4] == 0.0
   assert got['f1'][4] == 0.0 and got['precision'][5] == 0.0
-  assert metrics.macro_f1(y_true, y_pred, c) == pytest.approx(
-      skm.f1_score(y_true, y_pred, labels=labels, average='macro',
-                   zero_division=0))
+  # Macro-F1 over the classes present in y_true (0..3), not all six.
+  np.testing.assert_array_equal(metrics.present_classes(y_true, c),
+                                [0, 1, 2, 3])
+  for zd in (0, 1):
+    assert metrics.macro_f1(y_true, y_pred, c, zero_division=zd) == (
+        pytest.approx(skm.f1_score(y_true, y_pred, labels=[0, 1, 2, 3],
+                                   average='macro', zero_division=zd)))
+
+
+def test_report_leaves_absent_classes_out_of_macro_averages():
+  """Issue 13, item 4: a stray class with no test examples (here 'stray',
+  id 2, which the model nevertheless predicts for some documents) was
+  counted in macro-F1 with F1 = 0."""
+  rng = np.random.default_rng(7)
+  names = ['art', 'sport', 'stray', 'tech']
+  y_true = rng.choice([0, 1, 3], 120)
+  proba = rng.dirichlet(np.ones(4), 120)
+  y_pred = proba.argmax(1)
+  assert (y_pred == 2).any() and not (y_true == 2).any()
+  report = metrics.classification_report(y_true, proba, names)
+  assert report['absent_classes'] == ['stray']
+  present = [0, 1, 3]
+  for key, fn in (('macro_f1', skm.f1_score),
+                  ('macro_precision', skm.precision_score),
+                  ('macro_recall', skm.recall_score)):
+    assert report[key] == pytest.approx(fn(y_true, y_pred, labels=present,
+                                           average='macro', zero_division=0))
+  # It differs from averaging over all four: the test above would catch the
+  # old behaviour.
+  assert report['macro_f1'] != pytest.approx(skm.f1_score(
+      y_true, y_pred, labels=[0, 1, 2, 3], average='macro', zero_division=0))
+  assert [r['support'] for r in report['per_class']][2] == 0
+  text = metrics.format_report(report)
+  assert ('1 class(es) without test examples, left out of the macro '
+          'averages: stray') in text
+  # Every class present: nothing absent, nothing in the table about it.
+  full = metrics.classification_report(np.arange(8) % 4, proba[:8], names)
+  assert full['absent_classes'] == []
+  assert 'without test examples' not in metrics.format_report(full)
+  assert metrics.macro_f1(np.zeros(0, int), np.zeros(0, int), 3) == 0.0
 
 
 def test_expected_calibration_error_by_hand():

@@ -2,8 +2,17 @@
 
 Shapes: N examples, C classes. Labels are int class ids in [0, C); every
 function takes ``num_classes`` so that a class absent from both ``y_true`` and
-``y_pred`` still gets its row (and counts in macro averages), exactly like
-scikit-learn with ``labels=range(C)``.
+``y_pred`` still gets its row, exactly like scikit-learn with
+``labels=range(C)``.
+
+Macro averages run over the classes PRESENT in ``y_true`` (support > 0), as
+scikit-learn's ``labels=sorted(set(y_true))`` does: a class with no test
+document has no recall to measure, and counting its F1 of 0 would lower the
+score for a gap in the test split, not for a mistake of the model (a stray
+one-document class, issue 13). Predictions of such a class still count, as
+false negatives of the true class. `classification_report` lists the absent
+classes by name. (scikit-learn's default, the union of ``y_true`` and
+``y_pred``, would also average in the absent classes that were predicted.)
 
 Zero division: precision of a class that is never predicted, recall of a class
 that never occurs, and F1 when both are 0 are reported as ``zero_division``
@@ -103,11 +112,25 @@ def precision_recall_f1(y_true, y_pred, num_classes: int,
   return dict(precision=precision, recall=recall, f1=f1, support=support)
 
 
+def present_classes(y_true, num_classes: int) -> np.ndarray:
+  """int64 [K]: the sorted class ids with at least one example in y_true."""
+  y_true = _labels(y_true, 'y_true', num_classes)
+  return np.flatnonzero(np.bincount(y_true, minlength=num_classes))
+
+
+def _macro(values: np.ndarray, present: np.ndarray) -> float:
+  return float(np.mean(values[present])) if present.size else 0.0
+
+
 def macro_f1(y_true, y_pred, num_classes: int,
              zero_division: float = 0.0) -> float:
-  """Unweighted mean of the per-class F1 over all C classes."""
-  return float(np.mean(
-      precision_recall_f1(y_true, y_pred, num_classes, zero_division)['f1']))
+  """Unweighted mean of the per-class F1 over the classes present in y_true.
+
+  Equals ``sklearn.metrics.f1_score(y_true, y_pred, average='macro',
+  labels=sorted(set(y_true)), zero_division=...)``; 0.0 without examples.
+  """
+  f1 = precision_recall_f1(y_true, y_pred, num_classes, zero_division)['f1']
+  return _macro(f1, present_classes(y_true, num_classes))
 
 
 def _probs(proba, num_examples: int) -> np.ndarray:
@@ -182,9 +205,11 @@ def classification_report(y_true, proba, label_names=None,
     zero_division: see module docstring.
 
   Returns:
-    dict with accuracy, macro_precision, macro_recall, macro_f1, log_loss,
-    ece, num_examples, confusion_matrix (list of lists) and per_class (list of
-    dicts: label, precision, recall, f1, support).
+    dict with accuracy, macro_precision, macro_recall, macro_f1 (over the
+    classes present in y_true, see module docstring), absent_classes (names
+    of the classes without examples in y_true), log_loss, ece,
+    num_examples, confusion_matrix (list of lists) and per_class (list of
+    dicts: label, precision, recall, f1, support; absent classes included).
   """
   proba = np.asarray(proba, np.float64)
   num_classes = proba.shape[-1]
@@ -194,12 +219,15 @@ def classification_report(y_true, proba, label_names=None,
     raise ValueError(f'{len(names)} label names for {num_classes} classes.')
   y_pred = proba.argmax(axis=1)
   prf = precision_recall_f1(y_true, y_pred, num_classes, zero_division)
+  present = present_classes(y_true, num_classes)
   return dict(
       num_examples=int(np.asarray(y_true).shape[0]),
       accuracy=accuracy(y_true, y_pred),
-      macro_precision=float(np.mean(prf['precision'])),
-      macro_recall=float(np.mean(prf['recall'])),
-      macro_f1=float(np.mean(prf['f1'])),
+      macro_precision=_macro(prf['precision'], present),
+      macro_recall=_macro(prf['recall'], present),
+      macro_f1=_macro(prf['f1'], present),
+      absent_classes=[names[c] for c in range(num_classes)
+                      if prf['support'][c] == 0],
       log_loss=log_loss(y_true, proba),
       ece=expected_calibration_error(y_true, proba),
       confusion_matrix=confusion_matrix(y_true, y_pred, num_classes).tolist(),
@@ -222,4 +250,9 @@ def format_report(report: dict) -> str:
                f'{report["num_examples"]:8d}')
   lines.append(f'accuracy {report["accuracy"]:.4f}  log loss '
                f'{report["log_loss"]:.4f}  ECE {report["ece"]:.4f}')
+  absent = report.get('absent_classes')
+  if absent:
+    lines.append(f'{len(absent)} class(es) without test examples, left out '
+                 f'of the macro averages: {", ".join(absent[:10])}'
+                 + (', ...' if len(absent) > 10 else ''))
   return '\n'.join(lines)
