@@ -23,10 +23,10 @@ compiles its training program cold (no persistent cache: a first run);
 JAX's persistent compilation cache (a temporary folder filled by an untimed
 run of the same corpus just before, as a user's second run finds it). With
 ``--linjax_sweep`` the system ``linjax_sweep`` also picks learning rate and L2
-by `linjax.engine.hyper_sweep.run_sweep` on a stratified validation split of train (test is
-never looked at). ``--scaling`` replicates one corpus' training split k times
-in memory (test unchanged) and measures fit time and peak memory of linjax and
-fastText at each k.
+by `linjax.engine.hyper_sweep.sweep` on a stratified validation split of
+train (test is never looked at). ``--scaling`` replicates one corpus'
+training split k times in memory (test unchanged) and measures fit time and
+peak memory of linjax and fastText at each k.
 
 The peers (benchmarks/peers.py) are optional: a system whose package is
 missing yields a row with an ``error`` field. The Markdown tables and the
@@ -76,7 +76,7 @@ flags.DEFINE_list('corpora', [], 'Corpora (folder names) to run; empty: all '
 flags.DEFINE_list('systems', list(SYSTEMS), 'Systems to run, of: '
                   + ', '.join(SYSTEMS) + '.')
 flags.DEFINE_bool('linjax_sweep', False, 'Also run linjax_sweep: lr/l2 chosen '
-                  'by linjax.engine.hyper_sweep.run_sweep on a validation split of '
+                  'by linjax.engine.hyper_sweep.sweep on a validation split of '
                   'train.')
 flags.DEFINE_list('sweep_learning_rates', ['8', '16', '32', '64'],
                   'linjax_sweep: learning rates tried (one fixed grid for '

@@ -145,28 +145,32 @@ def _read(config, path: str) -> peers.Corpus:
 
 def _choose_by_sweep(config, tr: peers.Corpus, row: dict,
                      options: LinjaxOptions) -> None:
-  """Sets config's lr and l2 by `linjax.engine.hyper_sweep.run_sweep` on a val split.
+  """Sets config's lr and l2 by `hyper_sweep.sweep` on a validation split.
 
   The validation split is carved from train (stratified,
   ``config.data.val_fraction``, seed ``config.train.seed``); the featurizer is
   fitted on the rest. Test is never seen. The caller refits on all of train.
   """
   import numpy as np  # pylint: disable=g-import-not-at-top
+  from experiments import config_check  # pylint: disable=g-import-not-at-top
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
-  from linjax.engine import hyper_sweep as sweep  # pylint: disable=g-import-not-at-top
-  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
+  from linjax.engine import hyper_sweep  # pylint: disable=g-import-not-at-top
+  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
   t0 = time.perf_counter()
+  run = config_check.to_options(config)
   keep, held = data.stratified_split(np.asarray(tr.labels),
                                      config.data.val_fraction,
                                      config.train.seed)
-  featurizer = text.Featurizer.from_config(config.features)
+  featurizer = Featurizer.from_options(run.features)
   x = featurizer.fit_transform([tr.texts[i] for i in keep])
   val_x = featurizer.transform([tr.texts[i] for i in held])
   label_map = data.LabelMap.fit(tr.labels)
   y = label_map.encode(tr.labels)
-  result = sweep.run_sweep(x, y[keep], label_map.num_classes, config,
-                           options.sweep_learning_rates, options.sweep_l2s,
-                           val_x, y[held])
+  result = hyper_sweep.sweep(
+      x, y[keep], label_map.num_classes,
+      learning_rates=[float(v) for v in options.sweep_learning_rates],
+      l2s=[float(v) for v in options.sweep_l2s], val_x=val_x, val_y=y[held],
+      optimizer=run.optimizer, training=run.training)
   config.optimizer.learning_rate = float(result.best_lr)
   config.train.l2 = float(result.best_l2)
   grid = [{k: (None if isinstance(v, float) and v != v else v)
@@ -181,10 +185,13 @@ def _run_linjax(corpus_dir: Path, system: str, scale: int, row: dict,
   """Featurise, fit and predict with linjax; fills row; returns (pred, true)."""
   t0 = time.perf_counter()
   import jax  # pylint: disable=g-import-not-at-top,unused-import
-  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
-  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
-  from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
+  from experiments import config_check  # pylint: disable=g-import-not-at-top
   from experiments import train as train_runner  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+  from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
+  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training  # pylint: disable=g-import-not-at-top
+  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
   row['import_s'] = round(time.perf_counter() - t0, 3)
   row['import_rss_mb'] = round(peak_rss_mb(), 1)
   row.update(jax_info())
@@ -193,7 +200,7 @@ def _run_linjax(corpus_dir: Path, system: str, scale: int, row: dict,
   row['compile_cache'] = ('off' if not cache else 'warm' if os.path.isdir(cache)
                           and os.listdir(cache) else 'cold')
   if cache:
-    train.enable_compile_cache(cache)
+    chunk_program.enable_compile_cache(cache)
   tr = _replicate(_read(config, config.data.train), scale)
   te = _read(config, config.data.test)
   row['data_rss_mb'] = round(peak_rss_mb(), 1)
@@ -202,19 +209,21 @@ def _run_linjax(corpus_dir: Path, system: str, scale: int, row: dict,
   t_fit = time.perf_counter()
   if system == 'linjax_sweep':
     _choose_by_sweep(config, tr, row, options)
+  run = config_check.to_options(config)  # the library's options
   label_map = data.LabelMap.fit(tr.labels)
   # Compiles fit's program in a thread while the host featurises.
-  train_runner.start_precompile(config, tr.texts, label_map.num_classes)
+  train_runner.start_precompile(run, tr.texts, label_map.num_classes)
   t0 = time.perf_counter()
-  featurizer = text.Featurizer.from_config(config.features)
+  featurizer = Featurizer.from_options(run.features)
   x = featurizer.fit_transform(tr.texts)
   y = label_map.encode(tr.labels)
   featurize_s = time.perf_counter() - t0
-  result = train.fit(x, y, label_map.num_classes, config)
+  result = training.fit(x, y, label_map.num_classes, optimizer=run.optimizer,
+                        training=run.training)
   row['fit_s'] = round(time.perf_counter() - t_fit, 3)
 
   t0 = time.perf_counter()
-  z = train.predict_logits(result.params, featurizer.transform(te.texts))
+  z = scoring.predict_logits(result.params, featurizer.transform(te.texts))
   predictions = label_map.decode(z.argmax(-1))
   row['predict_s'] = round(time.perf_counter() - t0, 3)
   row['phases'] = dict(
@@ -225,12 +234,12 @@ def _run_linjax(corpus_dir: Path, system: str, scale: int, row: dict,
       epochs_run=result.epochs_run, update=result.update,
       num_features=int(x.num_features), nnz=int(x.nnz))
   row['config'] = dict(
-      learning_rate=float(config.optimizer.learning_rate),
-      l2=float(config.train.l2), epochs=int(config.train.epochs),
-      optimizer=config.optimizer.name, schedule=config.optimizer.schedule,
-      ngrams=int(config.features.ngrams), buckets=int(config.features.buckets),
-      weighting=config.features.weighting,
-      normalize=config.features.normalize)
+      learning_rate=float(run.optimizer.learning_rate),
+      l2=float(run.training.l2), epochs=int(run.training.epochs),
+      optimizer=run.optimizer.name, schedule=run.optimizer.schedule,
+      ngrams=int(run.features.ngrams), buckets=int(run.features.buckets),
+      weighting=run.features.weighting,
+      normalize=run.features.normalize)
   return predictions, te.labels
 
 

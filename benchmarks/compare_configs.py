@@ -19,6 +19,7 @@ same splits. ``test.tsv`` is never read.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Sequence
@@ -45,29 +46,31 @@ SKLEARN = 'sklearn_sgd'
 
 
 def parse_variants(spec: str, base) -> list[tuple[str, object]]:
-  """[(name, config)]: 'default' first, then each variant of ``spec``."""
-  variants = [('default', base)]
+  """[(name, RunOptions)]: 'default' first, then each variant of ``spec``."""
+  variants = [('default', config_overrides.apply_overrides(base, [],
+                                                           '--variants'))]
   for variant in filter(None, (v.strip() for v in spec.split(';'))):
     variants.append((variant, config_overrides.apply_overrides(
         base, variant.split(','), '--variants')))
   return variants
 
 
-def _score_linjax(config, train_texts, train_y, val_texts, val_y,
+def _score_linjax(options, train_texts, train_y, val_texts, val_y,
                   num_classes, cache: dict) -> tuple[float, float]:
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
-  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
-  from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
-  key = json.dumps(config.features.to_dict(), sort_keys=True)
+  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training  # pylint: disable=g-import-not-at-top
+  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
+  key = json.dumps(options.features.to_dict(), sort_keys=True)
   if key not in cache:  # variants of training share the features
-    featurizer = text.Featurizer.from_config(config.features)
+    featurizer = Featurizer.from_options(options.features)
     cache[key] = (featurizer.fit_transform(train_texts),
                   featurizer.transform(val_texts))
   x, val_x = cache[key]
-  config = config.copy_and_resolve_references()
-  config.train.gradcheck, config.train.checkpoint_every = False, 0
-  result = train.fit(x, train_y, num_classes, config)
-  pred = np.asarray(train.predict_logits(result.params, val_x)).argmax(-1)
+  result = training.fit(
+      x, train_y, num_classes, optimizer=options.optimizer,
+      training=dataclasses.replace(options.training, checkpoint_every=0))
+  pred = np.asarray(scoring.predict_logits(result.params, val_x)).argmax(-1)
   return (metrics.accuracy(val_y, pred),
           metrics.macro_f1(val_y, pred, num_classes))
 
@@ -99,8 +102,8 @@ def compare(corpus_dir: Path, variants, splits: int, val_fraction: float,
     train_texts = [ds.texts[i] for i in keep]
     val_texts = [ds.texts[i] for i in held]
     cache = {}
-    for name, config in variants:
-      scores[name].append(_score_linjax(config, train_texts, y[keep],
+    for name, options in variants:
+      scores[name].append(_score_linjax(options, train_texts, y[keep],
                                         val_texts, y[held],
                                         label_map.num_classes, cache))
     if with_sklearn:

@@ -3,8 +3,10 @@
 The measuring tools change a few keys of experiments/configs/default.py:
 ``--override=train.epochs=4,optimizer.learning_rate=24`` (train_speed,
 step_microbench) or one variant of compare_configs' ``--variants``. Each
-value is parsed as the type of the default it replaces, and the result is
-validated by `experiments.config_check.validate`; a bad item raises
+value is parsed as the type of the default it replaces; the overridden config
+becomes the library's options through the runners' one adapter
+(`experiments.config_check.validate`, a `RunOptions` of `FeaturizerOptions`,
+`OptimizerOptions` and `TrainOptions`). A bad item raises
 `config_check.ConfigError` naming the flag and the item.
 """
 
@@ -38,8 +40,9 @@ def parse_value(text: str, like, flag: str):
         f'{flag}: expected {type(like).__name__}, got {text!r}') from None
 
 
-def apply_overrides(base, items: Sequence[str], flag: str):
-  """A validated copy of ``base`` with every ``section.key=value`` applied.
+def apply_overrides(base, items: Sequence[str],
+                    flag: str) -> config_check.RunOptions:
+  """The options of ``base`` with every ``section.key=value`` applied.
 
   Args:
     base: an `ml_collections.ConfigDict` with the sections of
@@ -48,7 +51,8 @@ def apply_overrides(base, items: Sequence[str], flag: str):
     flag: the flag they came from, e.g. ``'--override'``, named in errors.
 
   Returns:
-    The overridden copy.
+    `config_check.RunOptions` (features, optimizer, training) of the
+    overridden config.
 
   Raises:
     config_check.ConfigError: an item is malformed, names no key of the
@@ -64,5 +68,4 @@ def apply_overrides(base, items: Sequence[str], flag: str):
           'experiments/configs/default.py')
     config[section][name] = parse_value(text.strip(), config[section][name],
                                         f'{flag} {key.strip()}')
-  config_check.validate(config, prefix=f'{flag} ')
-  return config
+  return config_check.validate(config, prefix=f'{flag} ')

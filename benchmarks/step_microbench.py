@@ -2,8 +2,7 @@ r"""Micro-benchmark of the training engine's phases on one corpus.
 
   python -m benchmarks.step_microbench --data_dir=../shared/data \
       [--corpus=healthtweets] [--repeats=5] [--cache=/tmp/healthtweets.npz] \
-      [--override=train.token_budget=256,...] [--train_module=PATH] \
-      [--dump_hlo=FILE]
+      [--override=train.token_budget=256,...] [--dump_hlo=FILE]
 
 Featurises ``DATA_DIR/CORPUS/train.tsv`` and ``test.tsv`` once with the
 default config's features (``--data_dir`` is required, there is no default
@@ -13,16 +12,16 @@ separately: packing, tracing + lowering, XLA compilation, and one epoch (best
 and median of --repeats, wall and process CPU time), in one JSON line. The
 config is experiments/configs/default.py with the ``--override`` items
 (``section.key=value``, see benchmarks/config_overrides.py). The machine is
-shared and noisy: compare best-of-N numbers from the same run.
+shared and noisy: compare best-of-N numbers from the same run. To time a
+change to the engine against the current one, run the tool in two checkouts
+(``git worktree add``) one after the other.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
-import sys
 import time
 
 from absl import app
@@ -44,16 +43,18 @@ flags.DEFINE_string('cache', '', 'Featurised corpus (.npz) kept between runs; '
 flags.DEFINE_integer('repeats', 5, 'Timed runs of packing and of the epoch.')
 flags.DEFINE_list('override', [], 'section.key=value overrides of '
                   'experiments/configs/default.py.')
-flags.DEFINE_string('train_module', '', 'Time this copy of '
-                    'linjax/engine/training.py instead (a path).')
 flags.DEFINE_string('dump_hlo', '', 'Write the optimised HLO of the epoch to '
                     'this file.')
 
 
-def load_features(data, cache, config):
-  """(x_train, y_train, x_test, y_test, C) of the corpus folder ``data``."""
+def load_features(data, cache, features):
+  """(x_train, y_train, x_test, y_test, C) of the corpus folder ``data``.
+
+  Featurised with ``features`` (FeaturizerOptions), or read from ``cache``
+  (an .npz path; written when absent, '' for none).
+  """
   from linjax.text import csr  # pylint: disable=g-import-not-at-top
-  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
+  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
   if cache and os.path.exists(cache):
     z = np.load(cache)
     mk = lambda p: csr.CsrFeatures(z[p + 'indptr'], z[p + 'ids'],
@@ -63,7 +64,7 @@ def load_features(data, cache, config):
   te = peers.read_tsv(os.path.join(data, 'test.tsv'))
   names = sorted(set(tr[1]))
   index = {n: i for i, n in enumerate(names)}
-  featurizer = text.Featurizer.from_config(config.features)
+  featurizer = Featurizer.from_options(features)
   xtr = featurizer.fit_transform(tr[0])
   xte = featurizer.transform(te[0])
   ytr = np.array([index[n] for n in tr[1]], np.int32)
@@ -105,9 +106,6 @@ def _check_flags() -> str:
     # np.savez would append .npz, and the next run would not find it.
     raise config_check.ConfigError(f'--cache must end in .npz, got '
                                    f'{FLAGS.cache!r}')
-  if FLAGS.train_module and not os.path.isfile(FLAGS.train_module):
-    raise config_check.ConfigError(f'--train_module: no such file: '
-                                   f'{FLAGS.train_module}')
   for flag in ('cache', 'dump_hlo'):
     folder = os.path.dirname(os.path.abspath(os.path.expanduser(
         getattr(FLAGS, flag))))
@@ -116,39 +114,57 @@ def _check_flags() -> str:
   return corpus_dir
 
 
-def _load_train_module(path: str):
-  spec = importlib.util.spec_from_file_location('linjax._alt_train', path)
-  module = importlib.util.module_from_spec(spec)
-  sys.modules[spec.name] = module
-  spec.loader.exec_module(module)
-  return module
+def whole_epoch(spec, state, batches, hyper, seed, epoch):
+  """A whole epoch in one program: (state, losses [G]).
+
+  ``batches`` are all G packed steps, visited in `step.batch_order` (drawn
+  here on device with the same hash). `training.fit` instead feeds
+  host-ordered chunks of K steps (`chunk_program.run_epoch`), so that its
+  program does not depend on G; one program per epoch shows the step's cost
+  without the host loop.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
+  from linjax.engine import step  # pylint: disable=g-import-not-at-top
+  num_steps = batches.weights.shape[0]
+  seed = jnp.asarray(seed).astype(jnp.uint32)
+  epoch = jnp.asarray(epoch).astype(jnp.uint32)
+  base = step.mix32(step.mix32(seed + np.uint32(0x9E3779B9)) ^ epoch)
+  keys = step.mix32(step.mix32(jnp.arange(num_steps, dtype=jnp.uint32) ^ base)
+                    + base)
+  order = jnp.argsort(keys, stable=True)
+  batches = jax.tree_util.tree_map(lambda a: a[order], batches)
+  return chunk_program.run_chunk(spec, state, batches, hyper,
+                                 step.schedule_args(spec), num_steps)
 
 
 def main(argv):
   with config_check.runner_main(argv, data_dir=FLAGS.data_dir):
     corpus_dir = _check_flags()
     from experiments.configs import default  # pylint: disable=g-import-not-at-top
-    config = config_overrides.apply_overrides(default.get_config(),
-                                              FLAGS.override, '--override')
+    options = config_overrides.apply_overrides(default.get_config(),
+                                               FLAGS.override, '--override')
     import jax  # pylint: disable=g-import-not-at-top
-    from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
-    if FLAGS.train_module:
-      train = _load_train_module(FLAGS.train_module)
-    xtr, ytr, _, _, C = load_features(corpus_dir, FLAGS.cache, config)
+    from linjax.core import model  # pylint: disable=g-import-not-at-top
+    from linjax.engine import run_loop  # pylint: disable=g-import-not-at-top
+    from linjax.engine import step  # pylint: disable=g-import-not-at-top
+    xtr, ytr, _, _, C = load_features(corpus_dir, FLAGS.cache,
+                                      options.features)
     repeats = FLAGS.repeats
-    tc, oc = config.train, config.optimizer
-    spec = train.make_spec(config, xtr.num_features, C, 0)
+    oc, tc = options.optimizer, options.training
+    spec = step.make_spec(oc, tc, xtr.num_features, C, 0)
     packed, t_pack = _timed(
-        lambda: train._pack(xtr, ytr, config, spec, 1, 0), repeats)  # pylint: disable=protected-access
-    spec = train.with_steps(spec, packed.num_steps * tc.epochs,
-                            oc.learning_rate, tc.l2)
-    init = train.Params(np.zeros((xtr.num_features, C), np.float32),
+        lambda: run_loop.pack_steps(xtr, ytr, tc, spec, 1, 0), repeats)
+    spec = step.with_steps(spec, packed.num_steps * tc.epochs,
+                           oc.learning_rate, tc.l2)
+    init = model.Params(np.zeros((xtr.num_features, C), np.float32),
                         np.zeros(C, np.float32))
     batches = jax.device_put(packed.device_arrays())
     hyper = (np.float32(oc.learning_rate), np.float32(tc.l2))
-    args = lambda: (train.init_state(spec, init), batches, hyper,
+    args = lambda: (step.init_state(spec, init), batches, hyper,
                     np.int32(tc.seed), np.int32(0))
-    fn = jax.jit(functools.partial(train._epoch, spec), donate_argnums=0)  # pylint: disable=protected-access
+    fn = jax.jit(functools.partial(whole_epoch, spec), donate_argnums=0)
     lowered, t_lower = _timed(lambda: fn.lower(*args()), 1)
     compiled, t_compile = _timed(lowered.compile, 1)
     if FLAGS.dump_hlo:

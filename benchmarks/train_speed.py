@@ -7,8 +7,8 @@ r"""Training speed of linjax against fastText on one corpus (a benchmark).
 
 Featurises ``DATA_DIR/CORPUS/train.tsv`` and ``test.tsv`` (label<TAB>text,
 header line; ``--data_dir`` is required, there is no default folder) with the
-default config's features (experiments/configs/default.py: unigrams +
-bigrams hashed to 2**20, L2-normalised counts), then times
+default config's features (experiments/configs/default.py: hashed word and
+word-shape n-grams, sublinear TF-IDF, L2-normalised), then times
 `linjax.engine.training.fit` (packing + compile + epochs, cold, in this
 process; by default the program compiles in a background thread while the
 host featurises, as experiments.train does: ``featurize_fit_s`` is the wall
@@ -16,15 +16,16 @@ time of both, ``compile_s`` what fit still waited) and fastText's
 ``train_supervised`` (dim 10, wordNgrams 2, the same call as
 /work/shared/bench/peers.py), and prints one JSON line each.
 
-The config is the default with ``train.epochs = --epochs`` (fastText's
-epochs too), then the ``--override`` items (``section.key=value``, see
-benchmarks/config_overrides.py). ``--sweep=LRS:L2S`` also times a vmapped
+The options are the default config's with ``train.epochs = --epochs``
+(fastText's epochs too), then the ``--override`` items (``section.key=value``,
+see benchmarks/config_overrides.py). ``--sweep=LRS:L2S`` also times a vmapped
 sweep over that grid against one `fit` per grid point (a held-out 10 % of
 train as validation).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -95,10 +96,11 @@ def parse_sweep(spec: str) -> tuple[list, list] | None:
   return grid[0], grid[1]
 
 
-def run_sweep_timing(grid, config, x, y, num_classes):
+def run_sweep_timing(grid, options, x, y, num_classes):
+  """Times `hyper_sweep.sweep` over ``grid`` against one `fit` per point."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from linjax.engine import hyper_sweep as sweep  # pylint: disable=g-import-not-at-top
-  from linjax.engine import training as train_lib  # pylint: disable=g-import-not-at-top
+  from linjax.engine import hyper_sweep  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training  # pylint: disable=g-import-not-at-top
   lrs, l2s = grid
   rng = np.random.default_rng(0)
   order = rng.permutation(x.num_docs)
@@ -106,14 +108,18 @@ def run_sweep_timing(grid, config, x, y, num_classes):
   xv, yv = x.take(order[:held]), y[order[:held]]
   xt, yt = x.take(order[held:]), y[order[held:]]
   start = time.perf_counter()
-  result = sweep.run_sweep(xt, yt, num_classes, config, lrs, l2s, xv, yv)
+  result = hyper_sweep.sweep(xt, yt, num_classes, learning_rates=lrs, l2s=l2s,
+                             val_x=xv, val_y=yv, optimizer=options.optimizer,
+                             training=options.training)
   sweep_s = time.perf_counter() - start
   start = time.perf_counter()
   for lr in lrs:
     for l2 in l2s:
-      one = config.copy_and_resolve_references()
-      one.optimizer.learning_rate, one.train.l2 = lr, l2
-      train_lib.fit(xt, yt, num_classes, one, val_x=xv, val_y=yv)
+      training.fit(
+          xt, yt, num_classes,
+          optimizer=dataclasses.replace(options.optimizer, learning_rate=lr),
+          training=dataclasses.replace(options.training, l2=l2),
+          val_x=xv, val_y=yv)
   fits_s = time.perf_counter() - start
   print(json.dumps(dict(
       system='sweep', models=len(result.grid), sweep_s=round(sweep_s, 3),
@@ -164,18 +170,20 @@ def main(argv):
   from experiments import config_check  # pylint: disable=g-import-not-at-top
   from experiments import train as train_runner  # pylint: disable=g-import-not-at-top
   from experiments.configs import default  # pylint: disable=g-import-not-at-top
-  from linjax.engine import training as train_lib  # pylint: disable=g-import-not-at-top
-  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
+  from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
+  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training  # pylint: disable=g-import-not-at-top
+  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
   jnp.zeros(1).block_until_ready()   # backend start-up, paid once
   import_s = time.perf_counter() - start
 
   with config_check.exit_on_user_error():
     base = default.get_config()
     base.train.epochs = FLAGS.epochs
-    config = config_overrides.apply_overrides(base, FLAGS.override,
-                                              '--override')
+    options = config_overrides.apply_overrides(base, FLAGS.override,
+                                               '--override')
     if FLAGS.cache_dir:
-      train_lib.enable_compile_cache(FLAGS.cache_dir)  # after a compile
+      chunk_program.enable_compile_cache(FLAGS.cache_dir)  # after a compile
 
     tr = read_tsv(os.path.join(corpus_dir, 'train.tsv'))
     te = read_tsv(os.path.join(corpus_dir, 'test.tsv'))
@@ -183,19 +191,21 @@ def main(argv):
     index = {n: i for i, n in enumerate(names)}
     start = time.perf_counter()
     if FLAGS.precompile:  # as experiments.train does
-      train_runner.start_precompile(config, tr[0], len(names))
-    featurizer = text.Featurizer.from_config(config.features)
+      train_runner.start_precompile(options, tr[0], len(names))
+    featurizer = Featurizer.from_options(options.features)
     x_train = featurizer.fit_transform(tr[0])
     featurize_s = time.perf_counter() - start
     y_train = np.array([index[n] for n in tr[1]], np.int32)
 
     fit_start = time.perf_counter()
-    result = train_lib.fit(x_train, y_train, len(names), config)
+    result = training.fit(x_train, y_train, len(names),
+                          optimizer=options.optimizer,
+                          training=options.training)
     fit_s = time.perf_counter() - fit_start
     total_s = time.perf_counter() - start   # featurise + fit, as a user waits
     x_test = featurizer.transform(te[0])
     y_test = np.array([index[n] for n in te[1]], np.int32)
-    acc = train_lib.evaluate(result.params, x_test, y_test)['accuracy']
+    acc = scoring.evaluate(result.params, x_test, y_test)['accuracy']
     steady = [h for h in result.history[1:]] or result.history
     tokens = sum(len(TOKEN.findall(t)) for t in tr[0])
     epoch_s = float(np.mean([h['seconds'] for h in steady]))
@@ -212,7 +222,7 @@ def main(argv):
         train_docs=x_train.num_docs, train_tokens=tokens, nnz=x_train.nnz,
         devices=jax.device_count())), flush=True)
     if grid:
-      run_sweep_timing(grid, config, x_train, y_train, len(names))
+      run_sweep_timing(grid, options, x_train, y_train, len(names))
     if not FLAGS.skip_fasttext:
       print(json.dumps(run_fasttext(tr, te, FLAGS.epochs, FLAGS.threads)),
             flush=True)
