@@ -57,7 +57,8 @@ def read_corpus(path, format: str = '',  # pylint: disable=redefined-builtin
   path = Path(os.path.expanduser(str(path)))
   if not path.exists():
     raise DataError('no such file or folder.', path=path,
-                    fix='check data.train/data.test.')
+                    fix='check the path (a file, or a folder of class '
+                    'sub-folders or fortune files).')
   fmt = format.lower() or infer_format(path)
   if fmt not in FORMATS:
     raise DataError(f'unknown format {fmt!r}.', path=path,

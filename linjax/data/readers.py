@@ -120,8 +120,10 @@ def _read_nonempty(path: Path, lenient: bool) -> tuple[str, list[int]]:
   """`_read_text`, raising DataError for a file with nothing but blanks."""
   text, bad = _read_text(path, lenient)
   if not text.strip():
-    raise DataError('the file is empty.', path=path,
-                    fix='point data.train/data.test at a file with documents.')
+    raise DataError('the file is empty.' if not bad else
+                    f'no lines left after skipping {len(bad)} of invalid '
+                    'UTF-8.', path=path,
+                    fix='give a file that holds documents.')
   return text, bad
 
 
@@ -170,7 +172,7 @@ def _read_tsv(path: Path, text_column: str, label_column: str,
     fields = line.split('\t')
     if len(fields) == width:
       label, text = fields[label_at], fields[text_at]
-      if label and text.strip():  # the common case, inlined for speed.
+      if label.strip() and text.strip():  # the common case, inlined.
         texts.append(text)
         labels.append(label)
         sources.append(f'{name}:{number}')
