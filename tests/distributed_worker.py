@@ -27,15 +27,14 @@ def devices(out):
   import jax
   import numpy as np
   from linjax.engine import distributed
-  from linjax.engine import training as train
-  from test_train import C, corpus
+  from test_train import corpus, fit
   assert jax.device_count() == 8, jax.devices()
   x, y = corpus(n=120, seed=31)
   report = {}
   for name in ('sgd', 'adam', 'dense'):
     cfg = cfg_for(name)
-    multi = train.fit(x, y, C, cfg, val_x=x, val_y=y)   # default: 8 devices
-    single = train.fit(x, y, C, cfg, val_x=x, val_y=y,
+    multi = fit(x, y, cfg, val_x=x, val_y=y)   # default: 8 devices
+    single = fit(x, y, cfg, val_x=x, val_y=y,
                        mesh=distributed.make_mesh(jax.devices()[:1]),
                        num_shards=8)
     report[name] = dict(
@@ -54,11 +53,10 @@ def process(pid, num, port, out, name):
   distributed.initialize(f'127.0.0.1:{port}', int(num), int(pid))
   import jax
   import numpy as np
-  from linjax.engine import training as train
-  from test_train import C, corpus
+  from test_train import corpus, fit
   x, y = corpus(n=120, seed=31)
   rows = distributed.process_shard(x.num_docs)
-  r = train.fit(x.take(rows), y[rows], C, cfg_for(name))
+  r = fit(x.take(rows), y[rows], cfg_for(name))
   np.savez(out, W=r.params.W, b=r.params.b,
            devices=jax.device_count(), processes=jax.process_count())
   jax.distributed.shutdown()

@@ -2,18 +2,27 @@
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import dataclasses
+
 import jax
 import numpy as np
 
 from linjax.engine import chunk_program as chunks
-from linjax.core import model
 from linjax.engine import optimizers as optim
+from linjax.engine import run_loop
 from linjax.engine import step
 from linjax.engine import training as train
 from test_train import C
 from test_train import config
 from test_train import corpus
 from test_train import F
+from test_train import fit
+
+
+def precompile(opts, num_features, num_classes, **kwargs):
+  return train.precompile(num_features, num_classes,
+                          optimizer=opts.optimizer, training=opts.training,
+                          **kwargs)
 
 OPTIMIZERS = [
     ('sgd', dict(optimizer__name='sgd')),
@@ -24,24 +33,11 @@ OPTIMIZERS = [
 
 def run_epochs(cfg, x, y, chunk_steps: int, epochs: int = 2):
   """The engine's state after ``epochs`` epochs fed K = chunk_steps a call."""
-  spec = train.make_spec(cfg, F, C, 0)
-  packed = train._pack(x, y, cfg, spec, 1, 0)
-  spec = train.with_steps(spec, packed.num_steps * epochs,
-                          cfg.optimizer.learning_rate, cfg.train.l2)
-  state = step.init_state(spec, model.init_params(None, F, C))
-  args = chunks.abstract_args(spec, chunk_steps, packed.token_budget,
-                            packed.uids.shape[-1], cfg.train.batch_size)
-  fn, _ = chunks.compiled_epoch(spec, args)
-  hyper = (np.float32(cfg.optimizer.learning_rate), np.float32(cfg.train.l2))
-  losses = []
-  for epoch in range(epochs):
-    order = step.batch_order(cfg.train.seed, epoch, packed.num_steps)
-    state, l = chunks.run_epoch(fn, state, packed.device_arrays(), hyper,
-                              step.schedule_args(spec), order, spec,
-                              chunk_steps)
-    losses.append(l)
-  state = jax.tree_util.tree_map(np.asarray, state)
-  return state, np.concatenate(losses), packed.num_steps
+  training = dataclasses.replace(cfg.training, epochs=epochs,
+                                 steps_per_call=chunk_steps)
+  run = run_loop.prepare(x, y, C, cfg.optimizer, training, data_parallel=False)
+  losses = [l for _, l, _ in run_loop.epochs(run)]
+  return run.state, np.concatenate(losses), run.packed.num_steps
 
 
 class ChunkTest(parameterized.TestCase):
@@ -63,8 +59,8 @@ class ChunkTest(parameterized.TestCase):
 
   def test_fit_results_do_not_depend_on_steps_per_call(self):
     x, y = corpus(seed=32)
-    a = train.fit(x, y, C, config(train__steps_per_call=3)).params
-    b = train.fit(x, y, C, config(train__steps_per_call=128)).params
+    a = fit(x, y, config(train__steps_per_call=3)).params
+    b = fit(x, y, config(train__steps_per_call=128)).params
     np.testing.assert_array_equal(a.W, b.W)
     np.testing.assert_array_equal(a.b, b.b)
 
@@ -73,10 +69,11 @@ class ChunkTest(parameterized.TestCase):
   def test_traced_schedule_matches_optax(self, kind):
     cfg = config(optimizer__schedule=kind, optimizer__warmup_fraction=0.1)
     total = 37
-    spec = train.with_steps(train.make_spec(cfg, F, C, 0), total, 0.5, 0.0)
+    spec = step.with_steps(step.make_spec(cfg.optimizer, cfg.training, F, C, 0),
+                           total, 0.5, 0.0)
     sched = step.schedule_args(spec)
     steps = np.arange(total + 3, dtype=np.int32)
-    got = jax.vmap(lambda s: step.schedule_shape(spec.opt, s, sched))(steps)
+    got = jax.vmap(lambda s: step.schedule_shape(spec.optimizer, s, sched))(steps)
     want = jax.vmap(optim.make_schedule(cfg.optimizer, total, peak=1.0))(
         steps)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
@@ -87,11 +84,11 @@ class PrecompileTest(absltest.TestCase):
   def test_precompile_then_fit_compiles_nothing(self):
     x, y = corpus(seed=33)
     cfg = config(train__epochs=2, train__update='sparse')
-    train.clear_cache()
+    chunks.clear_cache()
     before = chunks.TRACE_COUNTS['epoch']
-    train.precompile(cfg, F, C).result()
+    precompile(cfg, F, C).result()
     self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 1)
-    r = train.fit(x, y, C, cfg)
+    r = fit(x, y, cfg)
     self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 1)
     self.assertEqual(r.compile_seconds, 0.0)
 
@@ -99,44 +96,44 @@ class PrecompileTest(absltest.TestCase):
     x, y = corpus(seed=34)
     cfg = config(train__epochs=2, optimizer__name='adam',
                  optimizer__learning_rate=0.05)
-    train.clear_cache()
+    chunks.clear_cache()
     before = chunks.TRACE_COUNTS['epoch']
-    future = train.precompile(cfg, F, C)   # background thread
-    r = train.fit(x, y, C, cfg)
+    future = precompile(cfg, F, C)   # background thread
+    r = fit(x, y, cfg)
     self.assertTrue(future.done())
     self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 1)
-    train.clear_cache()
-    fresh = train.fit(x, y, C, cfg)
+    chunks.clear_cache()
+    fresh = fit(x, y, cfg)
     np.testing.assert_array_equal(r.params.W, fresh.params.W)
 
   def test_fit_after_precompile_of_another_config(self):
     x, y = corpus(seed=35)
     cfg = config(train__epochs=2)
-    train.clear_cache()
-    train.precompile(config(train__batch_size=8), F, C).result()
+    chunks.clear_cache()
+    precompile(config(train__batch_size=8), F, C).result()
     before = chunks.TRACE_COUNTS['epoch']
-    r = train.fit(x, y, C, cfg)
+    r = fit(x, y, cfg)
     self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 1)   # a miss
     self.assertGreater(r.compile_seconds, 0.0)
-    train.clear_cache()
+    chunks.clear_cache()
     np.testing.assert_array_equal(r.params.W,
-                                  train.fit(x, y, C, cfg).params.W)
+                                  fit(x, y, cfg).params.W)
 
   def test_long_document_misses_unless_announced(self):
     x, y = corpus(seed=36, max_len=40)   # longer than the token budget 24
     longest = int(x.row_lengths().max())
     self.assertGreater(longest, 24)
     cfg = config(train__epochs=1)
-    train.clear_cache()
-    train.precompile(cfg, F, C).result()
+    chunks.clear_cache()
+    precompile(cfg, F, C).result()
     before = chunks.TRACE_COUNTS['epoch']
-    r = train.fit(x, y, C, cfg)
+    r = fit(x, y, cfg)
     self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 1)   # a miss
     self.assertTrue(np.all(np.isfinite(r.params.W)))
-    train.clear_cache()
-    train.precompile(cfg, F, C, max_doc_features=longest).result()
+    chunks.clear_cache()
+    precompile(cfg, F, C, max_doc_features=longest).result()
     before = chunks.TRACE_COUNTS['epoch']
-    again = train.fit(x, y, C, cfg)
+    again = fit(x, y, cfg)
     self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 0)   # a hit
     np.testing.assert_array_equal(r.params.W, again.params.W)
 
@@ -145,22 +142,18 @@ class PrecompileTest(absltest.TestCase):
     # it: fit pads its steps to the announced width, with the same result.
     x, y = corpus(seed=37, max_len=40)
     longest = int(x.row_lengths().max())
-    cfg = config(train__epochs=2)
     for update in ('sparse', 'dense'):
-      cfg.train.update = update
-      train.clear_cache()
-      plain = train.fit(x, y, C, cfg)
-      train.clear_cache()
-      train.precompile(cfg, F, C, max_doc_features=longest + 13).result()
+      cfg = config(train__epochs=2, train__update=update)
+      chunks.clear_cache()
+      plain = fit(x, y, cfg)
+      chunks.clear_cache()
+      precompile(cfg, F, C, max_doc_features=longest + 13).result()
       before = chunks.TRACE_COUNTS['epoch']
-      padded = train.fit(x, y, C, cfg)
+      padded = fit(x, y, cfg)
       self.assertEqual(chunks.TRACE_COUNTS['epoch'] - before, 0)   # a hit
       self.assertEqual(padded.compile_seconds, 0.0)
       np.testing.assert_array_equal(plain.params.W, padded.params.W)
       np.testing.assert_array_equal(plain.params.b, padded.params.b)
-
-if __name__ == '__main__':
-  absltest.main()
 
 
 class CompilerOptionsTest(absltest.TestCase):
@@ -171,15 +164,19 @@ class CompilerOptionsTest(absltest.TestCase):
                      if jax.default_backend() == 'cpu' else {})
     x, y = corpus(seed=38)
     cfg = config(train__epochs=2)
-    train.clear_cache()
-    tuned = train.fit(x, y, C, cfg)
+    chunks.clear_cache()
+    tuned = fit(x, y, cfg)
     saved = dict(chunks.CPU_COMPILER_OPTIONS)
     try:
       chunks.CPU_COMPILER_OPTIONS.clear()   # XLA's default level
-      train.clear_cache()
-      plain = train.fit(x, y, C, cfg)
+      chunks.clear_cache()
+      plain = fit(x, y, cfg)
     finally:
       chunks.CPU_COMPILER_OPTIONS.update(saved)
-      train.clear_cache()
+      chunks.clear_cache()
     np.testing.assert_array_equal(tuned.params.W, plain.params.W)
     np.testing.assert_array_equal(tuned.params.b, plain.params.b)
+
+
+if __name__ == '__main__':
+  absltest.main()

@@ -10,9 +10,9 @@ BAD = [
     ('optimizer.learning_rate', -1.0, 'must be > 0, got -1'),
     ('optimizer.learning_rate', 0.0, 'must be > 0, got 0'),
     ('optimizer.learning_rate', float('nan'), 'finite'),
-    ('train.batch_size', 0, 'must be > 0, got 0'),
-    ('train.batch_size', -4, 'must be > 0, got -4'),
-    ('train.token_budget', 0, 'must be > 0'),
+    ('train.batch_size', 0, 'must be >= 1, got 0'),
+    ('train.batch_size', -4, 'must be >= 1, got -4'),
+    ('train.token_budget', 0, 'must be >= 1'),
     ('train.epochs', 0, 'must be >= 1, got 0'),
     ('train.l2', -0.1, 'must be >= 0'),
     ('train.patience', -1, 'must be >= 0'),
@@ -38,7 +38,7 @@ BAD = [
     ('optimizer.decay_rate', 1.5, 'must be <= 1'),
     ('optimizer.decay_rate', 0.0, 'must be > 0'),
     ('train.checkpoint_every', -1, 'must be >= 0'),
-    ('train.steps_per_call', 0, 'must be > 0, got 0'),
+    ('train.steps_per_call', 0, 'must be >= 1, got 0'),
     ('train.steps_per_call', 2.5, 'integer'),
     ('data.train', '/nonexistent/train.tsv', 'existing file'),
     ('data.test', '/nonexistent/test.tsv', 'existing file'),
@@ -138,10 +138,11 @@ def test_compile_cache_must_be_a_folder(tmp_path):
     config_check.validate(config)
 
 
-def test_one_engine_error_class():
-  from linjax.engine import optimizers as optim
-  assert issubclass(ConfigError, optim.ConfigError)
-  assert optim.ConfigError in config_check.user_error_types()
+def test_one_error_class():
+  from linjax.core import errors
+  from linjax.engine import options
+  assert ConfigError is errors.ConfigError is options.ConfigError
+  assert ConfigError in config_check.user_error_types()
   assert config_check.one_line(ValueError('a\n  b')) == 'a b'
 
 
@@ -158,3 +159,34 @@ def test_runner_main_checks_argv_and_required_flags(capsys):
   with config_check.runner_main(['prog'], workdir='/tmp/w'):
     ran.append(True)
   assert ran == [True]
+
+
+def test_options_are_the_config_and_the_config_the_options():
+  """The adapter is exact: a config's options hold its values, and the
+  default config is the options' defaults."""
+  import dataclasses
+  from linjax.engine.options import OptimizerOptions, TrainOptions
+  from linjax.text.featurizer_options import FeaturizerOptions
+  config = default.get_config()
+  options = config_check.to_options(config)
+  assert options == (FeaturizerOptions(), OptimizerOptions(), TrainOptions())
+  config.optimizer.learning_rate = 3.5
+  config.features.ngrams = 3
+  config.train.epochs = 7
+  options = config_check.to_options(config)
+  assert options.optimizer.learning_rate == 3.5
+  assert options.features.ngrams == 3 and options.training.epochs == 7
+  for section, opts in (('features', options.features),
+                        ('optimizer', options.optimizer),
+                        ('train', options.training)):
+    for key, value in dataclasses.asdict(opts).items():
+      assert config[section][key] == value, (section, key)
+
+
+def test_unknown_option_in_a_section_is_named():
+  import ml_collections
+  config = default.get_config().to_dict()
+  config['optimizer']['lerning_rate'] = 1.0
+  with pytest.raises(ConfigError, match=r'^--config\.optimizer\.lerning_rate '
+                     r'is not an option; known: .*learning_rate'):
+    config_check.validate(ml_collections.ConfigDict(config))

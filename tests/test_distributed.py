@@ -16,9 +16,8 @@ import jax
 import numpy as np
 
 from linjax.engine import distributed
-from linjax.engine import training as train
-from test_train import C
 from test_train import corpus
+from test_train import fit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, 'distributed_worker.py')
@@ -44,7 +43,7 @@ def _single_device(name, num_shards):
   """The one-device run over the same global batches."""
   x, y = corpus(n=120, seed=31)
   mesh = distributed.make_mesh(jax.devices()[:1])
-  return train.fit(x, y, C, distributed_worker.cfg_for(name), mesh=mesh,
+  return fit(x, y, distributed_worker.cfg_for(name), mesh=mesh,
                    num_shards=num_shards).params
 
 
@@ -63,7 +62,7 @@ class DistributedTest(absltest.TestCase):
       self.assertEqual(r['val'][0], r['val'][1], name)
     # And the 8-device model equals the plain (no shard_map) one-device path.
     x, y = corpus(n=120, seed=31)
-    plain = train.fit(x, y, C, distributed_worker.cfg_for('adam'),
+    plain = fit(x, y, distributed_worker.cfg_for('adam'),
                       num_shards=8).params
     with np.load(out + '.adam.npz') as z:
       np.testing.assert_allclose(z['W'], plain.W, atol=1e-6)

@@ -4,19 +4,19 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import chex
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from linjax.core import model
+from linjax.core.errors import ConfigError
 from linjax.engine import optimizers as optim
+from linjax.engine.options import OptimizerOptions
 
 
 def opt_config(**kw):
-  c = ml_collections.ConfigDict(dict(
-      name='sgd', learning_rate=1.0, schedule='constant', momentum=0.0,
-      warmup_fraction=0.1, decay_rate=0.1, weight_decay=0.0, clip_norm=0.0))
-  c.update(kw)
-  return c
+  return OptimizerOptions(**dict(
+      dict(name='sgd', learning_rate=1.0, schedule='constant', momentum=0.0,
+           warmup_fraction=0.1, decay_rate=0.1, weight_decay=0.0,
+           clip_norm=0.0), **kw))
 
 
 class ScheduleTest(parameterized.TestCase):
@@ -100,10 +100,8 @@ class OptimizerTest(parameterized.TestCase):
       ('weight_decay', -0.1), ('clip_norm', -1.0), ('warmup_fraction', 1.5),
       ('learning_rate', 'fast'))
   def test_bad_values_name_the_key(self, key, value):
-    cfg = opt_config().to_dict()
-    cfg[key] = value
-    with self.assertRaisesRegex(optim.ConfigError, f'optimizer.{key}'):
-      optim.make_optimizer(cfg, 10)
+    with self.assertRaisesRegex(ConfigError, f'^optimizer.{key} must'):
+      opt_config(**{key: value})
 
 
 class RowStateTest(chex.TestCase):
@@ -127,8 +125,9 @@ class RowStateTest(chex.TestCase):
     np.testing.assert_array_equal(mu[[1, 3]], 1.0)
     np.testing.assert_array_equal(mu[[0, 2, 4]], 0.0)
     np.testing.assert_array_equal(out[0].mu.b, 1.0)   # dense leaf: replaced
-    self.assertTrue(optim.has_row_state(cfg))
-    self.assertFalse(optim.has_row_state(opt_config()))
+    self.assertTrue(cfg.has_row_state)
+    self.assertTrue(opt_config(momentum=0.5).has_row_state)
+    self.assertFalse(opt_config().has_row_state)
 
 
 def jax_tree_add(tree, v):

@@ -246,36 +246,3 @@ def test_sweep_runner(trained, tmp_path):
   proc = run('sweep', '--learning_rates=0.5,-1', f'--workdir={tmp_path}',
              check=False)
   assert_one_line_error(proc, '--learning_rates values must be > 0, got -1')
-
-
-def test_compare_configs_runner(tmp_path):
-  data = tmp_path / 'corpora'
-  (data / 'toy').mkdir(parents=True)
-  _write_tsv(data / 'toy' / 'train.tsv', 120, 3)  # no test.tsv: never read
-  out = tmp_path / 'rows.jsonl'
-  proc = run('compare_configs', f'--data_dir={data}', '--splits=2',
-             '--variants=train.epochs=1,optimizer.learning_rate=0.001;'
-             'features.shape_ngrams=0', f'--out={out}')
-  rows = [json.loads(line) for line in out.read_text().splitlines()]
-  assert [r['variant'] for r in rows] == [
-      'default', 'train.epochs=1,optimizer.learning_rate=0.001',
-      'features.shape_ngrams=0']
-  default, starved, _ = rows
-  for r in rows:
-    per_split = np.asarray(r['per_split'])
-    assert per_split.shape == (2, 2)
-    assert r['accuracy'] == pytest.approx(per_split[:, 0].mean())
-    deltas = 100 * (per_split[:, 0] - np.asarray(default['per_split'])[:, 0])
-    assert r['d_acc_pts'] == pytest.approx(deltas.mean())
-    assert r['d_acc_min'] <= r['d_acc_pts'] <= r['d_acc_max']
-  # 3 keyword-separable classes: the default learns them; one epoch at a
-  # tiny learning rate cannot.
-  assert default['accuracy'] > 0.9 and default['d_acc_pts'] == 0
-  assert starved['d_acc_pts'] < -20
-  assert '| toy | default |' in proc.stdout
-  bad = run('compare_configs', f'--data_dir={data}',
-            '--variants=train.epoch=3', check=False)
-  assert_one_line_error(bad, '--variants', 'train.epoch=3')
-  bad = run('compare_configs', f'--data_dir={data}',
-            '--variants=train.epochs=many', check=False)
-  assert_one_line_error(bad, '--variants train.epochs', 'many')

@@ -7,13 +7,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.configs import default
-from linjax.text import csr
+from typing import NamedTuple
+
 from linjax.core import losses
 from linjax.core import model
-from linjax.engine import packing
-from linjax.engine import training as train
+from linjax.core import per_example
+from linjax.core.errors import ConfigError
 from linjax.core.features import SparseFeatures
+from linjax.engine import chunk_program
+from linjax.engine import packing
+from linjax.engine import scoring
+from linjax.engine import training as train
+from linjax.engine.options import OptimizerOptions
+from linjax.engine.options import TrainOptions
+from linjax.engine.step import batch_order
+from linjax.text import csr
 
 F, C = 60, 3
 
@@ -31,40 +39,56 @@ def corpus(n=48, seed=0, num_features=F, max_len=9):
   return csr.from_rows(rows, num_features), y.astype(np.int32)
 
 
-def config(**kw):
-  cfg = default.get_config()
-  cfg.optimizer.learning_rate = 0.5
-  cfg.optimizer.schedule = 'linear'
-  cfg.train.batch_size = 4
-  cfg.train.token_budget = 24
-  cfg.train.epochs = 3
+class Options(NamedTuple):
+  optimizer: OptimizerOptions
+  training: TrainOptions
+
+
+def config(**kw) -> Options:
+  """Small-problem options; ``section__name=value`` overrides a field."""
+  sections = dict(optimizer=dict(learning_rate=0.5, schedule='linear'),
+                  train=dict(batch_size=4, token_budget=24, epochs=3))
   for key, value in kw.items():
     section, name = key.split('__')
-    cfg[section][name] = value
-  return cfg
+    sections[section][name] = value
+  return Options(OptimizerOptions(**sections['optimizer']),
+                 TrainOptions(**sections['train']))
 
 
-def reference_sgd(x, y, cfg):
-  """Hand-rolled SGD: jax.grad over full Params, the engine's batches."""
-  tc, oc = cfg.train, cfg.optimizer
+def fit(x, y, opts: Options, **kwargs):
+  return train.fit(x, y, C, optimizer=opts.optimizer, training=opts.training,
+                   **kwargs)
+
+
+def reference_sgd(x, y, cfg, weights=None):
+  """Hand-rolled SGD: jax.grad over full Params, the engine's batches.
+
+  With ``weights``, each batch's loss is the weighted sum of its documents'
+  NLLs over the number of documents of non-zero weight.
+  """
+  tc, oc = cfg.training, cfg.optimizer
+  weights = np.ones(len(y)) if weights is None else np.asarray(weights)
   packed = packing.pack(x, y, token_budget=tc.token_budget,
                         max_docs=tc.batch_size, seed=tc.seed, dedupe=False)
   dense = x.to_dense()
   steps, total = packed.num_steps, packed.num_steps * tc.epochs
   params = model.Params(jnp.zeros((F, C)), jnp.zeros(C))
 
-  def objective(p, xb, yb):
-    return losses.softmax_loss(p, xb, yb) + losses.l2_penalty(p, tc.l2)
+  def objective(p, xb, yb, wb):
+    nll = losses.per_example_loss(p, xb, yb)
+    return (jnp.sum(wb * nll) / jnp.maximum(jnp.sum(wb > 0), 1) +
+            losses.l2_penalty(p, tc.l2))
 
   grad = jax.jit(jax.grad(objective))
   t = 0
   for epoch in range(tc.epochs):
-    for g in np.asarray(train.batch_order(tc.seed, epoch, steps)):
+    for g in np.asarray(batch_order(tc.seed, epoch, steps)):
       docs = packed.doc_index[g].reshape(-1)
       docs = docs[docs >= 0]
       lr = oc.learning_rate * (
           1.0 - t / total if oc.schedule == 'linear' else 1.0)
-      d = grad(params, jnp.asarray(dense[docs]), jnp.asarray(y[docs]))
+      d = grad(params, jnp.asarray(dense[docs]), jnp.asarray(y[docs]),
+               jnp.asarray(weights[docs], jnp.float32))
       params = model.Params(
           params.W - lr * (d.W + oc.weight_decay * params.W),
           params.b - lr * d.b)
@@ -101,8 +125,8 @@ class PackingTest(absltest.TestCase):
       self.assertEqual(real.size, np.unique(real).size)
 
   def test_order_is_a_permutation_per_epoch(self):
-    a = np.asarray(train.batch_order(0, 0, 50))
-    b = np.asarray(train.batch_order(0, 1, 50))
+    a = np.asarray(batch_order(0, 0, 50))
+    b = np.asarray(batch_order(0, 1, 50))
     np.testing.assert_array_equal(np.sort(a), np.arange(50))
     self.assertFalse(np.array_equal(a, b))
 
@@ -116,11 +140,37 @@ class FitTest(parameterized.TestCase):
     x, y = corpus()
     cfg = config(train__update=update, train__l2=l2,
                  optimizer__weight_decay=weight_decay)
-    got = train.fit(x, y, C, cfg)
+    got = fit(x, y, cfg)
     self.assertEqual(got.update, update)
     want = reference_sgd(x, y, cfg)
     np.testing.assert_allclose(got.params.W, want.W, atol=2e-6)
     np.testing.assert_allclose(got.params.b, want.b, atol=2e-6)
+
+  @parameterized.parameters('sparse', 'dense')
+  def test_sample_weights_match_weighted_reference(self, update):
+    x, y = corpus()
+    w = np.random.default_rng(8).uniform(0.0, 3.0, len(y))
+    w[::7] = 0.0   # weight 0: the document takes no part
+    cfg = config(train__update=update, train__l2=0.01)
+    got = fit(x, y, cfg, sample_weight=w)
+    want = reference_sgd(x, y, cfg, weights=w)
+    np.testing.assert_allclose(got.params.W, want.W, atol=2e-6)
+    np.testing.assert_allclose(got.params.b, want.b, atol=2e-6)
+    plain = fit(x, y, cfg).params
+    self.assertGreater(np.abs(plain.W - got.params.W).max(), 1e-3)
+
+  def test_balanced_class_weight_is_scikit_learns(self):
+    from sklearn.utils.class_weight import compute_class_weight
+    x, y = corpus(seed=9)
+    y = np.where(y == 2, 0, y).astype(np.int32)   # imbalanced: 0 doubles
+    per_class = compute_class_weight('balanced', classes=np.unique(y), y=y)
+    balanced = fit(x, y, config(train__class_weight='balanced')).params
+    weighted = fit(x, y, config(), sample_weight=per_class[y]).params
+    np.testing.assert_allclose(balanced.W, weighted.W, atol=1e-6)
+    with self.assertRaisesRegex(ValueError, 'sample_weight'):
+      fit(x, y, config(), sample_weight=-np.ones(len(y)))
+    with self.assertRaisesRegex(ValueError, 'sample_weight'):
+      fit(x, y, config(), sample_weight=np.ones(3))
 
   def test_scale_underflow_is_absorbed(self):
     x, y = corpus()
@@ -128,7 +178,7 @@ class FitTest(parameterized.TestCase):
     # would underflow within the run, so V absorbs it every few steps.
     cfg = config(train__update='sparse', train__l2=0.5,
                  optimizer__learning_rate=0.9, optimizer__schedule='constant')
-    got = train.fit(x, y, C, cfg)
+    got = fit(x, y, cfg)
     want = reference_sgd(x, y, cfg)
     np.testing.assert_allclose(got.params.W, want.W, atol=2e-6)
     self.assertGreater(np.abs(want.W).max(), 1e-3)
@@ -139,13 +189,13 @@ class FitTest(parameterized.TestCase):
     kw = dict(optimizer__name=name, optimizer__learning_rate=0.1)
     if name == 'sgd_momentum':
       kw.update(optimizer__name='sgd', optimizer__momentum=0.9)
-    dense = train.fit(x, y, C, config(train__update='dense', **kw)).params
-    sparse = train.fit(x, y, C, config(train__update='sparse', **kw)).params
+    dense = fit(x, y, config(train__update='dense', **kw)).params
+    sparse = fit(x, y, config(train__update='sparse', **kw)).params
     if name == 'adagrad':   # documented exact: zero gradient, zero change
       np.testing.assert_allclose(sparse.W, dense.W, atol=1e-5)
     else:                   # documented lazy: same model, not the same bits
       self.assertGreater(np.abs(sparse.W - dense.W).max(), 1e-4)
-      acc = [train.evaluate(p, x, y)['accuracy'] for p in (sparse, dense)]
+      acc = [scoring.evaluate(p, x, y)['accuracy'] for p in (sparse, dense)]
       self.assertGreater(min(acc), 0.9)
     np.testing.assert_allclose(sparse.b, dense.b, atol=0.05)
 
@@ -155,51 +205,52 @@ class FitTest(parameterized.TestCase):
                  train__l2=0.5, train__epochs=1)
     unused = np.setdiff1d(np.arange(F), x.ids)
     init = model.Params(np.ones((F, C), np.float32), np.zeros(C, np.float32))
-    p = train.fit(x, y, C, cfg, init=init).params
+    p = fit(x, y, cfg, init=init).params
     np.testing.assert_array_equal(p.W[unused], 1.0)
     self.assertLess(p.W[np.unique(x.ids)].mean(), 0.9)
 
   def test_no_retrace_between_epochs(self):
     x, y = corpus(seed=3)
-    train.clear_cache()
-    before = train.TRACE_COUNTS['epoch']
-    train.fit(x, y, C, config(train__epochs=4, train__update='sparse'))
-    self.assertEqual(train.TRACE_COUNTS['epoch'] - before, 1)
-    train.fit(x, y, C, config(train__epochs=4, train__update='sparse'))
-    self.assertEqual(train.TRACE_COUNTS['epoch'] - before, 1)
+    chunk_program.clear_cache()
+    before = chunk_program.TRACE_COUNTS['epoch']
+    fit(x, y, config(train__epochs=4, train__update='sparse'))
+    self.assertEqual(chunk_program.TRACE_COUNTS['epoch'] - before, 1)
+    fit(x, y, config(train__epochs=4, train__update='sparse'))
+    self.assertEqual(chunk_program.TRACE_COUNTS['epoch'] - before, 1)
 
   def test_deterministic(self):
     x, y = corpus(seed=4)
     cfg = config(optimizer__name='adam', optimizer__learning_rate=0.05)
-    a = train.fit(x, y, C, cfg).params
-    b = train.fit(x, y, C, cfg).params
+    a = fit(x, y, cfg).params
+    b = fit(x, y, cfg).params
     np.testing.assert_array_equal(a.W, b.W)
-    cfg.train.seed = 1
-    c = train.fit(x, y, C, cfg).params
+    cfg = config(optimizer__name='adam', optimizer__learning_rate=0.05,
+                 train__seed=1)
+    c = fit(x, y, cfg).params
     self.assertFalse(np.array_equal(a.W, c.W))
 
   def test_history_and_callback(self):
     x, y = corpus(seed=5)
     seen = []
-    r = train.fit(x, y, C, config(), val_x=x, val_y=y, callback=seen.append)
+    r = fit(x, y, config(), val_x=x, val_y=y, callback=seen.append)
     self.assertEqual(seen, r.history)
     self.assertEqual([h['epoch'] for h in r.history], [1, 2, 3])
     for h in r.history:
       self.assertGreater(h['tokens_per_s'], 0)
       self.assertGreater(h['seconds'], 0)
-    final = train.evaluate(r.params, x, y)
+    final = scoring.evaluate(r.params, x, y)
     self.assertAlmostEqual(final['accuracy'], r.history[-1]['val_accuracy'])
     self.assertAlmostEqual(final['loss'], r.history[-1]['val_loss'], places=5)
 
   def test_early_stopping_restores_best(self):
     x, y = corpus(seed=6)
     y_val = (y + 1) % C   # learning the training labels hurts these
-    r = train.fit(x, y, C, config(train__epochs=10, train__patience=2,
+    r = fit(x, y, config(train__epochs=10, train__patience=2,
                                   train__metric='loss'),
                   val_x=x, val_y=y_val)
     self.assertEqual(r.best_epoch, 1)
     self.assertEqual(r.epochs_run, 3)
-    self.assertAlmostEqual(train.evaluate(r.params, x, y_val)['loss'],
+    self.assertAlmostEqual(scoring.evaluate(r.params, x, y_val)['loss'],
                            r.history[0]['val_loss'], places=5)
 
   def test_divergence_names_first_bad_step(self):
@@ -209,11 +260,11 @@ class FitTest(parameterized.TestCase):
     x.weights[x.indptr[bad_doc]] = np.nan
     p = packing.pack(x, y, token_budget=24, max_docs=4, seed=0, dedupe=False)
     bad_step = int(np.nonzero((p.doc_index == bad_doc).any(axis=(1, 2)))[0][0])
-    order = list(np.asarray(train.batch_order(0, 0, p.num_steps)))
+    order = list(np.asarray(batch_order(0, 0, p.num_steps)))
     with self.assertRaisesRegex(
         train.TrainingDiverged,
         rf'epoch 1, step {order.index(bad_step) + 1}:.*smaller learning'):
-      train.fit(x, y, C, cfg)
+      fit(x, y, cfg)
 
   @parameterized.parameters(
       ('train.batch_size', dict(train__batch_size=0)),
@@ -226,9 +277,8 @@ class FitTest(parameterized.TestCase):
       ('optimizer.name', dict(optimizer__name='lbfgs')),
       ('optimizer.schedule', dict(optimizer__schedule='step')))
   def test_config_errors(self, key, kw):
-    x, y = corpus()
-    with self.assertRaisesRegex(train.ConfigError, key.replace('.', r'\.')):
-      train.fit(x, y, C, config(**kw))
+    with self.assertRaisesRegex(ConfigError, '^' + key.replace('.', r'\.')):
+      config(**kw)
 
 
 class PredictTest(chex.TestCase):
@@ -239,9 +289,9 @@ class PredictTest(chex.TestCase):
     p = model.Params(rng.normal(size=(F, C)).astype(np.float32),
                      rng.normal(size=C).astype(np.float32))
     want = x.to_dense() @ p.W + p.b
-    np.testing.assert_allclose(train.predict_logits(p, x, batch_size=4), want,
+    np.testing.assert_allclose(scoring.predict_logits(p, x, batch_size=4), want,
                                rtol=1e-5, atol=1e-5)
-    proba = train.predict_proba(p, x)
+    proba = scoring.predict_proba(p, x)
     np.testing.assert_allclose(proba.sum(-1), 1.0, rtol=1e-5)
 
   def test_host_and_device_prediction_agree_with_empty_documents(self):
@@ -253,9 +303,9 @@ class PredictTest(chex.TestCase):
     b = rng.normal(size=C).astype(np.float32)
     want = x.to_dense().astype(np.float64) @ W + b   # empty rows score b
     for batch_size in (1, 2, 4, 100):
-      host = train.predict_logits(model.Params(W, b), x, batch_size)
+      host = scoring.predict_logits(model.Params(W, b), x, batch_size)
       np.testing.assert_allclose(host, want, rtol=1e-5, atol=1e-5)
-    device = train.predict_logits(
+    device = scoring.predict_logits(
         model.Params(jnp.asarray(W), jnp.asarray(b)), x, batch_size=4)
     np.testing.assert_allclose(device, want, rtol=1e-5, atol=1e-5)
 
@@ -267,7 +317,7 @@ class PredictTest(chex.TestCase):
     ids = jnp.array([[0, 3, 5], [1, 1, 7]])
     w = jnp.array([[1.0, 0.5, 0.0], [2.0, 1.0, 1.0]])
     y = jnp.array([2, 0])
-    g = self.variant(train.per_example_grads)(p, SparseFeatures(ids, w), y)
+    g = self.variant(per_example.per_example_grads)(p, SparseFeatures(ids, w), y)
     chex.assert_shape(g.W, (2, 8, C))
     dense = np.zeros((2, 8))
     np.add.at(dense, (np.array([[0] * 3, [1] * 3]), np.asarray(ids)),
@@ -278,7 +328,7 @@ class PredictTest(chex.TestCase):
       r = prob - np.eye(C)[int(y[i])]
       np.testing.assert_allclose(g.W[i], np.outer(dense[i], r), atol=1e-5)
       np.testing.assert_allclose(g.b[i], r, atol=1e-6)
-    clipped = train.clipped_mean_grad(p, SparseFeatures(ids, w), y, 0.1)
+    clipped = per_example.clipped_mean_grad(p, SparseFeatures(ids, w), y, 0.1)
     norms = [np.sqrt(np.sum(np.asarray(g.W[i])**2) + np.sum(
         np.asarray(g.b[i])**2)) for i in range(2)]
     want = sum(np.asarray(g.W[i]) * min(1, 0.1 / norms[i])

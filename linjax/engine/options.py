@@ -24,6 +24,7 @@ OPTIMIZERS = ('sgd', 'adagrad', 'adam')
 SCHEDULES = ('constant', 'linear', 'exponential', 'cosine', 'warmup_cosine')
 UPDATES = ('auto', 'sparse', 'dense')
 METRICS = ('accuracy', 'loss')
+CLASS_WEIGHTS = ('none', 'balanced')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +94,9 @@ class TrainOptions:
     steps_per_call: K, steps per call of the compiled program (its shapes
       do not depend on the number of steps, so it compiles while the host
       featurises).
+    class_weight: none | balanced: weigh each document's loss by
+      ``N / (classes * count of its class)`` (scikit-learn's 'balanced'), so
+      that every class carries the same total weight.
   """
 
   batch_size: int = 32
@@ -105,6 +109,7 @@ class TrainOptions:
   update: str = 'auto'
   checkpoint_every: int = 1
   steps_per_call: int = 128
+  class_weight: str = 'none'
 
   def __post_init__(self):
     c = Checker(self, 'train')
@@ -118,6 +123,7 @@ class TrainOptions:
     c.choice('update', UPDATES)
     c.integer('checkpoint_every', lo=0)
     c.integer('steps_per_call', lo=1)
+    c.choice('class_weight', CLASS_WEIGHTS)
     c.done()
 
 

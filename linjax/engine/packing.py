@@ -45,7 +45,9 @@ class PackedBatches(NamedTuple):
   weights:   float32 [G, S, T] feature value of each slot (0 for padding).
   seg:       int32 [G, S, T]  document position of each slot, D for padding.
   labels:    int32 [G, S, D]  class of each document (0 for padding).
-  mask:      float32 [G, S, D] 1 for a real document, 0 for padding.
+  mask:      float32 [G, S, D] the document's weight in the loss (1 unless
+             sample weights are given), 0 for padding; a document counts in
+             the batch mean where its mask is > 0.
   doc_index: int64 [G, S, D]  index of the document in its shard's input, -1.
   """
 
@@ -116,7 +118,7 @@ def _assign(lengths: np.ndarray, budget: int, max_docs: int):
 
 
 def _pack_one(x: CsrFeatures, y: np.ndarray, budget: int, max_docs: int,
-              rng: np.random.Generator):
+              rng: np.random.Generator, sample_weight: np.ndarray | None):
   """Packs one shard: dict of [G, T] / [G, D] arrays and the doc order."""
   order = rng.permutation(x.num_docs)
   lengths = x.row_lengths()[order]
@@ -136,7 +138,7 @@ def _pack_one(x: CsrFeatures, y: np.ndarray, budget: int, max_docs: int,
   mask = np.zeros((num, max_docs), np.float32)
   doc_index = np.full((num, max_docs), -1, np.int64)
   labels.reshape(-1)[doc] = y[order]
-  mask.reshape(-1)[doc] = 1.0
+  mask.reshape(-1)[doc] = 1.0 if sample_weight is None else sample_weight[order]
   doc_index.reshape(-1)[doc] = order
   return dict(ids=ids, weights=weights, seg=seg, labels=labels, mask=mask,
               doc_index=doc_index)
@@ -202,7 +204,7 @@ def pad_width(packed: PackedBatches, width: int,
 def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
          seed: int = 0, num_shards: int = 1, shard_offset: int = 0,
          dedupe: bool = True, min_steps: int = 0,
-         min_rows: int = 0) -> PackedBatches:
+         min_rows: int = 0, sample_weight=None) -> PackedBatches:
   """Packs a corpus into G steps of S = num_shards sub-batches.
 
   Shard s holds documents ``shard_rows(N, s, num_shards)`` and is shuffled
@@ -221,6 +223,8 @@ def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
     dedupe: compute unique rows per sub-batch (see module docstring).
     min_steps: pad with empty steps up to this many (to agree across hosts).
     min_rows: pad U up to this many (to agree across hosts).
+    sample_weight: float [N] >= 0, each document's weight in the loss (None:
+      1); a document of weight 0 takes no part in training.
 
   Returns:
     PackedBatches (numpy).
@@ -229,16 +233,22 @@ def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
   if y.shape != (x.num_docs,):
     raise ValueError(f'pack: expected {x.num_docs} labels, got shape '
                      f'{y.shape}.')
+  if sample_weight is not None:
+    sample_weight = np.asarray(sample_weight, np.float32)
+    if sample_weight.shape != (x.num_docs,):
+      raise ValueError(f'pack: expected {x.num_docs} sample weights, got '
+                       f'shape {sample_weight.shape}.')
   longest = int(x.row_lengths().max()) if x.num_docs else 0
   budget = slot_budget(token_budget, longest)
   parts = []
   for s in range(num_shards):
     rng = np.random.default_rng([int(seed), int(shard_offset + s)])
     if num_shards == 1:  # the whole corpus: no copy, doc_index as it is
-      part = _pack_one(x, y, budget, max_docs, rng)
+      part = _pack_one(x, y, budget, max_docs, rng, sample_weight)
     else:
       rows = shard_rows(x.num_docs, s, num_shards)
-      part = _pack_one(x.take(rows), y[rows], budget, max_docs, rng)
+      part = _pack_one(x.take(rows), y[rows], budget, max_docs, rng,
+                       None if sample_weight is None else sample_weight[rows])
       part['doc_index'] = np.where(part['doc_index'] >= 0,
                                    rows[np.maximum(part['doc_index'], 0)], -1)
     parts.append(part)

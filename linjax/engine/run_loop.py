@@ -59,6 +59,33 @@ def check_labels(y, n: int, num_classes: int, name: str) -> np.ndarray:
   return y.astype(np.int32)
 
 
+def document_weights(y: np.ndarray, num_classes: int, class_weight: str,
+                     sample_weight=None) -> np.ndarray | None:
+  """float32 [N] weights of the documents in the loss, or None (all 1).
+
+  ``sample_weight`` [N] (finite, >= 0) times, with ``class_weight``
+  'balanced', ``N / (classes present * count of the document's class)``
+  counted over all processes (scikit-learn's rule).
+  """
+  weights = None
+  if sample_weight is not None:
+    weights = np.asarray(sample_weight, np.float64)
+    if weights.shape != y.shape:
+      raise ValueError(f'sample_weight: expected shape {y.shape}, got '
+                       f'{weights.shape}.')
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+      raise ValueError('sample_weight: weights must be finite and >= 0.')
+  if class_weight == 'balanced':
+    counts = distributed.all_sum(np.bincount(y, minlength=num_classes))
+    present = counts > 0
+    per_class = np.where(present, counts.sum() / (
+        present.sum() * np.maximum(counts, 1)), 0.0)
+    weights = per_class[y] if weights is None else weights * per_class[y]
+  if weights is not None and not distributed.all_sum([weights.sum()])[0] > 0:
+    raise ValueError('sample_weight: every document has weight 0.')
+  return None if weights is None else weights.astype(np.float32)
+
+
 def better(metric: str, value: float, best: float | None) -> bool:
   """Whether ``value`` of validation ``metric`` improves on ``best``."""
   if best is None:
@@ -80,11 +107,13 @@ def mesh_and_shards(mesh, num_shards):
 
 
 def pack_steps(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
-               spec: step_lib.Spec, num_local: int,
-               offset: int) -> packing.PackedBatches:
+               spec: step_lib.Spec, num_local: int, offset: int,
+               sample_weight: np.ndarray | None = None
+               ) -> packing.PackedBatches:
   """This process's packed steps, with shapes every process agrees on."""
   kwargs = dict(max_docs=training.batch_size, seed=training.seed,
-                num_shards=num_local, shard_offset=offset, dedupe=spec.dedupe)
+                num_shards=num_local, shard_offset=offset, dedupe=spec.dedupe,
+                sample_weight=sample_weight)
   # A data-independent row width, as `training.precompile` assumes.
   rows = packing.dedupe_width(training.token_budget) if spec.dedupe else 0
   packed = packing.pack(train_x, y, token_budget=training.token_budget,
@@ -126,7 +155,7 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
             optimizer: OptimizerOptions, training: TrainOptions, *,
             learning_rates=None, l2s=None, init: Params | None = None,
             mesh=None, num_shards: int | None = None,
-            data_parallel: bool = True) -> Run:
+            data_parallel: bool = True, sample_weight=None) -> Run:
   """Packs the corpus, builds the state and gets the compiled program.
 
   Args:
@@ -140,6 +169,8 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
     init: initial Params (default zeros), shared by every model.
     mesh, num_shards: data parallelism (see `mesh_and_shards`).
     data_parallel: False keeps the run on one device (sweeps).
+    sample_weight: float [N] weights of the documents in the loss, or None
+      (see `document_weights`).
 
   Returns:
     Run.
@@ -159,7 +190,8 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
   # Featurisation's freed temporaries go back to the OS before W is made.
   host_memory.trim()
   start = time.perf_counter()
-  packed = pack_steps(train_x, y, training, spec, num_local, offset)
+  packed = pack_steps(train_x, y, training, spec, num_local, offset,
+                      sample_weight)
   # precompile's estimate of the longest document may exceed what fit finds
   # (min_df prunes after the estimate): pad to its width (exact).
   hint = chunk_program.WIDTH_HINTS.get((spec, mesh), 0)

@@ -156,6 +156,18 @@ def state_params(state: TrainState) -> Params:
                 distributed.local_value(state.b).astype(np.float32))
 
 
+def _weighted_sum_and_count(nll, mask):
+  """(sum of mask-weighted NLLs, number of documents with mask > 0).
+
+  The batch loss is the weighted sum over the documents' count, not over the
+  weights' sum: scikit-learn's sample_weight semantics (a document of weight
+  2 counts as two in the sum, once in the mean's denominator).
+  """
+  real = mask > 0
+  return (jnp.sum(jnp.where(real, nll * mask, 0.0)),
+          jnp.sum(real.astype(mask.dtype)))
+
+
 def _sub_batch_nll(rows, b, slot, weights, seg, labels, mask):
   """Summed NLL and document count of one sub-batch; rows [U, C] -> []."""
   tok = rows if slot is None else rows[slot]                 # [T, C]
@@ -163,7 +175,7 @@ def _sub_batch_nll(rows, b, slot, weights, seg, labels, mask):
                           num_segments=labels.shape[0],
                           indices_are_sorted=True) + b       # [D, C]
   nll = losses.nll_from_logits(z, labels)
-  return jnp.sum(jnp.where(mask > 0, nll, 0.0)), jnp.sum(mask)
+  return _weighted_sum_and_count(nll, mask)
 
 
 def _batch_nll(rows, b, batch):
@@ -197,8 +209,7 @@ def _sub_batch_grads(rows, b, slot, weights, seg, labels, mask):
   g_tok = g_z.at[seg].get(mode='fill', fill_value=0) * weights[:, None]
   g_rows = g_tok if slot is None else jax.ops.segment_sum(
       g_tok, slot, num_segments=rows.shape[0])
-  return (jnp.sum(jnp.where(mask > 0, nll, 0.0)), jnp.sum(mask), g_rows,
-          jnp.sum(g_z, 0))
+  return _weighted_sum_and_count(nll, mask) + (g_rows, jnp.sum(g_z, 0))
 
 
 def _batch_grads(rows, b, batch):

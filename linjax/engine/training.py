@@ -32,6 +32,7 @@ compile it while the host featurises. For example::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 from typing import Callable
@@ -129,7 +130,8 @@ def precompile(num_features: int, num_classes: int, *,
 
 
 def _fingerprint(optimizer: OptimizerOptions, training: TrainOptions,
-                 x: CsrFeatures, num_classes: int, spec: step_lib.Spec):
+                 x: CsrFeatures, num_classes: int, spec: step_lib.Spec,
+                 weights: np.ndarray | None):
   """What a checkpoint must match to be resumed (not the loop's knobs that
   leave the trained model unchanged)."""
   train = {k: v for k, v in dataclasses.asdict(training).items()
@@ -138,6 +140,8 @@ def _fingerprint(optimizer: OptimizerOptions, training: TrainOptions,
       optimizer=dataclasses.asdict(optimizer), train=train,
       num_features=x.num_features, num_classes=num_classes,
       num_docs=x.num_docs, nnz=x.nnz, num_shards=spec.num_shards,
+      weights=None if weights is None else hashlib.sha256(
+          weights.tobytes()).hexdigest(),
       update='sparse' if spec.sparse else 'dense'))
 
 
@@ -165,7 +169,8 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
         val_x: CsrFeatures | None = None, val_y=None,
         callback: Callable[[dict], None] | None = None,
         checkpoint_dir: str | None = None, init: Params | None = None,
-        mesh=None, num_shards: int | None = None) -> FitResult:
+        mesh=None, num_shards: int | None = None,
+        sample_weight=None) -> FitResult:
   """Trains softmax regression.
 
   Args:
@@ -184,6 +189,9 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
     mesh: a 1-D 'batch' mesh for data parallelism (default: all devices when
       there are several, see linjax/engine/distributed.py).
     num_shards: sub-batches per step (default: the mesh size, or 1).
+    sample_weight: float [N] >= 0, each document's weight in the loss
+      (scikit-learn's semantics: the batch loss is the weighted sum over the
+      number of documents), combined with ``training.class_weight``.
 
   Returns:
     FitResult.
@@ -194,12 +202,15 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
   if val_x is not None:
     val_x.validate('val_x')
     val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y')
+  weights = run_loop.document_weights(y, num_classes, training.class_weight,
+                                     sample_weight)
   run = run_loop.prepare(train_x, y, num_classes, optimizer, training,
-                         init=init, mesh=mesh, num_shards=num_shards)
+                         init=init, mesh=mesh, num_shards=num_shards,
+                         sample_weight=weights)
   loop = dict(first=0, history=[], best_epoch=0, best_value=None,
               bad_epochs=0, best=None)
   fingerprint = _fingerprint(optimizer, training, train_x, num_classes,
-                             run.spec)
+                             run.spec, weights)
   if checkpoint_dir and checkpoint.latest_epoch(checkpoint_dir) is not None:
     loop = _restore(run, checkpoint_dir, fingerprint)
   history, best = loop['history'], loop['best']
