@@ -44,6 +44,8 @@ _PUBLIC = {
     'ConfigError': ('linjax.core.errors', 'ConfigError'),
     # text and data
     'Featurizer': ('linjax.text.featurizer', 'Featurizer'),
+    'FeaturizerOptions': ('linjax.text.featurizer_options',
+                          'FeaturizerOptions'),
     'tokenize': ('linjax.text.tokenizer', 'tokenize'),
     'CsrFeatures': ('linjax.text.csr', 'CsrFeatures'),
     'read_corpus': ('linjax.data.corpus', 'read_corpus'),

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import linjax
-from linjax.core import features
 
 
 def _random_sparse(rng, n, length, num_features):
@@ -51,37 +50,6 @@ class FeaturizeTest(chex.TestCase):
       linjax.featurize(np.zeros((1, 2), np.float32), np.ones((1, 2)), 3)
     with pytest.raises(ValueError, match='equal shape'):
       linjax.featurize(np.zeros((1, 2), np.int32), np.ones((1, 3)), 3)
-
-  def test_weighting_functions_match_numpy(self):
-    rng = np.random.default_rng(1)
-    ids, counts = _random_sparse(rng, 5, 4, 9)
-    counts = np.round(counts * 2)  # integer-like counts, some zero padding
-    x = linjax.SparseFeatures(jnp.asarray(ids), jnp.asarray(counts))
-    dense = _dense_reference(ids, counts, 9)
-    # Term frequency: rows sum to one.
-    tf = linjax.featurize(*features.term_frequency(x), 9)
-    np.testing.assert_allclose(tf, dense / dense.sum(1, keepdims=True),
-                               rtol=1e-6)
-    # Binary.
-    np.testing.assert_allclose(linjax.featurize(*features.binary(x), 9),
-                               (dense > 0).astype(float))
-    # Smoothed idf as scikit-learn defines it, computed here by hand.
-    df = (dense > 0).sum(0)
-    idf = np.log((1 + 5) / (1 + df)) + 1
-    np.testing.assert_allclose(
-        features.inverse_document_frequency(x, 9), idf, rtol=1e-6)
-    got = linjax.featurize(*features.tfidf(x, jnp.asarray(idf, jnp.float32),
-                                           sublinear=True), 9)
-    sub = np.where(dense > 0, 1 + np.log(np.where(dense > 0, dense, 1)), 0)
-    np.testing.assert_allclose(got, sub * idf, rtol=1e-5)
-    # L2 normalisation, with an all-zero row left at zero.
-    zero_row = x._replace(weights=x.weights.at[0].set(0.0))
-    normed = linjax.featurize(*features.l2_normalize(zero_row), 9)
-    dense0 = dense.copy()
-    dense0[0] = 0
-    norms = np.linalg.norm(dense0, axis=1, keepdims=True)
-    np.testing.assert_allclose(normed, dense0 / np.where(norms == 0, 1, norms),
-                               rtol=1e-6)
 
 
 class LogitsTest(chex.TestCase):

@@ -5,9 +5,8 @@ Shapes: N examples, L id slots per example, F features.
 `SparseFeatures` is the padded sparse layout of the public API: ``ids`` int32
 [N, L] and ``weights`` float [N, L], where a padding slot has weight 0 (its id
 is irrelevant but must still lie in [0, F)). `featurize` turns it into the dense
-[N, F] bag-of-words of the lecture. The weighting functions (term frequency,
-binary, TF-IDF, L2 normalisation) act on `SparseFeatures` and assume each
-example lists a feature id at most once, as the text pipeline guarantees.
+[N, F] bag-of-words of the lecture. (Weighting, TF-IDF and normalisation are
+the text layer's, on the host: linjax/text/weighting.py.)
 """
 
 from __future__ import annotations
@@ -79,61 +78,11 @@ def featurize(ids: jax.Array, weights: jax.Array,
   return out.at[rows, ids].add(weights)
 
 
-def term_frequency(x: SparseFeatures) -> SparseFeatures:
-  """Each row scaled to sum to 1 (counts become relative frequencies)."""
-  total = jnp.sum(x.weights, axis=-1, keepdims=True)
-  return x._replace(weights=x.weights / jnp.where(total == 0, 1, total))
-
-
-def binary(x: SparseFeatures) -> SparseFeatures:
-  """1 where a feature is present (non-zero weight), 0 elsewhere."""
-  return x._replace(weights=(x.weights != 0).astype(x.weights.dtype))
-
-
-def document_frequency(x: SparseFeatures, num_features: int) -> jax.Array:
-  """int32 [F]: in how many examples each feature occurs."""
-  present = (x.weights != 0).astype(jnp.int32)
-  return jnp.zeros(num_features, jnp.int32).at[x.ids.reshape(-1)].add(
-      present.reshape(-1))
-
-
-def inverse_document_frequency(x: SparseFeatures,
-                               num_features: int) -> jax.Array:
-  """float [F]: smoothed idf ``ln((1 + N) / (1 + df)) + 1`` (as scikit-learn)."""
-  n = x.ids.shape[0]
-  df = document_frequency(x, num_features)
-  return jnp.log((1.0 + n) / (1.0 + df)) + 1.0
-
-
-def tfidf(x: SparseFeatures, idf: jax.Array,
-          sublinear: bool = False) -> SparseFeatures:
-  """Counts times idf; ``sublinear`` uses ``1 + ln(count)`` for the counts.
-
-  Args:
-    x: counts, ids [N, L] and weights [N, L].
-    idf: float [F], fitted on training data only.
-    sublinear: dampen repeated terms.
-
-  Returns:
-    SparseFeatures with the same ids and TF-IDF weights.
-  """
-  counts = x.weights
-  if sublinear:
-    counts = jnp.where(counts > 0, 1.0 + jnp.log(jnp.where(counts > 0, counts,
-                                                           1.0)), 0.0)
-  return x._replace(weights=(counts * idf[x.ids]).astype(x.weights.dtype))
-
-
-def l2_normalize(x: SparseFeatures) -> SparseFeatures:
-  """Each row divided by its L2 norm; all-zero rows stay zero."""
-  norm = jnp.sqrt(jnp.sum(x.weights**2, axis=-1, keepdims=True))
-  return x._replace(weights=x.weights / jnp.where(norm == 0, 1, norm))
-
-
-def gather_rows(V: jax.Array, ids: jax.Array) -> jax.Array:
+def gather_padded_rows(V: jax.Array, ids: jax.Array) -> jax.Array:
   """Rows ``V[ids]``: [F, C], int [...] -> [..., C]; out-of-range ids give 0.
 
-  The sparse path's read of W (training and scoring): a padding id F, or any
-  id outside [0, F), reads a row of zeros instead of a clamped real row.
+  The engine's read of W (training and scoring), where the id F pads a step:
+  it, or any id outside [0, F), reads a row of zeros instead of a clamped
+  real row. (`model.gather_rows`, for user-facing scores, reads NaN instead.)
   """
   return V.at[ids].get(mode='fill', fill_value=0)

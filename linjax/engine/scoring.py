@@ -17,7 +17,7 @@ import numpy as np
 from linjax.core import losses
 from linjax.core import model
 from linjax.text.csr import CsrFeatures
-from linjax.core.features import gather_rows
+from linjax.core.features import gather_padded_rows
 
 Params = model.Params
 
@@ -28,7 +28,8 @@ def _bucket(n: int) -> int:
 
 @jax.jit
 def _chunk_logits(W, scale, b, ids, weights):
-  return jnp.einsum('nl,nlc->nc', weights, gather_rows(W, ids)) * scale + b
+  rows = gather_padded_rows(W, ids)                           # [B, L, C]
+  return jnp.einsum('nl,nlc->nc', weights, rows) * scale + b
 
 
 def _chunks(x: CsrFeatures, batch_size: int):

@@ -44,7 +44,7 @@ import numpy as np
 
 from linjax.core import losses
 from linjax.core import model
-from linjax.core.features import gather_rows
+from linjax.core.features import gather_padded_rows
 from linjax.engine import optimizers as optim
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
@@ -236,7 +236,7 @@ def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
   psum = (lambda v: jax.lax.psum(v, AXIS)) if spec.distributed else (
       lambda v: v)
   if spec.sparse:
-    rows = gather_rows(V, batch.uids) * scale                # [S_l, U, C]
+    rows = gather_padded_rows(V, batch.uids) * scale         # [S_l, U, C]
     if scratch is not None:
       scratch = jax.lax.dynamic_update_slice(scratch, rows, (0, 0, 0))
       rows = jax.lax.dynamic_slice(scratch, (0, 0, 0), rows.shape)
@@ -256,7 +256,7 @@ def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
     denom = jnp.maximum(docs, 1.0)
     g_rows, g_b = g_rows / denom, g_b / denom
     if spec.l2_mode == 'lazy':
-      g_rows = g_rows + 2.0 * l2 * gather_rows(V, uids) * scale
+      g_rows = g_rows + 2.0 * l2 * gather_padded_rows(V, uids) * scale
     row_state = optim.gather_state_rows(opt_state, uids)
     d, row_state = direction.update(Params(g_rows, g_b), row_state)
     opt_state = optim.scatter_state_rows(opt_state, row_state, uids)
@@ -272,7 +272,7 @@ def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
       V = V.at[uids].add(-lr_t * d.W, mode='drop')
   else:
     def full(p):
-      return _batch_nll(gather_rows(p.W, batch.uids), p.b, batch)
+      return _batch_nll(gather_padded_rows(p.W, batch.uids), p.b, batch)
     (nll, docs), g = jax.value_and_grad(full, has_aux=True)(Params(V, b))
     nll, docs, g = psum(nll), psum(docs), psum(g)
     denom = jnp.maximum(docs, 1.0)
