@@ -25,7 +25,7 @@ __version__ = '0.1.0'
 
 # Public name -> (module, attribute there).
 _PUBLIC = {
-    # core: the lecture's model (DESIGN.md's contract)
+    # core: the lecture's model (the contract of docs/design.md)
     'Params': ('linjax.core.model', 'Params'),
     'init_params': ('linjax.core.model', 'init_params'),
     'logits': ('linjax.core.model', 'logits'),

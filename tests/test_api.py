@@ -1,4 +1,4 @@
-"""The public API contract of DESIGN.md is importable from `linjax`."""
+"""The public API contract of docs/design.md is importable from `linjax`."""
 
 import inspect
 
