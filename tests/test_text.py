@@ -22,6 +22,7 @@ from sklearn.feature_extraction import text as sktext
 
 from linjax.core.errors import ConfigError
 from linjax.text import featurizer as text
+from linjax.text import hashed_counts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -291,12 +292,14 @@ def test_min_df_drops_rare_hash_buckets():
 def test_featurising_in_chunks_changes_nothing(monkeypatch, kwargs):
   whole = plain_featurizer(**kwargs).fit_transform(TRAIN + TEST)
   monkeypatch.setattr(text, '_CHUNK_TOKENS', 5)  # a chunk per 1-2 documents
+  monkeypatch.setattr(hashed_counts, 'CHUNK_CHARS', 40)  # hashing
   f = plain_featurizer(**kwargs)
   chunked = f.fit_transform(TRAIN + TEST)
   for u, v in zip(whole[:3], chunked[:3]):
     np.testing.assert_array_equal(u, v)
   again = f.transform(TEST)
   monkeypatch.setattr(text, '_CHUNK_TOKENS', 1 << 30)
+  monkeypatch.setattr(hashed_counts, 'CHUNK_CHARS', 1 << 30)
   for u, v in zip(again[:3], f.transform(TEST)[:3]):
     np.testing.assert_array_equal(u, v)
 

@@ -103,7 +103,7 @@ def test_char_classes_match_re_over_all_of_unicode():
   np.testing.assert_array_equal(classes >= fast.OTHER, other)
   assert ''.join(everything[i] for i in np.flatnonzero(classes == fast.TAG)) \
       == '#@'
-  # _hint_docs assumes that ignoring case only 'w' and 'W' match 'w' and
+  # url_hint_docs assumes that ignoring case only 'w' and 'W' match 'w' and
   # nothing else matches ':', '/' or '.'.
   for char, same in (('w', 'Ww'), (':', ':'), ('/', '/'), (r'\.', '.')):
     found = re.findall(char, everything, re.IGNORECASE)
@@ -290,5 +290,5 @@ def test_hint_docs_match_regex():
             for _ in range(rng.integers(1, 6))]
     joined = '\n'.join(docs)
     lengths = np.array([len(d) + 1 for d in docs])
-    got = tokenizer._hint_docs(joined, np.cumsum(lengths) - lengths)
+    got = tokenizer.url_hint_docs(joined, np.cumsum(lengths) - lengths)
     assert got.tolist() == tokenizer._url_docs(docs, joined)

@@ -15,8 +15,12 @@ ordered by training count, ties by string) or from the hashing trick
 `linjax.text.tokenizer`, the vocabulary and the names of hash buckets
 `linjax.text.ngram_names`, counting and weighting `linjax.text.weighting`.
 
-Speed: the Python work per token is one regex match and one dict lookup;
-hashing, n-grams, de-duplication and weighting are vectorised over the corpus.
+Speed: in hashing mode with the ``words_punct`` tokenizer (the default) the
+token hashes come straight from the text's characters, vectorised, without a
+string per token (`linjax.text.hashed_counts`); the other settings tokenise
+into strings (`linjax.text.tokenizer`, vectorised for ``words_punct`` and
+``tweet``). n-grams, de-duplication and weighting are vectorised over the
+corpus either way, and both ways give the same features.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from linjax.text import csr
+from linjax.text import hashed_counts
+from linjax.text import hashed_tokens
 from linjax.text import ngram_names
 from linjax.text import shapes
 # The pieces of the pipeline; names callers reach as `text.X` are re-exported.
@@ -54,6 +60,19 @@ from linjax.text.weighting import smooth_idf
 _DEFAULT = FeaturizerOptions()
 
 _CHUNK_TOKENS = 1 << 18  # tokens featurised at a time (`_count_in_chunks`).
+
+
+def _check_texts(texts) -> None:
+  if isinstance(texts, str):
+    raise TypeError('Featurizer expects a sequence of documents, got one '
+                    'string; wrap it in a list.')
+
+
+def _joined_occurrences(ids: list, starts: list, orders: list):
+  """Concatenates per-order occurrence arrays (empty if there are none)."""
+  if not ids:
+    return (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.int8),)
+  return np.concatenate(ids), np.concatenate(starts), np.concatenate(orders)
 
 
 class Featurizer:
@@ -154,10 +173,14 @@ class Featurizer:
 
   # -- pipeline ------------------------------------------------------------
 
+  @property
+  def _hashes_directly(self) -> bool:
+    """Whether `hashed_tokens.hash_batch` featurises: token hashes straight
+    from the text, no token strings (hashing mode, ``words_punct``)."""
+    return self.hashing and self.tokenizer == hashed_tokens.KIND
+
   def _tokens(self, texts: Sequence[str]) -> Tokens:
-    if isinstance(texts, str):
-      raise TypeError('Featurizer expects a sequence of documents, got one '
-                      'string; wrap it in a list.')
+    _check_texts(texts)
     if not self.shape_ngrams:
       toks = tokenize_batch(texts, self.lowercase, self.tokenizer)
     else:  # Shapes need the original case: tokenise that, lower-case after.
@@ -177,12 +200,16 @@ class Featurizer:
     return max(self.ngrams, self.shape_ngrams)
 
   def _starts(self, toks: Tokens, n: int) -> np.ndarray:
+    return self._gram_starts(toks.lengths, toks.num_docs, n)
+
+  def _gram_starts(self, lengths: np.ndarray, num_docs: int | None,
+                   n: int) -> np.ndarray:
     """Starts of the n-grams to featurise: words up to ``ngrams``, shapes
     (the segments after the first num_docs) up to ``shape_ngrams``."""
-    start = ngram_starts(toks.lengths, n)
-    if toks.num_docs is None:
+    start = ngram_starts(lengths, n)
+    if num_docs is None:
       return start if n <= self.ngrams else start[:0]
-    first_shape = int(toks.lengths[:toks.num_docs].sum())
+    first_shape = int(lengths[:num_docs].sum())
     if n > self.ngrams:
       start = start[start >= first_shape]
     if n > self.shape_ngrams:
@@ -191,39 +218,47 @@ class Featurizer:
 
   def _occurrences(self, toks: Tokens):
     """Feature occurrences: (ids int64 [M], starts int64 [M], orders [M])."""
-    ids, starts, orders = [], [], []
     if self.hashing:
-      flat = toks.hashes[toks.tok].astype(np.uint64)
-      gram = flat
-      mult = np.uint64(NGRAM_MULTIPLIER)
-      for n in range(1, self._max_order + 1):
-        if n > 1:
-          gram = gram[:-1] * mult + flat[n - 1:]  # wraps modulo 2**64.
-        start = self._starts(toks, n)
-        ids.append((gram[start] % np.uint64(self.buckets)).astype(np.int64))
-        starts.append(start)
-        orders.append(np.full(start.shape[0], n, np.int8))
-    else:
-      flat = ngram_names.token_indices(self._lookup, toks.strings)[toks.tok]
-      unknown_before = np.concatenate([[0], np.cumsum(flat < 0)])
-      for n in range(1, self._max_order + 1):
-        start = self._starts(toks, n)
-        # Only n-grams of vocabulary tokens can be in the vocabulary.
-        start = start[unknown_before[start + n] == unknown_before[start]]
-        found_ids, found = ngram_names.ngram_ids(self._lookup, flat, start, n)
-        ids.append(found_ids)
-        starts.append(start[found])
-        orders.append(np.full(found_ids.shape[0], n, np.int8))
-    if not ids:
-      return (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.int8),)
-    return np.concatenate(ids), np.concatenate(starts), np.concatenate(orders)
+      return self._hashed_occurrences(toks.hashes[toks.tok].astype(np.uint64),
+                                      toks.lengths, toks.num_docs)
+    ids, starts, orders = [], [], []
+    flat = ngram_names.token_indices(self._lookup, toks.strings)[toks.tok]
+    unknown_before = np.concatenate([[0], np.cumsum(flat < 0)])
+    for n in range(1, self._max_order + 1):
+      start = self._starts(toks, n)
+      # Only n-grams of vocabulary tokens can be in the vocabulary.
+      start = start[unknown_before[start + n] == unknown_before[start]]
+      found_ids, found = ngram_names.ngram_ids(self._lookup, flat, start, n)
+      ids.append(found_ids)
+      starts.append(start[found])
+      orders.append(np.full(found_ids.shape[0], n, np.int8))
+    return _joined_occurrences(ids, starts, orders)
+
+  def _hashed_occurrences(self, flat: np.ndarray, lengths: np.ndarray,
+                          num_docs: int | None):
+    """`_occurrences` of tokens given as hashes: uint64 [T] ``flat``, in
+    segments of ``lengths`` (shape segments after the first ``num_docs``)."""
+    ids, starts, orders = [], [], []
+    gram = flat
+    mult = np.uint64(NGRAM_MULTIPLIER)
+    for n in range(1, self._max_order + 1):
+      if n > 1:
+        gram = gram[:-1] * mult + flat[n - 1:]  # wraps modulo 2**64.
+      start = self._gram_starts(lengths, num_docs, n)
+      ids.append((gram[start] % np.uint64(self.buckets)).astype(np.int64))
+      starts.append(start)
+      orders.append(np.full(start.shape[0], n, np.int8))
+    return _joined_occurrences(ids, starts, orders)
 
   def _counts(self, toks: Tokens, ids: np.ndarray,
               starts: np.ndarray) -> csr.CsrFeatures:
-    segments = toks.lengths.shape[0]
-    num_docs = tokens_num_docs(toks)
-    doc_of_token = np.repeat(np.arange(segments) % max(num_docs, 1),
-                             toks.lengths)
+    return self._segment_counts(toks.lengths, toks.num_docs, ids, starts)
+
+  def _segment_counts(self, lengths: np.ndarray, num_docs: int | None,
+                      ids: np.ndarray, starts: np.ndarray) -> csr.CsrFeatures:
+    segments = lengths.shape[0]
+    num_docs = segments if num_docs is None else num_docs
+    doc_of_token = np.repeat(np.arange(segments) % max(num_docs, 1), lengths)
     return count_features(doc_of_token[starts], ids, num_docs,
                           self.num_features)
 
@@ -246,6 +281,12 @@ class Featurizer:
         self._counts(part, *self._occurrences(part)[:2])
         for part in doc_ranges(toks, cuts))
 
+  def _text_counts(self, texts: Sequence[str]) -> csr.CsrFeatures:
+    """Counts of all documents, hashed straight from the text."""
+    _check_texts(texts)
+    return hashed_counts.count_hashed(texts, self.lowercase, self.ngrams,
+                                      self.shape_ngrams, self.buckets)
+
   def _weigh(self, counts: csr.CsrFeatures) -> csr.CsrFeatures:
     if self._dropped is not None:
       counts = csr.drop_features(counts, self._dropped)
@@ -260,7 +301,10 @@ class Featurizer:
 
   def fit(self, texts: Sequence[str]) -> Featurizer:
     """Learns the vocabulary or bucket names, and the IDF, from ``texts``."""
-    self._fit_tokens(self._tokens(texts))
+    if self._hashes_directly:
+      self._fit_texts(texts)
+    else:
+      self._fit_tokens(self._tokens(texts))
     return self
 
   def _fit_tokens(self, toks: Tokens) -> csr.CsrFeatures | None:
@@ -272,11 +316,22 @@ class Featurizer:
       self._set_vocabulary(ngram_names.fit_vocabulary(
           toks, self._max_order, functools.partial(self._starts, toks),
           self.min_count, self.max_vocab))
+    return self._fit_df(lambda: self._count_in_chunks(toks))
+
+  def _fit_texts(self, texts: Sequence[str]) -> csr.CsrFeatures | None:
+    _check_texts(texts)
+    # The training texts, tokenised when a bucket name is first needed.
+    self._names, self._pending_names = None, list(texts)
+    return self._fit_df(lambda: self._text_counts(texts))
+
+  def _fit_df(self, counts_of_training) -> csr.CsrFeatures | None:
+    """Marks the featuriser fitted and learns the document frequencies (if
+    the weighting or min_df needs them) from ``counts_of_training()``."""
     self._fitted = True
     self._df, self._idf, self._num_docs, self._dropped = None, None, 0, None
     if not self._needs_df:
       return None
-    counts = self._count_in_chunks(toks)
+    counts = counts_of_training()
     self._set_df(np.bincount(counts.ids, minlength=self.num_features),
                  counts.num_docs)
     return counts
@@ -285,6 +340,8 @@ class Featurizer:
     """Hashing mode: the names of the buckets (computed once, on demand)."""
     toks = self._pending_names
     if toks is not None:
+      if not isinstance(toks, Tokens):
+        toks = self._tokens(toks)
       # Passed from this module so that patching text.NAMES_PER_BUCKET works.
       self._names = ngram_names.fit_bucket_names(
           toks, self._max_order, functools.partial(self._starts, toks),
@@ -304,6 +361,9 @@ class Featurizer:
 
   def transform(self, texts: Sequence[str]) -> csr.CsrFeatures:
     """Featurises ``texts`` -> CsrFeatures [N documents, F features]."""
+    if self._hashes_directly:
+      self._require_fit('transform')
+      return self._weigh(self._text_counts(texts))
     return self._transform_tokens(self._tokens(texts))
 
   def _transform_tokens(self, toks: Tokens) -> csr.CsrFeatures:
@@ -312,6 +372,10 @@ class Featurizer:
 
   def fit_transform(self, texts: Sequence[str]) -> csr.CsrFeatures:
     """`fit` then `transform` on the same texts, tokenising them once."""
+    if self._hashes_directly:
+      counts = self._fit_texts(texts)
+      return self._weigh(self._text_counts(texts) if counts is None
+                         else counts)
     toks = self._tokens(texts)
     counts = self._fit_tokens(toks)
     if counts is None:

@@ -57,6 +57,58 @@ def hash_tokens(tokens: Sequence[str]) -> np.ndarray:
   return out
 
 
+# Spans longer than this many bytes finish their hash in Python, byte by byte,
+# instead of one numpy step per byte position for a handful of spans.
+_LONG_SPAN = 64
+
+
+def hash_spans(data: np.ndarray, starts: np.ndarray,
+               lengths: np.ndarray) -> np.ndarray:
+  """`fnv1a_32` of T byte spans of one buffer, without making strings.
+
+  One numpy step per byte position over the spans at least that long (sorted
+  longest first, so that those are a prefix); past `_LONG_SPAN` bytes the few
+  spans left finish in Python.
+
+  Args:
+    data: uint8 [B] the bytes (e.g. a text's UTF-8).
+    starts: int64 [T] where each span starts in ``data``.
+    lengths: int64 [T] its length in bytes.
+
+  Returns:
+    uint32 [T] the FNV-1a hash of ``data[starts[t]:starts[t] + lengths[t]]``.
+  """
+  num = starts.shape[0]
+  clipped = np.minimum(lengths, _LONG_SPAN).astype(np.uint8)
+  order = np.argsort(_LONG_SPAN - clipped, kind='stable')  # longest first.
+  pos = starts[order]
+  h = np.full(num, _FNV_OFFSET, np.uint32)
+  # active[j]: how many spans have more than j bytes.
+  active = num - np.cumsum(np.bincount(clipped, minlength=_LONG_SPAN + 1))
+  active = active[:_LONG_SPAN]
+  prime = np.uint32(_FNV_PRIME)
+  byte = np.empty(num, np.uint8)
+  for m in active.tolist():
+    if m == 0:
+      break
+    np.take(data, pos[:m], out=byte[:m])
+    part = h[:m]
+    part ^= byte[:m]
+    part *= prime  # wraps modulo 2**32.
+    pos[:m] += 1
+  long = np.flatnonzero(lengths[order] > _LONG_SPAN)
+  if long.shape[0]:
+    rest = (lengths[order][long] - _LONG_SPAN).tolist()
+    for i, at, size in zip(long.tolist(), pos[long].tolist(), rest):
+      value = int(h[i])
+      for b in data[at:at + size].tobytes():
+        value = ((value ^ b) * _FNV_PRIME) & 0xFFFFFFFF
+      h[i] = value
+  out = np.empty(num, np.uint32)
+  out[order] = h
+  return out
+
+
 def ngram_starts(lengths: np.ndarray, n: int) -> np.ndarray:
   """Positions where an n-gram starts without crossing a document end.
 

@@ -22,8 +22,12 @@ Shape of a token t (first matching rule):
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
+from linjax.text import char_table
+from linjax.text.fast_tokenizer import WORD
 from linjax.text.tokenizer import Tokens
 from linjax.text.tokenizer import index_tokens
 
@@ -44,6 +48,75 @@ def token_shape(token: str) -> str | None:
   if token[0].isupper() and token[1:].islower():
     return '<Xx>'
   return '<xX>' if token.lower() != token.upper() else '<w>'
+
+
+# Counts over a token of the characters that are upper case, lower case, not
+# digits, of differing cases, rare (`char_table.RARE`), packed in one int32
+# (_FIELD bits each): differences of a running sum give them exactly for
+# tokens shorter than 2**_FIELD characters.
+_FIELD = 6
+_UNIT = {name: 1 << (_FIELD * i) for i, name in enumerate(
+    ('upper', 'lower', 'not_digit', 'differs', 'rare'))}
+_MASK = {name: unit * ((1 << _FIELD) - 1) for name, unit in _UNIT.items()}
+_PACKED = np.array(
+    [(_UNIT['upper'] if p & char_table.UPPER else 0)
+     + (_UNIT['lower'] if p & char_table.LOWER else 0)
+     + (0 if p & char_table.DIGIT else _UNIT['not_digit'])
+     + (_UNIT['differs'] if p & char_table.CASE_DIFFERS else 0)
+     + (_UNIT['rare'] if p & char_table.RARE else 0) for p in range(256)],
+    np.int32)
+
+
+def shape_ids(props: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+              token: Callable[[int, int], str]) -> np.ndarray:
+  """`token_shape` of T tokens of a text at once, as indices into `SHAPES`.
+
+  Each rule of `token_shape` is a test of which character properties
+  (`linjax.text.char_table`) occur in the token and in its tail (all but the
+  first character): ``str.islower`` of a string means no upper- (or title-)
+  case character and at least one lower-case one, ``isdigit`` only digits,
+  and so on. Tokens with a `char_table.RARE` character, or of 2**6
+  characters or more, are decided by `token_shape` on their string.
+
+  Args:
+    props: uint8 [n] `char_table.properties` of the text's code points.
+    starts, ends: int64 [T] the tokens, characters starts[t]:ends[t]
+      (non-empty, within the text).
+    token: ``token(start, end)`` is the text of characters start:end.
+
+  Returns:
+    int8 [T]: the index of each token's shape in `SHAPES`, -1 for a token
+    without one (not starting with a word character).
+  """
+  out = np.full(starts.shape[0], -1, np.int8)
+  first = props[starts]
+  word = np.flatnonzero(first & char_table.CLASS_BITS == WORD)
+  if word.shape[0] == 0:
+    return out
+  running = np.zeros(props.shape[0] + 1, np.int32)
+  np.cumsum(np.take(_PACKED, props), out=running[1:])  # wraps: differences
+  starts, ends, first = starts[word], ends[word], first[word]  # stay exact.
+  whole = running[ends] - running[starts]
+  tail = whole - _PACKED[first]
+  has = lambda packed, name: packed & _MASK[name] != 0
+  no_upper, no_lower = ~has(whole, 'upper'), ~has(whole, 'lower')
+  is_lower = no_upper & ~no_lower
+  is_upper = no_lower & ~no_upper
+  is_title = (first & char_table.UPPER > 0) & ~has(tail, 'upper') & has(
+      tail, 'lower')
+  # The rules of token_shape, last first, so that earlier ones win.
+  shape = np.where(has(whole, 'differs'), _INDEX['<xX>'],
+                   _INDEX['<w>']).astype(np.int8)
+  shape[is_title] = _INDEX['<Xx>']
+  shape[is_upper] = _INDEX['<XX>']
+  shape[is_upper & (ends - starts == 1)] = _INDEX['<X>']
+  shape[~has(whole, 'not_digit')] = _INDEX['<d>']
+  shape[is_lower] = _INDEX['<x>']
+  unsure = np.flatnonzero(has(whole, 'rare') | (ends - starts >= 1 << _FIELD))
+  for t in unsure.tolist():
+    shape[t] = _INDEX[token_shape(token(int(starts[t]), int(ends[t])))]
+  out[word] = shape
+  return out
 
 
 def lowercase_tokens(cased: Tokens) -> Tokens | None:

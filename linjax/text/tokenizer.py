@@ -39,7 +39,8 @@ _PATTERNS = {
 _PLAIN = {kind: re.compile(p) for kind, p in _PATTERNS.items()}
 _WITH_URL = {kind: re.compile(_URL + '|' + p, re.IGNORECASE)
              for kind, p in _PATTERNS.items()}
-_IS_URL = re.compile(_URL, re.IGNORECASE).match
+URL_REGEX = re.compile(_URL, re.IGNORECASE)  # a whole URL, at a position.
+_IS_URL = URL_REGEX.match
 _WORDS = re.compile(r'(?u)\b\w\w+\b')  # scikit-learn's default token_pattern.
 _URL_HINT = re.compile(r'://|www\.', re.IGNORECASE)  # in every URL.
 
@@ -199,7 +200,7 @@ def _tokenize_batch_fast(texts: list[str], kind: str) -> Tokens | None:
   doc_len = np.fromiter(map(len, texts), np.int64, len(texts))
   offsets = np.cumsum(doc_len + 1) - (doc_len + 1)  # [N] in `joined`.
   num_main = len(joined)
-  url_docs = _hint_docs(joined, offsets)
+  url_docs = url_hint_docs(joined, offsets)
   if url_docs.shape[0]:
     url_toks = [_SPLITTERS[kind](texts[i]) for i in url_docs.tolist()]
     flat = list(itertools.chain.from_iterable(url_toks))
@@ -276,16 +277,24 @@ _SCHEME_HINT = re.compile('://')
 _WWW_HINT = re.compile(r'\.(?<=[wW]{3}\.)')  # 'www.', found by its '.'.
 
 
-def _hint_docs(joined: str, offsets: np.ndarray) -> np.ndarray:
-  """int64 [D] sorted indices of the documents `_url_docs` finds.
+def url_hint_docs(joined: str, offsets: np.ndarray) -> np.ndarray:
+  """int64 [D] sorted indices of the documents that may hold a URL.
+
+  The same documents as `_url_docs` (those matching `_URL_HINT`).
 
   Args:
     joined: the N documents joined by '\\n'.
     offsets: int64 [N] where each starts in ``joined``.
   """
-  hints = [m.start() for m in _SCHEME_HINT.finditer(joined)]
-  hints += [m.start() for m in _WWW_HINT.finditer(joined)]
-  return np.unique(np.searchsorted(offsets, hints, side='right') - 1)
+  schemes, wwws = url_hints(joined)
+  return np.unique(np.searchsorted(offsets, schemes + wwws, side='right') - 1)
+
+
+def url_hints(text: str) -> tuple[list[int], list[int]]:
+  """Where `_URL_HINT` matches in ``text``: the starts of '://' and of 'www.'
+  (ignoring case), in two lists."""
+  return ([m.start() for m in _SCHEME_HINT.finditer(text)],
+          [m.start() - 3 for m in _WWW_HINT.finditer(text)])
 
 
 def _url_docs(texts: Sequence[str], joined: str) -> list[int]:

@@ -35,13 +35,28 @@ def count_features(doc: np.ndarray, ids: np.ndarray, num_docs: int,
     CsrFeatures with ids unique and ascending within each row, weights the
     counts; a document without occurrences is an empty row.
   """
-  key = doc.astype(np.int64) * num_features + ids
+  return count_keys(doc.astype(np.int64) * num_features + ids, num_docs,
+                    num_features)
+
+
+def count_keys(key: np.ndarray, num_docs: int,
+               num_features: int) -> csr.CsrFeatures:
+  """`count_features` of occurrences given as keys ``doc * F + id``.
+
+  Args:
+    key: int64 [M] the occurrences' keys (sorted in place).
+    num_docs: N.
+    num_features: F.
+
+  Returns:
+    CsrFeatures of the counts, as `count_features`.
+  """
   key.sort()
   new = np.empty(key.shape[0], bool)
   new[:1] = True
   np.not_equal(key[1:], key[:-1], out=new[1:])
   first = np.flatnonzero(new)
-  counts = np.diff(np.append(first, key.shape[0]))
+  counts = np.diff(first, append=key.shape[0])
   key = key[first]
   row = key // num_features
   indptr = np.zeros(num_docs + 1, np.int64)

@@ -1,0 +1,75 @@
+"""Per-code-point properties as Python's ``str`` methods see them: one table.
+
+numpy only, no JAX. The vectorised text kernels (`linjax.text.hashed_tokens`,
+`linjax.text.shapes.shape_ids`) read what ``re`` and ``str.isupper`` & co.
+would say of each character from a uint8 table over all of Unicode, indexed
+by code point. A 256-code-point block is filled from Python's own predicates
+the first time a text contains one of its characters, so the table agrees
+with the running Python's Unicode database by construction.
+
+Bits of an entry:
+  0-1  the character class of `linjax.text.fast_tokenizer` (SPACE, WORD,
+       OTHER, TAG): ``\\s`` is ``str.isspace``, ``\\w`` is ``str.isalnum``
+       or ``'_'``.
+  UPPER, LOWER, DIGIT  ``c.isupper()``, ``c.islower()``, ``c.isdigit()``.
+  CASE_DIFFERS  ``c.lower() != c.upper()``.
+  RARE  title case (``c.istitle() and not c.isupper()``, e.g. "ǅ"), or a
+       case mapping of several characters (e.g. "ß".upper() == "SS"): string
+       rules over such characters are left to ``str`` itself.
+  FILLED  always set, so that an entry of 0 means "not filled yet".
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from linjax.text.fast_tokenizer import char_class
+
+CLASS_BITS = 3
+UPPER, LOWER, DIGIT, CASE_DIFFERS, RARE, FILLED = 4, 8, 16, 32, 64, 128
+
+_BLOCK = 8  # log2 of the code points filled at a time.
+_NUM_CODE_POINTS = 0x110000
+_TABLE = np.zeros(_NUM_CODE_POINTS, np.uint8)
+_FILLED = np.zeros(_NUM_CODE_POINTS >> _BLOCK, bool)
+_LOCK = threading.Lock()
+
+
+def char_properties(ch: str) -> int:
+  """The table entry of one character (the reference, from ``str``)."""
+  bits = char_class(ch) | FILLED
+  if ch.isupper():
+    bits |= UPPER
+  if ch.islower():
+    bits |= LOWER
+  if ch.isdigit():
+    bits |= DIGIT
+  lower, upper = ch.lower(), ch.upper()
+  if lower != upper:
+    bits |= CASE_DIFFERS
+  if (ch.istitle() and not ch.isupper()) or len(lower) != 1 or len(upper) != 1:
+    bits |= RARE
+  return bits
+
+
+def _fill(blocks: np.ndarray) -> None:
+  with _LOCK:
+    for block in blocks.tolist():
+      if _FILLED[block]:
+        continue
+      first = block << _BLOCK
+      _TABLE[first:first + (1 << _BLOCK)] = [
+          char_properties(chr(p)) for p in range(first, first + (1 << _BLOCK))]
+      _FILLED[block] = True
+
+
+def properties(points: np.ndarray) -> np.ndarray:
+  """uint8 [n] table entries of n code points (uint32 [n], < 0x110000)."""
+  props = np.take(_TABLE, points)
+  if props.shape[0] and props.min() < FILLED:
+    missing = points[props < FILLED] >> _BLOCK
+    _fill(np.flatnonzero(np.bincount(missing, minlength=_FILLED.shape[0])))
+    props = np.take(_TABLE, points)
+  return props

@@ -1,0 +1,115 @@
+"""Documents -> per-document counts of hashed n-grams, chunked and threaded.
+
+numpy only, no JAX. The hashing `linjax.text.Featurizer`'s fast path for
+``words_punct``: `hashed_tokens.hash_batch` gives every token's hash (and
+word shape) straight from the text; `count_hashed` turns those into counts of
+word n-grams 1..ngrams and shape n-grams 1..shape_ngrams, with fastText's
+n-gram hash combiner and ``h % buckets`` (`linjax.text.hashing`), exactly as
+the token-string path of the Featurizer does. The corpus goes through in
+chunks of about `CHUNK_CHARS` characters, so the per-token and per-n-gram
+arrays (tens of bytes per token) exist for a chunk at a time and peak memory
+stays flat as the corpus grows; the chunks run on `THREADS` threads (numpy
+releases the GIL in the array work). The result does not depend on either.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+from typing import Sequence
+
+import numpy as np
+
+from linjax.text import csr
+from linjax.text import hashed_tokens
+from linjax.text.hashing import NGRAM_MULTIPLIER
+from linjax.text.weighting import count_keys
+
+CHUNK_CHARS = 1 << 18  # characters featurised at a time.
+# Threads featurising chunks at once (at most the cores this process has).
+THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(
+    os, 'sched_getaffinity') else os.cpu_count() or 1))
+
+_POOL: list[concurrent.futures.ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def count_hashed(texts: Sequence[str], lowercase: bool, ngrams: int,
+                 shape_ngrams: int, buckets: int) -> csr.CsrFeatures:
+  """Counts of the hashed n-grams of N ``words_punct`` documents.
+
+  Args:
+    texts: [N] documents.
+    lowercase: hash the lower-cased tokens.
+    ngrams: word n-grams 1..ngrams.
+    shape_ngrams: word-shape n-grams 1..shape_ngrams (0: none).
+    buckets: F, the hash buckets.
+
+  Returns:
+    CsrFeatures [N, F] of counts, ids unique and ascending in each row.
+  """
+  texts = list(texts)
+  ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)) + 1)
+  cuts = [0] + np.searchsorted(
+      ends, np.arange(CHUNK_CHARS, int(ends[-1]) if texts else 0,
+                      CHUNK_CHARS), side='right').tolist() + [len(texts)]
+  cuts = sorted(set(cuts))
+  chunks = [texts[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:])] or [[]]
+  count = lambda chunk: _count_chunk(chunk, lowercase, ngrams, shape_ngrams,
+                                     buckets)
+  if len(chunks) == 1 or THREADS == 1:
+    parts = list(map(count, chunks))
+  else:
+    parts = list(_pool().map(count, chunks))
+  return parts[0] if len(parts) == 1 else csr.concatenate(parts)
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+  """The featurising threads, started on first use."""
+  with _POOL_LOCK:
+    if not _POOL:
+      _POOL.append(concurrent.futures.ThreadPoolExecutor(
+          THREADS, thread_name_prefix='linjax-featurize'))
+    return _POOL[0]
+
+
+def _count_chunk(texts: list[str], lowercase: bool, ngrams: int,
+                 shape_ngrams: int, buckets: int) -> csr.CsrFeatures:
+  hashed = hashed_tokens.hash_batch(texts, lowercase, shape_ngrams > 0)
+  keys = gram_keys(hashed.hashes, hashed.lengths, ngrams, buckets)
+  if hashed.shapes is not None:
+    keys += gram_keys(hashed_tokens.SHAPE_HASHES[hashed.shapes],
+                      hashed.shape_lengths, shape_ngrams, buckets)
+  return count_keys(np.concatenate(keys), len(texts), buckets)
+
+
+def gram_keys(hashes: np.ndarray, lengths: np.ndarray, order: int,
+              buckets: int) -> list[np.ndarray]:
+  """Keys ``doc * F + bucket`` of the n-grams 1..order of N documents.
+
+  Args:
+    hashes: uint32 [T] token hashes, flat in document order.
+    lengths: int64 [N] tokens per document.
+    order: the largest n.
+    buckets: F.
+
+  Returns:
+    int64 arrays, one per n, of the n-grams that lie inside one document;
+    an n-gram's bucket is its fastText hash (uint64, wrapping) modulo F.
+  """
+  doc = np.repeat(np.arange(lengths.shape[0], dtype=np.int64) * buckets,
+                  lengths)
+  flat = hashes.astype(np.uint64)
+  if buckets & (buckets - 1):
+    bucket_of = lambda h: (h % np.uint64(buckets)).astype(np.int64)
+  else:  # a power of two: the same, faster.
+    bucket_of = lambda h: (h & np.uint64(buckets - 1)).astype(np.int64)
+  keys = [doc + bucket_of(flat)]
+  gram = flat
+  mult = np.uint64(NGRAM_MULTIPLIER)
+  for n in range(2, order + 1):
+    gram = gram[:-1] * mult + flat[n - 1:]  # wraps modulo 2**64.
+    head = doc[:1 - n]
+    keys.append((head + bucket_of(gram))[head == doc[n - 1:]])
+  return keys

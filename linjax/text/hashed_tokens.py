@@ -1,0 +1,289 @@
+"""Documents -> the hash of every token (and its word shape), vectorised.
+
+numpy only, no JAX. A hashing `linjax.text.Featurizer` needs of each token
+only its FNV-1a hash (`linjax.text.hashing`) and, with word shapes, the shape
+of its original-case form (`linjax.text.shapes`); it never needs the token
+strings themselves. `hash_batch` computes exactly those for a batch of
+``words_punct`` documents, from the joined text's code points, without
+making a string per token:
+
+  characters -> classes and case bits (`char_table`) -> token bounds
+  (`fast_tokenizer.token_bounds`) -> FNV-1a of each token's UTF-8 bytes in
+  the lower-cased text (`hashing.hash_spans`) and shapes (`shapes.shape_ids`)
+
+URLs become one token '<url>' where the reference tokenizer finds them
+(`url_spans`). Lower-casing keeps every character's class and length except
+U+0130 ("İ" becomes "i" and a combining dot): documents holding it take the
+reference path (`tokenizer.tokenize_batch`, then `hashing.hash_tokens`) and
+are spliced back in document order. The result
+equals hashing the reference tokens; tests compare the two on every shared
+corpus and on generated Unicode text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from linjax.text import char_table
+from linjax.text import fast_tokenizer as fast
+from linjax.text import shapes
+from linjax.text.hashing import hash_spans
+from linjax.text.hashing import hash_tokens
+from linjax.text.tokenizer import Tokens
+from linjax.text.tokenizer import tokenize_batch
+from linjax.text.tokenizer import URL_REGEX
+from linjax.text.tokenizer import URL_TOKEN
+from linjax.text.tokenizer import url_hints
+
+KIND = 'words_punct'  # the tokenizer this module reproduces.
+SHAPE_HASHES = hash_tokens(shapes.SHAPES)  # uint32 [len(SHAPES)]
+URL_HASH = hash_tokens([URL_TOKEN])[0]
+
+_DOTTED_CAPITAL_I = '\u0130'  # lower-cases to two characters.
+
+
+class HashedTokens(NamedTuple):
+  """N documents' tokens as hashes: words flat in document order, then shapes.
+
+  Document n has ``lengths[n]`` word tokens and ``shape_lengths[n]`` shapes
+  (its word tokens that have a shape, in order); without shapes those two
+  fields are None.
+  """
+  hashes: np.ndarray  # uint32 [T] FNV-1a of each (lower-cased) token.
+  lengths: np.ndarray  # int64 [N]
+  shapes: np.ndarray | None = None  # int8 [S] indices into shapes.SHAPES.
+  shape_lengths: np.ndarray | None = None  # int64 [N]
+
+
+def hash_batch(texts: Sequence[str], lowercase: bool,
+               with_shapes: bool) -> HashedTokens:
+  """The hashes (and shapes) of the ``words_punct`` tokens of N documents.
+
+  Args:
+    texts: [N] documents.
+    lowercase: hash the lower-cased tokens (shapes always see the case).
+    with_shapes: also give each document's word shapes.
+
+  Returns:
+    `HashedTokens`: exactly `hash_tokens` of the tokens of
+    ``tokenize_batch(texts, lowercase, 'words_punct')``, and the shapes of
+    ``tokenize_batch(texts, False, 'words_punct')``'s tokens, as
+    `linjax.text.shapes.add_shape_segment` takes them.
+  """
+  texts = list(texts)
+  joined = '\n'.join(texts)
+  special = _special_docs(texts, joined, lowercase)
+  plain = _emptied(texts, special)
+  fast_part = _hash_plain(plain, joined if plain is texts else None,
+                          lowercase, with_shapes)
+  if special.shape[0] == 0:
+    return fast_part
+  return _splice(fast_part, special,
+                 _reference([texts[i] for i in special.tolist()], lowercase,
+                            with_shapes))
+
+
+def _emptied(texts: list[str], docs: np.ndarray) -> list[str]:
+  """``texts`` with the documents ``docs`` replaced by empty strings."""
+  if docs.shape[0] == 0:
+    return texts
+  plain = list(texts)
+  for i in docs.tolist():
+    plain[i] = ''
+  return plain
+
+
+def _doc_offsets(texts: Sequence[str]) -> np.ndarray:
+  """int64 [N] where each document starts in ``'\\n'.join(texts)``."""
+  lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+  return np.cumsum(lengths + 1) - (lengths + 1)
+
+
+def _docs_at(texts: Sequence[str], positions: list[int]) -> np.ndarray:
+  """int64 sorted documents holding the given positions of the joined text."""
+  if not positions:
+    return np.zeros(0, np.int64)
+  return np.unique(np.searchsorted(_doc_offsets(texts), positions,
+                                   side='right') - 1)
+
+
+def _special_docs(texts: Sequence[str], joined: str,
+                  lowercase: bool) -> np.ndarray:
+  """int64 [D] sorted documents for the reference path (see module doc)."""
+  if not (lowercase and _DOTTED_CAPITAL_I in joined):
+    return np.zeros(0, np.int64)
+  return _docs_at(texts, [m.start() for m in re.finditer(_DOTTED_CAPITAL_I,
+                                                         joined)])
+
+
+def url_spans(text: str, classes: np.ndarray) -> tuple[list[int], list[int]]:
+  """The URLs the reference ``words_punct`` tokenizer replaces by '<url>'.
+
+  The reference (`tokenizer.tokenize`) scans a text matching
+  ``URL|\\w+|[^\\w\\s]`` (URL first) from left to right; a URL starts where
+  the scan stands: not inside a word run (the character before is no word
+  character, or ends an earlier URL) and not inside an earlier URL. Every
+  URL holds '://' or 'www.' (`tokenizer.url_hints`), so only the few
+  positions that could start a scheme or 'www.' before such a hint are
+  tried, each with the reference's own `tokenizer.URL_REGEX`.
+
+  Args:
+    text: the text (documents joined by '\\n', which no URL crosses).
+    classes: uint8 [n] its characters' classes (`char_table.CLASS_BITS`).
+
+  Returns:
+    (starts, ends): the URLs, in order, characters starts[i]:ends[i].
+  """
+  schemes, wwws = url_hints(text)
+  if not schemes and not wwws:
+    return [], []
+  # 'https://', 'http://', 'ftp://' start 5, 4 or 3 characters before '://'.
+  candidates = sorted({s for h in schemes for s in (h - 5, h - 4, h - 3)
+                       if s >= 0}.union(wwws))
+  starts, ends, covered = [], [], 0
+  word = fast.WORD
+  for s in candidates:
+    if s < covered or (s > covered and classes[s - 1] == word):
+      continue
+    match = URL_REGEX.match(text, s)
+    if match:
+      starts.append(s)
+      ends.append(match.end())
+      covered = match.end()
+  return starts, ends
+
+
+def _hash_plain(texts: list[str], joined: str | None, lowercase: bool,
+                with_shapes: bool) -> HashedTokens:
+  """`hash_batch` of documents that need no reference path.
+
+  Args:
+    texts: [N] documents.
+    joined: ``'\\n'.join(texts)`` if at hand, else None.
+    lowercase, with_shapes: as in `hash_batch`.
+
+  Returns:
+    `HashedTokens`.
+
+  Raises:
+    UnicodeEncodeError: on a lone surrogate (it has no UTF-8), as
+      `hashing.hash_tokens` does.
+  """
+  if joined is None:
+    joined = '\n'.join(texts)
+  # Lower-casing document by document keeps ASCII documents on str's fast
+  # path; '\n' does not change how Python lower-cases a final sigma.
+  source = '\n'.join(map(str.lower, texts)) if lowercase else joined
+  data = np.frombuffer(source.encode('utf-8'), np.uint8)
+  points = fast.code_points(joined)
+  props = char_table.properties(points)
+  classes = props & np.uint8(char_table.CLASS_BITS)
+  url_starts, url_ends = url_spans(joined, classes)
+  if url_starts:
+    # A URL becomes one token at its first character, as if punctuation.
+    at = np.array(url_starts, np.int64)
+    inner = np.array(url_ends, np.int64) - at - 1  # characters after the first
+    classes[np.repeat(at + 1 - (np.cumsum(inner) - inner), inner)
+            + np.arange(int(inner.sum()))] = fast.SPACE
+    classes[at] = fast.OTHER
+    props = props.copy()
+    props[at] = (props[at] & ~np.uint8(char_table.CLASS_BITS)) | fast.OTHER
+  starts, ends = fast.token_bounds(classes, tags=False)
+  # Tokens per document: those starting in [offset, offset + length].
+  lengths = np.diff(np.searchsorted(
+      starts, np.append(_doc_offsets(texts), len(joined) + 1)))
+  if data.shape[0] == points.shape[0]:  # ASCII: a byte per character.
+    byte_starts, byte_lengths = starts, ends - starts
+  else:  # A character starts at each byte that is not a continuation byte.
+    starts_char = np.empty(data.shape[0] + 1, bool)
+    np.not_equal(data & np.uint8(0xC0), 0x80, out=starts_char[:-1])
+    starts_char[-1] = True  # and one past the last, for the ends.
+    byte_at = np.flatnonzero(starts_char)
+    byte_starts = byte_at[starts]
+    byte_lengths = byte_at[ends] - byte_starts
+  hashes = hash_spans(data, byte_starts, byte_lengths)
+  if url_starts:
+    hashes[np.searchsorted(starts, at)] = URL_HASH
+  if not with_shapes:
+    return HashedTokens(hashes, lengths)
+  shape = shapes.shape_ids(props, starts, ends, lambda a, b: joined[a:b])
+  keep = shape >= 0
+  kept_before = np.zeros(shape.shape[0] + 1, np.int64)
+  np.cumsum(keep, out=kept_before[1:])
+  doc_ends = kept_before[np.cumsum(lengths)]
+  return HashedTokens(hashes, lengths, shape[keep],
+                      np.diff(doc_ends, prepend=0))
+
+
+def _reference(texts: list[str], lowercase: bool,
+               with_shapes: bool) -> HashedTokens:
+  """`hash_batch` from the reference tokenizer and `hash_tokens`."""
+  toks = tokenize_batch(texts, lowercase, KIND)
+  hashes = hash_tokens(toks.strings)[toks.tok]
+  if not with_shapes:
+    return HashedTokens(hashes, toks.lengths)
+  cased = tokenize_batch(texts, False, KIND) if lowercase else toks
+  shape = _token_shapes(cased)
+  keep = shape >= 0
+  doc = np.repeat(np.arange(len(texts)), cased.lengths)[keep]
+  return HashedTokens(hashes, toks.lengths, shape[keep],
+                      np.bincount(doc, minlength=len(texts)).astype(np.int64))
+
+
+def _token_shapes(toks: Tokens) -> np.ndarray:
+  """int8 [T] shape index of each token (-1: none), via `token_shape`."""
+  index = {s: i for i, s in enumerate(shapes.SHAPES)}
+  of_string = np.fromiter(
+      (index.get(shapes.token_shape(s), -1) for s in toks.strings), np.int8,
+      len(toks.strings))
+  return of_string[toks.tok]
+
+
+def _splice(fast_part: HashedTokens, special: np.ndarray,
+            ref: HashedTokens) -> HashedTokens:
+  """Puts the reference documents' tokens in their places (document order).
+
+  Args:
+    fast_part: all N documents, the ``special`` ones empty.
+    special: int64 [D] sorted documents that ``ref`` holds, in that order.
+    ref: the D special documents.
+  """
+  hashes, lengths = _splice_segment(fast_part.hashes, fast_part.lengths,
+                                    special, ref.hashes, ref.lengths)
+  if fast_part.shapes is None:
+    return HashedTokens(hashes, lengths)
+  shape, shape_lengths = _splice_segment(
+      fast_part.shapes, fast_part.shape_lengths, special, ref.shapes,
+      ref.shape_lengths)
+  return HashedTokens(hashes, lengths, shape, shape_lengths)
+
+
+def _splice_segment(values: np.ndarray, lengths: np.ndarray,
+                    docs: np.ndarray, more: np.ndarray,
+                    more_lengths: np.ndarray):
+  """Merges the per-document runs of two flat arrays, in document order.
+
+  Args:
+    values: [T] runs of N documents, ``lengths`` int64 [N] (0 for ``docs``).
+    docs: int64 [D] sorted: the documents whose runs ``more`` holds.
+    more: [T'] runs of those D documents, ``more_lengths`` int64 [D].
+
+  Returns:
+    ([T + T'] merged runs, int64 [N] their lengths).
+  """
+  added = np.zeros_like(lengths)
+  added[docs] = more_lengths
+  merged_lengths = lengths + added
+  first = np.cumsum(merged_lengths) - merged_lengths  # [N] merged starts.
+  out = np.empty(values.shape[0] + more.shape[0], values.dtype)
+  # A run moves by the tokens of the other array that come before it.
+  out[np.arange(values.shape[0]) + np.repeat(first - (np.cumsum(lengths)
+                                                      - lengths), lengths)] = (
+      values)
+  more_first = np.cumsum(more_lengths) - more_lengths
+  out[np.arange(more.shape[0]) + np.repeat(first[docs] - more_first,
+                                           more_lengths)] = more
+  return out, merged_lengths

@@ -1,0 +1,233 @@
+"""Token hashes straight from the text: `hashed_tokens.hash_batch` is exact.
+
+The vectorised path must give, for every document, exactly the FNV-1a hash
+(`hashing.fnv1a_32`, the published reference) of each token of the
+per-document regex tokenizer (`tokenizer.tokenize`), and the word shape
+(`shapes.token_shape`) of each original-case token: on hand-written edge
+cases, on generated Unicode text (hypothesis), and on every shared corpus.
+The kernels behind it are checked one by one: the character table against
+``str`` over all of Unicode, `shape_ids` against `token_shape`, `hash_spans`
+against `fnv1a_32`. The Featurizer gives the same features through it as
+through the token-string path, in chunks and on threads.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hypothesis import given, settings, strategies as st
+import numpy as np
+import pytest
+
+from linjax.data.corpus import read_corpus
+from linjax.text import char_table
+from linjax.text import fast_tokenizer as fast
+from linjax.text import featurizer
+from linjax.text import hashed_counts
+from linjax.text import hashed_tokens
+from linjax.text import hashing
+from linjax.text import shapes
+from linjax.text import tokenizer
+
+URL_PIECES = [
+    'http://x.co/a.', 'www.A.com)', 'HTTPS://Y.org/b?c=1,', 'ftp://f', 'wWw.',
+    '://', 'xhttp://a.b', 'httpſ://x.y', '(http://a.b/c)', 'a.www.b.c',
+    '_www.x.y', 'https://a.b,www.c.d', 'http://a.comwww.b.com', '://www.x.y',
+    'é://www.ü.de', 'www.x.com.', 'ftp://;', 'hTtP://', '#www.x.y', '1www.x']
+
+EDGE_DOCS = [
+    '', ' ', '\t\r\n\x0b\x0c', 'a', '#', '@', '_', 'a_b-c', '__init__', '3.50',
+    "don't", 'Hello, World! #Health @CNN a#b', 'x\x1cy\x1dz\x1e\x1fw',
+    'a\x85b\u2028c\u2029d\u3000e\xa0f', 'nul\x00here', '\x00',
+    'e\u0301t\u00e9', 'Ünïcödé wörds!', 'İstanbul İİ', 'ΣΑΣ ΌΣΟΣ. ΟΔΟΣ.ΑΒ',
+    'ǅungla ﬁne ß STRAßE Straße', '😀😀 a😀b', '\U0001d400x \U0001d400\U0001d401',
+    '一二三 四五', '٣٤ ½ ² Ⅻ ⅻ Ⓐⓑ', 'see http://x.co/a. now',
+    'www.A.com) b', 'WWW.CAPS.ORG/x?y=1', 'odd a://b', '://', 'wwww.x',
+    'a\nb', 'x' * 63, 'X' * 64 + ' ' + 'Xy' * 40, 'é' * 33, 'w' * 300,
+    'long ' + 'Q' * 5000 + ' q', 'McCain iPhone H1N1 I a CDC 2014 Flu covid19',
+] + URL_PIECES + [' '.join(URL_PIECES), ''.join(URL_PIECES)]
+
+ALPHABET = (
+    'abcxyzABCXYZ0189' + '.,;:!?()[]{}<>\'"-/\\&*+=%$~^|`' + ' \t\n\r\x0b\x0c'
+    '\x1c\x1d\x1e\x1f\x85\xa0\u2028\u2029\u3000\x00' + '#@_' +
+    'éÉüÜñİıßΣσςǅǆǄﬁ' + '一中文' + '😀🙂\U0001d400' + '\u0301\u0308' + '٣½²Ⅻⓑ')
+
+
+def _data_dir() -> Path:
+  return Path(os.environ.get('LINJAX_DATA_DIR') or
+              Path(__file__).resolve().parents[1].parent / 'shared' / 'data')
+
+
+def _reference(docs, lowercase):
+  """Per document: hashes of the regex tokens, shape indices of the cased."""
+  index = {s: i for i, s in enumerate(shapes.SHAPES)}
+  out = []
+  for doc in docs:
+    words = tokenizer.tokenize(doc, lowercase)
+    cased = tokenizer.tokenize(doc, False)
+    shaped = [index[s] for s in map(shapes.token_shape, cased) if s]
+    out.append(([hashing.fnv1a_32(t) for t in words], shaped))
+  return out
+
+
+def _split(values, lengths):
+  return np.split(values, np.cumsum(lengths)[:-1]) if len(lengths) else []
+
+
+def _assert_exact(docs, lowercase, with_shapes=True):
+  got = hashed_tokens.hash_batch(docs, lowercase, with_shapes)
+  assert got.hashes.dtype == np.uint32 and got.lengths.shape == (len(docs),)
+  want = _reference(docs, lowercase)
+  for n, (hashes, shaped) in enumerate(want):
+    assert _split(got.hashes, got.lengths)[n].tolist() == hashes, docs[n]
+    if with_shapes:
+      assert _split(got.shapes, got.shape_lengths)[n].tolist() == shaped, (
+          docs[n])
+  if not with_shapes:
+    assert got.shapes is None and got.shape_lengths is None
+
+
+@pytest.mark.parametrize('lowercase', [True, False])
+@pytest.mark.parametrize('with_shapes', [True, False])
+def test_edge_cases(lowercase, with_shapes):
+  _assert_exact(EDGE_DOCS, lowercase, with_shapes)
+  _assert_exact([], lowercase, with_shapes)
+  for doc in EDGE_DOCS:  # alone, so each special case is the whole batch.
+    _assert_exact([doc], lowercase, with_shapes)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet=ALPHABET, max_size=40), max_size=12),
+       st.booleans())
+def test_generated_text(docs, lowercase):
+  _assert_exact(docs, lowercase)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.text(alphabet=ALPHABET, max_size=6),
+                                   st.sampled_from(URL_PIECES)), max_size=8)
+                .map(''.join), max_size=10), st.booleans())
+def test_generated_text_with_urls(docs, lowercase):
+  _assert_exact(docs, lowercase)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(max_size=30), max_size=8), st.booleans())
+def test_any_unicode(docs, lowercase):
+  _assert_exact(docs, lowercase)
+
+
+@pytest.mark.parametrize('corpus',
+                         ['healthtweets', 'sms_spam', 'fortunes', 'manpages'])
+def test_real_corpora(corpus):
+  path = _data_dir() / corpus / 'train.tsv'
+  if not path.exists():
+    pytest.skip(f'{path} not found (set LINJAX_DATA_DIR)')
+  docs = read_corpus(path).texts
+  for lowercase in (True, False):
+    got = hashed_tokens.hash_batch(docs, lowercase, True)
+    # The batch reference: tokenize_batch is itself tested against the regex.
+    words = tokenizer.tokenize_batch(docs, lowercase, 'words_punct')
+    np.testing.assert_array_equal(got.lengths, words.lengths)
+    np.testing.assert_array_equal(
+        got.hashes, hashing.hash_tokens(words.strings)[words.tok])
+    cased = tokenizer.tokenize_batch(docs, False, 'words_punct')
+    index = {s: i for i, s in enumerate(shapes.SHAPES)}
+    of_string = np.array([index.get(shapes.token_shape(s), -1)
+                          for s in cased.strings], np.int64)
+    shape = of_string[cased.tok]
+    np.testing.assert_array_equal(got.shapes, shape[shape >= 0])
+    doc = np.repeat(np.arange(len(docs)), cased.lengths)
+    np.testing.assert_array_equal(
+        got.shape_lengths, np.bincount(doc[shape >= 0], minlength=len(docs)))
+
+
+def test_lone_surrogates_fail_as_in_the_token_path():
+  for doc in ('\ud800', 'a \udfff b'):
+    with pytest.raises(UnicodeEncodeError):
+      hashing.hash_tokens(tokenizer.tokenize(doc))
+    with pytest.raises(UnicodeEncodeError):
+      hashed_tokens.hash_batch(['fine', doc], True, True)
+
+
+# -- the kernels ---------------------------------------------------------------
+
+
+def test_char_table_is_str_over_all_of_unicode():
+  points = np.arange(0x110000, dtype=np.uint32)
+  props = char_table.properties(points)
+  assert props.min() >= char_table.FILLED
+  sample = list(range(0, 0x110000, 97)) + list(range(0x3000)) + [
+      0x130, 0x3A3, 0x1C5, 0xDF, 0xFB01, 0x2160, 0x24D1]
+  for p in sample:
+    assert props[p] == char_table.char_properties(chr(p)), hex(p)
+  classes = props & char_table.CLASS_BITS
+  for p in range(0, 0x110000, 13):
+    assert classes[p] == fast.char_class(chr(p)), hex(p)
+
+
+def test_shape_ids_match_token_shape_on_every_word_character():
+  # Each word character alone and after an upper- and a lower-case letter.
+  word = [chr(p) for p in range(0x110000)
+          if not 0xD800 <= p <= 0xDFFF and (chr(p).isalnum() or p == 95)]
+  for prefix in ('', 'A', 'a', 'ǅ'):
+    tokens = [prefix + c for c in word]
+    text = ' '.join(tokens)
+    lengths = np.array([len(t) for t in tokens])
+    starts = np.cumsum(lengths + 1) - (lengths + 1)
+    got = shapes.shape_ids(char_table.properties(fast.code_points(text)),
+                           starts, starts + lengths,
+                           lambda a, b, t=text: t[a:b])
+    index = {s: i for i, s in enumerate(shapes.SHAPES)}
+    want = [index[shapes.token_shape(t)] for t in tokens]
+    bad = np.flatnonzero(got != np.array(want))
+    assert not bad.size, [tokens[i] for i in bad[:5]]
+
+
+def test_hash_spans_matches_fnv1a():
+  tokens = ['', 'a', 'foobar', 'ünïcödé', '😀', 'x' * 63, 'y' * 64, 'z' * 65,
+            'w' * 1000, 'ab', 'ba']
+  data = np.frombuffer(b'-'.join(t.encode() for t in tokens), np.uint8)
+  lengths = np.array([len(t.encode()) for t in tokens])
+  starts = np.cumsum(lengths + 1) - (lengths + 1)
+  np.testing.assert_array_equal(
+      hashing.hash_spans(data, starts, lengths),
+      [hashing.fnv1a_32(t) for t in tokens])
+
+
+# -- the Featurizer through it -------------------------------------------------
+
+TEXTS = EDGE_DOCS + ['The cat sat on the MAT. The Cat!', 'Flu season: CDC',
+                     'Read more at https://example.com/flu?id=3 now.']
+
+
+@pytest.mark.parametrize('settings_', [
+    dict(), dict(lowercase=False), dict(shape_ngrams=0, ngrams=3),
+    dict(buckets=1000, shape_ngrams=3, ngrams=1, weighting='tf', min_df=1),
+    dict(buckets=7, normalize='none', weighting='binary')])
+def test_featurizer_matches_the_token_path(monkeypatch, settings_):
+  direct = featurizer.Featurizer(**settings_)
+  assert direct._hashes_directly  # pylint: disable=protected-access
+  x = direct.fit_transform(TEXTS)
+  y = direct.transform(TEXTS[::-1])
+  monkeypatch.setattr(featurizer.Featurizer, '_hashes_directly', False)
+  tokens = featurizer.Featurizer(**settings_)
+  for u, v in zip(x[:3], tokens.fit_transform(TEXTS)[:3]):
+    np.testing.assert_array_equal(u, v)
+    assert u.dtype == v.dtype
+  for u, v in zip(y[:3], tokens.transform(TEXTS[::-1])[:3]):
+    np.testing.assert_array_equal(u, v)
+  ids = np.unique(x.ids)
+  assert direct.feature_names(ids) == tokens.feature_names(ids)
+
+
+@pytest.mark.parametrize('threads', [1, 3])
+def test_chunks_and_threads_change_nothing(monkeypatch, threads):
+  docs = TEXTS * 5
+  whole = featurizer.Featurizer().fit_transform(docs)
+  monkeypatch.setattr(hashed_counts, 'CHUNK_CHARS', 50)
+  monkeypatch.setattr(hashed_counts, 'THREADS', threads)
+  chunked = featurizer.Featurizer().fit_transform(docs)
+  for u, v in zip(whole[:3], chunked[:3]):
+    np.testing.assert_array_equal(u, v)
