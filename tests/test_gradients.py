@@ -1,5 +1,7 @@
 """Gradient tests: the lecture's worked examples and three-way agreement."""
 
+import functools
+
 from absl.testing import parameterized
 import chex
 from hypothesis import given, settings, strategies as st
@@ -9,6 +11,7 @@ import numpy as np
 
 import linjax
 from linjax.core import gradients
+from linjax.core import losses
 
 
 class LectureExamplesTest(chex.TestCase):
@@ -224,3 +227,110 @@ class ThreeWayAgreementTest(chex.TestCase):
       got = linjax.numerical_grad(fn, tree, chunk_size=4)
       np.testing.assert_allclose(got['a'], np.cos(np.arange(7.0)), atol=1e-9)
       np.testing.assert_allclose(got['b'], 3.0 * np.ones((2, 3)), atol=1e-9)
+
+
+def _multi_hot(seed, n, num_classes):
+  rng = np.random.default_rng(seed + 1)
+  return jnp.asarray(rng.uniform(size=(n, num_classes)) < 0.4, jnp.int32)
+
+
+class SigmoidGradientTest(chex.TestCase):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_tagged_document_by_hand(self):
+    """The drug-trials document again, now with three TAGS instead of one
+    class: x = (drug, patients, baseball) = (1, 1, 0), tags (health, sports,
+    science) with sigmoid probabilities (0.2, 0.5, 0.3) and targets
+    (1, 0, 1). Each tag is its own yes/no question: its column of the
+    gradient is (p_c - Y_c) x = -0.8x, 0.5x, -0.7x (not -0.8x, 0.5x, 0.3x as
+    with softmax, where the targets compete), and the loss is
+    -log 0.2 - log(1 - 0.5) - log 0.3."""
+    x = jnp.array([[1.0, 1.0, 0.0]])
+    Y = jnp.array([[1, 0, 1]])
+    p = np.array([0.2, 0.5, 0.3])
+    # Zero weights and b = logit(p) make sigmoid(x W + b) exactly p.
+    params = linjax.Params(W=jnp.zeros((3, 3)),
+                           b=jnp.asarray(np.log(p / (1 - p)), jnp.float32))
+    expected_W = np.array([[-0.8, 0.5, -0.7], [-0.8, 0.5, -0.7], [0, 0, 0]])
+    manual = self.variant(functools.partial(linjax.manual_grad,
+                                            loss='sigmoid'))(params, x, Y)
+    auto = self.variant(jax.grad(functools.partial(
+        linjax.objective, loss='sigmoid')))(params, x, Y)
+    np.testing.assert_allclose(manual.W, expected_W, atol=1e-6)
+    np.testing.assert_allclose(auto.W, expected_W, atol=1e-6)
+    np.testing.assert_allclose(manual.b, [-0.8, 0.5, -0.7], atol=1e-6)
+    np.testing.assert_allclose(
+        losses.sigmoid_loss(params, x, Y),
+        -np.log(0.2) - np.log(0.5) - np.log(0.3), rtol=1e-6)
+    # One SGD step with rate 1 raises health and science, lowers sports.
+    updated = params.W - manual.W
+    np.testing.assert_allclose(updated[1], [0.8, -0.5, 0.7], atol=1e-6)
+    # The same document as SparseFeatures (a padding slot of weight 0).
+    sparse = linjax.SparseFeatures(jnp.array([[0, 1, 2]]),
+                                   jnp.array([[1.0, 1.0, 0.0]]))
+    np.testing.assert_allclose(
+        linjax.manual_grad(params, sparse, Y, loss='sigmoid').W, expected_W,
+        atol=1e-6)
+
+  @settings(max_examples=8, deadline=None)
+  @given(seed=st.integers(0, 2**16), n=st.integers(1, 12),
+         num_features=st.integers(1, 9), num_classes=st.integers(2, 5),
+         sparse=st.booleans(), l2=st.sampled_from([0.0, 0.01, 1.0]))
+  def test_random_problems_three_ways(self, seed, n, num_features,
+                                      num_classes, sparse, l2):
+    with jax.enable_x64(True):
+      params, x, _ = _random_problem(seed, n, num_features, num_classes,
+                                     sparse)
+      Y = _multi_hot(seed, n, num_classes)
+      fn = lambda p: linjax.objective(p, x, Y, l2, loss='sigmoid')
+      auto = jax.grad(fn)(params)
+      manual = linjax.manual_grad(params, x, Y, l2, loss='sigmoid')
+      numeric = linjax.numerical_grad(fn, params)
+      for got in (manual, numeric):
+        for a, b in zip(got, auto):
+          err = np.max(np.abs(np.asarray(a) - np.asarray(b)))
+          self.assertLess(err / max(np.max(np.abs(np.asarray(b))), 1e-12),
+                          1e-6)
+
+  def test_manual_grad_equals_numpy(self):
+    """X^T (sigmoid(X W + b) - Y) / N + 2 l2 W, computed in numpy."""
+    with jax.enable_x64(True):
+      params, x, _ = _random_problem(5, 9, 6, 4, sparse=False)
+      Y = _multi_hot(5, 9, 4)
+      got = linjax.manual_grad(params, x, Y, 0.3, loss='sigmoid')
+    xn, Yn = np.asarray(x), np.asarray(Y)
+    z = xn @ np.asarray(params.W) + np.asarray(params.b)
+    residual = (1 / (1 + np.exp(-z)) - Yn) / 9
+    np.testing.assert_allclose(got.W, xn.T @ residual +
+                               0.6 * np.asarray(params.W), rtol=1e-12)
+    np.testing.assert_allclose(got.b, residual.sum(0), rtol=1e-12)
+
+  @parameterized.product(sparse=[False, True],
+                         shape=[(4, 3, 2), (40, 50, 5), (64, 500, 8)])
+  def test_check_grad_passes(self, shape, sparse):
+    n, num_features, num_classes = shape
+    with jax.enable_x64(True):
+      params, x, _ = _random_problem(7, n, num_features, num_classes, sparse)
+      Y = _multi_hot(7, n, num_classes)
+    report = linjax.check_grad(params, x, Y, l2=0.05, loss='sigmoid')
+    assert report.passed, report.format()
+    for method in ('manual', 'numerical'):
+      for leaf in ('W', 'b'):
+        assert report.max_rel_error[method][leaf] < 1e-6
+
+  def test_check_grad_fails_the_softmax_gradient_on_the_sigmoid_loss(self):
+    """The softmax gradient of the first label of each document is not the
+    sigmoid loss's gradient: the check must say so."""
+    with jax.enable_x64(True):
+      params, x, _ = _random_problem(9, 8, 5, 3, sparse=False)
+      Y = _multi_hot(9, 8, 3).at[:, 0].set(1)
+
+    def softmax_of_first_label(params, x, Y, l2):
+      return linjax.manual_grad(params, x, jnp.argmax(Y, -1), l2)
+
+    report = linjax.check_grad(params, x, Y, loss='sigmoid',
+                               manual_fn=softmax_of_first_label)
+    assert not report.passed, report.format()
+    self.assertGreater(report.max_rel_error['manual']['W'], 1e-2)
+    for error in report.max_rel_error['numerical'].values():
+      self.assertLess(error, 1e-6)

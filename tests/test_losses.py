@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import linjax
+from linjax.core import losses
 
 
 def _numpy_log_softmax(z):
@@ -105,3 +106,81 @@ class LossTest(chex.TestCase):
     # Under jit the range cannot be checked eagerly: the loss is NaN.
     loss = jax.jit(linjax.softmax_loss)(params, x, jnp.array([0, 3]))
     self.assertTrue(np.isnan(float(loss)))
+
+
+def _numpy_bce_sum(z, Y):
+  """Sum over labels of -(Y log s + (1 - Y) log(1 - s)), s = 1/(1+e^-z)."""
+  z, Y = np.asarray(z, np.float64), np.asarray(Y, np.float64)
+  s = 1.0 / (1.0 + np.exp(-z))
+  return -(Y * np.log(s) + (1 - Y) * np.log(1 - s)).sum(-1)
+
+
+class SigmoidLossTest(chex.TestCase):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_sigmoid_loss_equals_sklearn_log_loss_per_label(self):
+    """One binary log loss per label (scikit-learn), summed over labels."""
+    sklearn_metrics = pytest.importorskip('sklearn.metrics')
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(25, 6)).astype(np.float32)
+    Y = (rng.uniform(size=(25, 4)) < 0.4).astype(np.int32)
+    Y[:2] = [[0, 0, 0, 0], [1, 1, 1, 1]]   # no label, every label
+    params = linjax.Params(W=jnp.asarray(rng.normal(size=(6, 4)), jnp.float32),
+                           b=jnp.asarray(rng.normal(size=4), jnp.float32))
+    loss = self.variant(losses.sigmoid_loss)(params, x, Y)
+    z = x @ np.asarray(params.W, np.float64) + np.asarray(params.b)
+    s = 1.0 / (1.0 + np.exp(-z))
+    expected = sum(sklearn_metrics.log_loss(Y[:, c], s[:, c], labels=[0, 1])
+                   for c in range(4))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    np.testing.assert_allclose(loss, _numpy_bce_sum(z, Y).mean(), rtol=1e-5)
+
+  def test_sparse_and_dense_give_the_same_loss(self):
+    rng = np.random.default_rng(4)
+    ids = jnp.asarray(rng.integers(0, 8, (5, 3)), jnp.int32)
+    weights = jnp.asarray(rng.uniform(size=(5, 3)), jnp.float32)
+    Y = jnp.asarray(rng.integers(0, 2, (5, 3)))
+    params = linjax.init_params(jax.random.PRNGKey(1), 8, 3, scale=1.0)
+    sparse = losses.sigmoid_loss(params, linjax.SparseFeatures(ids, weights), Y)
+    dense = losses.sigmoid_loss(params, linjax.featurize(ids, weights, 8), Y)
+    np.testing.assert_allclose(sparse, dense, rtol=1e-6)
+
+  def test_by_hand_and_through_objective(self):
+    """Scores (0, log 3): probabilities (1/2, 3/4); targets (1, 0): loss
+    log 2 + log 4 = 3 log 2, plus the L2 penalty 0.1 * (1 + 4)."""
+    params = linjax.Params(W=jnp.array([[1.0, -2.0]]),
+                           b=jnp.array([0.0, np.log(3.0)]))
+    x, Y = jnp.zeros((1, 1)), jnp.array([[1, 0]])
+    np.testing.assert_allclose(losses.sigmoid_loss(params, x, Y),
+                               3 * np.log(2), rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.objective(params, x, Y, 0.1, loss='sigmoid'),
+        3 * np.log(2) + 0.5, rtol=1e-6)
+    # The default objective is still the softmax loss of int labels:
+    # softmax(0, log 3) = (1/4, 3/4), label 1 costs log(4/3).
+    np.testing.assert_allclose(
+        losses.objective(params, x, jnp.array([1]), 0.1),
+        np.log(4 / 3) + 0.5, rtol=1e-6)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_stable_for_huge_scores(self):
+    """Scores of +-1e4: the loss is 1e4 where the label is wrong, ~0 where
+    right, and loss and gradient stay finite (no log(0), no inf - inf)."""
+    z = jnp.array([[1e4, -1e4, 1e4, -1e4]])
+    Y = jnp.array([[1, 0, 0, 1]])
+    bce = self.variant(losses.binary_cross_entropy)(z, Y)
+    np.testing.assert_allclose(bce, [[0, 0, 1e4, 1e4]], rtol=1e-6, atol=1e-6)
+    params = linjax.Params(W=jnp.zeros((1, 4)), b=z[0])
+    grads = jax.grad(losses.sigmoid_loss)(params, jnp.ones((1, 1)), Y)
+    chex.assert_tree_all_finite(grads)
+    np.testing.assert_allclose(grads.b, [0, 0, 1, -1], atol=1e-6)
+
+  def test_bad_labels(self):
+    params = linjax.init_params(jax.random.PRNGKey(0), 2, 3)
+    x = jnp.ones((2, 2))
+    with pytest.raises(ValueError, match=r'shape \[2, 3\]'):
+      losses.sigmoid_loss(params, x, jnp.array([0, 1]))
+    with pytest.raises(ValueError, match=r'Y\[1, 2\] = 2'):
+      losses.sigmoid_loss(params, x, jnp.array([[0, 1, 1], [1, 0, 2]]))
+    with pytest.raises(ValueError, match='sigmoid'):
+      losses.objective(params, x, jnp.array([0, 1]), loss='hinge')

@@ -4,6 +4,10 @@
   i with probabilities p_i = softmax(x_i W + b): the target column gets
   ``-x_i + p_{i,y} x_i`` and every other column k gets ``p_{i,k} x_i``, i.e.
   ``x_i^T (p_i - onehot(y_i))``; averaged over examples, plus ``2 l2 W``.
+  With the multi-label ``sigmoid`` loss each label c is its own binary
+  logistic regression: column c gets ``(sigmoid(z_ic) - Y_ic) x_i``, i.e.
+  ``x_i^T (sigmoid(z_i) - Y_i)``, the same form with sigmoid for softmax and
+  the multi-hot row for the one-hot.
 * `numerical_grad`: central finite differences for every coordinate, evaluated
   the JAX way (vmap over chunks of basis directions, `lax.map` over chunks).
 * `jax.grad(objective)`.
@@ -14,6 +18,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Callable
 
@@ -28,24 +33,32 @@ from linjax.core.features import SparseFeatures
 
 
 def manual_grad(params: model.Params, x: model.Features, y: jax.Array,
-                l2: float = 0.0) -> model.Params:
+                l2: float = 0.0, loss: str = 'softmax') -> model.Params:
   """Analytic gradient of `objective`, written out by hand.
 
   Args:
     params: Params with W [F, C], b [C].
     x: dense float [N, F] or SparseFeatures ([N, L], [N, L]).
-    y: int [N] labels.
+    y: int [N] labels (softmax) or multi-hot [N, C] in {0, 1} (sigmoid).
     l2: L2 strength.
+    loss: 'softmax' or 'sigmoid' (see `losses.objective`).
 
   Returns:
     Params: dW [F, C] and db [C].
   """
   z = model.logits(params, x)
   n, num_classes = z.shape
-  losses.check_labels(y, n, num_classes)
-  p = losses.softmax(z)
-  # residual[i] = p_i - onehot(y_i): -1 + p_y on the target, p_k elsewhere.
-  residual = (p - jax.nn.one_hot(y, num_classes, dtype=p.dtype)) / n
+  if loss == 'sigmoid':
+    losses.check_multi_hot(y, n, num_classes)
+    # residual[i, c] = sigmoid(z_ic) - Y_ic: each label on its own.
+    residual = (jax.nn.sigmoid(z) - jnp.asarray(y, z.dtype)) / n
+  elif loss == 'softmax':
+    losses.check_labels(y, n, num_classes)
+    p = losses.softmax(z)
+    # residual[i] = p_i - onehot(y_i): -1 + p_y on the target, p_k elsewhere.
+    residual = (p - jax.nn.one_hot(y, num_classes, dtype=p.dtype)) / n
+  else:
+    raise ValueError(f'loss must be one of {losses.LOSSES}, got {loss!r}.')
   if isinstance(x, SparseFeatures):
     contrib = x.weights[..., None] * residual[:, None, :]      # [N, L, C]
     dW = jnp.zeros_like(params.W).at[x.ids].add(contrib.astype(params.W.dtype))
@@ -172,7 +185,8 @@ def _to_float64(tree):
 def check_grad(params: model.Params, x: model.Features, y: jax.Array,
                l2: float = 0.0, tolerance: float = 1e-6, eps: float = 1e-5,
                table_rows: int = 0,
-               manual_fn: Callable | None = None) -> GradCheckReport:
+               manual_fn: Callable | None = None,
+               loss: str = 'softmax') -> GradCheckReport:
   """Compares `jax.grad(objective)`, `manual_grad` and `numerical_grad`.
 
   Everything is cast to and computed in float64 (inside ``jax.enable_x64``),
@@ -183,7 +197,7 @@ def check_grad(params: model.Params, x: model.Features, y: jax.Array,
   Args:
     params: Params with W [F, C], b [C].
     x: dense [N, F] or SparseFeatures ([N, L], [N, L]).
-    y: int [N] labels.
+    y: int [N] labels (softmax) or multi-hot [N, C] (sigmoid).
     l2: L2 strength of the objective.
     tolerance: largest normwise relative error that passes.
     eps: finite-difference step.
@@ -191,6 +205,8 @@ def check_grad(params: model.Params, x: model.Features, y: jax.Array,
       coordinates.
     manual_fn: ``(params, x, y, l2) -> Params`` gradient to compare (default
       `manual_grad`); it must be traceable by `jax.jit`.
+    loss: 'softmax' or 'sigmoid', the objective's data loss (and
+      `manual_grad`'s).
 
   Returns:
     A GradCheckReport.
@@ -198,8 +214,9 @@ def check_grad(params: model.Params, x: model.Features, y: jax.Array,
   with jax.enable_x64(True):
     p64, x64 = _to_float64(params), _to_float64(x)
     y64 = jnp.asarray(y)
-    fn = lambda p: losses.objective(p, x64, y64, l2)
-    hand = manual_grad if manual_fn is None else manual_fn
+    fn = lambda p: losses.objective(p, x64, y64, l2, loss)
+    hand = (functools.partial(manual_grad, loss=loss) if manual_fn is None
+            else manual_fn)
     grads, seconds = {}, {}
     for name, compute in (
         ('autodiff', lambda: jax.jit(jax.grad(fn))(p64)),

@@ -1,7 +1,17 @@
-"""Softmax, the softmax (cross-entropy) loss and the L2 penalty.
+"""Softmax, the two data losses and the L2 penalty.
 
 Shapes: N examples, C classes. All functions are pure and work under
 `jax.jit`, `jax.grad` and `jax.vmap`.
+
+* ``softmax`` (one class per document): `softmax_loss`, the mean of
+  ``-log softmax(z_i)[y_i]`` with int labels y [N].
+* ``sigmoid`` (multi-label, a one-vs-rest binary logistic regression per
+  label, fastText's ``-loss ova``): `sigmoid_loss`, the mean over documents
+  of the sum over labels of the binary cross-entropy of ``sigmoid(z_ic)``
+  against a multi-hot Y [N, C] in {0, 1}. A document may have several labels
+  or none.
+
+`objective(params, x, y, l2, loss=...)` adds the L2 penalty to either.
 """
 
 from __future__ import annotations
@@ -95,12 +105,88 @@ def softmax_loss(params: model.Params, x: model.Features,
   return jnp.mean(nll_from_logits(z, y))
 
 
+def check_multi_hot(Y: jax.Array, num_examples: int,
+                    num_classes: int) -> None:
+  """Raises ValueError unless Y is [N, C] with values in {0, 1} (if concrete)."""
+  if jnp.ndim(Y) != 2 or tuple(jnp.shape(Y)) != (num_examples, num_classes):
+    raise ValueError(f'Y: expected multi-hot labels of shape [{num_examples}, '
+                     f'{num_classes}] (one column per label), got shape '
+                     f'{jnp.shape(Y)}.')
+  if is_concrete(Y) and jnp.size(Y):
+    values = np.asarray(Y)
+    bad = (values != 0) & (values != 1)
+    if bad.any():
+      n, c = np.argwhere(bad)[0]
+      raise ValueError(f'Y: multi-hot labels must be 0 or 1; Y[{n}, {c}] = '
+                       f'{values[n, c]}.')
+
+
+def binary_cross_entropy(z: jax.Array, Y: jax.Array) -> jax.Array:
+  """``-(Y log sigmoid(z) + (1 - Y) log sigmoid(-z))``, elementwise.
+
+  Written with `jax.nn.log_sigmoid` (``-softplus(-z)``), so any finite score
+  (e.g. +-1e4) gives a finite loss and the gradient ``sigmoid(z) - Y``.
+
+  Args:
+    z: float [..., C] scores.
+    Y: [..., C] targets in {0, 1} (any numeric dtype).
+
+  Returns:
+    float [..., C].
+  """
+  Y = jnp.asarray(Y, z.dtype)
+  return -(Y * jax.nn.log_sigmoid(z) + (1.0 - Y) * jax.nn.log_sigmoid(-z))
+
+
+def sigmoid_nll_from_logits(z: jax.Array, Y: jax.Array) -> jax.Array:
+  """Per-example multi-label loss: float [...], the sum over the C labels."""
+  return jnp.sum(binary_cross_entropy(z, Y), axis=-1)
+
+
+def sigmoid_loss(params: model.Params, x: model.Features,
+                 Y: jax.Array) -> jax.Array:
+  """Mean over examples of the sum over labels of the binary cross-entropy.
+
+  Each label c is its own binary logistic regression with probability
+  ``sigmoid(x_i W[:, c] + b[c])``; its gradient w.r.t. the scores is
+  ``sigmoid(z) - Y`` (see `gradients.manual_grad`).
+
+  Args:
+    params: Params with W [F, C], b [C].
+    x: dense float [N, F] or SparseFeatures ([N, L], [N, L]).
+    Y: multi-hot [N, C] in {0, 1}: ``Y[i, c] = 1`` if example i has label c.
+
+  Returns:
+    float scalar.
+  """
+  z = model.logits(params, x)
+  check_multi_hot(Y, z.shape[0], z.shape[1])
+  return jnp.mean(sigmoid_nll_from_logits(z, Y))
+
+
+LOSSES = ('softmax', 'sigmoid')
+
+
+def data_loss(params: model.Params, x: model.Features, y: jax.Array,
+              loss: str = 'softmax') -> jax.Array:
+  """`softmax_loss` (y int [N]) or `sigmoid_loss` (y multi-hot [N, C])."""
+  if loss == 'softmax':
+    return softmax_loss(params, x, y)
+  if loss == 'sigmoid':
+    return sigmoid_loss(params, x, y)
+  raise ValueError(f'loss must be one of {LOSSES}, got {loss!r}.')
+
+
 def l2_penalty(params: model.Params, l2: float) -> jax.Array:
   """``l2 * sum(W ** 2)``; the bias is not penalised. Returns a scalar."""
   return l2 * jnp.sum(params.W**2)
 
 
 def objective(params: model.Params, x: model.Features, y: jax.Array,
-              l2: float = 0.0) -> jax.Array:
-  """``softmax_loss + l2_penalty``: what training minimises (scalar)."""
-  return softmax_loss(params, x, y) + l2_penalty(params, l2)
+              l2: float = 0.0, loss: str = 'softmax') -> jax.Array:
+  """``data loss + l2_penalty``: what training minimises (scalar).
+
+  ``loss`` 'softmax' (default): `softmax_loss`, y int [N]; 'sigmoid':
+  `sigmoid_loss`, y multi-hot [N, C].
+  """
+  return data_loss(params, x, y, loss) + l2_penalty(params, l2)
