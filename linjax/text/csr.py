@@ -98,21 +98,6 @@ class CsrFeatures(NamedTuple):
                        f'{self.ids.max()}.')
 
 
-def drop_features(x: CsrFeatures, dropped: np.ndarray) -> CsrFeatures:
-  """x without the entries whose feature is marked in ``dropped`` (bool [F]).
-
-  Rows keep their order and number (a row may become empty); ids keep their
-  values, so F is unchanged.
-  """
-  keep = ~dropped[x.ids]
-  if keep.all():
-    return x
-  kept_before = np.zeros(x.ids.shape[0] + 1, np.int64)
-  np.cumsum(keep, out=kept_before[1:])
-  return CsrFeatures(kept_before[x.indptr], x.ids[keep], x.weights[keep],
-                     x.num_features)
-
-
 def concatenate(parts) -> CsrFeatures:
   """The documents of several CsrFeatures (same F), one after another."""
   parts = list(parts)

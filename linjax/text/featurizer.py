@@ -288,9 +288,8 @@ class Featurizer:
                                       self.shape_ngrams, self.buckets)
 
   def _weigh(self, counts: csr.CsrFeatures) -> csr.CsrFeatures:
-    if self._dropped is not None:
-      counts = csr.drop_features(counts, self._dropped)
-    return apply_weighting(counts, self.weighting, self._idf, self.normalize)
+    return apply_weighting(counts, self.weighting, self._idf, self.normalize,
+                           self._dropped)
 
   # -- fitting -------------------------------------------------------------
 

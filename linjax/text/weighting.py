@@ -44,7 +44,7 @@ def count_keys(key: np.ndarray, num_docs: int,
   """`count_features` of occurrences given as keys ``doc * F + id``.
 
   Args:
-    key: int64 [M] the occurrences' keys (sorted in place).
+    key: int64 (or uint32) [M] the occurrences' keys (sorted in place).
     num_docs: N.
     num_features: F.
 
@@ -58,7 +58,7 @@ def count_keys(key: np.ndarray, num_docs: int,
   first = np.flatnonzero(new)
   counts = np.diff(first, append=key.shape[0])
   key = key[first]
-  row = key // num_features
+  row = (key // num_features).astype(np.int64)
   indptr = np.zeros(num_docs + 1, np.int64)
   np.cumsum(np.bincount(row, minlength=num_docs), out=indptr[1:])
   return csr.CsrFeatures(indptr, (key - row * num_features).astype(np.int32),
@@ -67,7 +67,8 @@ def count_keys(key: np.ndarray, num_docs: int,
 
 def apply_weighting(counts: csr.CsrFeatures, weighting: str,
                     idf: np.ndarray | None = None,
-                    normalize: str = 'l2') -> csr.CsrFeatures:
+                    normalize: str = 'l2',
+                    dropped: np.ndarray | None = None) -> csr.CsrFeatures:
   """Re-weights a counts corpus.
 
   Args:
@@ -77,25 +78,74 @@ def apply_weighting(counts: csr.CsrFeatures, weighting: str,
     idf: float [F], needed by the two TF-IDF weightings.
     normalize: ``'l2'`` divides each row by its L2 norm (empty rows stay
       zero); ``'none'`` leaves it.
+    dropped: optional bool [F]: features whose entries are removed first
+      (min_df; ids keep their values, rows may become empty), so the norm
+      sees only the others.
 
   Returns:
-    CsrFeatures with the same structure, float32 weights.
+    CsrFeatures with the same rows, float32 weights.
   """
-  w = counts.weights.astype(np.float64)
-  if weighting == 'binary':
-    w = np.ones_like(w)
-  elif weighting == 'sublinear_tfidf':
-    w = (1.0 + np.log(w)) * idf[counts.ids]
-  elif weighting == 'tfidf':
-    w = w * idf[counts.ids]
-  elif weighting != 'tf':
+  if weighting not in WEIGHTINGS:
     raise ValueError(f'features.weighting must be one of {WEIGHTINGS}, '
                      f'got {weighting!r}')
-  if normalize == 'l2':
-    row = np.repeat(np.arange(counts.num_docs), counts.row_lengths())
-    norm = np.sqrt(np.bincount(row, weights=w * w, minlength=counts.num_docs))
-    w = w / np.where(norm > 0, norm, 1.0)[row]
-  elif normalize != 'none':
+  if normalize not in NORMALIZATIONS:
     raise ValueError(f'features.normalize must be one of {NORMALIZATIONS}, '
                      f'got {normalize!r}')
-  return counts._replace(weights=w.astype(np.float32))
+  # A block of rows at a time: small temporaries, reused by the allocator.
+  ends = np.searchsorted(counts.indptr, np.arange(
+      _BLOCK_ENTRIES, counts.nnz, _BLOCK_ENTRIES), side='right') - 1
+  cuts = sorted(set([0, *ends.tolist(), counts.num_docs]))
+  ids, weights, lengths = [], [], []
+  for lo, hi in zip(cuts[:-1], cuts[1:]):
+    first, last = int(counts.indptr[lo]), int(counts.indptr[hi])
+    block_ids = counts.ids[first:last]
+    block_counts = counts.weights[first:last]
+    block_lengths = np.diff(counts.indptr[lo:hi + 1])
+    if dropped is not None:
+      keep = ~dropped[block_ids]
+      if not keep.all():
+        row = np.repeat(np.arange(hi - lo), block_lengths)
+        block_lengths = np.bincount(row[keep], minlength=hi - lo)
+        block_ids, block_counts = block_ids[keep], block_counts[keep]
+    ids.append(block_ids)
+    weights.append(_weigh_rows(block_counts, block_ids, block_lengths,
+                               weighting, idf, normalize).astype(np.float32))
+    lengths.append(block_lengths)
+  if len(ids) <= 1:
+    ids = ids or [counts.ids[:0]]
+    weights = weights or [np.zeros(0, np.float32)]
+  indptr = np.zeros(counts.num_docs + 1, np.int64)
+  if lengths:
+    np.cumsum(np.concatenate(lengths), out=indptr[1:])
+  return csr.CsrFeatures(indptr, np.concatenate(ids), np.concatenate(weights),
+                         counts.num_features)
+
+
+_BLOCK_ENTRIES = 1 << 17  # entries weighed at a time.
+
+
+def _weigh_rows(counts: np.ndarray, ids: np.ndarray, lengths: np.ndarray,
+                weighting: str, idf: np.ndarray | None,
+                normalize: str) -> np.ndarray:
+  """`apply_weighting` of consecutive rows: float64 [M] weights.
+
+  In place where it can be, with the same float64 operations in the same
+  order as ``(1 + ln c) * idf`` and ``w / ||w||`` written out, so the
+  weights are bit for bit those of that formula.
+  """
+  if weighting == 'binary':
+    w = np.ones(counts.shape[0], np.float64)
+  else:
+    w = counts.astype(np.float64)
+  if weighting == 'sublinear_tfidf':
+    np.log(w, out=w)
+    w += 1.0
+  if weighting.endswith('tfidf'):
+    w *= idf[ids]
+  if normalize == 'l2':
+    row = np.repeat(np.arange(lengths.shape[0]), lengths)
+    norm = np.sqrt(np.bincount(row, weights=w * w,
+                               minlength=lengths.shape[0]))
+    norm[norm == 0] = 1.0
+    w /= norm[row]
+  return w
