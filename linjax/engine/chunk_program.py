@@ -103,7 +103,7 @@ def gather_steps(batches, idx: np.ndarray, chunk_steps: int,
   The tail past ``len(idx)`` holds empty steps (rows F, no documents).
   """
   n = idx.shape[0]
-  fills = _pad_values(num_features, batches.labels.shape[-1])
+  fills = _pad_values(num_features, batches.mask.shape[-1])
 
   def take(name, a):
     if a is None:
@@ -190,11 +190,14 @@ def abstract_args(spec: Spec, chunk_steps: int, token_budget: int,
   k, s, t, u, d = (chunk_steps, spec.num_shards, token_budget, num_rows,
                    max_docs)
   i32, f32 = jnp.int32, jnp.float32
+  # Labels: a class id per document, or a multi-hot row (sigmoid loss).
+  labels = (sds((k, s, d, spec.num_classes), jnp.uint8, split)
+            if spec.loss == 'sigmoid' else sds((k, s, d), i32, split))
   batches = packing.PackedBatches(
       uids=sds((k, s, u), i32, split),
       slot=sds((k, s, t), i32, split) if spec.dedupe else None,
       weights=sds((k, s, t), f32, split), seg=sds((k, s, t), i32, split),
-      labels=sds((k, s, d), i32, split), mask=sds((k, s, d), f32, split),
+      labels=labels, mask=sds((k, s, d), f32, split),
       doc_index=None)
   state = jax.tree_util.tree_map(lambda a: sds(a.shape, a.dtype),
                                  abstract_state(spec))

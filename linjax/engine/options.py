@@ -25,6 +25,7 @@ SCHEDULES = ('constant', 'linear', 'exponential', 'cosine', 'warmup_cosine')
 UPDATES = ('auto', 'sparse', 'dense')
 METRICS = ('accuracy', 'loss')
 CLASS_WEIGHTS = ('none', 'balanced')
+LOSSES = ('softmax', 'sigmoid')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +98,11 @@ class TrainOptions:
     class_weight: none | balanced: weigh each document's loss by
       ``N / (classes * count of its class)`` (scikit-learn's 'balanced'), so
       that every class carries the same total weight.
+    loss: softmax (one class per document, int labels [N]) | sigmoid
+      (multi-label: a binary logistic regression per label, fastText's
+      ``-loss ova``; labels a multi-hot [N, C] in {0, 1}). With sigmoid the
+      validation 'accuracy' is the fraction of documents whose top-scored
+      label is one of theirs (P@1, which is accuracy for one label each).
   """
 
   batch_size: int = 32
@@ -110,6 +116,7 @@ class TrainOptions:
   checkpoint_every: int = 1
   steps_per_call: int = 128
   class_weight: str = 'none'
+  loss: str = 'softmax'
 
   def __post_init__(self):
     c = Checker(self, 'train')
@@ -124,6 +131,12 @@ class TrainOptions:
     c.integer('checkpoint_every', lo=0)
     c.integer('steps_per_call', lo=1)
     c.choice('class_weight', CLASS_WEIGHTS)
+    c.choice('loss', LOSSES)
+    if not c.problems and self.loss == 'sigmoid' and (
+        self.class_weight != 'none'):
+      c.fail('class_weight', "must be 'none' with train.loss='sigmoid' (a "
+             'document has several classes or none; pass sample_weight to '
+             'fit instead)', self.class_weight)
     c.done()
 
 

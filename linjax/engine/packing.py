@@ -44,7 +44,8 @@ class PackedBatches(NamedTuple):
   slot:      int32 [G, S, T]  index into uids of each slot, or None (U == T).
   weights:   float32 [G, S, T] feature value of each slot (0 for padding).
   seg:       int32 [G, S, T]  document position of each slot, D for padding.
-  labels:    int32 [G, S, D]  class of each document (0 for padding).
+  labels:    int32 [G, S, D]  class of each document (0 for padding), or
+             uint8 [G, S, D, C] its multi-hot labels (train.loss sigmoid).
   mask:      float32 [G, S, D] the document's weight in the loss (1 unless
              sample weights are given), 0 for padding; a document counts in
              the batch mean where its mask is > 0.
@@ -134,10 +135,11 @@ def _pack_one(x: CsrFeatures, y: np.ndarray, budget: int, max_docs: int,
   weights.reshape(-1)[ent] = xs.weights
   seg.reshape(-1)[ent] = np.repeat(pos.astype(np.int32), lengths)
   doc = batch * max_docs + pos
-  labels = np.zeros((num, max_docs), np.int32)
+  labels = np.zeros((num, max_docs) + y.shape[1:],
+                    y.dtype if y.ndim == 2 else np.int32)
   mask = np.zeros((num, max_docs), np.float32)
   doc_index = np.full((num, max_docs), -1, np.int64)
-  labels.reshape(-1)[doc] = y[order]
+  labels.reshape((-1,) + y.shape[1:])[doc] = y[order]
   mask.reshape(-1)[doc] = 1.0 if sample_weight is None else sample_weight[order]
   doc_index.reshape(-1)[doc] = order
   return dict(ids=ids, weights=weights, seg=seg, labels=labels, mask=mask,
@@ -198,7 +200,7 @@ def pad_width(packed: PackedBatches, width: int,
   return packed._replace(
       uids=uids, slot=slot,
       weights=np.pad(packed.weights, slots, constant_values=0),
-      seg=np.pad(packed.seg, slots, constant_values=packed.labels.shape[-1]))
+      seg=np.pad(packed.seg, slots, constant_values=packed.mask.shape[-1]))
 
 
 def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
@@ -214,7 +216,7 @@ def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
 
   Args:
     x: CsrFeatures with N documents.
-    y: int [N] labels.
+    y: int [N] labels, or a multi-hot [N, C] (uint8).
     token_budget: T, feature slots per sub-batch (raised to the longest doc).
     max_docs: D, documents per sub-batch at most.
     seed: shuffling seed.
@@ -230,7 +232,7 @@ def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
     PackedBatches (numpy).
   """
   y = np.asarray(y)
-  if y.shape != (x.num_docs,):
+  if y.shape[:1] != (x.num_docs,) or y.ndim > 2:
     raise ValueError(f'pack: expected {x.num_docs} labels, got shape '
                      f'{y.shape}.')
   if sample_weight is not None:

@@ -48,8 +48,14 @@ Params = model.Params
 
 
 def check_labels(y, n: int, num_classes: int, name: str) -> np.ndarray:
-  """int32 [n] labels in [0, num_classes), or ValueError naming ``name``."""
+  """int32 [n] labels in [0, num_classes), or ValueError naming ``name``.
+
+  A 2-D ``y`` is a multi-hot [n, num_classes] (``train.loss='sigmoid'``):
+  values 0/1 (any numeric dtype), returned as uint8.
+  """
   y = np.asarray(y)
+  if y.ndim == 2:
+    return check_multi_hot(y, n, num_classes, name)
   if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
     raise ValueError(f'{name}: expected int labels of shape [{n}], got '
                      f'{y.dtype} {y.shape}.')
@@ -57,6 +63,32 @@ def check_labels(y, n: int, num_classes: int, name: str) -> np.ndarray:
     raise ValueError(f'{name}: labels must lie in [0, {num_classes}), found '
                      f'{y.min()}..{y.max()}.')
   return y.astype(np.int32)
+
+
+def check_multi_hot(y, n: int, num_classes: int, name: str) -> np.ndarray:
+  """uint8 [n, num_classes] of a multi-hot ``y`` in {0, 1}, or ValueError."""
+  y = np.asarray(y)
+  if y.shape != (n, num_classes) or not (
+      np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+    raise ValueError(f'{name}: expected multi-hot labels of shape [{n}, '
+                     f'{num_classes}], got {y.dtype} {y.shape}.')
+  bad = (y != 0) & (y != 1)
+  if bad.any():
+    i, c = np.argwhere(bad)[0]
+    raise ValueError(f'{name}: multi-hot labels must be 0 or 1, found '
+                     f'{y[i, c]} at [{i}, {c}].')
+  return y.astype(np.uint8)
+
+
+def check_loss(y: np.ndarray, loss: str, name: str) -> None:
+  """ValueError unless the labels' shape fits ``train.loss``."""
+  if loss == 'sigmoid' and y.ndim != 2:
+    raise ValueError(f"{name}: train.loss='sigmoid' (multi-label) needs "
+                     f'multi-hot labels [N, C], got shape {y.shape}; encode '
+                     'label sets with LabelMap.encode_multi.')
+  if loss != 'sigmoid' and y.ndim == 2:
+    raise ValueError(f'{name}: multi-hot labels [N, C] need '
+                     f"train.loss='sigmoid', not {loss!r}.")
 
 
 def document_weights(y: np.ndarray, num_classes: int, class_weight: str,
@@ -70,8 +102,8 @@ def document_weights(y: np.ndarray, num_classes: int, class_weight: str,
   weights = None
   if sample_weight is not None:
     weights = np.asarray(sample_weight, np.float64)
-    if weights.shape != y.shape:
-      raise ValueError(f'sample_weight: expected shape {y.shape}, got '
+    if weights.shape != y.shape[:1]:
+      raise ValueError(f'sample_weight: expected shape {y.shape[:1]}, got '
                        f'{weights.shape}.')
     if not np.all(np.isfinite(weights)) or np.any(weights < 0):
       raise ValueError('sample_weight: weights must be finite and >= 0.')
@@ -160,7 +192,8 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
 
   Args:
     train_x: CsrFeatures [N, F] (this process's shard when multi-process).
-    y: int32 [N] labels, checked by `check_labels`.
+    y: int32 [N] labels, or uint8 [N, C] multi-hot for
+      ``training.loss='sigmoid'``, checked by `check_labels`.
     num_classes: C.
     optimizer, training: the options (``learning_rate``/``l2`` are replaced
       by ``learning_rates``/``l2s`` for a sweep).
@@ -176,6 +209,7 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
     Run.
   """
   vmapped = learning_rates is not None
+  check_loss(np.asarray(y), training.loss, 'train_y')
   F = train_x.num_features
   if data_parallel:
     mesh, num_shards = mesh_and_shards(mesh, num_shards)
@@ -255,6 +289,8 @@ def validation_metrics(state: step_lib.TrainState, val_x: CsrFeatures,
   """dict(loss, accuracy) on the validation split, over all processes.
 
   ``model_index`` picks model m of a sweep's state (None: a single model).
+  Multi-hot ``val_y`` [N, C]: the sigmoid loss and P@1 as accuracy
+  (`scoring.loss_and_accuracy`).
   """
   V, scale, b = state.V, state.scale, state.b
   if model_index is not None:

@@ -96,20 +96,50 @@ def predict_logits(params: Params, x: CsrFeatures,
                         jnp.asarray(params.b), x, batch_size)
 
 
-def predict_proba(params: Params, x: CsrFeatures,
-                  batch_size: int = 4096) -> np.ndarray:
-  """float32 [N, C] class probabilities."""
-  return np.asarray(losses.softmax(predict_logits(params, x, batch_size)))
+def predict_proba(params: Params, x: CsrFeatures, batch_size: int = 4096,
+                  loss: str = 'softmax') -> np.ndarray:
+  """float32 [N, C] probabilities.
+
+  ``loss`` 'softmax': of the classes (rows sum to 1); 'sigmoid'
+  (multi-label): of each label on its own, ``sigmoid(x W + b)``.
+  """
+  z = predict_logits(params, x, batch_size)
+  if loss == 'sigmoid':
+    return sigmoid(z)
+  if loss != 'softmax':
+    raise ValueError(f'predict_proba: loss must be one of {losses.LOSSES}, '
+                     f'got {loss!r}.')
+  return np.asarray(losses.softmax(z))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+  """float32 ``1 / (1 + exp(-z))`` in numpy, without overflow warnings."""
+  z = np.asarray(z, np.float32)
+  e = np.exp(-np.abs(z))
+  return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.float32)
 
 
 def loss_and_accuracy(z: np.ndarray, y: np.ndarray) -> dict:
-  """dict(loss=mean NLL, accuracy) of scores z [N, C] against labels y [N]."""
+  """dict(loss=mean NLL, accuracy) of scores z [N, C] against labels y.
+
+  y int [N] (softmax): the mean ``-log softmax(z)[y]`` and the fraction
+  whose top score is y. y multi-hot [N, C] (sigmoid): the mean over
+  documents of the summed binary cross-entropy, and as accuracy the
+  fraction of documents whose top-scored label is one of theirs (P@1).
+  """
   y = np.asarray(y)
+  if y.ndim == 2:
+    nll = np.asarray(losses.sigmoid_nll_from_logits(
+        jnp.asarray(z, jnp.float32), jnp.asarray(y)))
+    n = y.shape[0]
+    top = y[np.arange(n), z.argmax(-1)] if n else y[:0, 0]
+    return dict(loss=float(nll.mean()) if n else float('nan'),
+                accuracy=float((top > 0).mean()) if n else 0.0)
   nll = np.asarray(losses.nll_from_logits(jnp.asarray(z), jnp.asarray(y)))
   return dict(loss=float(nll.mean()) if y.size else float('nan'),
               accuracy=float((z.argmax(-1) == y).mean()) if y.size else 0.0)
 
 
 def evaluate(params: Params, x: CsrFeatures, y) -> dict:
-  """dict(loss=mean NLL, accuracy=fraction correct) on (x, y)."""
+  """dict(loss=mean NLL, accuracy) on (x, y); see `loss_and_accuracy`."""
   return loss_and_accuracy(predict_logits(params, x), y)

@@ -27,6 +27,11 @@ per sub-batch.
   when it falls under 1e-6 (checked only if the run could get there). The
   dense path always uses the exact penalty.
 * The scan returns every step's loss; `train.fit` checks them for divergence.
+* Loss (``train.loss``, `Spec.loss`): softmax, labels int [D] per
+  sub-batch, the hand-derived score gradient ``p - onehot(y)``; or sigmoid
+  (multi-label), labels a multi-hot uint8 [D, C] per sub-batch, the score
+  gradient ``sigmoid(z) - Y``. Everything after the score gradient (rows,
+  optimiser, L2, scale, data parallelism) is shared.
 * Data parallel (linjax/engine/distributed.py): with a mesh, the epoch runs under
   `shard_map`; each device takes its own sub-batch; the row gradients are
   combined by all-gathering (uids, row grads), de-duplicating and applying
@@ -89,6 +94,7 @@ class Spec:
   num_shards: int         # S, sub-batches per step over all devices
   distributed: bool
   rescale: bool = False   # check every step whether V must absorb the scale
+  loss: str = 'softmax'   # softmax | sigmoid (multi-label)
 
 def make_spec(optimizer: OptimizerOptions, training: TrainOptions,
               num_features: int, num_classes: int, total_steps: int,
@@ -116,7 +122,7 @@ def make_spec(optimizer: OptimizerOptions, training: TrainOptions,
   return Spec(num_features, num_classes, sparse, dedupe, l2_mode,
               sparse and (wd > 0 or l2_mode == 'scale'), wd,
               dataclasses.replace(oc, learning_rate=1.0), int(total_steps),
-              int(num_shards), bool(distributed))
+              int(num_shards), bool(distributed), loss=training.loss)
 
 
 def with_steps(spec: Spec, total_steps: int, max_lr: float,
@@ -169,12 +175,19 @@ def _weighted_sum_and_count(nll, mask):
 
 
 def _sub_batch_nll(rows, b, slot, weights, seg, labels, mask):
-  """Summed NLL and document count of one sub-batch; rows [U, C] -> []."""
+  """Summed NLL and document count of one sub-batch; rows [U, C] -> [].
+
+  ``labels`` int [D] (softmax) or multi-hot [D, C] (sigmoid: the NLL of a
+  document is its sum over labels of the binary cross-entropy).
+  """
   tok = rows if slot is None else rows[slot]                 # [T, C]
   z = jax.ops.segment_sum(tok * weights[:, None], seg,
                           num_segments=labels.shape[0],
                           indices_are_sorted=True) + b       # [D, C]
-  nll = losses.nll_from_logits(z, labels)
+  if labels.ndim == 2:
+    nll = losses.sigmoid_nll_from_logits(z, labels)
+  else:
+    nll = losses.nll_from_logits(z, labels)
   return _weighted_sum_and_count(nll, mask)
 
 
@@ -212,10 +225,36 @@ def _sub_batch_grads(rows, b, slot, weights, seg, labels, mask):
   return _weighted_sum_and_count(nll, mask) + (g_rows, jnp.sum(g_z, 0))
 
 
-def _batch_grads(rows, b, batch):
+def _sub_batch_sigmoid_grads(rows, b, slot, weights, seg, labels, mask):
+  """`_sub_batch_grads` for the multi-label sigmoid loss, by hand.
+
+  ``labels`` is the multi-hot Y [D, C]; each label is its own binary
+  logistic regression, so dNLL/dz = (sigmoid(z) - Y) * mask, and the rows
+  get it back through the same gather/segment_sum as with softmax.
+
+  Returns:
+    (summed NLL [], documents [], g_rows [U, C], g_b [C]), not yet divided
+    by the number of documents.
+  """
+  tok = rows if slot is None else rows[slot]                 # [T, C]
+  z = jax.ops.segment_sum(tok * weights[:, None], seg,
+                          num_segments=labels.shape[0],
+                          indices_are_sorted=True) + b       # [D, C]
+  Y = labels.astype(z.dtype)
+  nll = losses.sigmoid_nll_from_logits(z, Y)
+  g_z = (jax.nn.sigmoid(z) - Y) * mask[:, None]              # [D, C]
+  g_tok = g_z.at[seg].get(mode='fill', fill_value=0) * weights[:, None]
+  g_rows = g_tok if slot is None else jax.ops.segment_sum(
+      g_tok, slot, num_segments=rows.shape[0])
+  return _weighted_sum_and_count(nll, mask) + (g_rows, jnp.sum(g_z, 0))
+
+
+def _batch_grads(rows, b, batch, loss: str = 'softmax'):
   """Over the local sub-batches: (sum NLL, docs, g_rows [S_l, U, C], g_b)."""
+  grads = (_sub_batch_sigmoid_grads if loss == 'sigmoid'
+           else _sub_batch_grads)
   nll, docs, g_rows, g_b = jax.vmap(
-      _sub_batch_grads, in_axes=(0, None, 0, 0, 0, 0, 0))(
+      grads, in_axes=(0, None, 0, 0, 0, 0, 0))(
           rows, b, batch.slot, batch.weights, batch.seg, batch.labels,
           batch.mask)
   return jnp.sum(nll), jnp.sum(docs), g_rows, jnp.sum(g_b, 0)
@@ -240,7 +279,7 @@ def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
     if scratch is not None:
       scratch = jax.lax.dynamic_update_slice(scratch, rows, (0, 0, 0))
       rows = jax.lax.dynamic_slice(scratch, (0, 0, 0), rows.shape)
-    nll, docs, g_rows, g_b = _batch_grads(rows, b, batch)
+    nll, docs, g_rows, g_b = _batch_grads(rows, b, batch, spec.loss)
     nll, docs, g_b = psum(nll), psum(docs), psum(g_b)
     uids = batch.uids
     if spec.distributed:
