@@ -398,3 +398,151 @@ def test_real_corpus():
   assert got.labels == [r[0] for r in rows]
   assert got.texts == [r[1] for r in rows]
   assert len(set(got.labels)) == 16
+
+
+# -- multi-label -------------------------------------------------------------
+
+
+def test_fasttext_multi_label(tmp_path):
+  path = _write(tmp_path / 'tags.txt',
+                '__label__a __label__b  two  tags\n'
+                '__label__c one tag\n\n'
+                '__label__b __label__a __label__b repeated\n')
+  got = data.read_corpus(path, multi_label=True)
+  assert got.labels == [('a', 'b'), ('c',), ('b', 'a')]
+  assert got.texts == ['two  tags', 'one tag', 'repeated']
+  assert got.sources == [f'{path}:1', f'{path}:2', f'{path}:4']
+  # Single-label reading of the same file keeps each line's first label.
+  assert data.read_corpus(path).labels == ['a', 'c', 'b']
+
+
+def test_multi_label_line_without_label(tmp_path):
+  path = _write(tmp_path / 'tags.txt', '__label__a x\nno tags here\n')
+  message = _raises(2, path, data.read_corpus, path, multi_label=True)
+  assert 'allow_unlabeled' in message
+  got = data.read_corpus(path, multi_label=True, allow_unlabeled=True)
+  assert got.labels == [('a',), ()]
+  assert got.texts == ['x', 'no tags here']
+  got = data.read_corpus(path, multi_label=True, lenient=True)
+  assert got.labels == [('a',)]
+  # A label with no text is still an empty document.
+  empty = _write(tmp_path / 'e.txt', '__label__a x\n__label__b\n')
+  _raises(2, empty, data.read_corpus, empty, multi_label=True,
+          allow_unlabeled=True)
+
+
+def test_tsv_and_csv_multi_label(tmp_path):
+  tsv = _write(tmp_path / 't.tsv', 'label\ttext\na| b |a\tfirst\n'
+               '\tsecond\nc\tthird\n')
+  _raises(3, tsv, data.read_corpus, tsv, multi_label=True,
+          label_separator='|')
+  got = data.read_corpus(tsv, multi_label=True, label_separator='|',
+                         allow_unlabeled=True)
+  assert got.labels == [('a', 'b'), (), ('c',)]
+  assert got.texts == ['first', 'second', 'third']
+  # The default separator is a comma; '|' is then part of the label.
+  got = data.read_corpus(tsv, multi_label=True, allow_unlabeled=True)
+  assert got.labels[0] == ('a| b |a',)
+  csv_path = _write(tmp_path / 'c.csv',
+                    'text,label\n"hello, world","x,y"\nbye,z\n')
+  got = data.read_corpus(csv_path, multi_label=True)
+  assert got.labels == [('x', 'y'), ('z',)]
+  assert got.texts == ['hello, world', 'bye']
+
+
+def test_jsonl_multi_label(tmp_path):
+  path = _write(tmp_path / 'j.jsonl', '\n'.join(json.dumps(o) for o in [
+      {'text': 'one', 'label': ['a', 'b']},
+      {'text': 'two', 'label': 'c'},
+      {'text': 'three', 'label': []},
+      {'text': 'four', 'label': ['b', 'b']}]) + '\n')
+  _raises(3, path, data.read_corpus, path, multi_label=True)
+  got = data.read_corpus(path, multi_label=True, allow_unlabeled=True)
+  assert got.labels == [('a', 'b'), ('c',), (), ('b',)]
+  ints = _write(tmp_path / 'i.jsonl', '{"text": "x", "label": [1, 20]}\n'
+                '{"text": "y", "label": [3]}\n')
+  assert data.read_corpus(ints, multi_label=True).labels == [('1', '20'),
+                                                              ('3',)]
+  mixed = _write(tmp_path / 'm.jsonl', '{"text": "x", "label": ["a", 1]}\n')
+  assert 'JSON list of strings' in _raises(1, mixed, data.read_corpus, mixed,
+                                           multi_label=True)
+  kinds = _write(tmp_path / 'k.jsonl', '{"text": "x", "label": ["a"]}\n'
+                 '{"text": "y", "label": ["b"]}\n{"text": "z", "label": [3]}\n')
+  assert 'mixed' in _raises(3, kinds, data.read_corpus, kinds,
+                            multi_label=True)
+  nested = _write(tmp_path / 'n.jsonl', '{"text": "x", "label": [["a"]]}\n')
+  _raises(1, nested, data.read_corpus, nested, multi_label=True)
+
+
+def test_folder_multi_label_is_one_label_each(tmp_path):
+  root = tmp_path / 'corpus'
+  _write(root / 'sport' / '1.txt', 'goal!\n')
+  _write(root / 'tech' / '2.txt', 'chips\n')
+  got = data.read_corpus(root, multi_label=True)
+  assert got.labels == [('sport',), ('tech',)]
+
+
+def test_multi_label_option_errors(tmp_path):
+  tsv = _write(tmp_path / 't.tsv', 'label\ttext\na\tx\n')
+  with pytest.raises(data.DataError, match='allow_unlabeled needs multi'):
+    data.read_corpus(tsv, allow_unlabeled=True)
+  with pytest.raises(data.DataError, match='max_per_class'):
+    data.read_corpus(tsv, multi_label=True, max_per_class=3)
+  with pytest.raises(data.DataError, match='label_separator'):
+    data.read_corpus(tsv, multi_label=True, label_separator='\t')
+  with pytest.raises(data.DataError, match='label_separator'):
+    data.read_corpus(tsv, multi_label=True, label_separator='')
+
+
+def test_label_map_multi_hot():
+  sets = [('b', 'a'), (), ('c',), ('a', 'c')]
+  labels = data.LabelMap.fit_multi(sets)
+  assert labels.names == ['a', 'b', 'c']
+  Y = labels.encode_multi(sets)
+  assert Y.dtype == np.uint8
+  assert Y.tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 1], [1, 0, 1]]
+  assert labels.decode_multi(Y) == [('a', 'b'), (), ('c',), ('a', 'c')]
+  test = [('a', 'zz'), ('yy', 'zz'), ('c',)]
+  with pytest.raises(data.DataError) as info:
+    labels.encode_multi(test, sources=['t.txt:1', 't.txt:2', 't.txt:3'])
+  message = str(info.value)
+  assert message.startswith('t.txt:1:') and "'zz'" in message
+  assert '2 unknown' in message
+  Y = labels.encode_multi(test, unknown='ignore')
+  assert Y.tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 1]]
+  assert labels.unknown_labels(test) == {'yy': 1, 'zz': 2}
+  assert labels.encode_multi([]).shape == (0, 3)
+
+
+def test_multilabel_split():
+  """Strata by rarest label: 'r' (2 documents) sends one to each side; the
+  unlabelled documents are split like any stratum; seeded."""
+  Y = np.zeros((40, 3), np.uint8)
+  Y[:30, 0] = 1           # common
+  Y[10:20, 1] = 1         # medium, rarest of docs 10..19
+  Y[[3, 25], 2] = 1       # rare
+  train, held = data.multilabel_split(Y, 0.25, seed=1)
+  assert np.array_equal(np.sort(np.concatenate([train, held])),
+                        np.arange(40))
+  held_set = set(held.tolist())
+  assert len({3, 25} & held_set) == 1
+  assert len(set(range(10, 20)) & held_set) == round(0.25 * 10)
+  assert len(set(range(30, 40)) & held_set) == round(0.25 * 10)
+  again = data.multilabel_split(Y, 0.25, seed=1)
+  assert np.array_equal(again[1], held)
+  with pytest.raises(ValueError, match='multi-hot'):
+    data.multilabel_split(np.zeros(4), 0.2, 0)
+
+
+def test_real_multi_label_corpus():
+  path = _data_dir() / 'debian_tags' / 'train.txt'
+  if not path.exists():
+    pytest.skip(f'{path} not found (set LINJAX_DATA_DIR)')
+  got = data.read_corpus(path, multi_label=True)
+  with open(path, encoding='utf-8') as f:
+    lines = f.read().splitlines()
+  assert len(got.labels) == len(lines)
+  want = [tuple(t[9:] for t in line.split() if t.startswith('__label__'))
+          for line in lines]
+  assert got.labels == want
+  assert len(data.LabelMap.fit_multi(got.labels)) == 69

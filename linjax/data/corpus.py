@@ -8,6 +8,11 @@ Bad input raises `DataError` naming the file and line and saying how to fix it;
 with ``lenient=True`` bad lines are skipped, counted and logged instead. The
 per-format readers, `Dataset` and `DataError` live in `linjax.readers` and are
 re-exported here.
+
+Multi-label corpora (``read_corpus(..., multi_label=True)``) give each
+document a tuple of labels; `LabelMap.fit_multi` / `encode_multi` turn them
+into a multi-hot uint8 [N, C] for the sigmoid loss, and `multilabel_split`
+holds out a seeded share stratified by each document's rarest label.
 """
 
 from __future__ import annotations
@@ -28,13 +33,16 @@ from linjax.data.readers import DataError
 from linjax.data.readers import Dataset
 from linjax.data.readers import fortune_files  # pylint: disable=unused-import
 from linjax.data.readers import infer_format
+from linjax.data.readers import LabelSets
 
 logger = logging.getLogger(__name__)
 
 
 def read_corpus(path, format: str = '',  # pylint: disable=redefined-builtin
                 text_column: str = 'text', label_column: str = 'label', lenient: bool = False,
-                max_per_class: int = 0, seed: int = 0) -> Dataset:
+                max_per_class: int = 0, seed: int = 0,
+                multi_label: bool = False, label_separator: str = ',',
+                allow_unlabeled: bool = False) -> Dataset:
   """Reads a labelled corpus.
 
   Args:
@@ -45,11 +53,17 @@ def read_corpus(path, format: str = '',  # pylint: disable=redefined-builtin
     label_column: the label column, likewise.
     lenient: skip bad lines (counted and logged) instead of raising.
     max_per_class: keep at most this many documents per class (0: all),
-      chosen at random with ``seed``, in file order.
+      chosen at random with ``seed``, in file order (single-label only).
     seed: seed of that choice.
+    multi_label: each document has a tuple of labels (several
+      ``__label__`` prefixes in fastText, a separated TSV/CSV label field,
+      a JSONL list; see `linjax.data.readers`).
+    label_separator: multi-label: what separates labels in a TSV/CSV field.
+    allow_unlabeled: multi-label: a line with no label is a document with
+      no tags (the empty tuple) instead of an error.
 
   Returns:
-    A `Dataset` of N documents.
+    A `Dataset` of N documents (labels: str, or tuples of str).
 
   Raises:
     DataError: naming the file and line of the first bad input.
@@ -67,7 +81,22 @@ def read_corpus(path, format: str = '',  # pylint: disable=redefined-builtin
     raise DataError(f'format {fmt!r} needs a '
                     f'{"folder" if fmt == "folder" else "file"}.',
                     path=path, fix='check data.format.')
-  data = readers.read(path, fmt, text_column, label_column, lenient)
+  multi = None
+  if multi_label:
+    if not label_separator or (fmt == 'tsv' and '\t' in label_separator):
+      raise DataError(f'label separator {label_separator!r} cannot split a '
+                      'label field.', path=path, fix='set '
+                      'data.label_separator to e.g. "," or "|".')
+    if max_per_class:
+      raise DataError('max_per_class applies to single-label corpora.',
+                      path=path, fix='set data.max_per_class=0 with '
+                      'multi_label.')
+    multi = LabelSets(label_separator, bool(allow_unlabeled))
+  elif allow_unlabeled:
+    raise DataError('allow_unlabeled needs multi_label=True (a single-label '
+                    'document needs its class).', path=path,
+                    fix='set data.multi_label=True or drop allow_unlabeled.')
+  data = readers.read(path, fmt, text_column, label_column, lenient, multi)
   if max_per_class:
     data = cap_per_class(data, max_per_class, seed, str(path))
   return data
@@ -80,6 +109,8 @@ def cap_per_class(data: Dataset, max_per_class: int, seed: int = 0,
     raise ValueError(f'data.max_per_class must be >= 0, got {max_per_class}')
   if not max_per_class:
     return data
+  if data.labels and isinstance(data.labels[0], tuple):
+    raise ValueError('data.max_per_class applies to single-label corpora.')
   labels = np.asarray(data.labels)
   rng = np.random.default_rng(seed)
   keep, capped = [], []
@@ -136,6 +167,49 @@ class LabelMap:
   def num_classes(self) -> int:
     return len(self.names)
 
+  @classmethod
+  def fit_multi(cls, label_sets: Iterable[Sequence[str]]) -> LabelMap:
+    """The sorted distinct labels of multi-label documents."""
+    return cls(sorted({label for tags in label_sets for label in tags}))
+
+  def encode_multi(self, label_sets: Sequence[Sequence[str]],
+                   sources: Sequence[str] | None = None,
+                   unknown: str = 'error') -> np.ndarray:
+    """uint8 [N, C] multi-hot: ``Y[i, c] = 1`` iff document i has label c.
+
+    ``unknown`` says what a label unseen in training does: 'error' raises
+    DataError naming the document's source; 'ignore' drops it (what
+    fastText's ``test`` does; the runner should log how many it dropped,
+    see `unknown_labels`).
+    """
+    if unknown not in ('error', 'ignore'):
+      raise ValueError(f"encode_multi: unknown must be 'error' or 'ignore', "
+                       f'got {unknown!r}.')
+    flat = [label for tags in label_sets for label in tags]
+    doc = np.repeat(np.arange(len(label_sets)),
+                    [len(tags) for tags in label_sets]).astype(np.int64)
+    if unknown == 'error':   # DataError naming the first unknown's source
+      ids = self.encode(flat, None if sources is None else
+                        [sources[i] for i in doc.tolist()]).astype(np.int64)
+    else:
+      ids = np.asarray([self._index.get(label, -1) for label in flat],
+                       np.int64)
+    keep = ids >= 0
+    Y = np.zeros((len(label_sets), self.num_classes), np.uint8)
+    Y[doc[keep], ids[keep]] = 1
+    return Y
+
+  def unknown_labels(self, label_sets: Iterable[Sequence[str]]) -> dict:
+    """{label: count} of the labels not in this map (sorted by label)."""
+    counts = collections.Counter(label for tags in label_sets
+                                 for label in tags if label not in self._index)
+    return dict(sorted(counts.items()))
+
+  def decode_multi(self, Y) -> list[tuple[str, ...]]:
+    """Label tuples of a multi-hot (or boolean) [N, C], in label order."""
+    Y = np.asarray(Y)
+    return [tuple(self.names[c] for c in np.flatnonzero(row)) for row in Y]
+
   def encode(self, labels: Sequence[str],
              sources: Sequence[str] | None = None) -> np.ndarray:
     """int32 [N] ids; a label unseen in training raises DataError."""
@@ -177,6 +251,34 @@ class LabelMap:
 
   def __repr__(self) -> str:
     return f'LabelMap({self.names!r})'
+
+
+def multilabel_split(Y, fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """`stratified_split` of multi-label documents by their rarest label.
+
+  Each document is put in the stratum of its least frequent label (the
+  documents with no label form one stratum of their own), so every label
+  with a few documents sends some of them to each side, the usual cheap
+  approximation of iterative stratification.
+
+  Args:
+    Y: multi-hot [N, C].
+    fraction: held-out share, 0 <= fraction < 1.
+    seed: seed of the choice.
+
+  Returns:
+    (train_idx, held_idx): sorted int64 arrays partitioning range(N).
+  """
+  Y = np.asarray(Y) > 0
+  if Y.ndim != 2:
+    raise ValueError(f'multilabel_split: expected a multi-hot [N, C], got '
+                     f'shape {Y.shape}.')
+  counts = Y.sum(0)
+  # Rarest label of each document (ties: the lower id); C for no label.
+  rarity = np.where(Y, counts[None, :], np.iinfo(np.int64).max)
+  stratum = np.where(Y.any(1), rarity.argmin(1), Y.shape[1])
+  return stratified_split(stratum, fraction, seed)
 
 
 def stratified_split(labels, fraction: float,

@@ -9,6 +9,15 @@ JSONL labels are JSON strings, or JSON integers on every line of the file
 (then read as their decimal strings); a file mixing the two is refused at the
 lines of the rarer kind. `linjax.data.read_corpus` checks the path, picks the format (`infer_format`)
 and re-exports these names.
+
+Multi-label (``multi=LabelSets(...)``): every document has a tuple of labels
+(its tags, in file order, without repeats): fastText lines with several
+leading ``__label__`` prefixes; a TSV/CSV label field split at
+``LabelSets.separator``; a JSONL label that is a list of labels (a single
+string or integer is a one-label list). A line with no label is an error
+(file and line) unless ``LabelSets.allow_unlabeled``: then it is a document
+with no tags, the empty tuple. Folders and fortune files give one-label
+tuples.
 """
 
 from __future__ import annotations
@@ -49,15 +58,34 @@ class DataError(ValueError):
 class Dataset(NamedTuple):
   """Parallel lists, one entry per document."""
   texts: list[str]
-  labels: list[str]
+  labels: list  # str, or a tuple of str per document (multi-label).
   sources: list[str]  # 'file:line' (or the file of a one-file document).
+
+
+class LabelSets(NamedTuple):
+  """How a multi-label file is read (see the module docstring).
+
+  separator: splits a TSV/CSV label field into labels (spaces around each
+    label are stripped).
+  allow_unlabeled: a line with no label is a document with no tags, not an
+    error.
+  """
+  separator: str = ','
+  allow_unlabeled: bool = False
+
+
+_NO_LABEL_FIX = ('give the line at least one label, or pass '
+                 'allow_unlabeled=True (--config.data.allow_unlabeled=True) '
+                 'to read it as a document with no tags.')
 
 
 class _Sink:
   """Collects documents and bad lines of one file (strict or lenient)."""
 
-  def __init__(self, path, lenient: bool, fix: str):
+  def __init__(self, path, lenient: bool, fix: str,
+               multi: LabelSets | None = None):
     self.path, self.lenient, self.fix = str(path), lenient, fix
+    self.multi = multi
     self.texts, self.labels, self.sources = [], [], []
     self.bad: list[tuple[int | None, str]] = []
 
@@ -68,9 +96,13 @@ class _Sink:
                       '(--config.data.lenient=True) to skip bad lines.')
     self.bad.append((line, message))
 
-  def add(self, text: str, label: str, line: int | None,
+  def add(self, text: str, label, line: int | None,
           source: str | None = None) -> None:
-    if not label.strip():
+    """Adds a document; ``label`` is a str, or (multi-label) a str to split
+    at the separator or a list of label strings."""
+    if self.multi is not None:
+      self._add_set(text, label, line, source)
+    elif not label.strip():
       self.error(line, 'empty label.')
     elif not text.strip():
       self.error(line, 'empty document (no text after stripping).',
@@ -78,6 +110,22 @@ class _Sink:
     else:
       self.texts.append(text)
       self.labels.append(label)
+      self.sources.append(source or f'{self.path}:{line}')
+
+  def _add_set(self, text: str, label, line: int | None,
+               source: str | None) -> None:
+    if isinstance(label, str):
+      label = label.split(self.multi.separator)
+    tags = tuple(dict.fromkeys(t.strip() for t in label if t.strip()))
+    if not tags and not self.multi.allow_unlabeled:
+      self.error(line, 'no label (multi-label: a document with no tags).',
+                 _NO_LABEL_FIX)
+    elif not text.strip():
+      self.error(line, 'empty document (no text after stripping).',
+                 'give the document some text or delete the line.')
+    else:
+      self.texts.append(text)
+      self.labels.append(tags)
       self.sources.append(source or f'{self.path}:{line}')
 
   def report(self) -> None:
@@ -156,14 +204,14 @@ def _column_index(header: Sequence[str], name: str, path, kind: str) -> int:
 
 
 def _read_tsv(path: Path, text_column: str, label_column: str,
-              lenient: bool) -> Dataset:
+              lenient: bool, multi: LabelSets | None = None) -> Dataset:
   lines, bad = _lines(path, lenient)
   header = lines[0].rstrip('\r').split('\t')
   label_at = _column_index(header, label_column, path, 'label')
   text_at = _column_index(header, text_column, path, 'text')
   width = len(header)
   sink = _Sink(path, lenient, f'each line needs {width} tab-separated fields '
-               f'({"<TAB>".join(header)}).')
+               f'({"<TAB>".join(header)}).', multi)
   texts, labels, sources = sink.texts, sink.labels, sink.sources
   name = str(path)
   for number, line in enumerate(lines[1:], 2):
@@ -172,7 +220,7 @@ def _read_tsv(path: Path, text_column: str, label_column: str,
     fields = line.split('\t')
     if len(fields) == width:
       label, text = fields[label_at], fields[text_at]
-      if label.strip() and text.strip():  # the common case, inlined.
+      if multi is None and label.strip() and text.strip():  # common, inlined
         texts.append(text)
         labels.append(label)
         sources.append(f'{name}:{number}')
@@ -191,10 +239,11 @@ def _read_tsv(path: Path, text_column: str, label_column: str,
 
 
 def _read_csv(path: Path, text_column: str, label_column: str,
-              lenient: bool) -> Dataset:
+              lenient: bool, multi: LabelSets | None = None) -> Dataset:
   text, bad = _read_nonempty(path, lenient)
   reader = csv.reader(io.StringIO(text, newline=''), strict=True)
-  sink = _Sink(path, lenient, 'check the quoting and the number of fields.')
+  sink = _Sink(path, lenient, 'check the quoting and the number of fields.',
+               multi)
   try:
     header = next(reader)
   except csv.Error as e:
@@ -234,14 +283,24 @@ def _label_kind(label) -> str | None:
   return None
 
 
+def _list_kind(labels: list) -> str | None:
+  """The kind of a JSON list of labels: 'string', 'integer', 'none' (empty),
+  or None (an element of neither kind, or both kinds mixed)."""
+  kinds = {_label_kind(label) for label in labels}
+  if not kinds:
+    return 'none'
+  return kinds.pop() if len(kinds) == 1 and None not in kinds else None
+
+
 def _read_jsonl(path: Path, text_column: str, label_column: str,
-                lenient: bool) -> Dataset:
+                lenient: bool, multi: LabelSets | None = None) -> Dataset:
   """JSON lines. Labels are JSON strings, or JSON integers on every line
   (3 becomes '3'); a label of the other kind than most lines' (3 beside
-  "3" would be two classes), a float, bool, null, list or object is bad."""
+  "3" would be two classes), a float, bool, null, list or object is bad.
+  Multi-label: a JSON list of such labels (empty: no tags), or one label."""
   lines, bad = _lines(path, lenient)
   sink = _Sink(path, lenient, f'each line must be a JSON object with '
-               f'{text_column!r} and {label_column!r} fields.')
+               f'{text_column!r} and {label_column!r} fields.', multi)
   rows, kinds = [], {'string': [], 'integer': []}
   for number, line in enumerate(lines, 1):
     if not line.strip():
@@ -261,21 +320,30 @@ def _read_jsonl(path: Path, text_column: str, label_column: str,
                  'set data.text_column/data.label_column to the field names.')
       continue
     text, label = obj[text_column], obj[label_column]
-    kind = _label_kind(label)
+    if multi is not None:
+      label = label if isinstance(label, list) else [label]
+      kind = _list_kind(label)
+    else:
+      kind = _label_kind(label)
     if not isinstance(text, str):
       sink.error(number, f'the text must be a JSON string, got '
                  f'{json.dumps(text)[:40]}.')
       continue
     if kind is None:
-      sink.error(number, 'the label must be a JSON string or integer, got '
+      what = ('a JSON list of strings or of integers' if multi is not None
+              else 'a JSON string or integer')
+      sink.error(number, f'the label must be {what}, got '
                  f'{json.dumps(label)[:40]}.', 'quote the label, e.g. '
                  '"label": "3".')
       continue
-    kinds[kind].append(number)
+    if kind != 'none':
+      kinds[kind].append(number)
     rows.append((number, text, label, kind))
   usual = max(kinds, key=lambda k: len(kinds[k]))
   for number, text, label, kind in rows:
-    if kind != usual:
+    if multi is not None and kind in (usual, 'none'):
+      sink.add(text, [str(t) for t in label], number)
+    elif kind != usual:
       sink.error(number, f'the label {json.dumps(label)} is a JSON {kind}, '
                  f'but {len(kinds[usual])} line(s) (e.g. line '
                  f'{kinds[usual][0]}) have {usual} labels; mixed, 3 and "3" '
@@ -286,30 +354,34 @@ def _read_jsonl(path: Path, text_column: str, label_column: str,
   return _finish(sink, bad)
 
 
-def _read_fasttext(path: Path, lenient: bool) -> Dataset:
+def _read_fasttext(path: Path, lenient: bool,
+                   multi: LabelSets | None = None) -> Dataset:
+  """fastText: leading ``__label__X`` words, then the text. Single-label
+  keeps the first label of a line; multi-label (``multi``) keeps them all."""
   lines, bad = _lines(path, lenient)
   sink = _Sink(path, lenient, f'write each line as "{FASTTEXT_PREFIX}LABEL '
-               'text".')
+               'text".', multi)
   several = 0
   for number, line in enumerate(lines, 1):
-    words = line.split(None, 1)
-    if not words:
+    if not line.strip():
       continue
-    if not words[0].startswith(FASTTEXT_PREFIX):
-      sink.error(number, f'no {FASTTEXT_PREFIX} label at the start.')
-      continue
-    label = words[0][len(FASTTEXT_PREFIX):]
-    rest = words[1] if len(words) > 1 else ''
-    extra = rest.split(None, 1)
-    if extra and extra[0].startswith(FASTTEXT_PREFIX):
-      several += 1
-      while extra and extra[0].startswith(FASTTEXT_PREFIX):
-        rest = extra[1] if len(extra) > 1 else ''
-        extra = rest.split(None, 1)
-    sink.add(rest.strip(), label, number)
+    tags, rest = [], line
+    words = rest.split(None, 1)
+    while words and words[0].startswith(FASTTEXT_PREFIX):
+      tags.append(words[0][len(FASTTEXT_PREFIX):])
+      rest = words[1] if len(words) > 1 else ''
+      words = rest.split(None, 1)
+    if not tags and not (multi and multi.allow_unlabeled):
+      sink.error(number, f'no {FASTTEXT_PREFIX} label at the start.',
+                 _NO_LABEL_FIX if multi else '')
+    elif multi is not None:
+      sink.add(rest.strip(), tags, number)
+    else:
+      several += len(tags) > 1
+      sink.add(rest.strip(), tags[0], number)
   if several:
-    logger.warning('%s: %d line(s) have several labels; each keeps its first.',
-                   path, several)
+    logger.warning('%s: %d line(s) have several labels; each keeps its first '
+                   '(multi_label=True reads them all).', path, several)
   return _finish(sink, bad)
 
 
@@ -421,20 +493,24 @@ def infer_format(path) -> str:
 
 
 def read(path: Path, fmt: str, text_column: str = 'text',
-         label_column: str = 'label', lenient: bool = False) -> Dataset:
+         label_column: str = 'label', lenient: bool = False,
+         multi: LabelSets | None = None) -> Dataset:
   """Reads ``path`` with the reader of ``fmt``, one of `FORMATS`.
 
   `linjax.data.read_corpus` documents the arguments and checks ``path`` and
-  ``fmt`` first; this only dispatches. Returns a `Dataset` of N documents.
+  ``fmt`` first; this only dispatches. Returns a `Dataset` of N documents;
+  with ``multi`` (multi-label) each label is a tuple of labels.
   """
   if fmt == 'tsv':
-    return _read_tsv(path, text_column, label_column, lenient)
+    return _read_tsv(path, text_column, label_column, lenient, multi)
   if fmt == 'csv':
-    return _read_csv(path, text_column, label_column, lenient)
+    return _read_csv(path, text_column, label_column, lenient, multi)
   if fmt == 'jsonl':
-    return _read_jsonl(path, text_column, label_column, lenient)
+    return _read_jsonl(path, text_column, label_column, lenient, multi)
   if fmt == 'fasttext':
-    return _read_fasttext(path, lenient)
-  if fmt == 'folder':
-    return _read_folder(path, lenient)
-  return _read_fortune(path, lenient)
+    return _read_fasttext(path, lenient, multi)
+  data = (_read_folder(path, lenient) if fmt == 'folder'
+          else _read_fortune(path, lenient))
+  if multi is not None:  # one class per document: one-label sets
+    data = data._replace(labels=[(label,) for label in data.labels])
+  return data
