@@ -29,6 +29,7 @@ from linjax.text import hashed_tokens
 from linjax.text import hashing
 from linjax.text import shapes
 from linjax.text import tokenizer
+from linjax.text import weighting
 
 URL_PIECES = [
     'http://x.co/a.', 'www.A.com)', 'HTTPS://Y.org/b?c=1,', 'ftp://f', 'wWw.',
@@ -205,7 +206,8 @@ TEXTS = EDGE_DOCS + ['The cat sat on the MAT. The Cat!', 'Flu season: CDC',
 @pytest.mark.parametrize('settings_', [
     dict(), dict(lowercase=False), dict(shape_ngrams=0, ngrams=3),
     dict(buckets=1000, shape_ngrams=3, ngrams=1, weighting='tf', min_df=1),
-    dict(buckets=7, normalize='none', weighting='binary')])
+    dict(buckets=7, normalize='none', weighting='binary'),
+    dict(buckets=2**30 + 3, weighting='tf', min_df=1)])  # 64-bit keys
 def test_featurizer_matches_the_token_path(monkeypatch, settings_):
   direct = featurizer.Featurizer(**settings_)
   assert direct._hashes_directly  # pylint: disable=protected-access
@@ -230,4 +232,12 @@ def test_chunks_and_threads_change_nothing(monkeypatch, threads):
   monkeypatch.setattr(hashed_counts, 'THREADS', threads)
   chunked = featurizer.Featurizer().fit_transform(docs)
   for u, v in zip(whole[:3], chunked[:3]):
+    np.testing.assert_array_equal(u, v)
+
+
+def test_weighing_in_blocks_changes_nothing(monkeypatch):
+  f = featurizer.Featurizer()
+  whole = f.fit_transform(TEXTS * 3)
+  monkeypatch.setattr(weighting, '_BLOCK_ENTRIES', 7)
+  for u, v in zip(whole[:3], f.transform(TEXTS * 3)[:3]):
     np.testing.assert_array_equal(u, v)
