@@ -30,6 +30,7 @@ from linjax.text import hashing
 from linjax.text import shapes
 from linjax.text import tokenizer
 from linjax.text import weighting
+from linjax.text import worker_pool
 
 URL_PIECES = [
     'http://x.co/a.', 'www.A.com)', 'HTTPS://Y.org/b?c=1,', 'ftp://f', 'wWw.',
@@ -229,7 +230,7 @@ def test_chunks_and_threads_change_nothing(monkeypatch, threads):
   docs = TEXTS * 5
   whole = featurizer.Featurizer().fit_transform(docs)
   monkeypatch.setattr(hashed_counts, 'CHUNK_CHARS', 50)
-  monkeypatch.setattr(hashed_counts, 'THREADS', threads)
+  monkeypatch.setattr(worker_pool, 'THREADS', threads)
   chunked = featurizer.Featurizer().fit_transform(docs)
   for u, v in zip(whole[:3], chunked[:3]):
     np.testing.assert_array_equal(u, v)

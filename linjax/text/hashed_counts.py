@@ -8,32 +8,23 @@ n-gram hash combiner and ``h % buckets`` (`linjax.text.hashing`), exactly as
 the token-string path of the Featurizer does. The corpus goes through in
 chunks of about `CHUNK_CHARS` characters, so the per-token and per-n-gram
 arrays (tens of bytes per token) exist for a chunk at a time and peak memory
-stays flat as the corpus grows; the chunks run on `THREADS` threads (numpy
-releases the GIL in the array work). The result does not depend on either.
+stays flat as the corpus grows; the chunks run on the text layer's threads
+(`linjax.text.worker_pool`). The result does not depend on either.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import os
-import threading
 from typing import Sequence
 
 import numpy as np
 
 from linjax.text import csr
 from linjax.text import hashed_tokens
+from linjax.text import worker_pool
 from linjax.text.hashing import NGRAM_MULTIPLIER
 from linjax.text.weighting import count_keys
 
 CHUNK_CHARS = 1 << 18  # characters featurised at a time.
-# Threads featurising chunks at once (at most the cores this process has).
-THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(
-    os, 'sched_getaffinity') else os.cpu_count() or 1))
-
-_POOL: list[concurrent.futures.ThreadPoolExecutor] = []
-_POOL_LOCK = threading.Lock()
-
 
 def count_hashed(texts: Sequence[str], lowercase: bool, ngrams: int,
                  shape_ngrams: int, buckets: int) -> csr.CsrFeatures:
@@ -61,22 +52,10 @@ def count_hashed(texts: Sequence[str], lowercase: bool, ngrams: int,
     cuts += list(range(0, len(texts), max_docs))
   cuts = sorted(set(cuts))
   chunks = [texts[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:])] or [[]]
-  count = lambda chunk: _count_chunk(chunk, lowercase, ngrams, shape_ngrams,
-                                     buckets)
-  if len(chunks) == 1 or THREADS == 1:
-    parts = list(map(count, chunks))
-  else:
-    parts = list(_pool().map(count, chunks))
+  parts = worker_pool.map_in_order(
+      lambda chunk: _count_chunk(chunk, lowercase, ngrams, shape_ngrams,
+                                 buckets), chunks)
   return parts[0] if len(parts) == 1 else csr.concatenate(parts)
-
-
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-  """The featurising threads, started on first use."""
-  with _POOL_LOCK:
-    if not _POOL:
-      _POOL.append(concurrent.futures.ThreadPoolExecutor(
-          THREADS, thread_name_prefix='linjax-featurize'))
-    return _POOL[0]
 
 
 def _count_chunk(texts: list[str], lowercase: bool, ngrams: int,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from linjax.text import csr
+from linjax.text import worker_pool
 
 WEIGHTINGS = ('tf', 'binary', 'tfidf', 'sublinear_tfidf')
 NORMALIZATIONS = ('l2', 'none')
@@ -95,8 +96,9 @@ def apply_weighting(counts: csr.CsrFeatures, weighting: str,
   ends = np.searchsorted(counts.indptr, np.arange(
       _BLOCK_ENTRIES, counts.nnz, _BLOCK_ENTRIES), side='right') - 1
   cuts = sorted(set([0, *ends.tolist(), counts.num_docs]))
-  ids, weights, lengths = [], [], []
-  for lo, hi in zip(cuts[:-1], cuts[1:]):
+
+  def weigh_block(rows: tuple[int, int]):
+    lo, hi = rows
     first, last = int(counts.indptr[lo]), int(counts.indptr[hi])
     block_ids = counts.ids[first:last]
     block_counts = counts.weights[first:last]
@@ -107,16 +109,18 @@ def apply_weighting(counts: csr.CsrFeatures, weighting: str,
         row = np.repeat(np.arange(hi - lo), block_lengths)
         block_lengths = np.bincount(row[keep], minlength=hi - lo)
         block_ids, block_counts = block_ids[keep], block_counts[keep]
-    ids.append(block_ids)
-    weights.append(_weigh_rows(block_counts, block_ids, block_lengths,
-                               weighting, idf, normalize).astype(np.float32))
-    lengths.append(block_lengths)
-  if len(ids) <= 1:
-    ids = ids or [counts.ids[:0]]
-    weights = weights or [np.zeros(0, np.float32)]
+    weights = _weigh_rows(block_counts, block_ids, block_lengths, weighting,
+                          idf, normalize).astype(np.float32)
+    return block_ids, weights, block_lengths
+
+  blocks = worker_pool.map_in_order(weigh_block,
+                                    list(zip(cuts[:-1], cuts[1:])))
+  if not blocks:  # no documents
+    return csr.CsrFeatures(np.zeros(1, np.int64), counts.ids[:0],
+                           np.zeros(0, np.float32), counts.num_features)
+  ids, weights, lengths = zip(*blocks)
   indptr = np.zeros(counts.num_docs + 1, np.int64)
-  if lengths:
-    np.cumsum(np.concatenate(lengths), out=indptr[1:])
+  np.cumsum(np.concatenate(lengths), out=indptr[1:])
   return csr.CsrFeatures(indptr, np.concatenate(ids), np.concatenate(weights),
                          counts.num_features)
 
