@@ -42,7 +42,6 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from linjax.engine import packing
 
 AXIS = 'batch'
 
@@ -76,9 +75,15 @@ def default_mesh() -> Mesh | None:
 
 
 def process_shard(num_docs: int) -> np.ndarray:
-  """int64 indices of the documents this process should read."""
-  return packing.shard_rows(num_docs, jax.process_index(),
-                            jax.process_count())
+  """int64 indices of this process's documents: its contiguous block.
+
+  Process p of P gets documents ``p * N // P .. (p + 1) * N // P - 1``, so
+  the shards in process order are the corpus in its order: the run trains
+  the model one process trains on the whole corpus.
+  """
+  p, num = jax.process_index(), jax.process_count()
+  return np.arange(p * num_docs // num, (p + 1) * num_docs // num,
+                   dtype=np.int64)
 
 
 def replicate(tree, mesh: Mesh):
@@ -125,6 +130,28 @@ def all_max(values) -> np.ndarray:
     return values
   from jax.experimental import multihost_utils
   return np.asarray(multihost_utils.process_allgather(values)).max(axis=0)
+
+
+def all_concat(values) -> tuple[np.ndarray, np.ndarray]:
+  """Every process's int vector, one after another in process order.
+
+  Returns:
+    (values of all processes concatenated [sum n_p], bounds int64 [P + 1]:
+    process p's values are ``bounds[p]:bounds[p + 1]``).
+  """
+  values = np.asarray(values)
+  n = values.shape[0]
+  if jax.process_count() == 1:
+    return values, np.array([0, n], np.int64)
+  from jax.experimental import multihost_utils
+  counts = np.asarray(multihost_utils.process_allgather(
+      np.array([n], np.int64))).reshape(-1)
+  padded = np.zeros(int(counts.max()), values.dtype)
+  padded[:n] = values
+  every = np.asarray(multihost_utils.process_allgather(padded))
+  bounds = np.zeros(counts.shape[0] + 1, np.int64)
+  np.cumsum(counts, out=bounds[1:])
+  return np.concatenate([every[p, :c] for p, c in enumerate(counts)]), bounds
 
 
 def all_sum(values) -> np.ndarray:

@@ -142,21 +142,31 @@ def pack_steps(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
                spec: step_lib.Spec, num_local: int, offset: int,
                sample_weight: np.ndarray | None = None
                ) -> packing.PackedBatches:
-  """This process's packed steps, with shapes every process agrees on."""
-  kwargs = dict(max_docs=training.batch_size, seed=training.seed,
-                num_shards=num_local, shard_offset=offset, dedupe=spec.dedupe,
-                sample_weight=sample_weight)
-  # A data-independent row width, as `training.precompile` assumes.
-  rows = packing.dedupe_width(training.token_budget) if spec.dedupe else 0
-  packed = packing.pack(train_x, y, token_budget=training.token_budget,
-                        min_rows=rows, **kwargs)
-  if jax.process_count() > 1:  # all processes need the same static shapes
-    shape = (packed.num_steps, packed.uids.shape[-1], packed.token_budget)
-    steps, rows, budget = distributed.all_max(shape)
-    if (steps, rows, budget) != shape:
-      packed = packing.pack(train_x, y, token_budget=int(budget),
-                            min_steps=int(steps), min_rows=int(rows), **kwargs)
-  return packed
+  """This process's packed steps, with shapes every process agrees on.
+
+  One sub-batch per step (S = 1): `packing.pack`, the steps of the run.
+  Several (devices or processes): the SAME global steps, each split into
+  S = ``spec.num_shards`` sub-batches (`packing.split_plan`); this process
+  feeds ``num_local`` of them from ``offset`` on. The global corpus is the
+  processes' shards one after another in process order, so only their
+  documents' entry counts travel between processes, not their features.
+  """
+  if spec.num_shards == 1:
+    # A data-independent row width, as `training.precompile` assumes.
+    rows = packing.dedupe_width(training.token_budget) if spec.dedupe else 0
+    return packing.pack(train_x, y, token_budget=training.token_budget,
+                        max_docs=training.batch_size, seed=training.seed,
+                        dedupe=spec.dedupe, min_rows=rows,
+                        sample_weight=sample_weight)
+  lengths, bounds = distributed.all_concat(
+      train_x.row_lengths().astype(np.int32))
+  plan = packing.split_plan(lengths, bounds, spec.num_shards,
+                            token_budget=training.token_budget,
+                            max_docs=training.batch_size, seed=training.seed)
+  return packing.pack_split(
+      train_x, y, plan, first_doc=int(bounds[jax.process_index()]),
+      first_shard=offset, num_local=num_local, dedupe=spec.dedupe,
+      sample_weight=sample_weight)
 
 
 @dataclasses.dataclass
@@ -229,7 +239,7 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
   # precompile's estimate of the longest document may exceed what fit finds
   # (min_df prunes after the estimate): pad to its width (exact).
   hint = chunk_program.WIDTH_HINTS.get((spec, mesh), 0)
-  if (jax.process_count() == 1 and
+  if (spec.num_shards == 1 and
       packed.token_budget < hint <= 2 * packed.token_budget):
     packed = packing.pad_width(packed, hint, F)
   pack_seconds = time.perf_counter() - start
@@ -251,7 +261,7 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
         lambda a: jnp.broadcast_to(a, (m,) + np.shape(a)).copy(), state)
   args = chunk_program.abstract_args(
       spec, training.steps_per_call, packed.token_budget,
-      packed.uids.shape[-1], training.batch_size, mesh)
+      packed.uids.shape[-1], packed.mask.shape[-1], mesh)
   if vmapped:
     args = (state,) + args[1:2] + (hyper,) + args[3:]
   fn, compile_seconds = chunk_program.compiled_chunk(spec, args, mesh,

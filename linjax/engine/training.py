@@ -31,6 +31,7 @@ compile it while the host featurises. For example::
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -114,10 +115,16 @@ def precompile(num_features: int, num_classes: int, *,
 
   Returns:
     A `concurrent.futures.Future` of the compiled program (its result is
-    rarely needed: `fit` waits by itself).
+    rarely needed: `fit` waits by itself); of None with several sub-batches
+    per step (devices or processes), whose widths `fit` finds in the data
+    (`packing.split_plan`).
   """
   check_decay(optimizer, training.l2)
   mesh, num_shards = run_loop.mesh_and_shards(mesh, num_shards)
+  if num_shards > 1:  # a split step's widths depend on the data: fit compiles
+    done = concurrent.futures.Future()
+    done.set_result(None)
+    return done
   spec = step_lib.make_spec(optimizer, training, int(num_features),
                             int(num_classes), 0, num_shards, mesh is not None)
   budget = packing.slot_budget(training.token_budget, max_doc_features)
