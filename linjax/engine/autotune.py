@@ -1,0 +1,455 @@
+"""Autotuning in one compiled program: successive halving over vmapped batches.
+
+Shapes: N documents, F features (F' of them used by the training split), C
+classes, M configurations per vmapped batch.
+
+fastText's autotune trains one configuration after another. Here a batch of
+M configurations (learning rate, L2, with one epoch count per batch) trains
+as ONE vmapped program (`run_loop.prepare` with M (lr, l2) pairs, as
+`hyper_sweep.sweep` does), and successive halving decides what to train:
+
+* A bracket draws configurations at random: learning rate log-uniform in
+  ``learning_rate``, L2 zero with probability ``l2_zero`` and log-uniform in
+  ``l2`` otherwise, the epoch count from ``epochs``.
+* Rung r of R trains its configurations on a stratified ``eta^-(R-1-r)``
+  share of the training split (the last rung on all of it) and scores them on
+  the whole validation split; the best ``1/eta`` go on to the next rung, which
+  has ``eta`` times the data. R is the largest (at most ``max_rungs``) that
+  leaves the first rung ``min_docs`` documents. The resource is the number
+  of documents (scikit-learn's HalvingRandomSearchCV default), not epochs:
+  the epoch count is searched, and its linear schedule depends on it.
+* The first rung of a bracket grows batch by batch while its share of the
+  remaining time lasts (``time_budget`` over the rungs); later rungs keep
+  fewer survivors if their predicted time (from the seconds per model-epoch
+  measured so far) would overrun. Another bracket starts while time is left.
+  With ``num_configs`` set the plan is fixed and the clock is not consulted:
+  the choice is then a function of the data, the options and the seed alone
+  (`AutotuneResult.plan` records what a timed run did).
+* The winner is the best validation ``accuracy`` (then loss) among the
+  configurations trained on the whole training split: exactly the model that
+  `training.fit` trains with that configuration and the same seed, which the
+  result returns.
+
+Memory: the M states hold only the F' rows of W that training touches (the
+others stay zero, exactly: healthtweets has 98,625 of 2^20), and M is at most
+``max_models`` and what fits in ``memory_mb``. Compilation: one program per
+batch width; widths are powers of two (a short batch repeats its first
+configuration), and the slot budget is fixed, so every rung reuses them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable
+
+import numpy as np
+
+from linjax.core import model
+from linjax.core.errors import Checker
+from linjax.core.errors import ConfigError
+from linjax.data.corpus import stratified_split
+from linjax.engine import chunk_program
+from linjax.engine import packing
+from linjax.engine import run_loop
+from linjax.engine import step as step_lib
+from linjax.engine.options import check_decay
+from linjax.engine.options import OptimizerOptions
+from linjax.engine.options import TrainOptions
+from linjax.engine.training import TrainingDiverged
+from linjax.text.csr import CsrFeatures
+
+Params = model.Params
+
+
+@dataclasses.dataclass(frozen=True)
+class AutotuneOptions:
+  """What `autotune` searches and for how long (flags of the runner).
+
+  Attributes:
+    time_budget: seconds for the search (ignored when ``num_configs`` > 0).
+    seed: draws of configurations and subsamples (training order keeps
+      ``train.seed``).
+    learning_rate: (low, high) of the log-uniform learning rate; empty:
+      (lr / 16, 4 lr) around ``optimizer.learning_rate``.
+    l2: (low, high) of the log-uniform non-zero L2 strengths.
+    l2_zero: the share of draws with L2 = 0.
+    epochs: the epoch counts to choose from.
+    eta: each rung keeps 1/eta of the configurations, with eta times the data.
+    max_rungs: rungs per bracket at most (1: plain random search).
+    min_docs: documents of the first rung's subsample, at least.
+    max_models: M, configurations per vmapped batch at most.
+    memory_mb: the M training states (W rows and optimiser state) at most.
+    num_configs: > 0: a fixed plan of this many first-rung configurations
+      per bracket, whatever the time; 0: as many as the budget allows.
+    brackets: > 0: stop after this many brackets; 0: while time is left.
+  """
+
+  time_budget: float = 60.0
+  seed: int = 0
+  learning_rate: tuple = ()
+  l2: tuple = (1e-8, 1e-4)
+  l2_zero: float = 0.25
+  epochs: tuple = (1, 2, 3, 4, 6, 8, 12, 16)
+  eta: int = 3
+  max_rungs: int = 3
+  min_docs: int = 1000
+  max_models: int = 16
+  memory_mb: float = 1024.0
+  num_configs: int = 0
+  brackets: int = 0
+
+  def __post_init__(self):
+    c = Checker(self, 'autotune')
+    c.number('time_budget', lo=0, lo_open=True)
+    c.integer('seed', lo=0)
+    for name in ('learning_rate', 'l2'):
+      value = getattr(self, name)
+      ok = isinstance(value, (tuple, list)) and (
+          (name == 'learning_rate' and len(value) == 0) or
+          (len(value) == 2 and all(isinstance(v, (int, float)) and
+                                   math.isfinite(v) and v > 0 for v in value)
+           and value[0] <= value[1]))
+      if not ok:
+        c.fail(name, 'must be (low, high) with 0 < low <= high' +
+               (' or empty' if name == 'learning_rate' else ''), value)
+    c.number('l2_zero', lo=0, hi=1)
+    if (not isinstance(self.epochs, (tuple, list)) or not self.epochs or
+        not all(isinstance(e, int) and e >= 1 for e in self.epochs)):
+      c.fail('epochs', 'must be a non-empty list of integers >= 1',
+             self.epochs)
+    c.integer('eta', lo=2)
+    c.integer('max_rungs', lo=1)
+    c.integer('min_docs', lo=1)
+    c.integer('max_models', lo=1)
+    c.number('memory_mb', lo=0, lo_open=True)
+    c.integer('num_configs', lo=0)
+    c.integer('brackets', lo=0)
+    c.done()
+
+
+@dataclasses.dataclass
+class AutotuneResult:
+  """trials: one dict per (configuration, rung) trained, in order: bracket,
+  rung, fraction, docs, lr, l2, epochs, val_accuracy, val_loss, train_loss,
+  elapsed (seconds since the start when its batch finished).
+  best: the chosen full-data trial. params: its model (float32 [F, C]).
+  plan: rungs, fractions, batch width M, F', first-rung configurations per
+  bracket (pass them as ``num_configs`` / ``brackets`` to replay the run).
+  """
+
+  trials: list
+  best: dict
+  params: Params
+  plan: dict
+  seconds: float
+  compile_seconds: float
+
+
+def used_features(train_x: CsrFeatures, *others: CsrFeatures):
+  """(used ids [F'], train_x and ``others`` on the F' columns train_x uses).
+
+  Entries of ``others`` outside them are dropped: their rows of W never
+  change from zero in training, so scores are unchanged.
+  """
+  used, inverse = np.unique(train_x.ids, return_inverse=True)
+  out = [CsrFeatures(train_x.indptr, inverse.astype(np.int32),
+                     train_x.weights, int(used.shape[0]))]
+  for x in others:
+    pos = np.minimum(np.searchsorted(used, x.ids), max(used.shape[0] - 1, 0))
+    keep = (used[pos] == x.ids) if used.size else np.zeros(x.ids.shape, bool)
+    counts = np.add.reduceat(keep, x.indptr[:-1]) if x.ids.size else None
+    lengths = np.where(np.diff(x.indptr) > 0, counts, 0) if (
+        counts is not None) else np.zeros(x.num_docs, np.int64)
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    out.append(CsrFeatures(indptr, pos[keep].astype(np.int32),
+                           x.weights[keep], int(used.shape[0])))
+  return used, out
+
+
+def l2_cap(optimizer: OptimizerOptions, training: TrainOptions,
+           num_features: int, num_classes: int, total_steps: int,
+           max_lr: float) -> float:
+  """The largest L2 for which a run of ``total_steps`` at learning rates up to
+  ``max_lr`` keeps the step's global scale from underflowing.
+
+  Beyond it `step.with_steps` makes every step check for a rescale, which
+  under vmap computes both branches (a full copy of W per step). Such an L2
+  would shrink W by more than 1e-30 over the run: not a useful setting.
+  """
+  spec = step_lib.make_spec(optimizer, dataclasses.replace(training, l2=1.0),
+                            num_features, num_classes, 0, l2_nonzero=True)
+  if spec.l2_mode != 'scale' or step_lib.with_steps(
+      spec, total_steps, max_lr, 0.0).rescale:
+    return math.inf
+  allowed = (-math.expm1(math.log(1e-30) / max(total_steps, 1)) / max_lr -
+             spec.weight_decay)
+  return max(allowed / 2.0, 0.0) * 0.99
+
+
+def _batch_width(n: int, limit: int) -> int:
+  return min(1 << max(n - 1, 0).bit_length(), limit)
+
+
+def _widths(n: int, limit: int) -> list:
+  """Batch widths that can hold ``n`` configurations: powers of two, M."""
+  out, w = [], _batch_width(n, limit)
+  while w < limit:
+    out.append(w)
+    w *= 2
+  return out + [limit]
+
+
+class _Search:
+  """The state of one `autotune` call (see the module docstring)."""
+
+  def __init__(self, x, y, num_classes, val_x, val_y, optimizer, training,
+               options, log):
+    self.start = time.perf_counter()
+    self.options, self.log = options, log or (lambda message: None)
+    self.y, self.num_classes, self.val_y = y, num_classes, val_y
+    self.num_features = x.num_features
+    self.used, (self.x, self.val_x) = used_features(x, val_x)
+    longest = int(x.row_lengths().max()) if x.num_docs else 1
+    # Fixed across rungs: the update path of the full F (as fit would
+    # choose) and a slot budget that fits the longest document.
+    self.training = dataclasses.replace(
+        training, update=step_lib.choose_update(training.update,
+                                                x.num_features),
+        token_budget=packing.slot_budget(training.token_budget, longest),
+        patience=0, checkpoint_every=0)
+    self.optimizer = optimizer
+    lr = optimizer.learning_rate
+    self.lr_range = tuple(options.learning_rate) or (lr / 16.0, lr * 4.0)
+    spec = step_lib.make_spec(optimizer, self.training, self.x.num_features,
+                              num_classes, 0, l2_nonzero=True)
+    state_bytes = sum(
+        math.prod(a.shape) * np.dtype(a.dtype).itemsize
+        for a in _leaves(chunk_program.abstract_state(spec)))
+    self.width = int(max(1, min(options.max_models, options.memory_mb *
+                                2**20 // max(state_bytes, 1))))
+    n = x.num_docs
+    self.num_rungs = int(max(1, min(options.max_rungs, 1 + math.floor(
+        math.log(max(n / options.min_docs, 1.0)) / math.log(options.eta)))))
+    self.fractions = [options.eta ** -(self.num_rungs - 1 - r)
+                      for r in range(self.num_rungs)]
+    self.subsets = [None if f >= 1 else np.sort(stratified_split(
+        y, f, options.seed + r)[1]) for r, f in enumerate(self.fractions)]
+    steps = run_loop.pack_steps(self.x, y, self.training, spec, 1, 0).num_steps
+    self.l2_caps = {e: l2_cap(optimizer, self.training, self.x.num_features,
+                              num_classes, steps * e, self.lr_range[1])
+                    for e in options.epochs}
+    self.trials, self.best, self.best_params = [], None, None
+    self.compile_seconds, self.work, self.busy = 0.0, 0.0, 0.0
+    self.compiles = {}   # batch width -> seconds its compilation took
+    self.plan = dict(rungs=self.num_rungs, fractions=self.fractions,
+                     batch_width=self.width, features_used=self.x.num_features,
+                     state_mb=state_bytes / 2**20, num_configs=[])
+    self.log(f'autotune: {self.num_rungs} rung(s) of {self.fractions} of '
+             f'{n} documents, {self.width} configurations per vmapped batch, '
+             f'{self.x.num_features} of {x.num_features} feature rows '
+             f'({state_bytes / 2**20:.1f} MB a model)')
+
+  # -- timing ---------------------------------------------------------------
+
+  def elapsed(self) -> float:
+    return time.perf_counter() - self.start
+
+  def left(self) -> float:
+    return self.options.time_budget - self.elapsed()
+
+  def predict(self, configs, fraction: float) -> float:
+    """Seconds a batch would take, from the measured rate (or None)."""
+    if not self.work:
+      return None
+    rate = self.busy / self.work
+    slots = _batch_width(len(configs), self.width)
+    return rate * slots * fraction * max(c['epochs'] for c in configs)
+
+  def choose_width(self, n: int, fraction: float, epochs: int) -> int:
+    """The batch width for ``n`` configurations: the smallest power of two
+    that holds them, or a wider one already compiled if its padding costs
+    less than a compilation (small corpora: compiling dominates)."""
+    if not self.work or not self.compiles:
+      return _batch_width(n, self.width)
+    rate = self.busy / self.work
+    compile_s = max(self.compiles.values())
+    cost = {w: rate * w * fraction * epochs +
+            (0.0 if w in self.compiles else compile_s)
+            for w in _widths(n, self.width)}
+    return min(cost, key=lambda w: (cost[w], w))
+
+  # -- drawing configurations -------------------------------------------------
+
+  def draw(self, rng, epochs: int) -> dict:
+    lo, hi = self.lr_range
+    lr = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    l2 = 0.0
+    if rng.random() >= self.options.l2_zero:
+      l2_lo, l2_hi = self.options.l2
+      l2_hi = min(l2_hi, self.l2_caps[epochs])
+      if l2_hi >= l2_lo:
+        l2 = float(math.exp(rng.uniform(math.log(l2_lo), math.log(l2_hi))))
+    check_decay(dataclasses.replace(self.optimizer, learning_rate=lr), l2)
+    return dict(lr=lr, l2=l2, epochs=int(epochs))
+
+  # -- training ---------------------------------------------------------------
+
+  def train(self, configs, bracket: int, rung: int) -> list:
+    """Trains ``configs`` (same epochs) as one vmapped batch; their trials."""
+    x, y = self.x, self.y
+    if self.subsets[rung] is not None:
+      x, y = x.take(self.subsets[rung]), y[self.subsets[rung]]
+    width = self.choose_width(len(configs), self.fractions[rung],
+                              configs[0]['epochs'])
+    padded = list(configs) + [configs[0]] * (width - len(configs))
+    training = dataclasses.replace(self.training, epochs=configs[0]['epochs'])
+    started = time.perf_counter()
+    run = run_loop.prepare(x, y, self.num_classes, self.optimizer, training,
+                           learning_rates=[c['lr'] for c in padded],
+                           l2s=[c['l2'] for c in padded],
+                           data_parallel=False)
+    losses = np.concatenate([l for _, l, _ in run_loop.epochs(run)], axis=1)
+    trials = []
+    for i, config in enumerate(configs):
+      trial = dict(bracket=bracket, rung=rung,
+                   fraction=self.fractions[rung], docs=int(x.num_docs),
+                   **config, val_accuracy=math.nan, val_loss=math.nan,
+                   train_loss=float(losses[i, -run.packed.num_steps:].mean()))
+      if np.all(np.isfinite(losses[i])):
+        m = run_loop.validation_metrics(run.state, self.val_x, self.val_y,
+                                        model_index=i)
+        trial.update(val_accuracy=m['accuracy'], val_loss=m['loss'])
+      trials.append(trial)
+      if rung == self.num_rungs - 1 and _better(trial, self.best):
+        self.best = trial
+        self.best_params = (np.asarray(run.state.V[i] * run.state.scale[i],
+                                       np.float32),
+                            np.asarray(run.state.b[i], np.float32))
+    seconds = time.perf_counter() - started
+    if run.compile_seconds > 0:
+      self.compiles[width] = run.compile_seconds
+    self.compile_seconds += run.compile_seconds
+    self.busy += seconds - run.compile_seconds
+    self.work += width * self.fractions[rung] * configs[0]['epochs']
+    for trial in trials:
+      trial['elapsed'] = self.elapsed()
+    self.trials.extend(trials)
+    return trials
+
+  def train_all(self, configs, bracket: int, rung: int) -> list:
+    """Trains ``configs`` grouped by epochs, in batches of at most M."""
+    out = []
+    for epochs in sorted({c['epochs'] for c in configs}):
+      group = [c for c in configs if c['epochs'] == epochs]
+      for i in range(0, len(group), self.width):
+        out.extend(self.train(group[i:i + self.width], bracket, rung))
+    return out
+
+  # -- one bracket ------------------------------------------------------------
+
+  def bracket(self, b: int) -> None:
+    options, fixed = self.options, self.options.num_configs > 0
+    rng = np.random.default_rng([options.seed, b])
+    cycle = list(rng.permutation(options.epochs))
+    if fixed:
+      configs = [self.draw(rng, int(cycle[i % len(cycle)]))
+                 for i in range(options.num_configs)]
+      trials = self.train_all(configs, b, 0)
+    else:
+      # The first rung's share of what is left: rungs cost about the same.
+      until = self.elapsed() + self.left() / (self.num_rungs + 0.5)
+      trials, k = [], 0
+      while True:
+        epochs = int(cycle[k % len(cycle)])
+        batch = [self.draw(rng, epochs) for _ in range(self.width)]
+        guess = self.predict(batch, self.fractions[0])
+        if trials and (guess is None or self.elapsed() + guess > until):
+          break
+        trials.extend(self.train(batch, b, 0))
+        k += 1
+    self.plan['num_configs'].append(len(trials))
+    for rung in range(1, self.num_rungs):
+      keep = max(1, math.ceil(len(trials) / options.eta))
+      ranked = sorted((t for t in trials if np.isfinite(t['val_accuracy'])),
+                      key=_rank_key)
+      survivors = [dict(lr=t['lr'], l2=t['l2'], epochs=t['epochs'])
+                   for t in ranked[:keep]]
+      if not fixed:   # keep what fits in the time left (at least one)
+        while len(survivors) > 1 and self.elapsed() + sum(
+            self.predict([c], self.fractions[rung]) or 0.0
+            for c in survivors) > options.time_budget:
+          survivors.pop()
+      if not survivors:
+        return
+      self.log(f'autotune: bracket {b}, rung {rung}: {len(survivors)} '
+               f'configuration(s) on {self.fractions[rung]:.3g} of the data '
+               f'({self.elapsed():.1f} s)')
+      trials = self.train_all(survivors, b, rung)
+
+  def run(self) -> AutotuneResult:
+    options, b = self.options, 0
+    while True:
+      self.bracket(b)
+      b += 1
+      if options.brackets and b >= options.brackets:
+        break
+      if options.num_configs == 0 and (
+          options.brackets == 0 and self.left() < 0.25 * options.time_budget):
+        break
+    if self.best is None or not np.isfinite(self.best['val_accuracy']):
+      raise TrainingDiverged(0, 0, math.nan, self.lr_range[0])
+    W = np.zeros((self.num_features, self.num_classes), np.float32)
+    W[self.used] = self.best_params[0]
+    return AutotuneResult(trials=self.trials, best=self.best,
+                          params=Params(W, self.best_params[1]),
+                          plan=self.plan, seconds=self.elapsed(),
+                          compile_seconds=self.compile_seconds)
+
+
+def _leaves(tree):
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.tree_util.tree_leaves(tree)
+
+
+def _rank_key(trial: dict):
+  """Higher validation accuracy, then lower validation loss, first."""
+  return (-trial['val_accuracy'], trial['val_loss'])
+
+
+def _better(trial: dict, best: dict | None) -> bool:
+  if not np.isfinite(trial['val_accuracy']):
+    return False
+  return best is None or _rank_key(trial) < _rank_key(best)
+
+
+def autotune(train_x: CsrFeatures, train_y, num_classes: int, *,
+             val_x: CsrFeatures, val_y,
+             optimizer: OptimizerOptions = OptimizerOptions(),
+             training: TrainOptions = TrainOptions(),
+             options: AutotuneOptions = AutotuneOptions(),
+             log: Callable[[str], None] | None = None) -> AutotuneResult:
+  """Searches learning rate, L2 and epochs by successive halving (see above).
+
+  Args:
+    train_x, train_y: CsrFeatures [N, F] and int labels [N].
+    num_classes: C.
+    val_x, val_y: the validation split that chooses.
+    optimizer, training: the base options; learning_rate, l2 and epochs are
+      searched, every other option applies to all configurations.
+    options: AutotuneOptions.
+    log: called with a line of progress now and then.
+
+  Returns:
+    AutotuneResult; ``best`` holds the chosen lr, l2 and epochs.
+  """
+  train_x.validate('train_x')
+  val_x.validate('val_x')
+  y = run_loop.check_labels(train_y, train_x.num_docs, num_classes, 'train_y')
+  val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y')
+  if getattr(training, 'loss', 'softmax') != 'softmax':
+    raise ConfigError('autotune: train.loss must be softmax (it chooses by '
+                      'validation accuracy)')
+  return _Search(train_x, y, num_classes, val_x, val_y, optimizer, training,
+                 options, log).run()

@@ -1,0 +1,241 @@
+"""Autotune: successive halving over vmapped batches (linjax/engine/autotune.py)
+and its runner (experiments/autotune.py), on a tiny corpus with fixed plans.
+
+The chosen model is checked against a separate `training.fit` of the chosen
+configuration, the restricted features against dense scores, the halving
+against its definition, and the choice for reproducibility with a seed.
+"""
+
+import dataclasses
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from linjax.core.errors import ConfigError
+from linjax.engine import autotune
+from linjax.engine import step as step_lib
+from linjax.engine import training
+from linjax.engine.options import OptimizerOptions
+from linjax.engine.options import TrainOptions
+from linjax.text.featurizer import Featurizer
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+WORDS = {'sports': 'ball goal team match score win player coach'.split(),
+         'health': 'doctor drug patient trial vaccine nurse clinic pain'.split(),
+         'tech': 'code chip cloud server data model phone app'.split()}
+COMMON = 'the a of and to in is it on for'.split()
+
+
+def _texts(n, seed, noise=0.35):
+  """Documents of 3 class words and 5 common ones; a share of the class
+  words come from another class, so that settings matter."""
+  rng = np.random.default_rng(seed)
+  names = sorted(WORDS)
+  texts, labels = [], []
+  for i in range(n):
+    label = i % 3
+    words = [rng.choice(WORDS[names[(label + (rng.random() < noise)) % 3]])
+             for _ in range(3)] + list(rng.choice(COMMON, 5))
+    rng.shuffle(words)
+    texts.append(' '.join(words))
+    labels.append(label)
+  return texts, np.asarray(labels, np.int32)
+
+
+@pytest.fixture(scope='module')
+def corpus():
+  train_texts, train_y = _texts(240, 0)
+  val_texts, val_y = _texts(90, 1)
+  featurizer = Featurizer(ngrams=1, buckets=2**12, shape_ngrams=0, min_df=1)
+  return (featurizer.fit_transform(train_texts), train_y,
+          featurizer.transform(val_texts), val_y)
+
+
+OPTIONS = autotune.AutotuneOptions(num_configs=6, brackets=1, epochs=(1, 3),
+                                   min_docs=60, max_rungs=2, max_models=4,
+                                   learning_rate=(0.5, 20.0))
+TRAINING = TrainOptions(batch_size=8, token_budget=64, steps_per_call=16)
+
+
+def _tune(corpus, options=OPTIONS, training_options=TRAINING):
+  x, y, vx, vy = corpus
+  return autotune.autotune(x, y, 3, val_x=vx, val_y=vy,
+                           training=training_options, options=options)
+
+
+def _key(trial):
+  return {k: trial[k] for k in ('bracket', 'rung', 'docs', 'lr', 'l2',
+                                'epochs', 'val_accuracy', 'val_loss')}
+
+
+def test_choice_is_reproducible_with_a_seed(corpus):
+  a, b = _tune(corpus), _tune(corpus)
+  assert [_key(t) for t in a.trials] == [_key(t) for t in b.trials]
+  assert _key(a.best) == _key(b.best)
+  np.testing.assert_array_equal(a.params.W, b.params.W)
+  other = _tune(corpus, dataclasses.replace(OPTIONS, seed=1))
+  assert [t['lr'] for t in other.trials] != [t['lr'] for t in a.trials]
+
+
+def test_chosen_model_is_what_fit_trains(corpus):
+  """The winner's params are a plain fit of its configuration (all rows of
+  W, same seed and options), and its validation accuracy is that model's."""
+  result = _tune(corpus)
+  best = result.best
+  x, y, vx, vy = corpus
+  fit = training.fit(
+      x, y, 3, optimizer=OptimizerOptions(learning_rate=best['lr']),
+      training=dataclasses.replace(TRAINING, l2=best['l2'],
+                                   epochs=best['epochs'], checkpoint_every=0))
+  np.testing.assert_allclose(result.params.W, fit.params.W, rtol=2e-5,
+                             atol=2e-6)
+  np.testing.assert_allclose(result.params.b, fit.params.b, rtol=2e-5,
+                             atol=2e-6)
+  z = vx.to_dense() @ fit.params.W + fit.params.b
+  assert best['val_accuracy'] == pytest.approx(np.mean(z.argmax(1) == vy))
+  assert best['rung'] == 1 and best['docs'] == x.num_docs
+
+
+def test_successive_halving(corpus):
+  result = _tune(corpus)
+  x = corpus[0]
+  assert result.plan['rungs'] == 2
+  assert result.plan['fractions'] == [1 / 3, 1]
+  first = [t for t in result.trials if t['rung'] == 0]
+  second = [t for t in result.trials if t['rung'] == 1]
+  assert len(first) == 6 and len(second) == 2   # ceil(6 / eta)
+  # The first rung saw a stratified third of the documents (a third of each
+  # class's 80, rounded), the second all.
+  assert {t['docs'] for t in first} == {3 * 27}
+  assert {t['docs'] for t in second} == {x.num_docs}
+  ranked = sorted(first, key=lambda t: (-t['val_accuracy'], t['val_loss']))
+  assert ({(t['lr'], t['l2'], t['epochs']) for t in second} ==
+          {(t['lr'], t['l2'], t['epochs']) for t in ranked[:2]})
+  # Every draw lies in the space.
+  for t in first:
+    assert 0.5 <= t['lr'] <= 20.0 and t['epochs'] in (1, 3)
+    assert t['l2'] == 0 or 1e-8 <= t['l2'] <= 1e-4
+
+
+def test_memory_bound_limits_the_batch(corpus):
+  state_mb = _tune(corpus).plan['state_mb']
+  x = corpus[0]
+  # One model's state: W's used rows and b (float32), scale and step.
+  assert state_mb * 2**20 == (len(np.unique(x.ids)) * 3 + 3 + 2) * 4
+  three = _tune(corpus, dataclasses.replace(OPTIONS,
+                                            memory_mb=3.5 * state_mb))
+  assert three.plan['batch_width'] == 3
+  tiny = _tune(corpus, dataclasses.replace(OPTIONS, memory_mb=state_mb / 10))
+  assert tiny.plan['batch_width'] == 1   # one model is over: M = 1 anyway
+  assert len(tiny.trials) == len(three.trials) == 8
+  assert _key(tiny.best) == _key(three.best)
+
+
+def test_used_features_keep_scores_exact(corpus):
+  x, _, vx, _ = corpus
+  used, (xu, vu) = autotune.used_features(x, vx)
+  assert xu.num_features == used.shape[0] == len(np.unique(x.ids))
+  rng = np.random.default_rng(0)
+  W = np.zeros((x.num_features, 3), np.float32)
+  W[used] = rng.normal(size=(used.shape[0], 3))
+  np.testing.assert_allclose(vu.to_dense() @ W[used], vx.to_dense() @ W,
+                             rtol=1e-6, atol=1e-6)
+  np.testing.assert_array_equal(xu.to_dense(), x.to_dense()[:, used])
+
+
+def test_l2_cap_keeps_the_scale_from_underflowing():
+  opt, train = OptimizerOptions(), TrainOptions()
+  cap = autotune.l2_cap(opt, train, 10**5, 4, 40000, 100.0)
+  spec = step_lib.make_spec(opt, dataclasses.replace(train, l2=cap), 10**5,
+                            4, 0, l2_nonzero=True)
+  assert not step_lib.with_steps(spec, 40000, 100.0, cap).rescale
+  assert step_lib.with_steps(spec, 40000, 100.0, 1.1 * cap).rescale
+  # No global scale with Adam and no weight decay: no cap.
+  assert autotune.l2_cap(OptimizerOptions(name='adam'), train, 10**5, 4,
+                         40000, 100.0) == float('inf')
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('time_budget', 0, 'autotune.time_budget must be > 0'),
+    ('learning_rate', (2.0, 1.0), 'autotune.learning_rate must be (low, high)'),
+    ('l2', (0.0, 1.0), 'autotune.l2 must be (low, high)'),
+    ('epochs', (), 'autotune.epochs must be a non-empty list'),
+    ('eta', 1, 'autotune.eta must be >= 2'),
+    ('max_models', 0, 'autotune.max_models must be >= 1'),
+])
+def test_bad_options_name_the_field(field, value, message):
+  with pytest.raises(ConfigError, match=message.replace('(', r'\(').replace(
+      ')', r'\)')):
+    autotune.AutotuneOptions(**{field: value})
+
+
+# -- the runner ---------------------------------------------------------------
+
+
+def _write_tsv(path, n, seed):
+  texts, labels = _texts(n, seed)
+  names = sorted(WORDS)
+  path.write_text('label\ttext\n' + ''.join(
+      f'{names[l]}\t{t}\n' for t, l in zip(texts, labels)))
+  return path
+
+
+def _run(module, *args):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT))
+  return subprocess.run([sys.executable, '-m', f'experiments.{module}',
+                         *map(str, args)], capture_output=True, text=True,
+                        cwd=ROOT, env=env, timeout=300)
+
+
+FAST = ['--config.train.checkpoint_every=0', '--config.train.gradcheck=False',
+        '--config.train.batch_size=8', '--config.train.token_budget=64',
+        '--config.features.buckets=4096']
+
+
+def test_runner_writes_a_config_that_train_accepts(tmp_path):
+  train_file = _write_tsv(tmp_path / 'train.tsv', 300, 0)
+  test_file = _write_tsv(tmp_path / 'test.tsv', 60, 1)
+  work = tmp_path / 'tune'
+  proc = _run('autotune', f'--config.data.train={train_file}',
+              f'--config.data.test={test_file}', *FAST,
+              '--num_configs=4', '--brackets=1', '--epochs=1,2',
+              '--max_models=4', f'--workdir={work}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  for name in ('best_config.py', 'autotune.json', 'autotune.txt',
+               'autotune.png'):
+    assert (work / name).is_file(), name
+  out = json.loads((work / 'autotune.json').read_text())
+  best = out['best']
+  assert 'chosen' in (work / 'autotune.txt').read_text()
+  spec = importlib.util.spec_from_file_location('best', work / 'best_config.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  assert config.optimizer.learning_rate == best['lr']
+  assert (config.train.l2, config.train.epochs) == (best['l2'],
+                                                    best['epochs'])
+  assert config.data.train == str(train_file)
+  # experiments.train retrains the chosen model: same validation accuracy.
+  proc = _run('train', f'--config={work / "best_config.py"}',
+              f'--workdir={tmp_path / "train"}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads((tmp_path / 'train' / 'results.json').read_text())
+  assert results['val_accuracy'] == pytest.approx(best['val_accuracy'])
+  assert results['test_accuracy'] == pytest.approx(out['test_accuracy'])
+
+
+def test_runner_flag_errors_are_one_line(tmp_path):
+  for flag, fragment in (('--time_budget=-1', '--time_budget must be > 0'),
+                         ('--epochs=1,x', '--epochs must be a comma-separated'
+                          ' list of integers')):
+    proc = _run('autotune', flag, f'--workdir={tmp_path}')
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert 'Traceback' not in proc.stderr and last.startswith('error: ')
+    assert fragment in last, last
