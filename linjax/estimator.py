@@ -1,180 +1,486 @@
-"""A scikit-learn style classifier over raw texts.
+"""The scikit-learn estimator: softmax regression over texts or feature matrices.
 
-  clf = LinjaxClassifier(epochs=10, learning_rate=1.0, ngrams=2)
-  clf.fit(texts, labels).predict(['some new text'])
+  clf = LinjaxClassifier(epochs=10, ngrams=1).fit(texts, labels)
+  clf.predict(['some new text'])
+  make_pipeline(TfidfVectorizer(), LinjaxClassifier()).fit(texts, labels)
 
-Keyword arguments override keys of `experiments/configs/default.py`, either
-by unique short name (``learning_rate=0.5``, ``epochs=3``, ``ngrams=1``) or as
-``section__key`` (``optimizer__learning_rate=0.5``); ``config=`` takes a whole
-ConfigDict to start from. `get_params` returns exactly the arguments given, so
-`sklearn.base.clone`, `GridSearchCV` and `cross_val_score` work. The class
-derives from sklearn's `ClassifierMixin` and `BaseEstimator` when
-scikit-learn is installed and stands alone otherwise. Validation and test
-splits are not carved here: ``fit`` trains on everything it is given.
+``X`` is one of two kinds, decided by `fit`:
+
+* texts, a 1-D sequence of ``str`` (list, tuple, numpy or pandas): featurised
+  by a `linjax.text.Featurizer` built from the featuriser parameters and
+  fitted on the training texts;
+* a numeric feature matrix [N, F] (numpy array, scipy.sparse matrix or
+  array, or anything `sklearn.utils.check_array` takes), used as it is, with
+  no featuriser: the estimator then works after a `TfidfVectorizer` or
+  `HashingVectorizer` in a `Pipeline`. The default ``learning_rate`` (28,
+  plain SGD) suits rows of L2 norm 1, as those vectorisers give; for
+  unscaled features pass a smaller one, or ``optimizer='adam'``.
+
+Prediction takes the kind ``fit`` saw. Anything else gets scikit-learn's
+errors (`validate_data`, `check_classification_targets`, `check_is_fitted`).
+
+Every parameter is an explicit keyword of ``__init__`` (no logic there, so
+`get_params`/`set_params`/`clone`/`GridSearchCV` just work) whose default is
+the library's, read from the options dataclasses. `fit` validates them all in
+one place by building those options; a bad value raises `ConfigError` naming
+the parameter. The mapping (estimator parameter -> option field):
+
+  lowercase, tokenizer, ngrams, buckets, min_count, max_vocab, min_df,
+  shape_ngrams, weighting, normalize  -> FeaturizerOptions (texts only)
+  optimizer -> OptimizerOptions.name; learning_rate, schedule, momentum,
+  warmup_fraction, decay_rate, weight_decay, clip_norm -> OptimizerOptions
+  batch_size, token_budget, epochs, l2, update -> TrainOptions;
+  random_state -> TrainOptions.seed
+
+Left out: early stopping (``fit`` carves no validation split), checkpoints
+(no directory), ``train.steps_per_call`` (speed, not results) and
+``train.loss`` (single-label: softmax). ``class_weight`` is the estimator's
+own (dicts too), applied through ``sample_weight`` (``train.class_weight``
+stays 'none').
+
+Weights follow scikit-learn: the loss is ``sum_i s_i loss_i / N + l2 *
+sum(W ** 2)`` with ``s_i`` = ``sample_weight[i] * class_weight[y_i]``;
+'balanced' is ``n_samples / (n_classes * bincount(y))`` (weighted counts
+with ``sample_weight``, as `sklearn.utils.class_weight.compute_class_weight`).
+With the same weights, scikit-learn's ``LogisticRegression(C=1 / (2 * l2 *
+N))`` minimises the same objective (C = 1 / (l2 * N) for two classes, whose
+single coefficient vector is our ``W[:, 1] - W[:, 0]``).
 """
 
 from __future__ import annotations
 
-import copy
+import collections.abc
+import dataclasses
+import numbers
+import re
 
 import numpy as np
 
-try:  # scikit-learn is optional.
-  from sklearn.base import BaseEstimator as _Base  # pylint: disable=g-import-not-at-top
-  from sklearn.base import ClassifierMixin as _Mixin  # pylint: disable=g-import-not-at-top
-  _BASES = (_Mixin, _Base)
-except ImportError:  # pragma: no cover
-  _BASES = (object,)
+try:
+  import scipy.sparse as sp
+  from sklearn.base import BaseEstimator
+  from sklearn.base import ClassifierMixin
+  from sklearn.utils.class_weight import compute_class_weight
+  from sklearn.utils.multiclass import check_classification_targets
+  from sklearn.utils.validation import check_array
+  from sklearn.utils.validation import check_consistent_length
+  from sklearn.utils.validation import check_is_fitted
+  from sklearn.utils.validation import check_random_state
+  from sklearn.utils.validation import column_or_1d
+  from sklearn.utils.validation import validate_data
+except ImportError as e:  # pragma: no cover
+  raise ImportError('linjax.estimator needs scikit-learn >= 1.6: pip install '
+                    'scikit-learn') from e
+
+from linjax.core.errors import ConfigError
+from linjax.engine import training as engine
+from linjax.engine.options import check_decay
+from linjax.engine.options import OptimizerOptions
+from linjax.engine.options import TrainOptions
+from linjax.engine.scoring import predict_logits
+from linjax.text.csr import CsrFeatures
+from linjax.text.featurizer import Featurizer
+from linjax.text.featurizer_options import FeaturizerOptions
+
+_F, _O, _T = FeaturizerOptions(), OptimizerOptions(), TrainOptions()
+FEATURE_PARAMS = tuple(f.name for f in dataclasses.fields(FeaturizerOptions))
+# Estimator parameter -> option field, where the names differ.
+_OPTIMIZER_RENAMED = {'optimizer': 'name'}
+_TRAIN_RENAMED = {'random_state': 'seed'}
+OPTIMIZER_PARAMS = ('optimizer', 'learning_rate', 'schedule', 'momentum',
+                    'warmup_fraction', 'decay_rate', 'weight_decay',
+                    'clip_norm')
+TRAIN_PARAMS = ('batch_size', 'token_budget', 'epochs', 'l2', 'update',
+                'random_state')
+_PARAM_OF_FIELD = {
+    **{f'features.{p}': p for p in FEATURE_PARAMS},
+    **{f'optimizer.{_OPTIMIZER_RENAMED.get(p, p)}': p
+       for p in OPTIMIZER_PARAMS},
+    **{f'train.{_TRAIN_RENAMED.get(p, p)}': p for p in TRAIN_PARAMS}}
 
 
-def default_config():
-  """The default experiment config (experiments/configs/default.py)."""
-  from experiments.configs import default  # pylint: disable=g-import-not-at-top
-  return default.get_config()
+def _parameter_names(message: str) -> str:
+  """``optimizer.name must ...`` -> ``optimizer must ...`` (our names)."""
+  return re.sub(r'\b(?:features|optimizer|train)\.\w+',
+                lambda m: _PARAM_OF_FIELD.get(m.group(0), m.group(0)), message)
 
 
-def resolve_overrides(config, overrides: dict):
-  """A copy of ``config`` with ``overrides`` applied (see module docstring).
+class LinjaxClassifier(ClassifierMixin, BaseEstimator):
+  """Softmax regression (multinomial logistic) on texts or feature matrices.
 
-  Raises:
-    ValueError: for an unknown or ambiguous key.
+  Args:
+    lowercase, tokenizer, ngrams, buckets, min_count, max_vocab, min_df,
+      shape_ngrams, weighting, normalize: the featuriser of texts
+      (`linjax.text.FeaturizerOptions`; unused for a feature matrix).
+    optimizer: sgd | adagrad | adam.
+    learning_rate, schedule, momentum, warmup_fraction, decay_rate,
+      weight_decay, clip_norm: the optimiser (`OptimizerOptions`).
+    batch_size: documents per step, at most.
+    token_budget: feature slots per step (the static step shape).
+    epochs: passes over the data in `fit` (`partial_fit` makes one).
+    l2: the penalty ``l2 * sum(W ** 2)`` on the mean loss (bias unpenalised).
+    update: auto | sparse | dense row updates.
+    random_state: int seed of the document order (None or a RandomState:
+      a seed drawn from it, as scikit-learn does).
+    class_weight: None, 'balanced' or {label: weight}; multiplies
+      ``sample_weight`` (see the module docstring).
+
+  Attributes (after `fit` or `partial_fit`):
+    classes_: [C] the sorted labels.
+    params_: Params, W float32 [F, C] and b float32 [C].
+    coef_, intercept_: scikit-learn's layout: [C, F] and [C], or for two
+      classes [1, F] and [1] (class 1 minus class 0).
+    featurizer_: the fitted Featurizer, or None for a feature matrix.
+    n_features_in_ (feature_names_in_): F of a feature matrix (its columns).
+    n_iter_: epochs run by the last call.
+    fit_result_: the engine's FitResult of the last call (history, timings).
   """
-  config = copy.deepcopy(config)
-  for name, value in overrides.items():
-    if '__' in name:
-      section, key = name.split('__', 1)
-      if section not in config or key not in config[section]:
-        raise ValueError(f'LinjaxClassifier: unknown parameter {name!r} (no '
-                         f'config key {section}.{key}).')
-    else:
-      sections = [s for s in config.keys()
-                  if hasattr(config[s], 'keys') and name in config[s]]
-      if not sections:
-        raise ValueError(f'LinjaxClassifier: unknown parameter {name!r}.')
-      if len(sections) > 1:
-        raise ValueError(f'LinjaxClassifier: {name!r} is ambiguous; use one '
-                         f'of {", ".join(s + "__" + name for s in sections)}.')
-      section, key = sections[0], name
-    if isinstance(value, np.generic):
-      value = value.item()
-    old = config[section][key]
-    if isinstance(old, float) and isinstance(value, int) and not isinstance(
-        value, bool):
-      value = float(value)
-    config[section][key] = value
-  return config
 
+  def __init__(self, *, lowercase=_F.lowercase, tokenizer=_F.tokenizer,
+               ngrams=_F.ngrams, buckets=_F.buckets, min_count=_F.min_count,
+               max_vocab=_F.max_vocab, min_df=_F.min_df,
+               shape_ngrams=_F.shape_ngrams, weighting=_F.weighting,
+               normalize=_F.normalize, optimizer=_O.name,
+               learning_rate=_O.learning_rate, schedule=_O.schedule,
+               momentum=_O.momentum, warmup_fraction=_O.warmup_fraction,
+               decay_rate=_O.decay_rate, weight_decay=_O.weight_decay,
+               clip_norm=_O.clip_norm, batch_size=_T.batch_size,
+               token_budget=_T.token_budget, epochs=_T.epochs, l2=_T.l2,
+               update=_T.update, random_state=_T.seed, class_weight=None):
+    self.lowercase = lowercase
+    self.tokenizer = tokenizer
+    self.ngrams = ngrams
+    self.buckets = buckets
+    self.min_count = min_count
+    self.max_vocab = max_vocab
+    self.min_df = min_df
+    self.shape_ngrams = shape_ngrams
+    self.weighting = weighting
+    self.normalize = normalize
+    self.optimizer = optimizer
+    self.learning_rate = learning_rate
+    self.schedule = schedule
+    self.momentum = momentum
+    self.warmup_fraction = warmup_fraction
+    self.decay_rate = decay_rate
+    self.weight_decay = weight_decay
+    self.clip_norm = clip_norm
+    self.batch_size = batch_size
+    self.token_budget = token_budget
+    self.epochs = epochs
+    self.l2 = l2
+    self.update = update
+    self.random_state = random_state
+    self.class_weight = class_weight
 
-class LinjaxClassifier(*_BASES):
-  """Softmax regression on bag-of-words features of raw texts.
+  def __sklearn_is_fitted__(self) -> bool:
+    return hasattr(self, 'params_')
 
-  Attributes (after `fit`):
-    classes_: [C] the sorted distinct labels seen in ``fit``.
-    params_: Params with W [F, C], b [C] (numpy float32).
-    featurizer_: the fitted Featurizer.
-    config_: the ConfigDict actually used.
-    fit_result_: the engine's FitResult (history, timings).
-  """
+  def __sklearn_tags__(self):
+    tags = super().__sklearn_tags__()
+    tags.input_tags.sparse = True
+    return tags
 
-  def __init__(self, config=None, **overrides):
-    self.config = config
-    self._overrides = {}
-    self.set_params(**overrides)
+  # -- validation (the one place) ------------------------------------------
 
-  # -- parameters (sklearn protocol) ---------------------------------------
+  def _options(self):
+    """(FeaturizerOptions, OptimizerOptions, TrainOptions) of the parameters.
 
-  def get_params(self, deep: bool = True) -> dict:
-    """The constructor arguments: ``config`` and every override given."""
-    del deep
-    params = {'config': self.config}
-    params.update({k: getattr(self, k) for k in self._overrides})
-    return params
+    Raises:
+      ConfigError: naming every bad parameter (as the estimator names it).
+    """
+    seed, problems = self.random_state, []
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+      try:  # None or a RandomState: draw the seed from it
+        seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
+      except ValueError:
+        problems.append('random_state must be an int >= 0, None or a '
+                        f'numpy RandomState, got {seed!r}')
+        seed = 0
+    args = [
+        (FeaturizerOptions, {p: getattr(self, p) for p in FEATURE_PARAMS}),
+        (OptimizerOptions, {_OPTIMIZER_RENAMED.get(p, p): getattr(self, p)
+                            for p in OPTIMIZER_PARAMS}),
+        (TrainOptions, {**{_TRAIN_RENAMED.get(p, p): getattr(self, p)
+                           for p in TRAIN_PARAMS}, 'seed': seed,
+                        'patience': 0, 'checkpoint_every': 0})]
+    options = []
+    for cls, kwargs in args:
+      try:
+        options.append(cls(**kwargs))
+      except ConfigError as e:
+        problems += e.problems
+    weights = self.class_weight
+    if not (weights is None or isinstance(weights, collections.abc.Mapping)
+            or (isinstance(weights, str) and weights == 'balanced')):
+      problems.append("class_weight must be None, 'balanced' or a dict "
+                      f'{{label: weight}}, got {weights!r}')
+    if not problems:
+      try:
+        check_decay(options[1], options[2].l2)
+      except ConfigError as e:
+        problems += e.problems
+    if problems:
+      problems = [_parameter_names(p) for p in problems]
+      raise ConfigError([f'{type(self).__name__}: {problems[0]}'] +
+                        problems[1:])
+    return tuple(options)
 
-  def set_params(self, **params):
-    """Sets constructor arguments (validated at the next `fit`)."""
-    for name, value in params.items():
-      if name != 'config':
-        if name.startswith('_') or (hasattr(type(self), name) and
-                                    name not in self._overrides):
-          raise ValueError(f'LinjaxClassifier: {name!r} is not a config '
-                           f'key.')
-        self._overrides[name] = value
-      setattr(self, name, value)
-    return self
+  def _targets(self, y, n: int) -> np.ndarray:
+    """[N] labels: column vectors ravelled (with a warning), type checked."""
+    if y is None:
+      raise ValueError(f'{type(self).__name__} requires y to be passed, but '
+                       'the target y is None.')
+    y = column_or_1d(y, warn=True)
+    check_consistent_length(np.empty((n, 0)), y)
+    check_classification_targets(y)
+    return y
 
-  def _config(self):
-    from experiments import config_check  # pylint: disable=g-import-not-at-top
-    base = default_config() if self.config is None else self.config
-    config = resolve_overrides(base, {k: getattr(self, k)
-                                      for k in self._overrides})
-    config_check.validate(config, prefix='')
-    return config
+  def _sample_weights(self, sample_weight, y_index: np.ndarray,
+                      partial: bool = False):
+    """float32 [N] sample_weight times class_weight, or None."""
+    n = y_index.shape[0]
+    weights = None
+    if sample_weight is not None:
+      if isinstance(sample_weight, numbers.Number):
+        sample_weight = np.full(n, sample_weight)
+      weights = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
+                            input_name='sample_weight')
+      if weights.shape != (n,):
+        raise ValueError(f'sample_weight.shape == {weights.shape}, '
+                         f'expected ({n},)!')
+      if (weights < 0).any():
+        raise ValueError('Negative values in data passed to sample_weight.')
+    if self.class_weight is not None:
+      if partial and isinstance(self.class_weight, str):
+        raise ValueError("class_weight 'balanced' is not supported by "
+                         'partial_fit (a batch does not show the class '
+                         'frequencies); pass a dict, e.g. from '
+                         'sklearn.utils.class_weight.compute_class_weight.')
+      per_class = compute_class_weight(
+          self.class_weight, classes=self.classes_,
+          y=self.classes_[y_index], sample_weight=weights)
+      if (np.asarray(per_class) < 0).any():
+        raise ValueError(f'class_weight must be >= 0, got '
+                         f'{self.class_weight!r}.')
+      base = np.ones(n) if weights is None else weights
+      # A class whose samples all weigh 0 gets an infinite 'balanced' weight.
+      weights = np.where(base == 0, 0.0, base * per_class[y_index])
+    if weights is None:
+      return None
+    if not weights.any():
+      raise ValueError('Sample weights must contain at least one non-zero '
+                       'number.')
+    return weights.astype(np.float32)
 
-  # -- training and prediction ---------------------------------------------
+  # -- X: texts or a feature matrix ----------------------------------------
 
-  def fit(self, X, y):
-    """Fits the featurizer and the model on N texts and their N labels.
+  def _features(self, X, features: FeaturizerOptions | None = None):
+    """CsrFeatures [N, F] of X; with ``features``, (re)fits on X first."""
+    if isinstance(X, collections.abc.Iterator):
+      X = list(X)
+    texts = _as_texts(X)
+    name = type(self).__name__
+    if features is not None:  # fitting: the kind of X is decided here.
+      for attr in ('n_features_in_', 'feature_names_in_'):
+        self.__dict__.pop(attr, None)
+      if texts is not None:
+        self.featurizer_ = Featurizer.from_options(features)
+        return self.featurizer_.fit_transform(texts)
+      self.featurizer_ = None
+      return _csr(validate_data(self, X, accept_sparse=('csr', 'csc'),
+                                dtype=(np.float64, np.float32)))
+    check_is_fitted(self)
+    if self.featurizer_ is not None:
+      if texts is None:
+        raise ValueError(f'{name} was fitted on texts: X must be texts too '
+                         f'(a 1-D sequence of str), got {_kind(X)}.')
+      return self.featurizer_.transform(texts)
+    if texts is not None:
+      raise ValueError(
+          f'{name} was fitted on a feature matrix of {self.n_features_in_} '
+          'columns, not on texts: fit it on texts, or put a vectorizer '
+          '(e.g. TfidfVectorizer) before it in a Pipeline.')
+    return _csr(validate_data(self, X, reset=False,
+                              accept_sparse=('csr', 'csc'),
+                              dtype=(np.float64, np.float32)))
+
+  # -- training ------------------------------------------------------------
+
+  def fit(self, X, y, sample_weight=None):
+    """Fits the featuriser (texts) and the model, from scratch.
 
     Args:
-      X: N raw documents (strings).
-      y: N labels (any sortable values: strings, ints).
+      X: N texts, or a numeric feature matrix [N, F] (see module docstring).
+      y: [N] labels (any sortable values); an [N, 1] column is ravelled.
+      sample_weight: optional [N] non-negative weights.
 
     Returns:
       self.
     """
-    from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
-    from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
-    texts = _texts(X)
-    y = np.asarray(y)
-    if y.shape != (len(texts),):
-      raise ValueError(f'fit: {len(texts)} texts but y has shape {y.shape}.')
-    config = self._config()
-    self.classes_, y_index = np.unique(y, return_inverse=True)
-    if self.classes_.shape[0] < 2:
-      raise ValueError('fit: y holds one class; a classifier needs two.')
-    self.featurizer_ = text.Featurizer.from_config(config.features)
-    x = self.featurizer_.fit_transform(texts)
-    self.fit_result_ = train.fit(x, y_index.astype(np.int32),
-                                 int(self.classes_.shape[0]), config)
-    self.params_ = self.fit_result_.params
-    self.config_ = config
+    features, optimizer, training = self._options()
+    for attr in ('classes_', 'params_', 'fit_result_', 'n_iter_'):
+      self.__dict__.pop(attr, None)
+    x = self._features(X, features)
+    y = self._targets(y, x.num_docs)
+    classes, y_index = np.unique(y, return_inverse=True)
+    if classes.shape[0] < 2:
+      raise ValueError(f'{type(self).__name__} needs at least two classes; '
+                       f'y holds one class: {classes[0]!r}.')
+    self.classes_ = classes
+    weights = self._sample_weights(sample_weight, y_index)
+    return self._train(x, y_index, weights, optimizer, training, init=None)
+
+  def partial_fit(self, X, y, classes=None, sample_weight=None):
+    """One epoch over a batch, from the current parameters (SGD's contract).
+
+    The first call on an unfitted estimator needs ``classes``, every label
+    any batch will hold (after `fit`, calls continue from the fitted model).
+    For texts it also fits the featuriser, on that first batch; later calls
+    reuse it as it is (a vocabulary, the IDF and min_df come from the first
+    batch only). With hashing (``buckets`` > 0), ``weighting`` tf or binary
+    and ``min_df=1`` it learns nothing from that batch: every batch is then
+    featurised exactly as by a fixed hashing featuriser. Batches of the same
+    sizes reuse the compiled program; the optimiser's state (momentum,
+    Adagrad, Adam) and the learning-rate schedule restart with each call, so
+    ``schedule='constant'`` keeps the rate steady across batches.
+
+    Args:
+      X: a batch of N texts or a feature matrix [N, F].
+      y: [N] labels, all in ``classes``.
+      classes: [C] all labels; required on the first call.
+      sample_weight: optional [N] non-negative weights.
+
+    Returns:
+      self.
+    """
+    features, optimizer, training = self._options()
+    first = not hasattr(self, 'params_')
+    if first:
+      if classes is None:
+        raise ValueError('classes must be passed on the first call to '
+                         'partial_fit.')
+      all_classes = np.unique(column_or_1d(classes))
+      if all_classes.shape[0] < 2:
+        raise ValueError(f'{type(self).__name__} needs at least two classes; '
+                         f'classes holds one class: {all_classes[0]!r}.')
+      x = self._features(X, features)
+      self.classes_ = all_classes
+    else:
+      if classes is not None and not np.array_equal(
+          np.unique(column_or_1d(classes)), self.classes_):
+        raise ValueError(f'classes={classes!r} is not the same as on the '
+                         f'first call to partial_fit ({self.classes_!r}).')
+      x = self._features(X)
+    y = self._targets(y, x.num_docs)
+    unknown = np.setdiff1d(y, self.classes_)
+    if unknown.size:
+      raise ValueError(f'y holds labels not in classes: {unknown.tolist()} '
+                       f'(classes: {self.classes_.tolist()}).')
+    y_index = np.searchsorted(self.classes_, y)
+    weights = self._sample_weights(sample_weight, y_index, partial=True)
+    return self._train(x, y_index, weights, optimizer,
+                       dataclasses.replace(training, epochs=1),
+                       init=None if first else self.params_)
+
+  def _train(self, x: CsrFeatures, y_index, weights, optimizer, training,
+             init):
+    extra = {} if weights is None else {'sample_weight': weights}
+    result = engine.fit(x, np.asarray(y_index, np.int32),
+                        int(self.classes_.shape[0]), optimizer=optimizer,
+                        training=training, init=init, **extra)
+    self.fit_result_ = result
+    self.params_ = result.params
+    self.n_iter_ = result.epochs_run
     return self
 
-  def _check_fitted(self):
-    if not hasattr(self, 'params_'):
-      try:
-        from sklearn.exceptions import NotFittedError  # pylint: disable=g-import-not-at-top
-      except ImportError:  # pragma: no cover
-        NotFittedError = AttributeError  # pylint: disable=invalid-name
-      raise NotFittedError('LinjaxClassifier is not fitted yet; call fit.')
+  # -- prediction ----------------------------------------------------------
+
+  def _logits(self, X) -> np.ndarray:
+    """float64 [N, C] scores ``x W + b``."""
+    x = self._features(X)
+    return np.asarray(predict_logits(self.params_, x), np.float64)
 
   def decision_function(self, X) -> np.ndarray:
-    """float32 [N, C] class scores ``x W + b`` of N texts."""
-    from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
-    self._check_fitted()
-    return np.asarray(train.predict_logits(
-        self.params_, self.featurizer_.transform(_texts(X))))
+    """float64 [N, C] scores; for two classes [N], the log-odds of class 1.
+
+    The binary score is ``z[:, 1] - z[:, 0]``, positive where ``classes_[1]``
+    is predicted (scikit-learn's convention, as `roc_auc_score` expects).
+    """
+    z = self._logits(X)
+    return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
 
   def predict_proba(self, X) -> np.ndarray:
-    """float32 [N, C] probabilities, columns in the order of ``classes_``."""
-    from linjax.engine import training as train  # pylint: disable=g-import-not-at-top
-    self._check_fitted()
-    return np.asarray(train.predict_proba(
-        self.params_, self.featurizer_.transform(_texts(X))))
+    """float64 [N, C] probabilities, columns in the order of ``classes_``."""
+    z = self._logits(X)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+  def predict_log_proba(self, X) -> np.ndarray:
+    """float64 [N, C] log-probabilities (a stable log-softmax)."""
+    z = self._logits(X)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
   def predict(self, X) -> np.ndarray:
-    """[N] the most probable label of each text (values of ``classes_``)."""
-    return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+    """[N] labels ``classes_[argmax(z)]`` (for two classes: score > 0)."""
+    z = self._logits(X)  # first: it raises NotFittedError before classes_
+    return self.classes_[np.argmax(z, axis=1)]
 
-  def score(self, X, y, sample_weight=None) -> float:
-    """Mean accuracy of `predict` on N texts against N labels."""
-    pred = self.predict(X)
-    correct = (pred == np.asarray(y)).astype(np.float64)
-    return float(np.average(correct, weights=sample_weight))
+  @property
+  def coef_(self) -> np.ndarray:
+    """float32 [C, F], or [1, F] for two classes (scikit-learn's layout)."""
+    check_is_fitted(self)
+    W = self.params_.W
+    return (W[:, 1] - W[:, 0])[None] if W.shape[1] == 2 else W.T
+
+  @property
+  def intercept_(self) -> np.ndarray:
+    """float32 [C], or [1] for two classes."""
+    check_is_fitted(self)
+    b = self.params_.b
+    return (b[1:] - b[:1]) if b.shape[0] == 2 else b
 
 
-def _texts(X) -> list:
-  if isinstance(X, str):
-    raise ValueError('expected a sequence of texts, got a single string.')
-  texts = [str(t) for t in (X.tolist() if isinstance(X, np.ndarray) else X)]
-  return texts
+def _as_texts(X) -> list | None:
+  """X as a list of str if it is texts (a 1-D sequence of str), else None."""
+  if isinstance(X, (str, bytes)):
+    raise ValueError('Iterable over raw text documents expected, string '
+                     'object received.')
+  if sp.issparse(X):
+    return None
+  if hasattr(X, 'shape') and hasattr(X, 'dtype'):  # numpy, pandas
+    if len(X.shape) != 1 or getattr(X.dtype, 'kind', '') not in 'OUT':
+      return None
+    items = X.tolist()
+  elif isinstance(X, (list, tuple)):
+    items = X
+  else:
+    return None
+  strings = [isinstance(t, str) for t in items]
+  if items and all(strings):
+    return list(items)
+  if any(strings):
+    i = strings.index(False)
+    raise ValueError(f'X mixes texts and other values: X[{i}] is '
+                     f'{type(items[i]).__name__}; texts must all be str.')
+  return None
+
+
+def _kind(X) -> str:
+  shape = getattr(X, 'shape', None)
+  return f'{type(X).__name__} of shape {shape}' if shape else type(
+      X).__name__
+
+
+def _csr(X) -> CsrFeatures:
+  """A validated numeric matrix (dense or CSR/CSC) as CsrFeatures."""
+  if sp.issparse(X):
+    X = X.tocsr()
+    if not X.has_canonical_format:  # duplicates: sum them, on a copy
+      X = X.copy()
+      X.sum_duplicates()
+  else:
+    X = sp.csr_array(X)
+  return CsrFeatures(X.indptr.astype(np.int64), X.indices.astype(np.int32),
+                     X.data.astype(np.float32), int(X.shape[1]))
