@@ -358,10 +358,6 @@ def test_unit_weights_reproduce_the_unweighted_fit():
   np.testing.assert_allclose(balanced.params_.W, plain.params_.W, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'engine: step._weighted_sum_and_count divides by the documents with '
-    'weight > 0, so a weight-0 document leaves N (the mean over 20 rows, '
-    'not 30); reported to the lead'))
 def test_sample_weight_equals_repetition_at_convergence():
   # Integer weights averaging 1: the weighted mean over N rows is the mean
   # over the repeated rows (also N), so both fits minimise one objective.

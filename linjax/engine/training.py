@@ -197,8 +197,9 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
       there are several, see linjax/engine/distributed.py).
     num_shards: sub-batches per step (default: the mesh size, or 1).
     sample_weight: float [N] >= 0, each document's weight in the loss
-      (scikit-learn's semantics: the batch loss is the weighted sum over the
-      number of documents), combined with ``training.class_weight``.
+      (scikit-learn's SGDClassifier semantics: the batch loss is the weighted
+      sum over the number of documents, those of weight 0 included),
+      combined with ``training.class_weight``.
 
   Returns:
     FitResult.
@@ -211,6 +212,13 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
     val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y')
   weights = run_loop.document_weights(y, num_classes, training.class_weight,
                                      sample_weight)
+  if weights is not None:
+    # The step counts a document in the batch mean where its weight is > 0
+    # (0 marks padding). A weight-0 document still counts, as in
+    # scikit-learn's SGDClassifier: the smallest normal float32 stands for 0
+    # (its products with losses and gradients vanish below float32's
+    # resolution).
+    weights = np.maximum(weights, np.finfo(np.float32).tiny)
   run = run_loop.prepare(train_x, y, num_classes, optimizer, training,
                          init=init, mesh=mesh, num_shards=num_shards,
                          sample_weight=weights)
