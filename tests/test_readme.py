@@ -37,3 +37,18 @@ def test_readme_pipeline_example_runs():
   spam = float(re.search(r"'spam': (?:np\.float32\()?([0-9.]+)", stdout)[1])
   assert spam > 0.9, stdout          # the spam words win
   assert 'predicted spam' in stdout and 'cheap' in stdout
+
+
+def test_readme_estimator_example_is_the_tested_one():
+  """The scikit-learn example runs in test_estimator.test_readme_snippet."""
+  text = (ROOT / 'README.md').read_text(encoding='utf-8')
+  example = re.findall(r'```python\n(.*?)```', text, flags=re.S)[2]
+  tested = (ROOT / 'tests' / 'test_estimator.py').read_text(encoding='utf-8')
+  tested = tested.split('# --- README ---')[1].split('# --- end ---')[0]
+
+  def code(block):
+    return [line.strip() for line in block.splitlines()
+            if line.strip() and not line.strip().startswith(('#', 'from ',
+                                                             'import '))]
+
+  assert code(example) == code(tested)
