@@ -186,10 +186,10 @@ class Featurizer:
     else:  # Shapes need the original case: tokenise that, lower-case after.
       cased = tokenize_batch(texts, False, self.tokenizer)
       toks = cased
-      if self.lowercase:
-        fast = self.tokenizer in ('words_punct', 'tweet')
-        toks = (fast and shapes.lowercase_tokens(cased)) or tokenize_batch(
-            texts, True, self.tokenizer)
+      if self.lowercase and self.tokenizer in ('words_punct', 'tweet'):
+        toks = shapes.lowercase_tokens(cased, texts, self.tokenizer)
+      elif self.lowercase:
+        toks = tokenize_batch(texts, True, self.tokenizer)
       toks = shapes.add_shape_segment(toks, cased)
     if self.hashing:
       toks = toks._replace(hashes=hash_tokens(toks.strings))

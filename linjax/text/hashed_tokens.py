@@ -33,6 +33,7 @@ from linjax.text import shapes
 from linjax.text.hashing import hash_spans
 from linjax.text.hashing import hash_tokens
 from linjax.text.tokenizer import Tokens
+from linjax.text.tokenizer import splice_docs
 from linjax.text.tokenizer import tokenize_batch
 from linjax.text.tokenizer import URL_REGEX
 from linjax.text.tokenizer import URL_TOKEN
@@ -75,10 +76,19 @@ def hash_batch(texts: Sequence[str], lowercase: bool,
   """
   texts = list(texts)
   joined = '\n'.join(texts)
-  special = _special_docs(texts, joined, lowercase)
-  plain = _emptied(texts, special)
-  fast_part = _hash_plain(plain, joined if plain is texts else None,
-                          lowercase, with_shapes)
+  special = special_docs(texts, joined, lowercase)
+  plain = emptied(texts, special)
+  scanned = scan(plain, joined if plain is texts else None, lowercase,
+                 with_shapes)
+  if with_shapes:
+    keep = scanned.shapes >= 0
+    kept_before = np.zeros(keep.shape[0] + 1, np.int64)
+    np.cumsum(keep, out=kept_before[1:])
+    fast_part = HashedTokens(
+        scanned.hashes, scanned.lengths, scanned.shapes[keep],
+        np.diff(kept_before[np.cumsum(scanned.lengths)], prepend=0))
+  else:
+    fast_part = HashedTokens(scanned.hashes, scanned.lengths)
   if special.shape[0] == 0:
     return fast_part
   return _splice(fast_part, special,
@@ -86,7 +96,7 @@ def hash_batch(texts: Sequence[str], lowercase: bool,
                             with_shapes))
 
 
-def _emptied(texts: list[str], docs: np.ndarray) -> list[str]:
+def emptied(texts: list[str], docs: np.ndarray) -> list[str]:
   """``texts`` with the documents ``docs`` replaced by empty strings."""
   if docs.shape[0] == 0:
     return texts
@@ -110,9 +120,10 @@ def _docs_at(texts: Sequence[str], positions: list[int]) -> np.ndarray:
                                    side='right') - 1)
 
 
-def _special_docs(texts: Sequence[str], joined: str,
-                  lowercase: bool) -> np.ndarray:
-  """int64 [D] sorted documents for the reference path (see module doc)."""
+def special_docs(texts: Sequence[str], joined: str,
+                 lowercase: bool) -> np.ndarray:
+  """int64 [D] sorted documents for the reference path: with lowercase,
+  those holding U+0130 ("İ"; see the module docstring)."""
   if not (lowercase and _DOTTED_CAPITAL_I in joined):
     return np.zeros(0, np.int64)
   return _docs_at(texts, [m.start() for m in re.finditer(_DOTTED_CAPITAL_I,
@@ -156,17 +167,35 @@ def url_spans(text: str, classes: np.ndarray) -> tuple[list[int], list[int]]:
   return starts, ends
 
 
-def _hash_plain(texts: list[str], joined: str | None, lowercase: bool,
-                with_shapes: bool) -> HashedTokens:
-  """`hash_batch` of documents that need no reference path.
+class Scan(NamedTuple):
+  """A batch of documents that need no reference path, scanned (`scan`).
+
+  T tokens in document order; character offsets are into the documents
+  joined by '\\n', byte offsets into ``data``.
+  """
+  source: str  # the joined text whose tokens are hashed (lower-cased).
+  data: np.ndarray  # uint8 [B] its UTF-8.
+  starts: np.ndarray  # int64 [T] first character of each token.
+  ends: np.ndarray  # int64 [T] one past its last.
+  byte_starts: np.ndarray  # int64 [T]
+  byte_lengths: np.ndarray  # int64 [T]
+  urls: np.ndarray  # int64 [K] the tokens that are URLs ('<url>').
+  hashes: np.ndarray  # uint32 [T] FNV-1a of each token's string.
+  lengths: np.ndarray  # int64 [N] tokens per document.
+  shapes: np.ndarray | None  # int8 [T] shape index, -1: none (or None).
+
+
+def scan(texts: list[str], joined: str | None, lowercase: bool,
+         with_shapes: bool) -> Scan:
+  """Tokens, hashes and shapes of documents that need no reference path.
 
   Args:
-    texts: [N] documents.
+    texts: [N] documents, none of them `special_docs`.
     joined: ``'\\n'.join(texts)`` if at hand, else None.
     lowercase, with_shapes: as in `hash_batch`.
 
   Returns:
-    `HashedTokens`.
+    `Scan`.
 
   Raises:
     UnicodeEncodeError: on a lone surrogate (it has no UTF-8), as
@@ -182,9 +211,9 @@ def _hash_plain(texts: list[str], joined: str | None, lowercase: bool,
   props = char_table.properties(points)
   classes = props & np.uint8(char_table.CLASS_BITS)
   url_starts, url_ends = url_spans(joined, classes)
+  at = np.array(url_starts, np.int64)
   if url_starts:
     # A URL becomes one token at its first character, as if punctuation.
-    at = np.array(url_starts, np.int64)
     inner = np.array(url_ends, np.int64) - at - 1  # characters after the first
     classes[np.repeat(at + 1 - (np.cumsum(inner) - inner), inner)
             + np.arange(int(inner.sum()))] = fast.SPACE
@@ -205,17 +234,13 @@ def _hash_plain(texts: list[str], joined: str | None, lowercase: bool,
     byte_starts = byte_at[starts]
     byte_lengths = byte_at[ends] - byte_starts
   hashes = hash_spans(data, byte_starts, byte_lengths)
-  if url_starts:
-    hashes[np.searchsorted(starts, at)] = URL_HASH
-  if not with_shapes:
-    return HashedTokens(hashes, lengths)
-  shape = shapes.shape_ids(props, starts, ends, lambda a, b: joined[a:b])
-  keep = shape >= 0
-  kept_before = np.zeros(shape.shape[0] + 1, np.int64)
-  np.cumsum(keep, out=kept_before[1:])
-  doc_ends = kept_before[np.cumsum(lengths)]
-  return HashedTokens(hashes, lengths, shape[keep],
-                      np.diff(doc_ends, prepend=0))
+  urls = np.searchsorted(starts, at)
+  hashes[urls] = URL_HASH
+  shape = None
+  if with_shapes:
+    shape = shapes.shape_ids(props, starts, ends, lambda a, b: joined[a:b])
+  return Scan(source, data, starts, ends, byte_starts, byte_lengths, urls,
+              hashes, lengths, shape)
 
 
 def _reference(texts: list[str], lowercase: bool,
@@ -251,39 +276,11 @@ def _splice(fast_part: HashedTokens, special: np.ndarray,
     special: int64 [D] sorted documents that ``ref`` holds, in that order.
     ref: the D special documents.
   """
-  hashes, lengths = _splice_segment(fast_part.hashes, fast_part.lengths,
+  hashes, lengths = splice_docs(fast_part.hashes, fast_part.lengths,
                                     special, ref.hashes, ref.lengths)
   if fast_part.shapes is None:
     return HashedTokens(hashes, lengths)
-  shape, shape_lengths = _splice_segment(
+  shape, shape_lengths = splice_docs(
       fast_part.shapes, fast_part.shape_lengths, special, ref.shapes,
       ref.shape_lengths)
   return HashedTokens(hashes, lengths, shape, shape_lengths)
-
-
-def _splice_segment(values: np.ndarray, lengths: np.ndarray,
-                    docs: np.ndarray, more: np.ndarray,
-                    more_lengths: np.ndarray):
-  """Merges the per-document runs of two flat arrays, in document order.
-
-  Args:
-    values: [T] runs of N documents, ``lengths`` int64 [N] (0 for ``docs``).
-    docs: int64 [D] sorted: the documents whose runs ``more`` holds.
-    more: [T'] runs of those D documents, ``more_lengths`` int64 [D].
-
-  Returns:
-    ([T + T'] merged runs, int64 [N] their lengths).
-  """
-  added = np.zeros_like(lengths)
-  added[docs] = more_lengths
-  merged_lengths = lengths + added
-  first = np.cumsum(merged_lengths) - merged_lengths  # [N] merged starts.
-  out = np.empty(values.shape[0] + more.shape[0], values.dtype)
-  # A run moves by the tokens of the other array that come before it.
-  out[np.arange(values.shape[0]) + np.repeat(first - (np.cumsum(lengths)
-                                                      - lengths), lengths)] = (
-      values)
-  more_first = np.cumsum(more_lengths) - more_lengths
-  out[np.arange(more.shape[0]) + np.repeat(first[docs] - more_first,
-                                           more_lengths)] = more
-  return out, merged_lengths

@@ -22,14 +22,18 @@ Shape of a token t (first matching rule):
 
 from __future__ import annotations
 
-from typing import Callable
+import itertools
+from typing import Callable, Sequence
 
 import numpy as np
 
 from linjax.text import char_table
+from linjax.text import fast_tokenizer as fast
 from linjax.text.fast_tokenizer import WORD
 from linjax.text.tokenizer import Tokens
 from linjax.text.tokenizer import index_tokens
+from linjax.text.tokenizer import splice_docs
+from linjax.text.tokenizer import tokenize_batch
 
 SHAPES = ('<x>', '<Xx>', '<XX>', '<X>', '<d>', '<xX>', '<w>')
 _INDEX = {s: i for i, s in enumerate(SHAPES)}
@@ -119,27 +123,71 @@ def shape_ids(props: np.ndarray, starts: np.ndarray, ends: np.ndarray,
   return out
 
 
-def lowercase_tokens(cased: Tokens) -> Tokens | None:
+def string_shapes(strings: Sequence[str]) -> np.ndarray:
+  """int8 [U]: `token_shape` of U strings (indices into `SHAPES`, -1: none),
+  through `shape_ids`."""
+  text = '\n'.join(strings) + '\n'  # the last '\n' stands after '' too.
+  lengths = np.fromiter(map(len, strings), np.int64, len(strings))
+  starts = np.cumsum(lengths + 1) - (lengths + 1)
+  props = char_table.properties(fast.code_points(text))
+  return shape_ids(props, starts, starts + np.maximum(lengths, 1),
+                   lambda a, b: text[a:b])
+
+
+def lowercase_tokens(cased: Tokens, texts: Sequence[str],
+                     kind: str) -> Tokens:
   """The tokens of the lower-cased texts, from those of the original texts.
 
-  Equal to tokenising the lower-cased texts again (``words_punct`` and
-  ``tweet``) whenever lower-casing keeps every token one token of its kind:
-  a word stays word characters, a mark stays one non-word character. That
-  holds unless a letter lower-cases to a combining mark (e.g. "İ" -> "i̇")
-  or a token holds a capital sigma (its lower case depends on the next
-  character); then this returns None and the caller tokenises again. Distinct strings
-  keep first-occurrence order: ``cased.strings`` is in that order, so the
-  first of a lower-cased string's variants is its first occurrence.
+  Equal to ``tokenize_batch(texts, True, kind)`` (``words_punct`` or
+  ``tweet``). Lower-casing the distinct cased strings gives that whenever it
+  keeps every token one token of its kind: a word stays word characters, a
+  mark stays one non-word character. That holds unless a letter lower-cases
+  to a combining mark (e.g. "İ" -> "i̇") or a token holds a capital sigma
+  (its lower case depends on the next character); only the documents with
+  such a token are tokenised again. Distinct strings keep first-occurrence
+  order.
+
+  Args:
+    cased: ``tokenize_batch(texts, False, kind)``.
+    texts: [N] the documents.
+    kind: the tokenizer.
   """
   lowered = list(map(str.lower, cased.strings))
-  for token, low in zip(cased.strings, lowered):
-    # Capital sigma lower-cases by context (final or not): the neighbours in
-    # the text decide, not the token alone.
-    if low != token and (not _same_kind(token, low) or '\u03a3' in token):
-      return None
-  # Number the lower-cased strings in order of first appearance.
-  distinct = index_tokens([lowered])
-  return Tokens(distinct.strings, distinct.tok[cased.tok], cased.lengths)
+  # Capital sigma lower-cases by context (final or not): the neighbours in
+  # the text decide, not the token alone.
+  bad = [i for i, (token, low) in enumerate(zip(cased.strings, lowered))
+         if low != token and (not _same_kind(token, low) or '\u03a3' in token)]
+  if not bad:
+    distinct = index_tokens([lowered])  # numbered by first appearance
+    return Tokens(distinct.strings, distinct.tok[cased.tok], cased.lengths)
+  num_docs = cased.lengths.shape[0]
+  is_bad = np.zeros(len(lowered), bool)
+  is_bad[bad] = True
+  doc = np.repeat(np.arange(num_docs), cased.lengths)
+  redo = np.unique(doc[is_bad[cased.tok]])
+  again = tokenize_batch([texts[i] for i in redo.tolist()], True, kind)
+  # One id per distinct lower-cased string (ids may skip numbers).
+  table: dict[str, int] = {}
+  fresh = itertools.count()
+  low_id = np.fromiter(map(table.setdefault, lowered, fresh), np.int64,
+                       len(lowered))
+  again_id = np.fromiter(map(table.setdefault, again.strings, fresh),
+                         np.int64, len(again.strings))
+  keep = np.ones(num_docs, bool)
+  keep[redo] = False
+  lengths = np.where(keep, cased.lengths, 0)
+  ids, lengths = splice_docs(low_id[cased.tok[keep[doc]]], lengths, redo,
+                             again_id[again.tok], again.lengths)
+  strings = list(table)
+  slot = np.array(list(table.values()), np.int64)  # id of strings[i]
+  first = np.full(int(slot.max(initial=-1)) + 1, ids.shape[0], np.int64)
+  np.minimum.at(first, ids, np.arange(ids.shape[0]))
+  used = np.flatnonzero(first < ids.shape[0])
+  order = used[np.argsort(first[used], kind='stable')]
+  new_id = np.full(first.shape[0], -1, np.int64)
+  new_id[order] = np.arange(order.shape[0])
+  string_of = dict(zip(slot.tolist(), strings))
+  return Tokens([string_of[i] for i in order.tolist()], new_id[ids], lengths)
 
 
 def _same_kind(token: str, lowered: str) -> bool:
@@ -167,9 +215,7 @@ def add_shape_segment(toks: Tokens, cased: Tokens) -> Tokens:
   if cased.lengths.shape[0] != num_docs:
     raise ValueError(f'add_shape_segment: {num_docs} documents but '
                      f'{cased.lengths.shape[0]} cased ones')
-  shape_of = np.fromiter(
-      (_INDEX.get(token_shape(s), -1) for s in cased.strings), np.int64,
-      len(cased.strings))
+  shape_of = string_shapes(cased.strings).astype(np.int64)
   shape = shape_of[cased.tok] if cased.tok.size else np.zeros(0, np.int64)
   keep = shape >= 0
   doc = np.repeat(np.arange(num_docs), cased.lengths)[keep]

@@ -348,3 +348,31 @@ def index_tokens(docs: list[list[str]]) -> Tokens:
   dense[np.fromiter(first_pos.values(), np.int64, len(first_pos))] = (
       np.arange(len(first_pos)))
   return Tokens(list(first_pos), dense[first], lengths)
+
+
+def splice_docs(values: np.ndarray, lengths: np.ndarray,
+                    docs: np.ndarray, more: np.ndarray,
+                    more_lengths: np.ndarray):
+  """Merges the per-document runs of two flat arrays, in document order.
+
+  Args:
+    values: [T] runs of N documents, ``lengths`` int64 [N] (0 for ``docs``).
+    docs: int64 [D] sorted: the documents whose runs ``more`` holds.
+    more: [T'] runs of those D documents, ``more_lengths`` int64 [D].
+
+  Returns:
+    ([T + T'] merged runs, int64 [N] their lengths).
+  """
+  added = np.zeros_like(lengths)
+  added[docs] = more_lengths
+  merged_lengths = lengths + added
+  first = np.cumsum(merged_lengths) - merged_lengths  # [N] merged starts.
+  out = np.empty(values.shape[0] + more.shape[0], values.dtype)
+  # A run moves by the tokens of the other array that come before it.
+  out[np.arange(values.shape[0]) + np.repeat(first - (np.cumsum(lengths)
+                                                      - lengths), lengths)] = (
+      values)
+  more_first = np.cumsum(more_lengths) - more_lengths
+  out[np.arange(more.shape[0]) + np.repeat(first[docs] - more_first,
+                                           more_lengths)] = more
+  return out, merged_lengths
