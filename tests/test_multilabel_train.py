@@ -83,7 +83,9 @@ def reference_sgd(x, Y, opts):
 
 
 def precision_at_1(z, Y):
-  return float(np.mean(Y[np.arange(len(Y)), z.argmax(-1)] > 0))
+  """fastText's P@1: over the documents with a label."""
+  labelled = Y.any(1)
+  return float(np.mean(Y[np.arange(len(Y)), z.argmax(-1)][labelled] > 0))
 
 
 class PackingTest(absltest.TestCase):

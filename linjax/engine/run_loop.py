@@ -300,7 +300,7 @@ def validation_metrics(state: step_lib.TrainState, val_x: CsrFeatures,
 
   ``model_index`` picks model m of a sweep's state (None: a single model).
   Multi-hot ``val_y`` [N, C]: the sigmoid loss and P@1 as accuracy
-  (`scoring.loss_and_accuracy`).
+  (`scoring.loss_and_accuracy`; over the documents with a label).
   """
   V, scale, b = state.V, state.scale, state.b
   if model_index is not None:
@@ -310,7 +310,8 @@ def validation_metrics(state: step_lib.TrainState, val_x: CsrFeatures,
   z = scoring.logits_scaled(V, scale, b, val_x, batch_size)
   m = scoring.loss_and_accuracy(z, val_y)
   n_val = float(val_x.num_docs)
-  total = distributed.all_sum([m['loss'] * n_val, m['accuracy'] * n_val,
-                               n_val])
+  counted = float(m.get('counted', n_val))  # the documents accuracy counts
+  total = distributed.all_sum([m['loss'] * n_val, m['accuracy'] * counted,
+                               n_val, counted])
   return dict(loss=float(total[0] / max(total[2], 1)),
-              accuracy=float(total[1] / max(total[2], 1)))
+              accuracy=float(total[1] / max(total[3], 1)))

@@ -124,17 +124,20 @@ def loss_and_accuracy(z: np.ndarray, y: np.ndarray) -> dict:
 
   y int [N] (softmax): the mean ``-log softmax(z)[y]`` and the fraction
   whose top score is y. y multi-hot [N, C] (sigmoid): the mean over
-  documents of the summed binary cross-entropy, and as accuracy the
-  fraction of documents whose top-scored label is one of theirs (P@1).
+  documents of the summed binary cross-entropy, and as accuracy P@1 as
+  fastText's ``test`` computes it: the fraction of the documents with a
+  label whose top-scored label is one of theirs (``counted`` of them).
   """
   y = np.asarray(y)
   if y.ndim == 2:
     nll = np.asarray(losses.sigmoid_nll_from_logits(
         jnp.asarray(z, jnp.float32), jnp.asarray(y)))
     n = y.shape[0]
-    top = y[np.arange(n), z.argmax(-1)] if n else y[:0, 0]
+    labelled = y.any(axis=1)
+    top = (y[np.arange(n), z.argmax(-1)] > 0)[labelled] if n else labelled
     return dict(loss=float(nll.mean()) if n else float('nan'),
-                accuracy=float((top > 0).mean()) if n else 0.0)
+                accuracy=float(top.mean()) if top.size else 0.0,
+                counted=int(top.size))
   nll = np.asarray(losses.nll_from_logits(jnp.asarray(z), jnp.asarray(y)))
   return dict(loss=float(nll.mean()) if y.size else float('nan'),
               accuracy=float((z.argmax(-1) == y).mean()) if y.size else 0.0)
