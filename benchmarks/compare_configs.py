@@ -14,7 +14,10 @@ overrides of the default) are trained on the train part and scored on the
 validation part. The table gives mean validation accuracy and macro-F1 and
 the paired difference to the default (mean, min and max over the splits, in
 points). ``--sklearn_sgd`` adds the benchmark's scikit-learn SGD peer on the
-same splits. ``test.tsv`` is never read.
+same splits. ``test.tsv`` is never read. Each score is logged as it comes
+(a long run can be read early) and ``--out`` is rewritten after every
+corpus. A ``train.loss=sigmoid`` variant trains one-vs-rest on one-hot
+labels (scikit-learn SGD's formulation) and predicts the top score.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Sequence
 
 from absl import app
 from absl import flags
+from absl import logging
 import numpy as np
 
 from benchmarks import config_overrides
@@ -67,6 +71,8 @@ def _score_linjax(options, train_texts, train_y, val_texts, val_y,
     cache[key] = (featurizer.fit_transform(train_texts),
                   featurizer.transform(val_texts))
   x, val_x = cache[key]
+  if options.training.loss == 'sigmoid':  # one-vs-rest on one label each
+    train_y = np.eye(num_classes, dtype=np.uint8)[train_y]
   result = training.fit(
       x, train_y, num_classes, optimizer=options.optimizer,
       training=dataclasses.replace(options.training, checkpoint_every=0))
@@ -88,6 +94,11 @@ def _score_sklearn(train_texts, train_y, val_texts, val_y,
           metrics.macro_f1(val_y, pred, num_classes))
 
 
+def _log_score(corpus: str, seed: int, name: str, score) -> None:
+  logging.info('%s split %d  %-40s accuracy %.4f  macro-F1 %.4f', corpus,
+               seed, name, *score)
+
+
 def compare(corpus_dir: Path, variants, splits: int, val_fraction: float,
             with_sklearn: bool) -> list[dict]:
   """One row per variant: mean scores and paired deltas to the default."""
@@ -106,9 +117,11 @@ def compare(corpus_dir: Path, variants, splits: int, val_fraction: float,
       scores[name].append(_score_linjax(options, train_texts, y[keep],
                                         val_texts, y[held],
                                         label_map.num_classes, cache))
+      _log_score(corpus_dir.name, seed, name, scores[name][-1])
     if with_sklearn:
       scores[SKLEARN].append(_score_sklearn(train_texts, y[keep], val_texts,
                                             y[held], label_map.num_classes))
+      _log_score(corpus_dir.name, seed, SKLEARN, scores[SKLEARN][-1])
   base = np.asarray(scores['default'])
   rows = []
   for name in names:
@@ -169,9 +182,9 @@ def main(argv):
     for corpus in corpora:
       rows += compare(data_dir / corpus, variants, FLAGS.splits,
                       FLAGS.val_fraction, FLAGS.sklearn_sgd)
-    if FLAGS.out:
-      with open(FLAGS.out, 'w', encoding='utf-8') as f:
-        f.writelines(json.dumps(r) + '\n' for r in rows)
+      if FLAGS.out:  # after every corpus, so a long run can be read early
+        with open(FLAGS.out, 'w', encoding='utf-8') as f:
+          f.writelines(json.dumps(r) + '\n' for r in rows)
     print(format_table(rows))
 
 

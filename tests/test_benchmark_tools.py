@@ -194,12 +194,13 @@ def test_compare_configs_pairs_variants_with_the_default(tmp_path):
   out = tmp_path / 'rows.jsonl'
   proc = run('compare_configs', f'--data_dir={data}', '--splits=2',
              '--variants=train.epochs=1,optimizer.learning_rate=0.001;'
-             'features.shape_ngrams=0', f'--out={out}')
+             'features.shape_ngrams=0;train.loss=sigmoid', f'--out={out}')
   rows = [json.loads(line) for line in out.read_text().splitlines()]
   assert [r['variant'] for r in rows] == [
       'default', 'train.epochs=1,optimizer.learning_rate=0.001',
-      'features.shape_ngrams=0']
-  base, starved, _ = rows
+      'features.shape_ngrams=0', 'train.loss=sigmoid']
+  base, starved, _, one_vs_rest = rows
+  assert one_vs_rest['accuracy'] > 0.9  # one-hot labels for the sigmoid loss
   for r in rows:
     per_split = np.asarray(r['per_split'])
     assert per_split.shape == (2, 2)
