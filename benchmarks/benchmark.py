@@ -29,8 +29,13 @@ training split k times in memory (test unchanged) and measures fit time and
 peak memory of linjax and fastText at each k.
 
 The peers (benchmarks/peers.py) are optional: a system whose package is
-missing yields a row with an ``error`` field. The Markdown tables and the
-targets are benchmarks/benchmark_report.py.
+missing yields a row with an ``error`` field. fastText's rows hold its
+``fit_raw_s`` (raw text to model, writing its tokenised input file included)
+beside ``fit_s`` (training on that file). The Markdown tables (main,
+linjax's phases, targets, scaling) are benchmarks/benchmark_report.py; the
+targets of issue 11 (1 featurisation speed, 2 fit time, 3 peak memory, 4
+accuracy and macro-F1), judged yes/no per corpus, are
+benchmarks/benchmark_targets.py.
 
 ``--data_dir`` is required (no default folder, no environment variable).
 """

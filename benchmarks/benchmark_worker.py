@@ -260,6 +260,8 @@ def _run_peer(corpus_dir: Path, system: str, scale: int, threads: int,
   _describe_data(row, tr, te)
   result = peers.PEERS[system](tr, te, threads)
   row['fit_s'] = round(result.fit_s, 3)
+  if result.fit_raw_s is not None:
+    row['fit_raw_s'] = round(result.fit_raw_s, 3)
   row['predict_s'] = round(result.predict_s, 3)
   return result.predictions, te.labels
 

@@ -18,6 +18,8 @@ import sys
 import pytest
 
 from benchmarks import benchmark
+from benchmarks import benchmark_report
+from benchmarks import benchmark_targets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,11 +123,18 @@ def test_end_to_end(data_dir, tmp_path):
   assert 0 < sweep['n_val'] < rows[2]['n_train']
   table = md.read_text()
   assert table in proc.stdout
-  body = [l for l in table.splitlines() if l.startswith('| three')
+  main, phases, targets = [part for part in table.split('\n\n')
+                           if part.startswith('| corpus |')]
+  body = [l for l in main.splitlines() if l.startswith('| three')
           or l.startswith('| two')]
   assert len(body) == 6
   for corpus, system in (('three', 'linjax'), ('two', 'sklearn_sgd')):
     assert any(l.startswith(f'| {corpus} | {system} |') for l in body)
+  assert phases.count('| two | linjax |') == 1
+  # Targets of the linjax rows only; without fastText, 2 and 3 are n/a.
+  assert [l.split(' | ')[1] for l in targets.splitlines()[2:]] == [
+      'linjax', 'linjax_sweep', 'linjax', 'linjax_sweep']
+  assert 'n/a (no fastText fit_raw_s)' in targets
 
 
 def test_unknown_system_names_the_flag(data_dir):
@@ -169,27 +178,115 @@ def test_score_matches_sklearn():
         metrics.f1_score(truth, pred, average='macro', zero_division=0))
 
 
-def _row(system, acc, f1, fit, mem, corpus='c'):
+def _row(system, acc, f1, fit, mem, corpus='c', **more):
   return dict(corpus=corpus, system=system, accuracy=acc, macro_f1=f1,
               fit_s=fit, predict_s=0.1, peak_rss_mb=mem, import_rss_mb=10,
-              run='main')
+              run='main', **more)
 
 
-def test_targets_against_best_peer_and_fasttext():
-  rows = [_row('linjax', 0.700, 0.600, 1.0, 300),
-          _row('fasttext', 0.690, 0.610, 2.0, 100),
+def _linjax(fit=1.0, mem=300, acc=0.700, f1=0.600, tokens=600_000,
+            featurize_s=0.1, **more):
+  phases = dict(featurize_s=featurize_s, pack_s=0.05, compile_s=0.1,
+                train_s=0.3, epochs_run=4)
+  return _row('linjax', acc, f1, fit, mem, train_tokens=tokens, phases=phases,
+              **more)
+
+
+def test_compare_deltas_against_best_peer_and_fasttext():
+  rows = [_linjax(acc=0.700, f1=0.600, fit=1.0, mem=300),
+          _row('fasttext', 0.690, 0.610, 2.0, 100, fit_raw_s=2.5),
           _row('sklearn_sgd', 0.704, 0.604, 3.0, 50),
           dict(corpus='c', system='sklearn_lbfgs', run='main', error='boom')]
   by_system = {c['row']['system']: c for c in benchmark.compare(rows)}
   ours = by_system['linjax']
-  assert ours['d_acc'] == pytest.approx(-0.4)
-  assert ours['d_f1'] == pytest.approx(-1.0)
+  assert ours['d_acc'] == pytest.approx(-0.4)   # against sklearn_sgd
+  assert ours['d_f1'] == pytest.approx(-1.0)    # against fasttext
   assert ours['fit_ratio'] == pytest.approx(0.5)
+  assert ours['raw_ratio'] == pytest.approx(0.4)
   assert ours['mem_ratio'] == pytest.approx(3.0)
-  assert ours['targets'] == dict(acc=True, f1=False, fit=True, mem=False)
+  verdicts = {k: v.met for k, v in ours['targets'].items()}
+  assert verdicts == dict(featurise=True, fit=True, memory=False,
+                          quality=False, fit_stretch=True)
+  assert 'targets' not in by_system['fasttext']  # peers are not judged
   table = benchmark.main_table(rows)
-  assert '| c | linjax |' in table and 'acc:yes f1:NO fit:yes mem:NO' in table
+  assert '| c | fasttext | 0.6900 | 0.6100 | 2.00 | 2.50 |' in table
   assert '| c | sklearn_lbfgs | error: boom |' in table
+  targets = benchmark_report.targets_table(rows)
+  assert targets.count('\n') == 2  # header, rule, the linjax row
+  assert ('| c | linjax | yes (6.00 M tokens/s, target 4) | yes (1.00 s vs '
+          '2.50 s fastText raw, 0.40x) | NO (3.00x fastText, target <= 1.5x) '
+          '| NO (acc -0.40, F1 -1.00 pts) | yes (0.50x fastText fit_s) |'
+          in targets)
+
+
+@pytest.mark.parametrize('tokens, seconds, met', [
+    (600_000, 0.15, True),    # 4.0 M tokens/s exactly
+    (600_000, 0.151, False),  # 3.97 M tokens/s
+    (500_000, 0.10, True),    # not over 0.5 M tokens: 0.1 s is the bound
+    (500_000, 0.11, False),
+    (40_000, 0.01, True),
+])
+def test_featurise_target(tokens, seconds, met):
+  verdict = benchmark_targets.featurise(_linjax(tokens=tokens,
+                                                featurize_s=seconds))
+  assert verdict.met is met, verdict
+
+
+@pytest.mark.parametrize('fit, raw, sgd, met, against', [
+    (0.9, 1.0, 0.4, True, 'fastText raw'),   # SGD under 0.5 s: not a bound
+    (1.1, 1.0, 0.4, False, 'fastText raw'),
+    (1.0, 1.0, 3.0, True, 'fastText raw'),   # equal passes
+    (0.9, 1.0, 0.8, False, 'sklearn SGD'),   # SGD over 0.5 s and faster
+    (0.7, 1.0, 0.8, True, 'sklearn SGD'),
+    (0.5, 1.0, 0.51, True, 'sklearn SGD'),
+])
+def test_fit_target_against_fasttext_raw_and_slow_sgd(fit, raw, sgd, met,
+                                                      against):
+  rows = [_row('fasttext', 0.5, 0.5, raw / 2, 100, fit_raw_s=raw),
+          _row('sklearn_sgd', 0.5, 0.5, sgd, 100)]
+  verdict = benchmark_targets.fit(_linjax(fit=fit), rows)
+  assert verdict.met is met and against in verdict.detail, verdict
+
+
+def test_fit_target_needs_fasttext_raw_time_and_sgd():
+  sgd = _row('sklearn_sgd', 0.5, 0.5, 1.0, 100)
+  old_fasttext = _row('fasttext', 0.5, 0.5, 1.0, 100)  # no fit_raw_s
+  assert benchmark_targets.fit(_linjax(), [old_fasttext, sgd]).met is None
+  fasttext = dict(old_fasttext, fit_raw_s=2.0)
+  assert benchmark_targets.fit(_linjax(), [fasttext]).met is None
+  failed = dict(corpus='c', system='sklearn_sgd', error='boom')
+  assert benchmark_targets.fit(_linjax(), [fasttext, failed]).met is None
+  assert 'n/a' in benchmark_targets.fit(_linjax(), [fasttext]).cell()
+
+
+@pytest.mark.parametrize('mem, met', [(150, True), (151, False), (90, True)])
+def test_memory_target(mem, met):
+  fasttext = _row('fasttext', 0.5, 0.5, 1.0, 100)
+  assert benchmark_targets.memory(_linjax(mem=mem), fasttext).met is met
+  assert benchmark_targets.memory(_linjax(mem=mem), None).met is None
+
+
+@pytest.mark.parametrize('acc, f1, met', [
+    (0.797, 0.697, True),    # 0.3 points under each best: passes
+    (0.7969, 0.700, False),  # accuracy 0.31 under
+    (0.800, 0.6969, False),  # macro-F1 0.31 under (another peer's best)
+    (0.900, 0.800, True),
+])
+def test_quality_target_against_each_metrics_best_peer(acc, f1, met):
+  rows = [_row('fasttext', 0.800, 0.650, 1.0, 100),
+          _row('sklearn_sgd', 0.750, 0.700, 1.0, 100),
+          _linjax(acc=0.999, f1=0.999)]  # not a peer: never the bar
+  verdict = benchmark_targets.quality(_linjax(acc=acc, f1=f1), rows)
+  assert verdict.met is met, verdict
+
+
+def test_phases_table_splits_fit():
+  rows = [_linjax(fit=1.0, tokens=600_000, featurize_s=0.3),
+          _row('fasttext', 0.5, 0.5, 0.4, 100, fit_raw_s=0.7)]
+  table = benchmark_report.phases_table(rows)
+  # other = 1.0 - (0.3 featurise + 0.05 pack + 0.1 compile + 0.3 train)
+  assert ('| c | linjax | 600,000 | 0.30 | 2.00 | 0.05 | 0.10 | 0.30 | 4 | '
+          '0.25 | 1.00 | 0.70 | 0.40 |' in table)
 
 
 def test_scaling_table_ratios_against_fasttext():
@@ -201,8 +298,8 @@ def test_scaling_table_ratios_against_fasttext():
                        run='scaling', scale=scale, n_train=10 * scale,
                        train_tokens=1_000_000 * scale))
   table = benchmark.scaling_table(rows)
-  assert '| h | 2 | 20 | 2000000 | linjax | 2.00 | 1.00 | 300 | 0.50 | 3.00 |' \
-      in table
+  assert ('| h | 2 | 20 | 2000000 | linjax | 2.00 | 1.00 | 300 | - | 0.50 | '
+          '3.00 | NO (3.00x fastText, target <= 1.5x) |' in table)
   assert benchmark.main_table(rows).count('\n') == 1  # no main rows.
 
 
