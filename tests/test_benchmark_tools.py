@@ -165,6 +165,7 @@ def test_train_speed_reports_linjax_sweep_and_fasttext(data_dir, tmp_path):
   assert sweep['models'] == 2 and sweep['best_lr'] in (1.0, 4.0)
   if not skip_fasttext:
     assert 0 <= rows['fasttext']['accuracy'] <= 1
+    assert rows['fasttext']['fit_raw_s'] >= rows['fasttext']['fit_s'] >= 0
 
 
 def test_step_microbench_reuses_its_feature_cache(data_dir, tmp_path):
