@@ -1,4 +1,4 @@
-"""Splitting the 1-device steps over devices and processes (packing.split_plan).
+"""Splitting the 1-device steps over devices and processes (engine/step_split).
 
 A run on S devices or P processes must visit the steps a 1-device run visits,
 with the same documents in each; these tests check the plan and the packed
@@ -15,6 +15,7 @@ import numpy as np
 
 from linjax.engine import distributed
 from linjax.engine import packing
+from linjax.engine import step_split
 from linjax.text import csr
 
 F = 40
@@ -69,7 +70,7 @@ class SplitPlanTest(parameterized.TestCase):
     # One step of 5 documents over 2 sub-batches, dealt longest first in
     # snake order: 5 -> 0, 4 -> 1, 3 -> 1, 1 -> 0, 1 -> 0. Sub-batch 0 holds
     # three documents (7 slots), sub-batch 1 two (7 slots): D_s = 3, T_s = 8.
-    plan = packing.split_plan([3, 1, 4, 1, 5], [0, 5], 2, token_budget=16,
+    plan = step_split.split_plan([3, 1, 4, 1, 5], [0, 5], 2, token_budget=16,
                               max_docs=5, seed=0)
     np.testing.assert_array_equal(plan.step, 0)
     np.testing.assert_array_equal(plan.sub, [1, 0, 1, 0, 0])
@@ -88,7 +89,7 @@ class SplitPlanTest(parameterized.TestCase):
   def test_same_steps_as_one_device(self, num_shards, bounds):
     x, y = _corpus(61, seed=num_shards)
     one = packing.pack(x, y, token_budget=20, max_docs=5, seed=3)
-    plan = packing.split_plan(x.row_lengths(), bounds, num_shards,
+    plan = step_split.split_plan(x.row_lengths(), bounds, num_shards,
                               token_budget=20, max_docs=5, seed=3)
     self.assertEqual(plan.num_steps, one.num_steps)
     self.assertLessEqual(plan.budget, one.token_budget)
@@ -119,7 +120,7 @@ class SplitPlanTest(parameterized.TestCase):
   def test_uneven_steps_fill_floor_or_ceil(self):
     # 5 documents a step over 3 sub-batches: 2, 2, 1 of them (one process).
     x, _ = _corpus(40, seed=1)
-    plan = packing.split_plan(x.row_lengths(), [0, 40], 3, token_budget=500,
+    plan = step_split.split_plan(x.row_lengths(), [0, 40], 3, token_budget=500,
                               max_docs=5, seed=0)
     counts = collections.Counter(zip(plan.step.tolist(), plan.sub.tolist()))
     for g in range(plan.num_steps):
@@ -131,9 +132,9 @@ class SplitPlanTest(parameterized.TestCase):
     # Process 1 holds 3 of 40 documents: most of its sub-batches are empty,
     # both processes see the same steps and shapes.
     x, y = _corpus(40, seed=2)
-    plan = packing.split_plan(x.row_lengths(), [0, 37, 40], 2,
+    plan = step_split.split_plan(x.row_lengths(), [0, 37, 40], 2,
                               token_budget=30, max_docs=4, seed=0)
-    parts = [packing.pack_split(x.take(np.arange(lo, hi)), y[lo:hi], plan,
+    parts = [step_split.pack_split(x.take(np.arange(lo, hi)), y[lo:hi], plan,
                                 first_doc=lo, first_shard=p, num_local=1)
              for p, (lo, hi) in enumerate([(0, 37), (37, 40)])]
     self.assertEqual(parts[0].weights.shape, parts[1].weights.shape)
@@ -141,21 +142,19 @@ class SplitPlanTest(parameterized.TestCase):
     self.assertGreater(int((parts[1].mask.sum(axis=(1, 2)) == 0).sum()),
                        plan.num_steps - 4)
 
-  @parameterized.parameters((True, (0, 61)), (False, (0, 61)),
-                            (True, (0, 20, 61)), (False, (0, 0, 61)))
-  def test_packed_sub_batches_hold_exactly_each_document(self, dedupe,
-                                                         bounds):
+  @parameterized.parameters((0, 61), (0, 20, 61), (0, 0, 61))
+  def test_packed_sub_batches_hold_exactly_each_document(self, *bounds):
     x, y = _corpus(61, seed=5)
     num_proc = len(bounds) - 1
     ways = 2
-    plan = packing.split_plan(x.row_lengths(), bounds, ways * num_proc,
-                              token_budget=16, max_docs=4, seed=1)
+    plan = step_split.split_plan(x.row_lengths(), bounds, ways * num_proc,
+                                 token_budget=16, max_docs=4, seed=1)
     want = _csr_bags(x)
     for p in range(num_proc):
       lo, hi = bounds[p], bounds[p + 1]
-      part = packing.pack_split(x.take(np.arange(lo, hi)), y[lo:hi], plan,
-                                first_doc=lo, first_shard=p * ways,
-                                num_local=ways, dedupe=dedupe)
+      part = step_split.pack_split(x.take(np.arange(lo, hi)), y[lo:hi], plan,
+                                   first_doc=lo, first_shard=p * ways,
+                                   num_local=ways)
       self.assertEqual(part.weights.shape,
                        (plan.num_steps, ways, plan.budget))
       self.assertEqual(part.labels.shape[-1], plan.max_docs)
@@ -169,20 +168,63 @@ class SplitPlanTest(parameterized.TestCase):
         self.assertEqual(set(got[doc]), set(want[doc]))
         for f, w in want[doc].items():
           self.assertAlmostEqual(got[doc][f], w, places=5)
-      if dedupe:
-        for row in part.uids.reshape(-1, part.uids.shape[-1]):
-          real = row[row < F]
-          self.assertEqual(real.size, np.unique(real).size)
+
+  @parameterized.parameters((2, (0, 61)), (8, (0, 61)), (4, (0, 13, 61)),
+                            (3, (0, 30, 30, 61)))
+  def test_positions_rebuild_the_one_device_step(self, num_shards, bounds):
+    # Scattering every process's slots to slot_pos and documents to doc_pos
+    # gives back packing.pack's 1-device step, slot for slot: the order in
+    # which the training step sums a step's gradients.
+    x, y = _corpus(61, seed=num_shards)
+    one = packing.pack(x, y, token_budget=20, max_docs=5, seed=3,
+                       dedupe=False)
+    plan = step_split.split_plan(x.row_lengths(), bounds, num_shards,
+                                 token_budget=20, max_docs=5, seed=3)
+    self.assertEqual((plan.step_budget, plan.step_docs),
+                     (one.token_budget, 5))
+    g, t = one.num_steps, one.token_budget
+    ids = np.full((g, t), F, np.int32)
+    weights = np.zeros((g, t), np.float32)
+    seg = np.full((g, t), 5, np.int32)
+    labels = np.zeros((g, 5), np.int32)
+    mask = np.zeros((g, 5), np.float32)
+    ways = num_shards // (len(bounds) - 1)
+    for p in range(len(bounds) - 1):
+      lo, hi = bounds[p], bounds[p + 1]
+      part = step_split.pack_split(x.take(np.arange(lo, hi)), y[lo:hi], plan,
+                                   first_doc=lo, first_shard=p * ways,
+                                   num_local=ways)
+      for step in range(g):
+        real = part.slot_pos[step] != packing.PAD_POS
+        at = part.slot_pos[step][real]
+        self.assertEqual(len(set(at.tolist())), at.size)
+        ids[step, at] = part.uids[step][real]
+        weights[step, at] = part.weights[step][real]
+        doc_pos = np.append(part.doc_pos[step], np.full(
+            (part.doc_pos.shape[1], 1), 5), axis=1)  # seg = D_s: padding
+        seg[step, at] = np.take_along_axis(doc_pos, part.seg[step],
+                                           axis=1)[real]
+        real_docs = part.doc_pos[step] != packing.PAD_POS
+        labels[step, part.doc_pos[step][real_docs]] = (
+            part.labels[step][real_docs])
+        mask[step, part.doc_pos[step][real_docs]] = part.mask[step][real_docs]
+    np.testing.assert_array_equal(ids, one.uids[:, 0])
+    np.testing.assert_array_equal(weights, one.weights[:, 0])
+    np.testing.assert_array_equal(seg, one.seg[:, 0])
+    np.testing.assert_array_equal(labels, one.labels[:, 0])
+    np.testing.assert_array_equal(mask, one.mask[:, 0])
 
   def test_bad_bounds_and_shards_are_refused(self):
     with self.assertRaisesRegex(ValueError, 'bounds'):
-      packing.split_plan([1, 2, 3], [0, 2], 2, token_budget=8, max_docs=2)
+      step_split.split_plan([1, 2, 3], [0, 2], 2, token_budget=8, max_docs=2)
     with self.assertRaisesRegex(ValueError, 'multiple'):
-      packing.split_plan([1, 2, 3], [0, 1, 3], 3, token_budget=8, max_docs=2)
+      step_split.split_plan([1, 2, 3], [0, 1, 3], 3, token_budget=8, max_docs=2)
 
 
 class SubBatchTrainingTest(parameterized.TestCase):
-  """S sub-batches on one device (vmapped) train the S = 1 model."""
+  """S sub-batches on one device (vmapped) train the S = 1 model: bit for bit
+  with plain SGD (the step sums in the 1-device order), within float
+  rounding with Adam and on the dense path."""
 
   @parameterized.parameters('sgd', 'adam', 'dense')
   def test_num_shards_leaves_the_model(self, name):
@@ -194,9 +236,26 @@ class SubBatchTrainingTest(parameterized.TestCase):
       from test_train import fit  # pylint: disable=g-import-not-at-top
       got = fit(x, y, distributed_worker.cfg_for(name), mesh=mesh,
                 num_shards=shards).params
+      if name == 'sgd':
+        np.testing.assert_array_equal(got.W, want[0])
+        np.testing.assert_array_equal(got.b, want[1])
       scale = np.abs(want[0]).max()
       self.assertLess(np.abs(got.W - want[0]).max(), 1e-4 * scale)
       self.assertLess(np.abs(got.b - want[1]).max(), 1e-4)
+
+  def test_multi_label_sub_batches_train_the_same_model(self):
+    import distributed_worker  # pylint: disable=g-import-not-at-top
+    from test_train import config, fit  # pylint: disable=g-import-not-at-top
+    x, y = distributed_worker.data()
+    multi_hot = np.eye(3, dtype=np.uint8)[y]
+    multi_hot[::4, 0] = 1   # some documents have two labels
+    cfg = config(train__loss='sigmoid', train__batch_size=5,
+                 train__update='sparse')
+    mesh = distributed.make_mesh(jax.devices()[:1])
+    want = fit(x, multi_hot, cfg, mesh=mesh).params
+    got = fit(x, multi_hot, cfg, mesh=mesh, num_shards=4).params
+    np.testing.assert_array_equal(got.W, want.W)
+    np.testing.assert_array_equal(got.b, want.b)
 
 
 if __name__ == '__main__':

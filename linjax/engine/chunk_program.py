@@ -33,6 +33,7 @@ import numpy as np
 
 from linjax.core import model
 from linjax.engine import optimizers as optim
+from linjax.engine import packing
 from linjax.engine.step import train_step
 from linjax.engine.step import AXIS
 from linjax.engine.step import Spec
@@ -93,7 +94,7 @@ def run_chunk(spec: Spec, state, batches, hyper, sched, num_active):
 
 def _pad_values(num_features: int, max_docs: int) -> dict:
   return dict(uids=num_features, slot=0, weights=0, seg=max_docs, labels=0,
-              mask=0)
+              mask=0, slot_pos=packing.PAD_POS, doc_pos=packing.PAD_POS)
 
 
 def gather_steps(batches, idx: np.ndarray, chunk_steps: int,
@@ -178,7 +179,6 @@ def abstract_args(spec: Spec, chunk_steps: int, token_budget: int,
   Returns:
     (state, batches, hyper, sched, num_active) of ShapeDtypeStructs.
   """
-  from linjax.engine import packing
   from jax.sharding import NamedSharding
   from jax.sharding import PartitionSpec as P
   rep = NamedSharding(mesh, P()) if mesh is not None else None
@@ -193,12 +193,16 @@ def abstract_args(spec: Spec, chunk_steps: int, token_budget: int,
   # Labels: a class id per document, or a multi-hot row (sigmoid loss).
   labels = (sds((k, s, d, spec.num_classes), jnp.uint8, split)
             if spec.loss == 'sigmoid' else sds((k, s, d), i32, split))
+  split_step = spec.num_shards > 1   # linjax/engine/step_split.py
   batches = packing.PackedBatches(
       uids=sds((k, s, u), i32, split),
-      slot=sds((k, s, t), i32, split) if spec.dedupe else None,
+      slot=(sds((k, s, t), i32, split) if spec.dedupe and not split_step
+            else None),
       weights=sds((k, s, t), f32, split), seg=sds((k, s, t), i32, split),
       labels=labels, mask=sds((k, s, d), f32, split),
-      doc_index=None)
+      doc_index=None,
+      slot_pos=sds((k, s, t), i32, split) if split_step else None,
+      doc_pos=sds((k, s, d), i32, split) if split_step else None)
   state = jax.tree_util.tree_map(lambda a: sds(a.shape, a.dtype),
                                  abstract_state(spec))
   return (state, batches, (sds((), f32), sds((), f32)), sds((2,), i32),

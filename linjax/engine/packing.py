@@ -1,9 +1,14 @@
 """Packing documents into fixed-shape minibatches, once per run, on the host.
 
-Shapes: G global steps per epoch, S sub-batches per step (one per device in
-data-parallel training, else 1), T feature slots per sub-batch (the token
-budget), D documents per sub-batch at most (the batch size), U rows per
-sub-batch, F features, C classes.
+Shapes: G global steps per epoch, S sub-batches per step, T feature slots
+per sub-batch (the token budget), D documents per sub-batch at most (the
+batch size), U rows per sub-batch, F features, C classes.
+
+`pack` with S = 1 packs the steps of a run; data-parallel runs split these
+same steps over devices and processes (linjax/engine/step_split.py, which
+uses `assign` and `lay_out`). `pack`'s own ``num_shards`` (S independent
+shards, each shuffled with its own key) is the older layout, kept for its
+callers; the engine no longer uses it.
 
 Layout (the one DESIGN.md measured): the documents are shuffled once with the
 run's seed and packed greedily, in that order, into sub-batches of at most D
@@ -50,6 +55,9 @@ class PackedBatches(NamedTuple):
              sample weights are given), 0 for padding; a document counts in
              the batch mean where its mask is > 0.
   doc_index: int64 [G, S, D]  index of the document in its shard's input, -1.
+  slot_pos:  int32 [G, S, T]  a split step's slot positions in the 1-device
+             step (linjax/engine/step_split.py), `PAD_POS` for padding; None.
+  doc_pos:   int32 [G, S, D]  the same for its documents; None.
   """
 
   uids: np.ndarray
@@ -59,6 +67,8 @@ class PackedBatches(NamedTuple):
   labels: np.ndarray
   mask: np.ndarray
   doc_index: np.ndarray
+  slot_pos: np.ndarray | None = None
+  doc_pos: np.ndarray | None = None
 
   @property
   def num_steps(self) -> int:
@@ -71,6 +81,11 @@ class PackedBatches(NamedTuple):
   def device_arrays(self):
     """The arrays the training step reads (no doc_index)."""
     return self._replace(doc_index=None)
+
+
+# Position of a padding slot or document in `slot_pos` / `doc_pos`: past any
+# step, so the step's scatter into the 1-device layout drops it.
+PAD_POS = np.iinfo(np.int32).max
 
 
 def _round_up(n: int, k: int) -> int:
@@ -91,7 +106,7 @@ def dedupe_width(token_budget: int) -> int:
   return _round_up(int(token_budget), 8)
 
 
-def _assign(lengths: np.ndarray, budget: int, max_docs: int):
+def assign(lengths: np.ndarray, budget: int, max_docs: int):
   """Greedy packing: (batch, position in batch, first slot) per document.
 
   A batch takes the next documents while they fit in ``budget`` slots and
@@ -118,13 +133,17 @@ def _assign(lengths: np.ndarray, budget: int, max_docs: int):
   return batch, pos, start, num
 
 
-def _fill(x: CsrFeatures, y: np.ndarray, docs: np.ndarray, batch: np.ndarray,
-          pos: np.ndarray, start: np.ndarray, num: int, budget: int,
-          max_docs: int, sample_weight: np.ndarray | None) -> dict:
+def lay_out(x: CsrFeatures, y: np.ndarray, docs: np.ndarray,
+            batch: np.ndarray, pos: np.ndarray, start: np.ndarray, num: int,
+            budget: int, max_docs: int, sample_weight: np.ndarray | None,
+            step_pos: np.ndarray | None = None,
+            step_start: np.ndarray | None = None) -> dict:
   """Lays documents out in ``num`` batches: dict of [num, T] / [num, D].
 
   Document ``docs[i]`` (an index into ``x``) goes to batch ``batch[i]`` at
   document position ``pos[i]``, its entries at slots ``start[i]`` onwards.
+  With ``step_pos`` and ``step_start`` (int [n], the document's position and
+  first slot in its 1-device step) also ``slot_pos`` and ``doc_pos``.
   """
   lengths = x.row_lengths()[docs]
   xs = x.take(docs)
@@ -145,16 +164,24 @@ def _fill(x: CsrFeatures, y: np.ndarray, docs: np.ndarray, batch: np.ndarray,
   labels.reshape((-1,) + y.shape[1:])[doc] = y[docs]
   mask.reshape(-1)[doc] = 1.0 if sample_weight is None else sample_weight[docs]
   doc_index.reshape(-1)[doc] = docs
-  return dict(ids=ids, weights=weights, seg=seg, labels=labels, mask=mask,
-              doc_index=doc_index)
+  out = dict(ids=ids, weights=weights, seg=seg, labels=labels, mask=mask,
+             doc_index=doc_index)
+  if step_pos is not None:
+    out['slot_pos'] = np.full((num, budget), PAD_POS, np.int32)
+    out['slot_pos'].reshape(-1)[ent] = (
+        np.repeat(step_start - xs.indptr[:-1], lengths) +
+        np.arange(xs.nnz, dtype=np.int64))
+    out['doc_pos'] = np.full((num, max_docs), PAD_POS, np.int32)
+    out['doc_pos'].reshape(-1)[doc] = step_pos
+  return out
 
 
 def _pack_one(x: CsrFeatures, y: np.ndarray, budget: int, max_docs: int,
               rng: np.random.Generator, sample_weight: np.ndarray | None):
   """Packs one shard: dict of [G, T] / [G, D] arrays and the doc order."""
   order = rng.permutation(x.num_docs)
-  batch, pos, start, num = _assign(x.row_lengths()[order], budget, max_docs)
-  return _fill(x, y, order, batch, pos, start, num, budget, max_docs,
+  batch, pos, start, num = assign(x.row_lengths()[order], budget, max_docs)
+  return lay_out(x, y, order, batch, pos, start, num, budget, max_docs,
                sample_weight)
 
 
@@ -213,164 +240,6 @@ def pad_width(packed: PackedBatches, width: int,
       uids=uids, slot=slot,
       weights=np.pad(packed.weights, slots, constant_values=0),
       seg=np.pad(packed.seg, slots, constant_values=packed.mask.shape[-1]))
-
-
-def _snake(rank: np.ndarray, ways: int) -> np.ndarray:
-  """0, 1, .., ways-1, ways-1, .., 0, 0, 1, ..: the sub-batch of each rank."""
-  within = rank % ways
-  return np.where((rank // ways) % 2 == 0, within, ways - 1 - within)
-
-
-def _group_rank(keys: np.ndarray) -> np.ndarray:
-  """Position of each entry of the sorted ``keys`` within its run of equals."""
-  n = keys.shape[0]
-  first = np.ones(n, bool)
-  first[1:] = keys[1:] != keys[:-1]
-  starts = np.flatnonzero(first)
-  return np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
-
-
-class SplitPlan(NamedTuple):
-  """Where every document of a corpus goes when each step of the 1-device
-  packing is split into S sub-batches (see `split_plan`). Arrays are [N],
-  one entry per document in the global order (index = document).
-
-  step, sub: int64, the step and the global sub-batch of the document.
-  pos: int64, its position among the sub-batch's documents (< max_docs).
-  start: int64, its first slot in the sub-batch (start + length <= budget).
-  num_steps: G; budget: T_s slots per sub-batch (the widest sub-batch's
-  entries rounded up to 8, at most the 1-device T);
-  max_docs: D_s documents per sub-batch.
-  """
-
-  step: np.ndarray
-  sub: np.ndarray
-  pos: np.ndarray
-  start: np.ndarray
-  num_steps: int
-  budget: int
-  max_docs: int
-
-
-def split_plan(lengths, bounds, num_shards: int, *, token_budget: int,
-               max_docs: int, seed: int = 0) -> SplitPlan:
-  """Splits each step of the 1-device packing into ``num_shards`` parts.
-
-  The steps are exactly those of ``pack(x, y, token_budget=, max_docs=,
-  seed=)`` on the whole corpus: the same documents in each step, hence the
-  same gradient (the training step sums its sub-batches' gradients and
-  divides by the step's document count) up to float summation order.
-
-  Process p holds the documents ``bounds[p]:bounds[p + 1]`` and feeds the
-  sub-batches ``p * S_l .. (p + 1) * S_l - 1`` (S_l = num_shards / P), so a
-  document goes to a sub-batch of its own process; no features move between
-  processes. Within a step, a process's documents are dealt longest first,
-  in snake order (0, 1, .., S_l - 1, S_l - 1, .., 0, ..), over its S_l
-  sub-batches, which balances their slot counts. Uneven splits: a step of n
-  documents gives a process's sub-batches floor or ceil of n_p / S_l each,
-  and a process with fewer (or no) documents in a step has emptier (or
-  empty) sub-batches; every sub-batch has the widest one's shape, the rest
-  is padding that adds nothing to the step.
-
-  Args:
-    lengths: int [N] entry counts of ALL documents (every process's, in
-      process order).
-    bounds: int [P + 1], 0 = bounds[0] <= .. <= bounds[P] = N.
-    num_shards: S, a multiple of P.
-    token_budget, max_docs, seed: the 1-device packing's.
-
-  Returns:
-    SplitPlan.
-  """
-  lengths = np.asarray(lengths, np.int64)
-  bounds = np.asarray(bounds, np.int64)
-  n, num_proc = lengths.shape[0], bounds.shape[0] - 1
-  if bounds[0] != 0 or bounds[-1] != n or np.any(np.diff(bounds) < 0):
-    raise ValueError(f'split_plan: bounds {bounds.tolist()} must rise from 0 '
-                     f'to the {n} documents.')
-  if num_shards % num_proc:
-    raise ValueError(f'split_plan: num_shards={num_shards} is not a multiple '
-                     f'of the {num_proc} processes.')
-  ways = num_shards // num_proc
-  budget = slot_budget(token_budget, int(lengths.max()) if n else 0)
-  order = np.random.default_rng([int(seed), 0]).permutation(n)
-  lens = lengths[order]
-  batch, place, _, num = _assign(lens, budget, max_docs)
-  owner = np.searchsorted(bounds, order, side='right') - 1
-  # Deal each (step, process)'s documents longest first over its sub-batches.
-  by_size = np.lexsort((place, -lens, owner, batch))
-  group = batch[by_size] * num_proc + owner[by_size]
-  sub = np.empty(n, np.int64)
-  sub[by_size] = owner[by_size] * ways + _snake(_group_rank(group), ways)
-  # Inside a sub-batch the documents keep their order in the step.
-  by_slot = np.lexsort((place, sub, batch))
-  key = batch[by_slot] * num_shards + sub[by_slot]
-  pos = np.empty(n, np.int64)
-  pos[by_slot] = _group_rank(key)
-  ends = np.cumsum(lens[by_slot])
-  start = np.empty(n, np.int64)
-  first = np.ones(n, bool)
-  first[1:] = key[1:] != key[:-1]
-  group_start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
-  start[by_slot] = ends - lens[by_slot] - (ends - lens[by_slot])[group_start]
-  width = int((start + lens).max()) if n else 0
-  doc_of = np.empty(n, np.int64)   # back from shuffled to document order
-  doc_of[order] = np.arange(n)
-  return SplitPlan(step=batch[doc_of], sub=sub[doc_of], pos=pos[doc_of],
-                   start=start[doc_of], num_steps=max(int(num), 1),
-                   budget=min(_round_up(width, 8), budget),
-                   max_docs=max(int(pos.max()) + 1 if n else 1, 1))
-
-
-def pack_split(x: CsrFeatures, y, plan: SplitPlan, *, first_doc: int,
-               first_shard: int, num_local: int, dedupe: bool = True,
-               sample_weight=None) -> PackedBatches:
-  """This process's sub-batches of a `split_plan`: arrays [G, S_l, ...].
-
-  Args:
-    x: CsrFeatures of this process's documents, global documents
-      ``first_doc .. first_doc + x.num_docs - 1`` of the plan.
-    y: int [n] their labels, or a multi-hot [n, C].
-    plan: from `split_plan` (the same on every process).
-    first_doc: the global index of x's first document.
-    first_shard, num_local: this process's sub-batches are
-      ``first_shard .. first_shard + num_local - 1``.
-    dedupe: as for `pack`; U is ``dedupe_width(plan.budget)`` (every process
-      the same).
-    sample_weight: float [n] or None, as for `pack`.
-
-  Returns:
-    PackedBatches with doc_index indexing x (-1 padding).
-  """
-  y = np.asarray(y)
-  n = x.num_docs
-  if y.shape[:1] != (n,) or y.ndim > 2:
-    raise ValueError(f'pack_split: expected {n} labels, got shape {y.shape}.')
-  mine = slice(int(first_doc), int(first_doc) + n)
-  sub = plan.sub[mine] - int(first_shard)
-  if n and (sub.min() < 0 or sub.max() >= num_local):
-    raise ValueError('pack_split: the documents of this process belong to '
-                     'sub-batches of another; check first_doc/first_shard.')
-  docs = np.argsort(plan.step[mine] * num_local + sub, kind='stable')
-  g, t, d = plan.num_steps, plan.budget, plan.max_docs
-  if sample_weight is not None:
-    sample_weight = np.asarray(sample_weight, np.float32)
-  arrays = _fill(x, y, docs, (plan.step[mine] * num_local + sub)[docs],
-                 plan.pos[mine][docs], plan.start[mine][docs], g * num_local,
-                 t, d, sample_weight)
-  ids = arrays.pop('ids')
-  arrays = {k: v.reshape((g, num_local) + v.shape[1:])
-            for k, v in arrays.items()}
-  if dedupe:
-    uids, slot = _dedupe(ids, x.num_features)
-    width = dedupe_width(t)
-    uids = np.pad(uids, ((0, 0), (0, width - uids.shape[1])),
-                  constant_values=x.num_features)
-    uids = uids.reshape(g, num_local, width)
-    slot = slot.reshape(g, num_local, t)
-  else:
-    uids, slot = ids.reshape(g, num_local, t), None
-  return PackedBatches(uids=uids, slot=slot, **arrays)
 
 
 def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,

@@ -40,6 +40,7 @@ from linjax.engine import host_memory
 from linjax.engine import packing
 from linjax.engine import scoring
 from linjax.engine import step as step_lib
+from linjax.engine import step_split
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
 from linjax.text.csr import CsrFeatures
@@ -146,8 +147,8 @@ def pack_steps(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
 
   One sub-batch per step (S = 1): `packing.pack`, the steps of the run.
   Several (devices or processes): the SAME global steps, each split into
-  S = ``spec.num_shards`` sub-batches (`packing.split_plan`); this process
-  feeds ``num_local`` of them from ``offset`` on. The global corpus is the
+  S = ``spec.num_shards`` sub-batches (linjax/engine/step_split.py); this
+  process feeds ``num_local`` of them from ``offset`` on. The corpus is the
   processes' shards one after another in process order, so only their
   documents' entry counts travel between processes, not their features.
   """
@@ -160,13 +161,13 @@ def pack_steps(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
                         sample_weight=sample_weight)
   lengths, bounds = distributed.all_concat(
       train_x.row_lengths().astype(np.int32))
-  plan = packing.split_plan(lengths, bounds, spec.num_shards,
-                            token_budget=training.token_budget,
-                            max_docs=training.batch_size, seed=training.seed)
-  return packing.pack_split(
+  plan = step_split.split_plan(lengths, bounds, spec.num_shards,
+                               token_budget=training.token_budget,
+                               max_docs=training.batch_size,
+                               seed=training.seed)
+  return step_split.pack_split(
       train_x, y, plan, first_doc=int(bounds[jax.process_index()]),
-      first_shard=offset, num_local=num_local, dedupe=spec.dedupe,
-      sample_weight=sample_weight)
+      first_shard=offset, num_local=num_local, sample_weight=sample_weight)
 
 
 @dataclasses.dataclass
@@ -243,6 +244,12 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
       packed.token_budget < hint <= 2 * packed.token_budget):
     packed = packing.pad_width(packed, hint, F)
   pack_seconds = time.perf_counter() - start
+  if spec.num_shards > 1:  # the 1-device step the split step is rebuilt in
+    longest = distributed.all_max([train_x.row_lengths().max(initial=0)])[0]
+    spec = dataclasses.replace(
+        spec, step_slots=packing.slot_budget(training.token_budget,
+                                             int(longest)),
+        step_docs=training.batch_size)
   if vmapped:
     hyper = (np.asarray(learning_rates, np.float32),
              np.asarray(l2s, np.float32))

@@ -32,10 +32,15 @@ per sub-batch.
   (multi-label), labels a multi-hot uint8 [D, C] per sub-batch, the score
   gradient ``sigmoid(z) - Y``. Everything after the score gradient (rows,
   optimiser, L2, scale, data parallelism) is shared.
-* Data parallel (linjax/engine/distributed.py): with a mesh, the epoch runs under
-  `shard_map`; each device takes its own sub-batch; the row gradients are
-  combined by all-gathering (uids, row grads), de-duplicating and applying
-  the same update on every device (psum for the dense path and the bias).
+* Data parallel (linjax/engine/distributed.py): with a mesh, the epoch runs
+  under `shard_map`; a step of S sub-batches (linjax/engine/step_split.py)
+  gives each device its own. Sparse path: each device computes its slots'
+  gradients and its documents' scores, all-gathers everyone's, puts them
+  back in the 1-device order (`_one_device_layout`) and sums duplicate rows,
+  the loss and the bias gradient exactly as one device would, then applies
+  the same update: the model of S devices is the 1-device model, bit for bit
+  (Adam's longer update may round differently). Dense path: psum of the
+  gradients (float summation order differs).
 """
 
 from __future__ import annotations
@@ -95,6 +100,10 @@ class Spec:
   distributed: bool
   rescale: bool = False   # check every step whether V must absorb the scale
   loss: str = 'softmax'   # softmax | sigmoid (multi-label)
+  # With S > 1 sub-batches (sparse path): the 1-device step's slot and
+  # document widths (T, D), the layout `_one_device_layout` rebuilds.
+  step_slots: int = 0
+  step_docs: int = 0
 
 def make_spec(optimizer: OptimizerOptions, training: TrainOptions,
               num_features: int, num_classes: int, total_steps: int,
@@ -199,7 +208,7 @@ def _batch_nll(rows, b, batch):
 
 
 def _sub_batch_grads(rows, b, slot, weights, seg, labels, mask):
-  """`_sub_batch_nll` and its gradient w.r.t. rows and b, derived by hand.
+  """`_sub_batch_nll` and its gradients, derived by hand.
 
   With p = softmax(z) and Y the one-hot labels, dNLL/dz = (p - Y) * mask;
   z = segment_sum(w * rows[slot]) + b, so the rows get the scores' gradient
@@ -207,22 +216,27 @@ def _sub_batch_grads(rows, b, slot, weights, seg, labels, mask):
   loss (no transposed scatter for the label pick): less to compile.
 
   Returns:
-    (summed NLL [], documents [], g_rows [U, C], g_b [C]), not yet divided
-    by the number of documents.
+    (summed NLL [], documents [], g_tok [T, C] per slot, g_z [D, C] per
+    document, the scores z [D, C]), not yet divided by the number of
+    documents; `_rows_and_bias` sums them into the rows' and b's gradients.
   """
-  num_docs, num_classes = labels.shape[0], rows.shape[-1]
+  num_docs = labels.shape[0]
   tok = rows if slot is None else rows[slot]                 # [T, C]
   z = jax.ops.segment_sum(tok * weights[:, None], seg, num_segments=num_docs,
                           indices_are_sorted=True) + b       # [D, C]
+  nll, g_z = _softmax_score_grad(z, labels, mask)
+  g_tok = g_z.at[seg].get(mode='fill', fill_value=0) * weights[:, None]
+  return _weighted_sum_and_count(nll, mask) + (g_tok, g_z, z)
+
+
+def _softmax_score_grad(z, labels, mask):
+  """(NLL [D], dNLL/dz [D, C] = (softmax(z) - Y) * mask) of scores z."""
+  num_classes = z.shape[-1]
   logp = losses.log_softmax(z)
   onehot = labels[:, None] == jnp.arange(num_classes, dtype=labels.dtype)
   valid = (labels >= 0) & (labels < num_classes)  # a bad label gives NaN
   nll = jnp.where(valid, -jnp.sum(jnp.where(onehot, logp, 0.0), -1), jnp.nan)
-  g_z = (jnp.exp(logp) - onehot) * mask[:, None]             # [D, C]
-  g_tok = g_z.at[seg].get(mode='fill', fill_value=0) * weights[:, None]
-  g_rows = g_tok if slot is None else jax.ops.segment_sum(
-      g_tok, slot, num_segments=rows.shape[0])
-  return _weighted_sum_and_count(nll, mask) + (g_rows, jnp.sum(g_z, 0))
+  return nll, (jnp.exp(logp) - onehot) * mask[:, None]
 
 
 def _sub_batch_sigmoid_grads(rows, b, slot, weights, seg, labels, mask):
@@ -233,31 +247,80 @@ def _sub_batch_sigmoid_grads(rows, b, slot, weights, seg, labels, mask):
   get it back through the same gather/segment_sum as with softmax.
 
   Returns:
-    (summed NLL [], documents [], g_rows [U, C], g_b [C]), not yet divided
-    by the number of documents.
+    (summed NLL [], documents [], g_tok [T, C], g_z [D, C], z [D, C]), not
+    yet divided by the number of documents.
   """
   tok = rows if slot is None else rows[slot]                 # [T, C]
   z = jax.ops.segment_sum(tok * weights[:, None], seg,
                           num_segments=labels.shape[0],
                           indices_are_sorted=True) + b       # [D, C]
+  nll, g_z = _sigmoid_score_grad(z, labels, mask)
+  g_tok = g_z.at[seg].get(mode='fill', fill_value=0) * weights[:, None]
+  return _weighted_sum_and_count(nll, mask) + (g_tok, g_z, z)
+
+
+def _sigmoid_score_grad(z, labels, mask):
+  """(NLL [D], dNLL/dz [D, C] = (sigmoid(z) - Y) * mask) of scores z."""
   Y = labels.astype(z.dtype)
   nll = losses.sigmoid_nll_from_logits(z, Y)
-  g_z = (jax.nn.sigmoid(z) - Y) * mask[:, None]              # [D, C]
-  g_tok = g_z.at[seg].get(mode='fill', fill_value=0) * weights[:, None]
-  g_rows = g_tok if slot is None else jax.ops.segment_sum(
-      g_tok, slot, num_segments=rows.shape[0])
-  return _weighted_sum_and_count(nll, mask) + (g_rows, jnp.sum(g_z, 0))
+  return nll, (jax.nn.sigmoid(z) - Y) * mask[:, None]
 
 
 def _batch_grads(rows, b, batch, loss: str = 'softmax'):
-  """Over the local sub-batches: (sum NLL, docs, g_rows [S_l, U, C], g_b)."""
+  """Over the local sub-batches: (sum NLL, docs, g_tok [S_l, T, C],
+  g_z [S_l, D, C], z [S_l, D, C]): each slot's and document's gradient, and
+  each document's scores."""
   grads = (_sub_batch_sigmoid_grads if loss == 'sigmoid'
            else _sub_batch_grads)
-  nll, docs, g_rows, g_b = jax.vmap(
+  nll, docs, g_tok, g_z, z = jax.vmap(
       grads, in_axes=(0, None, 0, 0, 0, 0, 0))(
           rows, b, batch.slot, batch.weights, batch.seg, batch.labels,
           batch.mask)
-  return jnp.sum(nll), jnp.sum(docs), g_rows, jnp.sum(g_b, 0)
+  return jnp.sum(nll), jnp.sum(docs), g_tok, g_z, z
+
+
+def _rows_and_bias(g_tok, g_z, slot, num_rows: int):
+  """Sums [S, T, C] slot and [S, D, C] document gradients into g_rows
+  [S, U, C] (each slot onto its row, or one row per slot without ``slot``)
+  and g_b [C]."""
+  g_rows = g_tok if slot is None else jax.vmap(
+      lambda g, s: jax.ops.segment_sum(g, s, num_segments=num_rows))(
+          g_tok, slot)
+  return g_rows, jnp.sum(jnp.sum(g_z, 1), 0)
+
+
+def _one_device_layout(spec: Spec, batch, b, g_tok, z):
+  """The step's slots and documents in the order ONE device holds them.
+
+  A step split over S sub-batches (linjax/engine/step_split.py)
+  carries each slot's and each document's position in the 1-device step
+  (``batch.slot_pos``, ``batch.doc_pos``). Every device gathers all
+  sub-batches and puts them back in that order, so what follows (summing
+  duplicate rows, the loss and bias gradient, recomputed from the scores z,
+  the update) adds the same numbers in the same order as one device: the
+  model is bit-identical for any number of devices and processes.
+
+  Returns:
+    (ids int32 [T], g_tok [T, C], and z [1, D, C], labels [1, D, ...] and
+    mask [1, D] of the 1-device step; a padding document scores b).
+  """
+  gather = ((lambda v: jax.lax.all_gather(v, AXIS, tiled=True))
+            if spec.distributed else (lambda v: v))
+  num_classes = g_tok.shape[-1]
+  slots = gather(batch.slot_pos).reshape(-1)
+  docs = gather(batch.doc_pos).reshape(-1)
+  ids = jnp.full((spec.step_slots,), spec.num_features, jnp.int32).at[
+      slots].set(gather(batch.uids).reshape(-1), mode='drop')
+  tok = jnp.zeros((spec.step_slots, num_classes), g_tok.dtype).at[
+      slots].set(gather(g_tok).reshape(-1, num_classes), mode='drop')
+  z = jnp.broadcast_to(b, (spec.step_docs, num_classes)).at[docs].set(
+      gather(z).reshape(-1, num_classes), mode='drop')
+  labels = gather(batch.labels)
+  labels = jnp.zeros((spec.step_docs,) + labels.shape[2:], labels.dtype).at[
+      docs].set(labels.reshape((-1,) + labels.shape[2:]), mode='drop')
+  mask = jnp.zeros((spec.step_docs,), batch.mask.dtype).at[docs].set(
+      gather(batch.mask).reshape(-1), mode='drop')
+  return ids, tok, z[None], labels[None], mask[None]
 
 
 def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
@@ -279,19 +342,28 @@ def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
     if scratch is not None:
       scratch = jax.lax.dynamic_update_slice(scratch, rows, (0, 0, 0))
       rows = jax.lax.dynamic_slice(scratch, (0, 0, 0), rows.shape)
-    nll, docs, g_rows, g_b = _batch_grads(rows, b, batch, spec.loss)
-    nll, docs, g_b = psum(nll), psum(docs), psum(g_b)
-    uids = batch.uids
-    if spec.distributed:
-      uids = jax.lax.all_gather(uids, AXIS, tiled=True)      # [S, U]
-      g_rows = jax.lax.all_gather(g_rows, AXIS, tiled=True)  # [S, U, C]
-    uids = uids.reshape(-1)
+    nll, docs, g_tok, g_z, z = _batch_grads(rows, b, batch, spec.loss)
+    if spec.num_shards == 1:
+      nll, docs = psum(nll), psum(docs)
+      uids = batch.uids.reshape(-1)
+      g_rows, g_b = _rows_and_bias(g_tok, g_z, batch.slot, rows.shape[1])
+    else:   # every device rebuilds the whole step: no psum
+      del g_z
+      uids, g_tok, z, labels, mask = _one_device_layout(spec, batch, b,
+                                                        g_tok, z)
+      score_grad = (_sigmoid_score_grad if spec.loss == 'sigmoid'
+                    else _softmax_score_grad)
+      nll, g_z = jax.vmap(score_grad)(z, labels, mask)
+      nll, docs = jax.vmap(_weighted_sum_and_count)(nll, mask)
+      nll, docs = jnp.sum(nll), jnp.sum(docs)
+      slot = None
+      if spec.dedupe:   # sorted unique rows, as packing.pack's dedupe
+        uids, slot = jnp.unique(uids, size=uids.shape[0],
+                                fill_value=spec.num_features,
+                                return_inverse=True)
+        slot = slot.reshape(1, -1)
+      g_rows, g_b = _rows_and_bias(g_tok[None], g_z, slot, uids.shape[0])
     g_rows = g_rows.reshape(uids.shape[0], -1)
-    if spec.dedupe and spec.num_shards > 1:
-      n = uids.shape[0]
-      uids, inv = jnp.unique(uids, size=n, fill_value=spec.num_features,
-                             return_inverse=True)
-      g_rows = jax.ops.segment_sum(g_rows, inv.reshape(-1), num_segments=n)
     denom = jnp.maximum(docs, 1.0)
     g_rows, g_b = g_rows / denom, g_b / denom
     if spec.l2_mode == 'lazy':

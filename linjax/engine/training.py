@@ -117,7 +117,7 @@ def precompile(num_features: int, num_classes: int, *,
     A `concurrent.futures.Future` of the compiled program (its result is
     rarely needed: `fit` waits by itself); of None with several sub-batches
     per step (devices or processes), whose widths `fit` finds in the data
-    (`packing.split_plan`).
+    (linjax/engine/step_split.py).
   """
   check_decay(optimizer, training.l2)
   mesh, num_shards = run_loop.mesh_and_shards(mesh, num_shards)
