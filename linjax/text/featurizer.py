@@ -55,7 +55,6 @@ from linjax.text.weighting import NORMALIZATIONS  # pylint: disable=unused-impor
 from linjax.text.weighting import WEIGHTINGS  # pylint: disable=unused-import
 from linjax.text.weighting import apply_weighting
 from linjax.text.weighting import count_features
-from linjax.text.weighting import smooth_idf
 
 _DEFAULT = FeaturizerOptions()
 
@@ -126,8 +125,6 @@ class Featurizer:
     self._lookup: ngram_names.Lookup | None = None  # vocabulary mode.
     self._df: np.ndarray | None = None  # int64 [F] document frequencies.
     self._num_docs = 0
-    self._idf: np.ndarray | None = None
-    self._dropped: np.ndarray | None = None  # bool [F]: df < min_df.
     self._names: ngram_names.BucketNames | None = None  # hashing mode.
     # Hashing mode: the training tokens, kept until a name is first needed.
     self._pending_names: Tokens | None = None
@@ -288,8 +285,8 @@ class Featurizer:
                                       self.shape_ngrams, self.buckets)
 
   def _weigh(self, counts: csr.CsrFeatures) -> csr.CsrFeatures:
-    return apply_weighting(counts, self.weighting, self._idf, self.normalize,
-                           self._dropped)
+    return apply_weighting(counts, self.weighting, self.normalize, self._df,
+                           self._num_docs, self.min_df)
 
   # -- fitting -------------------------------------------------------------
 
@@ -327,7 +324,7 @@ class Featurizer:
     """Marks the featuriser fitted and learns the document frequencies (if
     the weighting or min_df needs them) from ``counts_of_training()``."""
     self._fitted = True
-    self._df, self._idf, self._num_docs, self._dropped = None, None, 0, None
+    self._df, self._num_docs = None, 0
     if not self._needs_df:
       return None
     counts = counts_of_training()
@@ -355,8 +352,6 @@ class Featurizer:
   def _set_df(self, df: np.ndarray, num_docs: int) -> None:
     self._df = df.astype(np.int64)
     self._num_docs = int(num_docs)
-    self._idf = smooth_idf(self._df, self._num_docs)
-    self._dropped = self._df < self.min_df if self.min_df > 1 else None
 
   def transform(self, texts: Sequence[str]) -> csr.CsrFeatures:
     """Featurises ``texts`` -> CsrFeatures [N documents, F features]."""

@@ -67,21 +67,23 @@ def count_keys(key: np.ndarray, num_docs: int,
 
 
 def apply_weighting(counts: csr.CsrFeatures, weighting: str,
-                    idf: np.ndarray | None = None,
-                    normalize: str = 'l2',
-                    dropped: np.ndarray | None = None) -> csr.CsrFeatures:
+                    normalize: str = 'l2', df: np.ndarray | None = None,
+                    num_docs: int = 0, min_df: int = 1) -> csr.CsrFeatures:
   """Re-weights a counts corpus.
 
   Args:
     counts: CsrFeatures of raw counts (ids unique within a row).
     weighting: ``'tf'`` (counts), ``'binary'`` (1), ``'tfidf'`` (count * idf)
-      or ``'sublinear_tfidf'`` ((1 + ln count) * idf).
-    idf: float [F], needed by the two TF-IDF weightings.
+      or ``'sublinear_tfidf'`` ((1 + ln count) * idf), with the `smooth_idf`
+      of the training document frequencies.
     normalize: ``'l2'`` divides each row by its L2 norm (empty rows stay
       zero); ``'none'`` leaves it.
-    dropped: optional bool [F]: features whose entries are removed first
-      (min_df; ids keep their values, rows may become empty), so the norm
-      sees only the others.
+    df: int [F] training document frequencies: needed by the TF-IDF
+      weightings and by ``min_df`` > 1.
+    num_docs: the number of training documents behind ``df``.
+    min_df: entries of features in fewer than ``min_df`` training documents
+      are removed first (ids keep their values, rows may become empty), so
+      the norm sees only the others.
 
   Returns:
     CsrFeatures with the same rows, float32 weights.
@@ -92,6 +94,18 @@ def apply_weighting(counts: csr.CsrFeatures, weighting: str,
   if normalize not in NORMALIZATIONS:
     raise ValueError(f'features.normalize must be one of {NORMALIZATIONS}, '
                      f'got {normalize!r}')
+  tfidf = weighting.endswith('tfidf')
+  # Random reads of an F-long table are what weighting costs: read the
+  # document frequency of each entry from a narrow copy, then its idf (0 for
+  # a dropped feature; an idf is >= 1) from a table over the df values.
+  compact, scale_of_df = None, None
+  if tfidf or min_df > 1:
+    top = int(df.max(initial=0))
+    compact = df.astype(np.uint16 if top < 2**16 else np.uint32)
+    values = np.arange(top + 1, dtype=np.int64)
+    scale_of_df = (smooth_idf(values, num_docs) if tfidf else
+                   np.ones(top + 1, np.float64))
+    scale_of_df[:min_df] = 0.0
   # A block of rows at a time: small temporaries, reused by the allocator.
   ends = np.searchsorted(counts.indptr, np.arange(
       _BLOCK_ENTRIES, counts.nnz, _BLOCK_ENTRIES), side='right') - 1
@@ -103,15 +117,17 @@ def apply_weighting(counts: csr.CsrFeatures, weighting: str,
     block_ids = counts.ids[first:last]
     block_counts = counts.weights[first:last]
     block_lengths = np.diff(counts.indptr[lo:hi + 1])
-    if dropped is not None:
-      keep = ~dropped[block_ids]
+    factor = None if compact is None else scale_of_df[compact[block_ids]]
+    if min_df > 1:
+      keep = factor != 0
       if not keep.all():
         row = np.repeat(np.arange(hi - lo), block_lengths)
         block_lengths = np.bincount(row[keep], minlength=hi - lo)
         block_ids, block_counts = block_ids[keep], block_counts[keep]
-    weights = _weigh_rows(block_counts, block_ids, block_lengths, weighting,
-                          idf, normalize).astype(np.float32)
-    return block_ids, weights, block_lengths
+        factor = factor[keep]
+    weights = _weigh_rows(block_counts, factor if tfidf else None,
+                          block_lengths, weighting, normalize)
+    return block_ids, weights.astype(np.float32), block_lengths
 
   blocks = worker_pool.map_in_order(weigh_block,
                                     list(zip(cuts[:-1], cuts[1:])))
@@ -128,10 +144,16 @@ def apply_weighting(counts: csr.CsrFeatures, weighting: str,
 _BLOCK_ENTRIES = 1 << 17  # entries weighed at a time.
 
 
-def _weigh_rows(counts: np.ndarray, ids: np.ndarray, lengths: np.ndarray,
-                weighting: str, idf: np.ndarray | None,
+def _weigh_rows(counts: np.ndarray, idf: np.ndarray | None,
+                lengths: np.ndarray, weighting: str,
                 normalize: str) -> np.ndarray:
   """`apply_weighting` of consecutive rows: float64 [M] weights.
+
+  Args:
+    counts: float32 [M] the rows' counts.
+    idf: float64 [M] the idf of each entry's feature (TF-IDF weightings).
+    lengths: int64 [R] entries per row.
+    weighting, normalize: as in `apply_weighting`.
 
   In place where it can be, with the same float64 operations in the same
   order as ``(1 + ln c) * idf`` and ``w / ||w||`` written out, so the
@@ -144,8 +166,8 @@ def _weigh_rows(counts: np.ndarray, ids: np.ndarray, lengths: np.ndarray,
   if weighting == 'sublinear_tfidf':
     np.log(w, out=w)
     w += 1.0
-  if weighting.endswith('tfidf'):
-    w *= idf[ids]
+  if idf is not None:
+    w *= idf
   if normalize == 'l2':
     row = np.repeat(np.arange(lengths.shape[0]), lengths)
     norm = np.sqrt(np.bincount(row, weights=w * w,
