@@ -64,8 +64,13 @@ def devices(out):
 
 
 def process(pid, num, port, out):
+  # Joins from the JAX_* variables, as a user launching by hand would.
+  os.environ.update(JAX_COORDINATOR_ADDRESS=f'127.0.0.1:{port}',
+                    JAX_NUM_PROCESSES=str(num), JAX_PROCESS_ID=str(pid))
+  from linjax.engine import cluster
   from linjax.engine import distributed
-  distributed.initialize(f'127.0.0.1:{port}', int(num), int(pid))
+  spec = cluster.join()
+  assert spec.source == 'JAX_* variables', spec
   import jax
   import numpy as np
   x, y = data()

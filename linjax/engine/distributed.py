@@ -1,37 +1,45 @@
 """Data-parallel training over devices and processes with jax.sharding.
 
 Model: a 1-D mesh with axis 'batch' over every device of every process. The
-parameters and optimiser state are replicated; each global step holds S
-sub-batches (S = number of devices by default), one per device, and `fit`
-runs its epoch under `shard_map`: each device computes the gradient of its
-own sub-batch w.r.t. the rows it touches, the (row ids, row gradients) of all
-devices are all-gathered (psum for the bias and for the dense path), merged
-(duplicate rows summed) and the same update is applied on every device, so
-the replicas never drift apart.
+parameters and optimiser state are replicated. ``train.batch_size`` and
+``train.token_budget`` describe ONE global step whatever the number of
+devices: each step of the 1-device run is split into S sub-batches, one per
+device (linjax/engine/step_split.py), and `fit` runs its epoch under
+`shard_map`. Each device computes its documents' scores and slot gradients;
+the step all-gathers them, puts them back in the 1-device order and applies
+the same update on every device (linjax/engine/step.py): the replicas never
+drift apart, and S devices train the 1-device model (bit for bit with
+plain SGD on the sparse path).
 
 Single host, several accelerators: nothing to do; `fit` uses all local devices
 (`default_mesh`). On CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=8``
-gives 8 devices for testing.
+gives 8 devices for testing (slower than one: they share the cores).
 
-Several processes (hosts): every process runs the SAME program:
+Several processes (hosts): every process runs the SAME program on its own
+part of the data:
 
-  from linjax.engine import distributed, training as train
-  distributed.initialize()          # before any other JAX call
-  rows = distributed.process_shard(num_docs)   # this process's documents
-  result = train.fit(x.take(rows), y[rows], num_classes, config)
+  from linjax.data import shards
+  from linjax.engine import cluster, training
+  spec = cluster.join()       # before any other JAX call; None if alone
+  part = shards.read_shard('train.tsv', 'tsv', jax.process_index(),
+                           jax.process_count())
+  ... featurise part.texts (vocabulary and IDF merged across processes) ...
+  result = training.fit(x, y, num_classes)   # the same model everywhere
 
-On a GPU/TPU cluster under SLURM, Open MPI or Cloud TPU, `jax.distributed.
-initialize()` reads the coordinator, process count and id from the cluster's
-environment, so `initialize()` takes no arguments; elsewhere pass
-``coordinator_address='host0:1234', num_processes=P, process_id=i`` (or set
-``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``). Each
-process must read only its shard (`process_shard`, or its own files); the
-processes agree on the number of steps and the row-list width before
-training, padding with empty steps where their shards differ. On CPU the
-collectives need ``jax_cpu_collectives_implementation='gloo'``, which
-`initialize` sets. Only process 0 writes checkpoints; every process returns
-the same model. A single process holding all the data with
-``num_shards=P`` packs the same global steps, hence the same model.
+`cluster.join` reads the cluster from its arguments, from
+``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``, or
+from SLURM (``srun``) or Open MPI (``mpirun``). On two machines by hand::
+
+  JAX_COORDINATOR_ADDRESS=host0:1234 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=0 \
+      python my_train.py     # on host0; JAX_PROCESS_ID=1 on host1
+
+The corpus is the processes' parts one after another in process order (a
+byte range of one file each, or their own files of a glob: `shards`), and
+the run trains the model one process trains on that corpus; only the
+documents' entry counts travel between processes before training, never
+their features. On CPU the collectives need
+``jax_cpu_collectives_implementation='gloo'``, which `initialize` sets.
+Only process 0 should write checkpoints and results.
 """
 
 from __future__ import annotations
