@@ -145,6 +145,12 @@ def test_real_corpora(corpus):
         got.shape_lengths, np.bincount(doc[shape >= 0], minlength=len(docs)))
 
 
+def test_only_w_lower_cases_to_w():
+  # url_hints looks for 'www.' in the lower-cased text.
+  assert [c for c in map(chr, range(0x110000)) if 'w' in c.lower()] == [
+      'W', 'w']
+
+
 def test_lone_surrogates_fail_as_in_the_token_path():
   for doc in ('\ud800', 'a \udfff b'):
     with pytest.raises(UnicodeEncodeError):

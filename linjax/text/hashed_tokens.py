@@ -15,9 +15,9 @@ URLs become one token '<url>' where the reference tokenizer finds them
 (`url_spans`). Lower-casing keeps every character's class and length except
 U+0130 ("İ" becomes "i" and a combining dot): documents holding it take the
 reference path (`tokenizer.tokenize_batch`, then `hashing.hash_tokens`) and
-are spliced back in document order. The result
-equals hashing the reference tokens; tests compare the two on every shared
-corpus and on generated Unicode text.
+are spliced back in document order. The result equals hashing the reference
+tokens; tests compare the two on every shared corpus and on generated
+Unicode text.
 """
 
 from __future__ import annotations
@@ -130,7 +130,8 @@ def special_docs(texts: Sequence[str], joined: str,
                                                          joined)])
 
 
-def url_spans(text: str, classes: np.ndarray) -> tuple[list[int], list[int]]:
+def url_spans(text: str, classes: np.ndarray,
+              lowered: str | None = None) -> tuple[list[int], list[int]]:
   """The URLs the reference ``words_punct`` tokenizer replaces by '<url>'.
 
   The reference (`tokenizer.tokenize`) scans a text matching
@@ -144,11 +145,12 @@ def url_spans(text: str, classes: np.ndarray) -> tuple[list[int], list[int]]:
   Args:
     text: the text (documents joined by '\\n', which no URL crosses).
     classes: uint8 [n] its characters' classes (`char_table.CLASS_BITS`).
+    lowered: ``text.lower()`` if at hand and of the same length.
 
   Returns:
     (starts, ends): the URLs, in order, characters starts[i]:ends[i].
   """
-  schemes, wwws = url_hints(text)
+  schemes, wwws = url_hints(text, lowered)
   if not schemes and not wwws:
     return [], []
   # 'https://', 'http://', 'ftp://' start 5, 4 or 3 characters before '://'.
@@ -210,7 +212,8 @@ def scan(texts: list[str], joined: str | None, lowercase: bool,
   points = fast.code_points(joined)
   props = char_table.properties(points)
   classes = props & np.uint8(char_table.CLASS_BITS)
-  url_starts, url_ends = url_spans(joined, classes)
+  url_starts, url_ends = url_spans(joined, classes,
+                                   source if lowercase else None)
   at = np.array(url_starts, np.int64)
   if url_starts:
     # A URL becomes one token at its first character, as if punctuation.
