@@ -61,7 +61,6 @@ def token_shape(token: str) -> str | None:
 _FIELD = 6
 _UNIT = {name: 1 << (_FIELD * i) for i, name in enumerate(
     ('upper', 'lower', 'not_digit', 'differs', 'rare'))}
-_MASK = {name: unit * ((1 << _FIELD) - 1) for name, unit in _UNIT.items()}
 _PACKED = np.array(
     [(_UNIT['upper'] if p & char_table.UPPER else 0)
      + (_UNIT['lower'] if p & char_table.LOWER else 0)
@@ -69,6 +68,39 @@ _PACKED = np.array(
      + (_UNIT['differs'] if p & char_table.CASE_DIFFERS else 0)
      + (_UNIT['rare'] if p & char_table.RARE else 0) for p in range(256)],
     np.int32)
+_LOW = sum(unit * ((1 << (_FIELD - 1)) - 1) for unit in _UNIT.values())
+_TOP = sum(unit << (_FIELD - 1) for unit in _UNIT.values())
+# Multiplying bits 0, 6, 12, 18, 24 by this puts them at bits 20..24, with no
+# carry between the partial products (their other bits are all distinct).
+_GATHER = sum(1 << (5 * i) for i in range(5))
+
+
+def _nonzero_fields(packed: np.ndarray) -> np.ndarray:
+  """int64 [M]: bit i set iff field i of ``packed`` is not 0 (5 fields)."""
+  top = (((packed & _LOW) + _LOW) | packed) & _TOP  # a field's top bit
+  return ((top.astype(np.int64) >> (_FIELD - 1)) * _GATHER >> 20) & 31
+
+
+def _shape_of_code(code: int) -> int:
+  """`token_shape`'s rules on what `shape_ids` knows of a word token: which
+  fields of the whole token (bits 0-4) and of its tail (bits 5-6: upper,
+  lower) are not 0, whether its first character is upper case (bit 7), and
+  whether it has one character (bit 8)."""
+  upper, lower, not_digit, differs = (code >> i & 1 for i in range(4))
+  tail_upper, tail_lower, first_upper, single = (code >> i & 1
+                                                 for i in range(5, 9))
+  if lower and not upper:
+    return _INDEX['<x>']
+  if not not_digit:
+    return _INDEX['<d>']
+  if upper and not lower:
+    return _INDEX['<X>' if single else '<XX>']
+  if first_upper and tail_lower and not tail_upper:
+    return _INDEX['<Xx>']
+  return _INDEX['<xX>' if differs else '<w>']
+
+
+_SHAPE_OF_CODE = np.array([_shape_of_code(c) for c in range(1 << 9)], np.int8)
 
 
 def shape_ids(props: np.ndarray, starts: np.ndarray, ends: np.ndarray,
@@ -101,22 +133,14 @@ def shape_ids(props: np.ndarray, starts: np.ndarray, ends: np.ndarray,
   np.cumsum(np.take(_PACKED, props), out=running[1:])  # wraps: differences
   starts, ends, first = starts[word], ends[word], first[word]  # stay exact.
   whole = running[ends] - running[starts]
-  tail = whole - _PACKED[first]
-  has = lambda packed, name: packed & _MASK[name] != 0
-  no_upper, no_lower = ~has(whole, 'upper'), ~has(whole, 'lower')
-  is_lower = no_upper & ~no_lower
-  is_upper = no_lower & ~no_upper
-  is_title = (first & char_table.UPPER > 0) & ~has(tail, 'upper') & has(
-      tail, 'lower')
-  # The rules of token_shape, last first, so that earlier ones win.
-  shape = np.where(has(whole, 'differs'), _INDEX['<xX>'],
-                   _INDEX['<w>']).astype(np.int8)
-  shape[is_title] = _INDEX['<Xx>']
-  shape[is_upper] = _INDEX['<XX>']
-  shape[is_upper & (ends - starts == 1)] = _INDEX['<X>']
-  shape[~has(whole, 'not_digit')] = _INDEX['<d>']
-  shape[is_lower] = _INDEX['<x>']
-  unsure = np.flatnonzero(has(whole, 'rare') | (ends - starts >= 1 << _FIELD))
+  length = ends - starts
+  code = _nonzero_fields(whole)
+  code |= (_nonzero_fields(whole - _PACKED[first]) & 3) << 5  # the tail's
+  code |= (first & char_table.UPPER != 0).astype(np.int64) << 7
+  code |= (length == 1).astype(np.int64) << 8
+  shape = _SHAPE_OF_CODE[code]
+  # Title case and long case mappings (RARE, field 4) and long tokens: str.
+  unsure = np.flatnonzero((code & 16 != 0) | (length >= 1 << _FIELD))
   for t in unsure.tolist():
     shape[t] = _INDEX[token_shape(token(int(starts[t]), int(ends[t])))]
   out[word] = shape
