@@ -69,7 +69,7 @@ def _count_chunk(texts: list[str], lowercase: bool, ngrams: int,
   return count_keys(np.concatenate(keys), len(texts), buckets)
 
 
-_MIN_DOCS_32 = 256  # fewer documents per chunk would cost more than 32 bits gain.
+_MIN_DOCS_32 = 256  # smaller chunks would cost more than 32-bit keys save.
 
 
 def gram_keys(hashes: np.ndarray, lengths: np.ndarray, order: int,

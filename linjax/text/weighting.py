@@ -1,9 +1,11 @@
 """Per-document feature counts and their weighting (tf, binary, TF-IDF, L2).
 
-numpy only, no JAX. `count_features` merges feature occurrences into a
-`linjax.csr.CsrFeatures` of counts (N documents, F features); `apply_weighting`
-re-weights it (tf | binary | tfidf | sublinear_tfidf, then optional L2
-normalisation of each row) with `smooth_idf`, scikit-learn's smooth IDF.
+numpy only, no JAX. `count_features` (or `count_keys`) merges feature
+occurrences into a `linjax.text.csr.CsrFeatures` of counts (N documents, F
+features); `apply_weighting` drops the features under min_df and re-weights
+the rest (tf | binary | tfidf | sublinear_tfidf, then optional L2
+normalisation of each row) with `smooth_idf`, scikit-learn's smooth IDF, a
+block of rows at a time on the text layer's threads.
 """
 
 from __future__ import annotations
