@@ -119,7 +119,7 @@ def gather_steps(batches, idx: np.ndarray, chunk_steps: int,
 
 
 def run_epoch(fn, state, batches, hyper, sched, order: np.ndarray,
-              spec: Spec, chunk_steps: int, mesh=None):
+              spec: Spec, chunk_steps: int, mesh=None, after_call=None):
   """One epoch as ceil(G / K) calls of the compiled chunk ``fn``.
 
   Args:
@@ -131,6 +131,8 @@ def run_epoch(fn, state, batches, hyper, sched, order: np.ndarray,
     spec: the Spec.
     chunk_steps: K.
     mesh: the data-parallel mesh or None.
+    after_call: called after each call's steps are gathered (spilled steps
+      release the pages read: linjax/engine/spill.py).
 
   Returns:
     (state, losses [..., G] in visiting order), numpy losses.
@@ -140,6 +142,8 @@ def run_epoch(fn, state, batches, hyper, sched, order: np.ndarray,
   for c in range(0, order.shape[0], chunk_steps):
     idx = order[c:c + chunk_steps]
     chunk = gather_steps(batches, idx, chunk_steps, spec.num_features)
+    if after_call is not None:
+      after_call()
     n = np.int32(idx.shape[0])
     if mesh is not None:
       chunk = distributed.shard_steps(chunk, mesh)

@@ -103,6 +103,11 @@ class TrainOptions:
       ``-loss ova``; labels a multi-hot [N, C] in {0, 1}). With sigmoid the
       validation 'accuracy' is the fraction of documents whose top-scored
       label is one of theirs (P@1, which is accuracy for one label each).
+    max_host_mb: host memory for the packed steps, in MiB; when they would
+      need more, they are written to a temporary folder chunk by chunk and
+      each epoch reads them back K steps at a time (the same model, bit for
+      bit; linjax/engine/spill.py). 0: a quarter of the memory available
+      when training starts.
   """
 
   batch_size: int = 32
@@ -116,6 +121,7 @@ class TrainOptions:
   checkpoint_every: int = 1
   steps_per_call: int = 128
   class_weight: str = 'none'
+  max_host_mb: int = 0
   loss: str = 'softmax'
 
   def __post_init__(self):
@@ -131,6 +137,7 @@ class TrainOptions:
     c.integer('checkpoint_every', lo=0)
     c.integer('steps_per_call', lo=1)
     c.choice('class_weight', CLASS_WEIGHTS)
+    c.integer('max_host_mb', lo=0)
     c.choice('loss', LOSSES)
     if not c.problems and self.loss == 'sigmoid' and (
         self.class_weight != 'none'):

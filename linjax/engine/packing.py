@@ -242,6 +242,20 @@ def pad_width(packed: PackedBatches, width: int,
       seg=np.pad(packed.seg, slots, constant_values=packed.mask.shape[-1]))
 
 
+def _checked(x: CsrFeatures, y, sample_weight, name: str):
+  """(labels, float32 sample weights or None), or ValueError naming them."""
+  y = np.asarray(y)
+  if y.shape[:1] != (x.num_docs,) or y.ndim > 2:
+    raise ValueError(f'{name}: expected {x.num_docs} labels, got shape '
+                     f'{y.shape}.')
+  if sample_weight is not None:
+    sample_weight = np.asarray(sample_weight, np.float32)
+    if sample_weight.shape != (x.num_docs,):
+      raise ValueError(f'{name}: expected {x.num_docs} sample weights, got '
+                       f'shape {sample_weight.shape}.')
+  return y, sample_weight
+
+
 def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
          seed: int = 0, num_shards: int = 1, shard_offset: int = 0,
          dedupe: bool = True, min_steps: int = 0,
@@ -270,15 +284,7 @@ def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
   Returns:
     PackedBatches (numpy).
   """
-  y = np.asarray(y)
-  if y.shape[:1] != (x.num_docs,) or y.ndim > 2:
-    raise ValueError(f'pack: expected {x.num_docs} labels, got shape '
-                     f'{y.shape}.')
-  if sample_weight is not None:
-    sample_weight = np.asarray(sample_weight, np.float32)
-    if sample_weight.shape != (x.num_docs,):
-      raise ValueError(f'pack: expected {x.num_docs} sample weights, got '
-                       f'shape {sample_weight.shape}.')
+  y, sample_weight = _checked(x, y, sample_weight, 'pack')
   longest = int(x.row_lengths().max()) if x.num_docs else 0
   budget = slot_budget(token_budget, longest)
   parts = []
@@ -315,3 +321,48 @@ def pack(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
   else:
     uids, slot = ids, None
   return PackedBatches(uids=uids, slot=slot, **stacked)
+
+
+def pack_chunks(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
+                seed: int = 0, dedupe: bool = True, min_rows: int = 0,
+                sample_weight=None, chunk_steps: int = 1024):
+  """`pack`'s steps (S = 1) in order, ``chunk_steps`` at a time.
+
+  Host memory stays within a chunk's arrays and the documents' order and
+  lengths ([N] each), whatever the corpus size (linjax/engine/spill.py
+  writes the chunks to disk).
+
+  Yields:
+    (chunk, width): chunk a PackedBatches [k, 1, ...] of the next k steps
+    (no doc_index), equal to those of ``pack(x, y, token_budget=,
+    max_docs=, seed=, dedupe=, min_rows=, sample_weight=)`` except that the
+    row lists ``uids`` are ``max(dedupe_width(T), min_rows)`` wide (as wide
+    as any chunk's rows); ``width`` is the chunk's own U, at least
+    ``min_rows``. ``pack``'s U is every chunk's largest width: the first U
+    columns of ``uids`` are ``pack``'s.
+  """
+  y, sample_weight = _checked(x, y, sample_weight, 'pack_chunks')
+  lengths = x.row_lengths()
+  budget = slot_budget(token_budget, int(lengths.max()) if x.num_docs else 0)
+  order = np.random.default_rng([int(seed), 0]).permutation(x.num_docs)
+  batch, pos, start, num = assign(lengths[order], budget, max_docs)
+  steps = max(num, 1)
+  first = np.searchsorted(batch, np.arange(steps + 1))
+  wide = max(dedupe_width(budget), int(min_rows))
+  for g0 in range(0, steps, int(chunk_steps)):
+    g1 = min(g0 + int(chunk_steps), steps)
+    at = slice(first[g0], first[g1])
+    arrays = lay_out(x, y, order[at], batch[at] - g0, pos[at], start[at],
+                     g1 - g0, budget, max_docs, sample_weight)
+    del arrays['doc_index']
+    ids = arrays.pop('ids')
+    if dedupe:
+      uids, slot = _dedupe(ids, x.num_features)
+      width = max(uids.shape[1], int(min_rows))
+      uids = np.pad(uids, ((0, 0), (0, wide - uids.shape[1])),
+                    constant_values=x.num_features)[:, None]
+      slot = slot[:, None]
+    else:
+      uids, slot, width = ids[:, None], None, budget
+    yield PackedBatches(uids=uids, slot=slot, doc_index=None,
+                        **{k: v[:, None] for k, v in arrays.items()}), width

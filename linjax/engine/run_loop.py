@@ -39,6 +39,7 @@ from linjax.engine import distributed
 from linjax.engine import host_memory
 from linjax.engine import packing
 from linjax.engine import scoring
+from linjax.engine import spill
 from linjax.engine import step as step_lib
 from linjax.engine import step_split
 from linjax.engine.options import OptimizerOptions
@@ -170,13 +171,48 @@ def pack_steps(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
       first_shard=offset, num_local=num_local, sample_weight=sample_weight)
 
 
+def step_chunks(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
+                spec: step_lib.Spec, num_local: int, offset: int,
+                sample_weight: np.ndarray | None = None,
+                chunk_steps: int = 2048):
+  """`pack_steps`' steps, ``chunk_steps`` at a time (for `spill`)."""
+  if spec.num_shards == 1:
+    rows = packing.dedupe_width(training.token_budget) if spec.dedupe else 0
+    return packing.pack_chunks(
+        train_x, y, token_budget=training.token_budget,
+        max_docs=training.batch_size, seed=training.seed, dedupe=spec.dedupe,
+        min_rows=rows, sample_weight=sample_weight, chunk_steps=chunk_steps)
+  lengths, bounds = distributed.all_concat(
+      train_x.row_lengths().astype(np.int32))
+  plan = step_split.split_plan(lengths, bounds, spec.num_shards,
+                               token_budget=training.token_budget,
+                               max_docs=training.batch_size,
+                               seed=training.seed)
+  return step_split.pack_split_chunks(
+      train_x, y, plan, first_doc=int(bounds[jax.process_index()]),
+      first_shard=offset, num_local=num_local, sample_weight=sample_weight,
+      chunk_steps=chunk_steps)
+
+
+def spills(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
+           spec: step_lib.Spec) -> bool:
+  """Whether this process's packed steps would exceed its memory budget
+  (``training.max_host_mb``, see linjax/engine/spill.py)."""
+  need = spill.estimate_bytes(
+      train_x.num_docs, train_x.nnz, training.token_budget,
+      training.batch_size, spec.dedupe or spec.num_shards > 1,
+      y.shape[1] if y.ndim == 2 else 1)
+  return need > spill.budget_bytes(training.max_host_mb)
+
+
 @dataclasses.dataclass
 class Run:
   """A prepared run: what `epochs` needs, and what it has measured.
 
   ``state`` is the training state (host arrays until the first epoch, with
   a leading [M] axis for a sweep); ``hyper`` the traced (learning rate, l2),
-  scalars or [M]; ``nnz`` the feature slots of one epoch over all processes.
+  scalars or [M]; ``nnz`` the feature slots of one epoch over all processes;
+  ``store`` the spilled steps (linjax/engine/spill.py) or None (in memory).
   """
 
   spec: step_lib.Spec
@@ -192,6 +228,7 @@ class Run:
   compile_seconds: float
   pack_seconds: float
   placed: bool = False
+  store: spill.SpilledSteps | None = None
 
 
 def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
@@ -235,12 +272,19 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
   # Featurisation's freed temporaries go back to the OS before W is made.
   host_memory.trim()
   start = time.perf_counter()
-  packed = pack_steps(train_x, y, training, spec, num_local, offset,
-                      sample_weight)
+  store = None
+  if spills(train_x, y, training, spec):
+    store = spill.spill_steps(step_chunks(train_x, y, training, spec,
+                                          num_local, offset, sample_weight))
+    packed = store.batches
+    host_memory.trim()
+  else:
+    packed = pack_steps(train_x, y, training, spec, num_local, offset,
+                        sample_weight)
   # precompile's estimate of the longest document may exceed what fit finds
   # (min_df prunes after the estimate): pad to its width (exact).
   hint = chunk_program.WIDTH_HINTS.get((spec, mesh), 0)
-  if (spec.num_shards == 1 and
+  if (spec.num_shards == 1 and store is None and
       packed.token_budget < hint <= 2 * packed.token_budget):
     packed = packing.pad_width(packed, hint, F)
   pack_seconds = time.perf_counter() - start
@@ -276,7 +320,8 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
   return Run(spec=spec, training=training, packed=packed,
              batches=packed.device_arrays(), fn=fn, state=state, hyper=hyper,
              sched=step_lib.schedule_args(spec), mesh=mesh, nnz=nnz,
-             compile_seconds=compile_seconds, pack_seconds=pack_seconds)
+             compile_seconds=compile_seconds, pack_seconds=pack_seconds,
+             store=store)
 
 
 def epochs(run: Run, first: int = 0) -> Iterator[tuple[int, np.ndarray,
@@ -296,7 +341,8 @@ def epochs(run: Run, first: int = 0) -> Iterator[tuple[int, np.ndarray,
     run.state, step_losses = chunk_program.run_epoch(
         run.fn, run.state, run.batches, run.hyper, run.sched,
         step_lib.batch_order(run.training.seed, epoch, run.packed.num_steps),
-        run.spec, run.training.steps_per_call, run.mesh)
+        run.spec, run.training.steps_per_call, run.mesh,
+        after_call=None if run.store is None else run.store.release)
     yield epoch, step_losses, time.perf_counter() - start
 
 

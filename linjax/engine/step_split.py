@@ -159,6 +159,18 @@ def pack_split(x: CsrFeatures, y, plan: SplitPlan, *, first_doc: int,
   Returns:
     PackedBatches (doc_index indexes x; -1 for padding).
   """
+  (chunk,) = pack_split_chunks(
+      x, y, plan, first_doc=first_doc, first_shard=first_shard,
+      num_local=num_local, sample_weight=sample_weight,
+      chunk_steps=plan.num_steps)
+  return chunk
+
+
+def pack_split_chunks(x: CsrFeatures, y, plan: SplitPlan, *, first_doc: int,
+                      first_shard: int, num_local: int, sample_weight=None,
+                      chunk_steps: int = 1024):
+  """`pack_split`'s steps in order, ``chunk_steps`` at a time: yields
+  PackedBatches [k, S_l, ...] (see `pack_split` for the arguments)."""
   y = np.asarray(y)
   n = x.num_docs
   if y.shape[:1] != (n,) or y.ndim > 2:
@@ -171,15 +183,21 @@ def pack_split(x: CsrFeatures, y, plan: SplitPlan, *, first_doc: int,
   if n and (sub.min() < 0 or sub.max() >= num_local):
     raise ValueError('pack_split: the documents of this process belong to '
                      'sub-batches of another; check first_doc/first_shard.')
-  batch = plan.step[mine] * num_local + sub
-  docs = np.argsort(batch, kind='stable')
-  g, t, d = plan.num_steps, plan.budget, plan.max_docs
   if sample_weight is not None:
     sample_weight = np.asarray(sample_weight, np.float32)
-  arrays = packing.lay_out(
-      x, y, docs, batch[docs], plan.pos[mine][docs], plan.start[mine][docs],
-      g * num_local, t, d, sample_weight, step_pos=plan.step_pos[mine][docs],
-      step_start=plan.step_start[mine][docs])
-  arrays = {k: v.reshape((g, num_local) + v.shape[1:])
-            for k, v in arrays.items()}
-  return packing.PackedBatches(uids=arrays.pop('ids'), slot=None, **arrays)
+  batch = plan.step[mine] * num_local + sub
+  docs = np.argsort(batch, kind='stable')
+  batch = batch[docs]
+  g, t, d = plan.num_steps, plan.budget, plan.max_docs
+  for g0 in range(0, g, int(chunk_steps)):
+    g1 = min(g0 + int(chunk_steps), g)
+    lo, hi = np.searchsorted(batch, [g0 * num_local, g1 * num_local])
+    at = docs[lo:hi]
+    arrays = packing.lay_out(
+        x, y, at, batch[lo:hi] - g0 * num_local, plan.pos[mine][at],
+        plan.start[mine][at], (g1 - g0) * num_local, t, d, sample_weight,
+        step_pos=plan.step_pos[mine][at],
+        step_start=plan.step_start[mine][at])
+    arrays = {k: v.reshape((g1 - g0, num_local) + v.shape[1:])
+              for k, v in arrays.items()}
+    yield packing.PackedBatches(uids=arrays.pop('ids'), slot=None, **arrays)

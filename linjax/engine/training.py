@@ -142,7 +142,8 @@ def _fingerprint(optimizer: OptimizerOptions, training: TrainOptions,
   """What a checkpoint must match to be resumed (not the loop's knobs that
   leave the trained model unchanged)."""
   train = {k: v for k, v in dataclasses.asdict(training).items()
-           if k not in ('patience', 'checkpoint_every', 'steps_per_call')}
+           if k not in ('patience', 'checkpoint_every', 'steps_per_call',
+                        'max_host_mb')}
   return json_safe(dict(
       optimizer=dataclasses.asdict(optimizer), train=train,
       num_features=x.num_features, num_classes=num_classes,
