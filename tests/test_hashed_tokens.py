@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import subprocess
+import sys
 
 from hypothesis import given, settings, strategies as st
 import numpy as np
@@ -248,3 +250,14 @@ def test_weighing_in_blocks_changes_nothing(monkeypatch):
   monkeypatch.setattr(weighting, '_BLOCK_ENTRIES', 7)
   for u, v in zip(whole[:3], f.transform(TEXTS * 3)[:3]):
     np.testing.assert_array_equal(u, v)
+
+
+def test_threads_from_the_environment():
+  code = 'from linjax.text import worker_pool; print(worker_pool.THREADS)'
+  run = lambda value: subprocess.run(
+      [sys.executable, '-c', code], capture_output=True, text=True,
+      env=dict(os.environ, LINJAX_TEXT_THREADS=value), check=False)
+  assert run('3').stdout.strip() == '3'
+  failed = run('0')
+  assert failed.returncode != 0
+  assert 'LINJAX_TEXT_THREADS must be a positive integer' in failed.stderr

@@ -3,7 +3,8 @@
 numpy only, no JAX. numpy releases the GIL in its array work (ufuncs, sort,
 take, cumsum), so featurising chunks of a corpus on several threads uses
 several cores. `THREADS` threads (at most 4, at most the cores this process
-may use) start on first use and are shared by the whole process.
+may use; the environment variable LINJAX_TEXT_THREADS sets another number, 1
+for none) start on first use and are shared by the whole process.
 """
 
 from __future__ import annotations
@@ -16,8 +17,21 @@ from typing import Callable, Sequence, TypeVar
 Item = TypeVar('Item')
 Result = TypeVar('Result')
 
-THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(
-    os, 'sched_getaffinity') else os.cpu_count() or 1))
+
+def _default_threads() -> int:
+  """LINJAX_TEXT_THREADS if set (1 turns threads off), else min(4, cores)."""
+  cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+           else os.cpu_count() or 1)
+  value = os.environ.get('LINJAX_TEXT_THREADS', '')
+  if value:
+    if not value.isdigit() or int(value) < 1:
+      raise ValueError(f'LINJAX_TEXT_THREADS must be a positive integer, got '
+                       f'{value!r}')
+    return int(value)
+  return max(1, min(4, cores))
+
+
+THREADS = _default_threads()
 
 _POOL: list[concurrent.futures.ThreadPoolExecutor] = []
 _LOCK = threading.Lock()
