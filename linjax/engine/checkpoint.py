@@ -11,7 +11,10 @@ the commit record: a checkpoint exists only once its .json does, so a crash
 at any moment leaves either the previous checkpoints or the new one, never a
 half-written one. Loading recomputes the sha256 and raises `CheckpointError`
 naming the file when the bytes differ (truncated or altered). Older
-checkpoints beyond ``keep`` are deleted after a successful save.
+checkpoints beyond ``keep`` are deleted after a successful save (``keep``
+defaults to 2, or to the value of an enclosing `retaining(n)` block, so that
+a runner can bound what `linjax.engine.training.fit` leaves on disk), and so
+are leftovers of an interrupted save or prune. `remove` deletes them all.
 
 Why not orbax-checkpoint (measured here, 2 cores, W of 2**20 x 16 float32):
 import 0.24 s, StandardCheckpointer save 0.30 s and restore 0.26 s, against
@@ -24,6 +27,7 @@ same guarantees and no extra dependency won.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -34,7 +38,11 @@ import tempfile
 import numpy as np
 
 _NAME = re.compile(r'^ckpt_(\d{6,})\.json$')
+_ARRAYS = re.compile(r'^ckpt_(\d{6,})\.npz$')
+_TMP_PREFIX = '.tmp-'
 FORMAT = 'linjax-checkpoint-1'
+DEFAULT_KEEP = 2
+_keep = [DEFAULT_KEEP]
 
 
 class CheckpointError(ValueError):
@@ -48,7 +56,7 @@ def _paths(directory: str, epoch: int):
 
 def _atomic_write(path: str, data: bytes) -> None:
   directory = os.path.dirname(path) or '.'
-  fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
+  fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)
   try:
     with os.fdopen(fd, 'wb') as f:
       f.write(data)
@@ -83,8 +91,20 @@ def latest_epoch(directory: str) -> int | None:
   return found[-1] if found else None
 
 
+@contextlib.contextmanager
+def retaining(keep: int):
+  """Within the block, `save` keeps ``keep`` (>= 1) checkpoints by default."""
+  if int(keep) < 1:
+    raise ValueError(f'retaining: keep must be >= 1, got {keep}')
+  _keep.append(int(keep))
+  try:
+    yield
+  finally:
+    _keep.pop()
+
+
 def save(directory: str, epoch: int, arrays: dict, meta: dict,
-         keep: int = 2) -> str:
+         keep: int | None = None) -> str:
   """Writes checkpoint ``epoch`` atomically; returns the .json path.
 
   Args:
@@ -92,7 +112,8 @@ def save(directory: str, epoch: int, arrays: dict, meta: dict,
     epoch: number of completed epochs (names the files).
     arrays: name -> numpy array (numeric dtypes; no objects).
     meta: JSON-serialisable metadata.
-    keep: how many newest checkpoints to keep (>= 1).
+    keep: how many newest checkpoints to keep (>= 1); None: 2, or the value
+      of the enclosing `retaining` block.
 
   Raises:
     ValueError: an array of objects (it would need pickle); nothing is written.
@@ -113,11 +134,57 @@ def save(directory: str, epoch: int, arrays: dict, meta: dict,
                 sha256=hashlib.sha256(data).hexdigest(), bytes=len(data),
                 meta=meta)
   _atomic_write(json_path, json.dumps(record).encode('utf-8'))
-  for old in epochs(directory)[:-max(int(keep), 1)]:
-    for path in _paths(directory, old)[::-1]:
-      if os.path.exists(path):
-        os.remove(path)
+  prune(directory, _keep[-1] if keep is None else keep)
   return json_path
+
+
+def _remove(path: str) -> None:
+  try:
+    os.remove(path)
+  except FileNotFoundError:
+    pass
+
+
+def prune(directory: str, keep: int) -> None:
+  """Keeps the ``keep`` (>= 1) newest committed checkpoints in ``directory``.
+
+  Also deletes what an interrupted save or prune left behind: temporary
+  files, and .npz files without a .json older than the newest checkpoint.
+  Each record (.json) goes before its arrays, so that a checkpoint is
+  never listed without them.
+  """
+  found = epochs(directory)
+  for old in found[:-max(int(keep), 1)]:
+    for path in _paths(directory, old)[::-1]:
+      _remove(path)
+  committed = set(found)
+  for name in os.listdir(directory):
+    orphan = _ARRAYS.match(name)
+    if name.startswith(_TMP_PREFIX) or (
+        orphan and int(orphan.group(1)) not in committed and found and
+        int(orphan.group(1)) < found[-1]):
+      _remove(os.path.join(directory, name))
+
+
+def remove(directory: str) -> int:
+  """Deletes every checkpoint in ``directory`` (newest last), and the
+  directory itself if nothing else is left in it; returns the bytes freed."""
+  if not os.path.isdir(directory):
+    return 0
+  freed = 0
+  for epoch in epochs(directory):
+    for path in _paths(directory, epoch)[::-1]:
+      if os.path.exists(path):
+        freed += os.path.getsize(path)
+        _remove(path)
+  for name in os.listdir(directory):
+    if name.startswith(_TMP_PREFIX) or _ARRAYS.match(name):
+      path = os.path.join(directory, name)
+      freed += os.path.getsize(path)
+      _remove(path)
+  if not os.listdir(directory):
+    os.rmdir(directory)
+  return freed
 
 
 def load(directory: str, epoch: int | None = None):
