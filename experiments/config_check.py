@@ -4,8 +4,9 @@
 into the library's typed options (`RunOptions`: `FeaturizerOptions`,
 `OptimizerOptions`, `TrainOptions`); the library never sees the config.
 `validate(config)` checks the runner's own keys (``data.*``,
-``train.gradcheck``, ``train.compile_cache``) and builds the options, which
-validate themselves, and raises one `ConfigError` naming every bad flag, e.g.
+``train.gradcheck``, ``train.compile_cache``, ``train.keep_checkpoints``,
+``train.remove_checkpoints``) and builds the options, which validate
+themselves, and raises one `ConfigError` naming every bad flag, e.g.
 
   --config.optimizer.learning_rate must be > 0, got -1
 
@@ -37,7 +38,8 @@ FORMATS = ('',) + tuple(readers.FORMATS)
 # config section -> the options it becomes; runner-only keys of a section.
 SECTIONS = {'features': FeaturizerOptions, 'optimizer': OptimizerOptions,
             'train': TrainOptions}
-RUNNER_KEYS = {'train': ('gradcheck', 'compile_cache')}
+RUNNER_KEYS = {'train': ('gradcheck', 'compile_cache', 'keep_checkpoints',
+                         'remove_checkpoints')}
 
 
 class RunOptions(NamedTuple):
@@ -123,8 +125,11 @@ def _runner_problems(config) -> list:
       and 0 <= val < 1 and 0 <= test < 1 and val + test >= 1):
     d.problems.append(f'data.val_fraction + data.test_fraction must be < 1 '
                       f'(the rest is for training), got {val} + {test}')
-  if hasattr(train, 'gradcheck'):
-    t.boolean('gradcheck')
+  for key in ('gradcheck', 'remove_checkpoints'):
+    if hasattr(train, key):
+      t.boolean(key)
+  if hasattr(train, 'keep_checkpoints'):
+    t.integer('keep_checkpoints', lo=1)
   cache = getattr(train, 'compile_cache', '')
   if not isinstance(cache, str):
     t.fail('compile_cache', 'must be a folder path or empty', cache)

@@ -4,21 +4,24 @@ r"""Evaluates a saved model on a labelled corpus.
       [--format=tsv] [--out=report.json]
 
 Prints accuracy, macro-F1, log loss, calibration error, the per-class report
-and the confusion matrix; ``--out`` also writes them as JSON.
+and the confusion matrix; ``--out`` also writes them as JSON (atomically;
+checked writable before any work). A training run that carved its test
+split from ``data.train`` saved it as ``DIR/test_split.jsonl`` for this.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
 from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
-from experiments import train as train_runner
 from experiments import config_check
+from experiments import console
+from experiments import train as train_runner
+from experiments import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
@@ -34,6 +37,30 @@ flags.DEFINE_string('out', '', 'Write the report as JSON to this file.')
 flags.DEFINE_string('confusion_png', '', 'Also plot the confusion matrix.')
 
 
+# The reader's fix texts name config keys; here they are flags.
+_FLAG_NAMES = {'data.format': '--format', 'data.text_column': '--text_column',
+               'data.label_column': '--label_column',
+               'data.lenient': '--lenient'}
+
+
+def _read(data_path: str, format: str, text_column: str, label_column: str,  # pylint: disable=redefined-builtin
+          lenient: bool):
+  """The corpus at ``data_path``; a `DataError` names ``--data``."""
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+  try:
+    corpus = data.read_corpus(data_path, format, text_column, label_column,
+                              lenient)
+  except data.DataError as e:
+    message = config_check.one_line(e)
+    for key, flag in _FLAG_NAMES.items():
+      message = message.replace(key, flag)
+    raise data.DataError(f'--data: {message}') from None
+  if not corpus.texts:
+    raise data.DataError('--data: no documents.', path=data_path,
+                         fix='give --data a labelled corpus.')
+  return corpus
+
+
 def evaluate(model_dir: str, data_path: str, format: str = '',  # pylint: disable=redefined-builtin
              text_column: str = '', label_column: str = '',
              lenient: bool = False) -> dict:
@@ -45,21 +72,30 @@ def evaluate(model_dir: str, data_path: str, format: str = '',  # pylint: disabl
   Raises:
     ModelFileError, DataError (a label the model never saw, bad lines).
   """
-  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
   model = saved_model.load(model_dir)
   trained = model.config.get('data', {})
-  corpus = data.read_corpus(
-      data_path, format or '',
-      text_column or trained.get('text_column', 'text'),
-      label_column or trained.get('label_column', 'label'), lenient)
+  with console.phase(f'reading {data_path}'):
+    corpus = _read(data_path, format or '',
+                   text_column or trained.get('text_column', 'text'),
+                   label_column or trained.get('label_column', 'label'),
+                   lenient)
   y = model.label_map.encode(corpus.labels, corpus.sources)
-  logging.info('%d documents from %s', len(corpus.texts), data_path)
-  x = model.featurizer.transform(corpus.texts)
-  proba = np.asarray(scoring.predict_proba(model.params, x))
-  report = metrics.classification_report(y, proba, model.label_map.names)
+  progress = console.Progress('evaluating', len(corpus.texts), 'documents')
+  chunk, parts = 16384, []
+  for start in range(0, len(corpus.texts), chunk):
+    x = model.featurizer.transform(corpus.texts[start:start + chunk])
+    parts.append(np.asarray(scoring.predict_proba(model.params, x)))
+    progress.update(start + x.num_docs)
+  report = metrics.classification_report(y, np.concatenate(parts),
+                                         model.label_map.names)
+  if report.get('absent_classes'):
+    logging.warning('classes absent from --data: %s; macro-F1 averages over '
+                    'the %d classes present.', ', '.join(
+                        map(repr, report['absent_classes'])),
+                    len(model.label_map.names) - len(report['absent_classes']))
   report.update(model=str(model_dir), data=str(data_path))
   return report
 
@@ -77,7 +113,12 @@ def format_confusion(cm, names) -> str:
 
 
 def main(argv):
+  console.short_log_format()
   with config_check.runner_main(argv, model=FLAGS.model, data=FLAGS.data):
+    # Output paths are checked before any work.
+    for flag in ('out', 'confusion_png'):
+      if FLAGS[flag].value:
+        workdir_lib.check_output_file(FLAGS[flag].value, f'--{flag}')
     report = evaluate(FLAGS.model, FLAGS.data, FLAGS.format,
                       FLAGS.text_column, FLAGS.label_column, FLAGS.lenient)
     from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
@@ -88,9 +129,8 @@ def main(argv):
     print('confusion matrix (rows: true, columns: predicted)')
     print(format_confusion(report['confusion_matrix'], names))
     if FLAGS.out:
-      os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-      with open(FLAGS.out, 'w', encoding='utf-8') as f:
-        json.dump(report, f, indent=1)
+      workdir_lib.write_atomic(FLAGS.out, json.dumps(report, indent=1),
+                               flag='--out')
       print(f'wrote {FLAGS.out}')
     if FLAGS.confusion_png:
       from linjax.analysis import plots  # pylint: disable=g-import-not-at-top

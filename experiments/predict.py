@@ -41,12 +41,14 @@ def _read_lines(path: str) -> list[str]:
     with open(path, 'rb') as f:
       raw = f.read()
   except OSError as e:
-    raise data.DataError(f'cannot read: {e.strerror}.', path=path) from None
+    raise data.DataError(f'--input={path}: cannot read the file '
+                         f'({e.strerror}).') from None
   try:
     return raw.decode('utf-8').splitlines()
   except UnicodeDecodeError as e:
     line = raw[:e.start].count(b'\n') + 1
-    raise data.DataError('not valid UTF-8.', path=path, line=line) from None
+    raise data.DataError('not valid UTF-8 (--input).', path=path,
+                         line=line) from None
 
 
 def predict_lines(model, texts: list[str], top_k: int = 1,

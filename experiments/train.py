@@ -3,82 +3,58 @@ r"""Trains and evaluates a linear text classifier; writes everything to workdir.
   python -m experiments.train --config=experiments/configs/default.py \
       --workdir=/tmp/linjax-demo [--config.optimizer.learning_rate=0.5 ...]
 
-The work is `train_and_evaluate(config, workdir)`; `main` only parses flags
-and turns errors a user can cause into a one-line message and exit status 1.
+``--help`` lists every config key with its default. The work is
+`train_and_evaluate(config, workdir)`; `main` only parses flags and turns
+errors a user can cause into a one-line message and exit status 1, and
+Ctrl-C or SIGTERM into one line and exit status 130 or 143 (rerun the same
+command to resume from the last checkpoint).
 
-Steps: validate the config (before any work); load the data (``data.train``
-or the demo corpus; ``data.test`` or a stratified held-out split of
+Steps: validate the config and the workdir (before any work: a finished run
+there is refused unless ``--overwrite``); load the data (``data.train`` or
+the demo corpus; ``data.test`` or a stratified held-out split of
 ``data.test_fraction``; a stratified validation split ``data.val_fraction``
-carved from train); fit the featurizer on the training split only; a quick
-three-way gradient check on a small batch; `linjax.engine.training.fit`
-(the config becomes the library's options in experiments/config_check.py);
-evaluate on
-the test split (used only here). Writes into workdir:
+carved from train); fit the featurizer on the training split only; a
+three-way gradient check on a few documents (in a background thread);
+`linjax.engine.training.fit` (the config becomes the library's options in
+experiments/config_check.py), stopped if the loss explodes
+(experiments/run_checks.py); evaluate on the test split (used only here).
+Writes into workdir (each file atomically, see experiments/workdir.py):
 
-  results.json     test/val metrics, timings, gradient check, config
-  metrics.jsonl    one line per epoch
-  model/           the saved model (see linjax/saved_model.py)
+  results.json      test/val metrics, timings, gradient check, config
+  metrics.jsonl     one line per epoch
+  model/            the saved model (see linjax/saved_model.py)
+  test_split.jsonl  the held-out test split, when carved from data.train
   curves.png, confusion_matrix.png, templates.png
+  checkpoints/      while training (the newest train.keep_checkpoints);
+                    removed after a successful run unless
+                    train.remove_checkpoints is False
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import re
 import sys
 import time
-from typing import NamedTuple
 
 from absl import app
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 import numpy as np
 
 from experiments import config_check
+from experiments import console
+from experiments import workdir as workdir_lib
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                              'configs', 'default.py')
+# Re-exported: the other runners and benchmarks/ take these from here.
+from experiments.cli import DEFAULT_CONFIG  # pylint: disable=unused-import
+from experiments.cli import define_config_flag
+from experiments.cli import parse_flags
+from experiments.run_data import load_splits
+from experiments.run_data import Splits  # pylint: disable=unused-import
+from experiments.run_data import start_precompile
 
 FLAGS = flags.FLAGS
-
-
-def _override_error(error: BaseException, argv) -> str:
-  """One line for an unknown ``--config.x.y`` key (ml_collections raises
-  AttributeError/KeyError with a "Did you mean" hint)."""
-  text = str(error)
-  key = re.search(r"'([A-Za-z0-9_]+)\\?'", text)
-  hint = re.search(r'Did you mean \\?"([A-Za-z0-9_]+)', text)
-  culprits = [a.split('=')[0] for a in argv if a.startswith('--config.')
-              and key and key.group(1) in a.split('=')[0].split('.')]
-  where = culprits[0] if culprits else 'a --config.* override'
-  return (f'{where}: no such config key' +
-          (f' (did you mean {hint.group(1)!r}?)' if hint else ''))
-
-
-def define_config_flag(help_text: str) -> None:
-  """``--config`` (default: configs/default.py) with ``--config.x.y`` overrides.
-
-  ml_collections reads the overrides from sys.argv while defining the flag
-  when the default config is used; an unknown key then exits with one line.
-  """
-  try:
-    config_flags.DEFINE_config_file('config', DEFAULT_CONFIG, help_text,
-                                    lock_config=True)
-  except (AttributeError, KeyError) as e:
-    sys.exit(f'error: {_override_error(e, sys.argv)}')
-
-
-def parse_flags(argv):
-  """Flag parser for `app.run`: bad flags end in one line, not a traceback."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    sys.exit(f'error: {config_check.one_line(e)}')
-  except (AttributeError, KeyError) as e:
-    sys.exit(f'error: {_override_error(e, argv)}')
 
 
 def define_flags() -> None:
@@ -87,162 +63,17 @@ def define_flags() -> None:
   define_config_flag('Training configuration file (a python file with '
                      'get_config()); override keys with '
                      '--config.section.key=value.')
+  flags.declare_key_flag('config')  # listed by --help (defined in cli.py)
   flags.DEFINE_string('workdir', None, 'Directory to write results, the '
                       'saved model and plots into (created if needed).')
+  flags.DEFINE_bool('overwrite', False, 'Replace a finished run in --workdir '
+                    '(its model, results and plots).')
 
 
-class Splits(NamedTuple):
-  """Texts and int32 labels of each split, and the label map.
-
-  ``val_*`` are empty lists/arrays when ``data.val_fraction`` is 0, and
-  ``test_*`` when ``data.test_fraction`` is 0 and there is no ``data.test``.
-  """
-
-  train_texts: list
-  train_y: np.ndarray
-  val_texts: list
-  val_y: np.ndarray
-  test_texts: list
-  test_y: np.ndarray
-  label_map: object
-  source: str
-
-
-def load_splits(config) -> Splits:
-  """Reads the data named by ``config.data`` and splits it (stratified).
-
-  Raises:
-    DataError: for unreadable files, bad lines, fewer than two classes, or a
-      test label that training never saw.
-  """
-  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
-  dc, seed = config.data, int(config.train.seed)
-  if dc.train:
-    corpus = data.read_corpus(dc.train, dc.format, dc.text_column,
-                              dc.label_column, dc.lenient, dc.max_per_class,
-                              seed)
-    source = dc.train
-  else:
-    from linjax.data import demo  # pylint: disable=g-import-not-at-top
-    corpus = demo.demo_corpus(max_per_class=dc.max_per_class or None,
-                              seed=seed)
-    source = 'demo corpus'
-  if not corpus.texts:
-    raise data.DataError('no documents.', path=source)
-  label_map = data.LabelMap.fit(corpus.labels)
-  if label_map.num_classes < 2:
-    raise data.DataError(f'only one class ({label_map.names[0]!r}); a '
-                         f'classifier needs at least two.', path=source)
-  y = label_map.encode(corpus.labels, corpus.sources)
-  texts = corpus.texts
-  if dc.test:
-    test = data.read_corpus(dc.test, dc.format, dc.text_column,
-                            dc.label_column, dc.lenient)
-    test_texts = test.texts
-    test_y = label_map.encode(test.labels, test.sources)
-    train_idx = np.arange(len(texts))
-  else:
-    train_idx, test_idx = data.stratified_split(y, dc.test_fraction, seed)
-    test_texts = [texts[i] for i in test_idx]
-    test_y = y[test_idx]
-  keep, val = data.stratified_split(y[train_idx], dc.val_fraction, seed + 1)
-  return Splits(
-      train_texts=[texts[i] for i in train_idx[keep]], train_y=y[train_idx[keep]],
-      val_texts=[texts[i] for i in train_idx[val]], val_y=y[train_idx[val]],
-      test_texts=test_texts, test_y=np.asarray(test_y, np.int32),
-      label_map=label_map, source=source)
-
-
-def start_precompile(options: config_check.RunOptions, texts,
-                     num_classes: int, sample: int = 16):
-  """Starts compiling the training program before featurisation.
-
-  Only in hashing mode (F = ``features.buckets`` is known now; a vocabulary's
-  size is not). `fit` raises the token budget to the longest document's
-  number of features; that count is estimated by featurising the ``sample``
-  longest texts (by characters), so that the program compiled in the
-  background is the one `fit` needs. A wrong guess costs a normal compile.
-
-  Args:
-    options: the run's options.
-    texts: the training texts (a list of str).
-    num_classes: C.
-    sample: texts featurised for the estimate.
-
-  Returns:
-    `linjax.engine.training.precompile`'s future, or None in vocabulary
-    mode.
-  """
-  if options.features.buckets <= 0 or not texts:
-    return None
-  from linjax.engine import training  # pylint: disable=g-import-not-at-top
-  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
-  lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
-  longest = np.argsort(lengths)[-sample:]
-  # Count every feature: min_df would drop most of a 16-text sample's.
-  counting = dataclasses.replace(options.features, weighting='tf',
-                                 normalize='none', min_df=1)
-  x = Featurizer.from_options(counting).fit_transform(
-      [texts[i] for i in longest])
-  return training.precompile(options.features.buckets, num_classes,
-                             optimizer=options.optimizer,
-                             training=options.training,
-                             max_doc_features=int(x.row_lengths().max()))
-
-
-def quick_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
-                    max_features: int = 2000, seed: int = 0,
-                    table_rows: int = 0):
-  """Three-way gradient check on a few documents and only their features.
-
-  Takes up to ``num_docs`` documents (fewer if they use more than
-  ``max_features`` distinct features), renumbers their features 0..K-1 and
-  runs `linjax.check_grad` at small random parameters, so the finite
-  differences cost O(K C) loss evaluations, not O(F C).
-
-  Args:
-    x: CsrFeatures of the training split.
-    y: int [N] labels.
-    num_classes: C.
-    l2: the objective's L2 strength.
-    num_docs: documents used at most.
-    max_features: distinct features used at most.
-    seed: PRNG seed of the parameters.
-    table_rows: rows of the lecture's per-coordinate slope table (0: none).
-
-  Returns:
-    A `linjax.GradCheckReport`.
-  """
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import linjax  # pylint: disable=g-import-not-at-top
-  from linjax.text.csr import CsrFeatures  # pylint: disable=g-import-not-at-top
-  n = min(num_docs, x.num_docs)
-  while n > 1 and np.unique(x.ids[:x.indptr[n]]).shape[0] > max_features:
-    n //= 2
-  sub = x.take(np.arange(n))
-  used, local = np.unique(sub.ids, return_inverse=True)
-  sub = CsrFeatures(sub.indptr, local.astype(np.int32), sub.weights,
-                    max(1, used.shape[0]))
-  ids, weights = sub.to_padded()
-  params = linjax.init_params(jax.random.PRNGKey(seed), sub.num_features,
-                              num_classes, scale=0.1)
-  return linjax.check_grad(
-      params, linjax.SparseFeatures(jnp.asarray(ids), jnp.asarray(weights)),
-      jnp.asarray(y[:n]), l2=l2, table_rows=table_rows)
-
-
-def _progress(epoch: int, total: int, entry: dict) -> None:
-  """A one-line progress bar on a terminal only."""
-  if not sys.stderr.isatty():
-    return
-  width = 30
-  done = int(width * epoch / max(total, 1))
-  sys.stderr.write(f'\r[{"#" * done}{"." * (width - done)}] epoch {epoch}/'
-                   f'{total} loss {entry.get("train_loss", float("nan")):.4f}')
-  if epoch >= total:
-    sys.stderr.write('\n')
-  sys.stderr.flush()
+def quick_gradcheck(*args, **kwargs):
+  """`experiments.run_checks.quick_gradcheck` (imported on first use)."""
+  from experiments import run_checks  # pylint: disable=g-import-not-at-top
+  return run_checks.quick_gradcheck(*args, **kwargs)
 
 
 def _fmt(value, spec='.4f'):
@@ -250,116 +81,179 @@ def _fmt(value, spec='.4f'):
 
 
 def _write_plots(workdir, history, report, top, label_names) -> list:
+  """The PNGs, each drawn under a temporary name and renamed into place."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
   try:
     from linjax.analysis import plots  # pylint: disable=g-import-not-at-top
-    written = [plots.training_curves(history,
-                                     os.path.join(workdir, 'curves.png'))]
-    if report is not None:
-      written.append(plots.confusion_matrix(
-          report['confusion_matrix'], label_names,
-          os.path.join(workdir, 'confusion_matrix.png')))
-    written.append(plots.templates(top, os.path.join(workdir,
-                                                     'templates.png')))
-    return [str(p) for p in written]
   except ImportError as e:  # matplotlib missing: the run is still useful.
     logging.warning('plots skipped: %s', e)
     return []
+  tmp = tempfile.mkdtemp(prefix='.plots-', dir=workdir)
+  try:
+    drawn = [plots.training_curves(history, os.path.join(tmp, 'curves.png'))]
+    if report is not None:
+      drawn.append(plots.confusion_matrix(
+          report['confusion_matrix'], label_names,
+          os.path.join(tmp, 'confusion_matrix.png')))
+    drawn.append(plots.templates(top, os.path.join(tmp, 'templates.png')))
+    written = []
+    for path in map(str, drawn):
+      written.append(os.path.join(workdir, os.path.basename(path)))
+      os.replace(path, written[-1])
+    return written
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
+def _predict_with_progress(params, x, chunk: int = 16384):
+  """Test-split probabilities [N, C], in chunks of whole scoring batches."""
+  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
+  progress = console.Progress('evaluating', x.num_docs, 'documents')
+  parts = []
+  for start in range(0, x.num_docs, chunk):
+    rows = np.arange(start, min(start + chunk, x.num_docs))
+    parts.append(np.asarray(scoring.predict_proba(params, x.take(rows))))
+    progress.update(int(rows[-1]) + 1)
+  return np.concatenate(parts)
+
+
+def _fit(options, splits, train_x, val_x, checkpoint_dir, callback,
+         keep: int, overwrite: bool):
+  """`training.fit`; refused checkpoints end the run, or with --overwrite
+  are discarded (and training starts over)."""
+  from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training  # pylint: disable=g-import-not-at-top
+
+  def fit():
+    with checkpoint.retaining(keep):
+      return training.fit(
+          train_x, splits.train_y, len(splits.label_map.names),
+          optimizer=options.optimizer, training=options.training,
+          val_x=val_x, val_y=splits.val_y if val_x is not None else None,
+          callback=callback, checkpoint_dir=checkpoint_dir)
+  try:
+    return fit()
+  except checkpoint.CheckpointError as e:
+    if not overwrite:
+      raise checkpoint.CheckpointError(
+          f'{e} Nothing was changed: rerun with the config and data of that '
+          f'run to resume it, choose another --workdir, or pass --overwrite '
+          f'to discard its checkpoints.') from None
+    logging.warning('--overwrite: discarding the checkpoints in %s (%s)',
+                    checkpoint_dir, config_check.one_line(e))
+    checkpoint.remove(checkpoint_dir)
+    return fit()
+
+
+def train_and_evaluate(config, workdir: str, overwrite: bool = False,
+                       stage: console.Stage | None = None) -> dict:
   """Runs one experiment and writes its outputs into ``workdir``.
 
   Args:
     config: a ConfigDict with the keys of experiments/configs/default.py.
     workdir: output directory (created if needed).
+    overwrite: replace a finished run in ``workdir`` (else refused).
+    stage: updated with the run's progress (for the interrupt message).
 
   Returns:
     The results dict also written to ``workdir/results.json``.
 
   Raises:
     ConfigError: a bad config value (before any work).
+    PathError: ``workdir`` is not a writable folder, or holds a finished
+      run and ``overwrite`` is False (before any work).
     DataError: bad input data.
-    TrainingDiverged: the loss became non-finite.
+    TrainingDiverged: the loss became non-finite or exploded.
   """
   options = config_check.validate(config)
-  # Heavy imports after validation, so a bad flag fails at once.
+  run = workdir_lib.prepare(workdir, overwrite)
+  stage = stage or console.Stage()
+  if options.training.checkpoint_every:
+    stage.checkpoint_dir = run.join(workdir_lib.CHECKPOINTS)
+  # Heavy imports after the checks, so a bad flag fails at once.
+  from experiments import run_checks  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
   from linjax.analysis import interpret  # pylint: disable=g-import-not-at-top
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
   from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
-  from linjax.engine import training  # pylint: disable=g-import-not-at-top
   from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
 
   if config.train.compile_cache:
     chunk_program.enable_compile_cache(
         os.path.expanduser(config.train.compile_cache))
-  os.makedirs(workdir, exist_ok=True)
+  stage.phase = 'reading the data'
   start = time.perf_counter()
-  logging.info('loading data (%s)', config.data.train or 'demo corpus')
-  splits = load_splits(config)
+  source = config.data.train or 'the demo corpus'
+  if os.path.isfile(source):
+    source += f' ({workdir_lib.format_bytes(os.path.getsize(source))})'
+  with console.phase(f'reading {source}'):
+    splits = load_splits(config)
   load_seconds = time.perf_counter() - start
   names = splits.label_map.names
-  logging.info('%d train, %d validation, %d test documents in %d classes '
-               '(%.2f s)', len(splits.train_texts), len(splits.val_texts),
-               len(splits.test_texts), len(names), load_seconds)
+  logging.info('%d train, %d validation, %d test documents in %d classes',
+               len(splits.train_texts), len(splits.val_texts),
+               len(splits.test_texts), len(names))
+  run_checks.warn_about_labels([names[i] for i in splits.train_y])
 
+  stage.phase = 'featurising'
   # F and C are known: compile the training program while featurising.
   start_precompile(options, splits.train_texts, len(names))
   start = time.perf_counter()
   featurizer = Featurizer.from_options(options.features)
-  train_x = featurizer.fit_transform(splits.train_texts)
-  val_x = featurizer.transform(splits.val_texts) if splits.val_texts else None
-  test_x = (featurizer.transform(splits.test_texts) if splits.test_texts
-            else None)
+  with console.phase(f'featurising {len(splits.train_texts)} training '
+                     'documents'):
+    train_x = featurizer.fit_transform(splits.train_texts)
+  gradcheck_job = None
+  if config.train.gradcheck:
+    gradcheck_job = run_checks.GradcheckInBackground(
+        train_x, splits.train_y, len(names), float(options.training.l2),
+        seed=options.training.seed)
+  with console.phase(f'featurising {len(splits.val_texts)} validation and '
+                     f'{len(splits.test_texts)} test documents'):
+    val_x = featurizer.transform(splits.val_texts) if splits.val_texts else None
+    test_x = (featurizer.transform(splits.test_texts) if splits.test_texts
+              else None)
   featurize_seconds = time.perf_counter() - start
-  logging.info('featurised: F=%d features, %d non-zeros in train (%.2f s)',
+  logging.info('F=%d features, %d non-zeros in train (%.2f s)',
                featurizer.num_features, train_x.nnz, featurize_seconds)
 
-  gradcheck = None
-  if config.train.gradcheck:
-    report = quick_gradcheck(train_x, splits.train_y, len(names),
-                             float(options.training.l2),
-                             seed=options.training.seed)
-    logging.info('%s', report.format())
-    gradcheck = dict(passed=report.passed, num_params=report.num_params,
-                     max_rel_error=report.max_rel_error,
-                     seconds=report.seconds)
-
-  metrics_path = os.path.join(workdir, 'metrics.jsonl')
+  # The run proceeds: only now is a finished run's record replaced.
+  checkpoint_dir = run.join(workdir_lib.CHECKPOINTS)
+  if run.finished:
+    workdir_lib.forget_finished_run(run)
   epochs = options.training.epochs
-  with open(metrics_path, 'w', encoding='utf-8') as log_file:
+  guard = run_checks.DivergenceGuard(len(names),
+                                     options.optimizer.learning_rate)
+  log = workdir_lib.MetricsLog(run.join(workdir_lib.METRICS))
+  progress = console.Progress('epoch', epochs, every=0)
 
-    def callback(entry: dict) -> None:
-      log_file.write(json.dumps(saved_model.jsonable(entry)) + '\n')
-      log_file.flush()
-      logging.info('epoch %d/%d: train loss %s, val loss %s, val accuracy %s, '
-                   '%.0f tokens/s', entry['epoch'], epochs,
-                   _fmt(entry.get('train_loss')), _fmt(entry.get('val_loss')),
-                   _fmt(entry.get('val_accuracy')),
-                   entry.get('tokens_per_s') or 0.0)
-      _progress(entry['epoch'], epochs, entry)
+  def callback(entry: dict) -> None:
+    guard.check_epoch(entry['epoch'], entry['train_loss'])
+    log.write(saved_model.jsonable(entry))
+    stage.epochs_done = entry['epoch']
+    progress.update(entry['epoch'], (
+        f'train loss {_fmt(entry.get("train_loss"))}, val loss '
+        f'{_fmt(entry.get("val_loss"))}, val accuracy '
+        f'{_fmt(entry.get("val_accuracy"))}, '
+        f'{entry.get("tokens_per_s") or 0.0:.0f} tokens/s'))
 
-    logging.info('training: %s, lr %g, %s schedule, %d epochs',
-                 options.optimizer.name, options.optimizer.learning_rate,
-                 options.optimizer.schedule, epochs)
-    checkpoint_dir = (os.path.join(os.path.abspath(workdir), 'checkpoints')
-                      if options.training.checkpoint_every else None)
-    try:
-      fit = training.fit(train_x, splits.train_y, len(names),
-                         optimizer=options.optimizer,
-                         training=options.training, val_x=val_x,
-                         val_y=splits.val_y if val_x is not None else None,
-                         callback=callback, checkpoint_dir=checkpoint_dir)
-    except checkpoint.CheckpointError as e:
-      raise checkpoint.CheckpointError(
-          f'{e} Use a new --workdir, delete {checkpoint_dir}, or set '
-          f'--config.train.checkpoint_every=0.') from None
-  # The full history, including epochs restored from a checkpoint.
-  with open(metrics_path, 'w', encoding='utf-8') as log_file:
-    for entry in fit.history:
-      log_file.write(json.dumps(saved_model.jsonable(entry)) + '\n')
+  logging.info('training: %s, lr %g, %s schedule, %d epochs',
+               options.optimizer.name, options.optimizer.learning_rate,
+               options.optimizer.schedule, epochs)
+  every = options.training.checkpoint_every
+  stage.epochs_done = checkpoint.latest_epoch(checkpoint_dir) or 0
+  stage.training = True
+  try:
+    fit = _fit(options, splits, train_x, val_x,
+               checkpoint_dir if every else None, callback,
+               int(config.train.keep_checkpoints), overwrite)
+  finally:
+    log.close()
+  stage.training, stage.phase = False, 'evaluating'
+  log.finish(saved_model.jsonable(fit.history))
 
   results = dict(
       num_classes=len(names), num_features=featurizer.num_features,
@@ -368,11 +262,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
       epochs_run=fit.epochs_run, best_epoch=fit.best_epoch, update=fit.update,
       load_seconds=load_seconds, featurize_seconds=featurize_seconds,
       compile_seconds=fit.compile_seconds, train_seconds=fit.train_seconds,
-      pack_seconds=fit.pack_seconds,
-      gradcheck=gradcheck)
+      pack_seconds=fit.pack_seconds)
   train_eval = scoring.evaluate(fit.params, train_x, splits.train_y)
   results['train_accuracy'] = float(train_eval['accuracy'])
   results['train_loss'] = float(train_eval['loss'])
+  results['worse_than_initial'] = guard.check_model(results['train_loss'])
   results['val_accuracy'] = results['val_loss'] = None
   if val_x is not None:
     val_eval = scoring.evaluate(fit.params, val_x, splits.val_y)
@@ -380,8 +274,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     results['val_loss'] = float(val_eval['loss'])
   report = None
   if test_x is not None:
-    proba = scoring.predict_proba(fit.params, test_x)
+    proba = _predict_with_progress(fit.params, test_x)
     report = metrics.classification_report(splits.test_y, proba, names)
+    run_checks.warn_about_labels([], report.get('absent_classes') or ())
   results.update(
       test_accuracy=report and report['accuracy'],
       test_macro_f1=report and report['macro_f1'],
@@ -390,16 +285,37 @@ def train_and_evaluate(config, workdir: str) -> dict:
   results['config'] = config.to_dict()
   results = saved_model.jsonable(results)
 
+  stage.phase = 'saving the model'
   top = interpret.top_features(fit.params, featurizer, names, k=10)
   summary = {k: results[k] for k in (
       'test_accuracy', 'test_macro_f1', 'val_accuracy', 'train_seconds',
       'num_classes', 'num_features', 'epochs_run')}
-  saved_model.save(os.path.join(workdir, 'model'), fit.params, featurizer,
-                   splits.label_map, config, extra=summary)
+  model_dir = run.join(workdir_lib.MODEL)
+  saved_model.save(model_dir, fit.params, featurizer, splits.label_map,
+                   config, extra=summary)
+  results['model_bytes'] = workdir_lib.disk_size(model_dir)
   results['plots'] = _write_plots(workdir, fit.history, report, top, names)
-  with open(os.path.join(workdir, 'results.json'), 'w',
-            encoding='utf-8') as f:
-    json.dump(results, f, indent=1)
+  if splits.test_texts and not config.data.test:
+    results['test_split'] = run.join(workdir_lib.TEST_SPLIT)
+    workdir_lib.write_atomic(results['test_split'], workdir_lib.split_as_jsonl(
+        splits.test_texts, [names[i] for i in splits.test_y],
+        config.data.text_column, config.data.label_column))
+  results['gradcheck'] = None
+  if gradcheck_job is not None:
+    stage.phase = 'finishing the gradient check'
+    waited = time.perf_counter()
+    check = gradcheck_job.result()
+    waited = time.perf_counter() - waited
+    (logging.info if check.passed else logging.warning)('%s', check.format())
+    results['gradcheck'] = saved_model.jsonable(dict(
+        passed=check.passed, num_params=check.num_params,
+        max_rel_error=check.max_rel_error, seconds=check.seconds,
+        wait_seconds=waited))
+  workdir_lib.write_atomic(run.join(workdir_lib.RESULTS),
+                           json.dumps(results, indent=1))
+  freed = 0
+  if every and config.train.remove_checkpoints:
+    freed = checkpoint.remove(checkpoint_dir)
 
   print(f'test accuracy {_fmt(results["test_accuracy"])}  macro-F1 '
         f'{_fmt(results["test_macro_f1"])}  val accuracy '
@@ -408,13 +324,29 @@ def train_and_evaluate(config, workdir: str) -> dict:
         f'{featurize_seconds:.2f} s)')
   print('top features per class:')
   print(interpret.format_top_features(top, k=5))
-  print(f'wrote {workdir}/results.json and {workdir}/model')
+  print(f'wrote {workdir}/results.json and {model_dir} '
+        f'({workdir_lib.format_bytes(results["model_bytes"])} on disk)' +
+        (f'; removed the checkpoints ({workdir_lib.format_bytes(freed)})'
+         if freed else ''))
   return results
 
 
 def main(argv):
-  with config_check.runner_main(argv, workdir=FLAGS.workdir):
-    train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  import signal  # pylint: disable=g-import-not-at-top
+  console.short_log_format()
+  stage = console.Stage()
+  try:
+    with console.raise_on_signals():
+      with config_check.runner_main(argv, workdir=FLAGS.workdir):
+        train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.overwrite,
+                           stage)
+  except console.Interrupted as e:
+    for s in (signal.SIGINT, signal.SIGTERM):
+      signal.signal(s, signal.SIG_IGN)   # a second Ctrl-C changes nothing
+    sys.stderr.write(stage.interrupted_line() + '\n')
+    console.exit_process(e.exit_code)
+  except SystemExit as e:   # a one-line user error
+    console.exit_process(e.code)
 
 
 if __name__ == '__main__':

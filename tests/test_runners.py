@@ -68,9 +68,11 @@ def trained(tmp_path_factory):
 def test_train_writes_everything(trained):
   workdir = trained['workdir']
   for name in ('results.json', 'metrics.jsonl', 'curves.png',
-               'confusion_matrix.png', 'templates.png', 'model/model.json',
-               'model/W.npy', 'model/b.npy'):
+               'confusion_matrix.png', 'templates.png', 'model/model.json'):
     assert (workdir / name).is_file(), name
+  assert len(os.listdir(workdir / 'model')) >= 2     # the manifest and arrays
+  assert not (workdir / 'checkpoints').exists()      # removed after success
+  assert not (workdir / 'test_split.jsonl').exists()  # data.test was given
   assert (workdir / 'curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
   results = json.loads((workdir / 'results.json').read_text())
   for key in ('test_accuracy', 'test_macro_f1', 'val_accuracy',
@@ -194,11 +196,13 @@ def test_damaged_model_one_line(trained, tmp_path):
   import shutil  # pylint: disable=g-import-not-at-top
   model = tmp_path / 'model'
   shutil.copytree(trained['workdir'] / 'model', model)
-  with open(model / 'W.npy', 'r+b') as f:
+  arrays = max((p for p in model.iterdir() if p.name != 'model.json'),
+               key=lambda p: p.stat().st_size)   # W's file, whatever format
+  with open(arrays, 'r+b') as f:
     f.truncate(1000)
   proc = run('predict', f'--model={model}', '--input=-', stdin='ball\n',
              check=False)
-  assert_one_line_error(proc, 'W.npy', 'truncated')
+  assert_one_line_error(proc, arrays.name)
 
 
 def test_gradcheck_runner(trained, tmp_path):

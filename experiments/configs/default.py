@@ -8,8 +8,9 @@ The sections ``features``, ``optimizer`` and ``train`` are the library's
 options (`linjax.text.featurizer_options.FeaturizerOptions`,
 `linjax.engine.options.OptimizerOptions` and `TrainOptions`), built from
 their defaults: the one source of defaults, documented on each dataclass.
-``data`` and ``train.gradcheck``/``train.compile_cache`` are the runner's
-own. `experiments/config_check.py` turns a config back into the options.
+``data`` and ``train.gradcheck``/``compile_cache``/``keep_checkpoints``/
+``remove_checkpoints`` are the runner's own. `experiments/config_check.py`
+turns a config back into the options.
 Defaults were chosen on validation splits carved from the shared corpora's
 training data (never their test split); see BUILD_NOTES.md.
 """
@@ -48,4 +49,6 @@ def get_config() -> ml_collections.ConfigDict:
   # Folder for JAX's persistent compilation cache (e.g. ~/.cache/linjax):
   # later runs with the same shapes skip XLA compilation. Empty: off.
   config.train.compile_cache = ''
+  config.train.keep_checkpoints = 1  # newest checkpoints kept on disk while training
+  config.train.remove_checkpoints = True  # delete the checkpoints after a successful run
   return config

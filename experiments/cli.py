@@ -1,0 +1,72 @@
+"""Flags shared by the runners: ``--config`` with overrides, parsing that
+ends bad flags in one line, and ``--help`` that lists every config key.
+
+`define_config_flag` and `parse_flags` are also reachable as
+``experiments.train.define_config_flag``/``parse_flags`` (the other runners
+use them from there).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+from experiments import config_check
+from experiments import console
+
+DEFAULT_CONFIG = console.DEFAULT_CONFIG
+HELP_FLAGS = ('--help', '-help', '-h', '-?', '--helpshort', '--helpfull')
+
+FLAGS = flags.FLAGS
+
+
+def _override_error(error: BaseException, argv) -> str:
+  """One line for an unknown ``--config.x.y`` key (ml_collections raises
+  AttributeError/KeyError with a "Did you mean" hint)."""
+  text = str(error)
+  key = re.search(r"'([A-Za-z0-9_]+)\\?'", text)
+  hint = re.search(r'Did you mean \\?"([A-Za-z0-9_]+)', text)
+  culprits = [a.split('=')[0] for a in argv if a.startswith('--config.')
+              and key and key.group(1) in a.split('=')[0].split('.')]
+  where = culprits[0] if culprits else 'a --config.* override'
+  return (f'{where}: no such config key' +
+          (f' (did you mean {hint.group(1)!r}?)' if hint else ''))
+
+
+def define_config_flag(help_text: str) -> None:
+  """``--config`` (default: configs/default.py) with ``--config.x.y`` overrides.
+
+  ml_collections reads the overrides from sys.argv while defining the flag
+  when the default config is used; an unknown key then exits with one line.
+  """
+  try:
+    config_flags.DEFINE_config_file('config', DEFAULT_CONFIG, help_text,
+                                    lock_config=True)
+  except (AttributeError, KeyError) as e:
+    sys.exit(f'error: {_override_error(e, sys.argv)}')
+
+
+def print_help() -> None:
+  """The runner's usage, its flags and (with --config) every config key."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  app.usage(shorthelp=True, writeto_stdout=True)
+  if 'config' in FLAGS:
+    print()
+    print(console.config_help())
+
+
+def parse_flags(argv):
+  """Flag parser for `app.run`: bad flags end in one line, not a traceback;
+  ``--help`` prints the usage (and config keys) and exits 0."""
+  if any(a in HELP_FLAGS for a in argv[1:]):
+    print_help()
+    sys.exit(0)
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f'error: {config_check.one_line(e)}')
+  except (AttributeError, KeyError) as e:
+    sys.exit(f'error: {_override_error(e, argv)}')

@@ -1,0 +1,116 @@
+"""A training run's data: the splits, and the program compiled meanwhile.
+
+`load_splits(config)` reads ``data.train`` (or the demo corpus) and carves
+the stratified validation and test splits; `start_precompile` starts
+compiling the training program before featurisation. Both are also
+reachable as ``experiments.train.load_splits``/``start_precompile`` (the
+other runners and benchmarks/ use them from there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import numpy as np
+
+from experiments import config_check
+
+
+class Splits(NamedTuple):
+  """Texts and int32 labels of each split, and the label map.
+
+  ``val_*`` are empty lists/arrays when ``data.val_fraction`` is 0, and
+  ``test_*`` when ``data.test_fraction`` is 0 and there is no ``data.test``.
+  """
+
+  train_texts: list
+  train_y: np.ndarray
+  val_texts: list
+  val_y: np.ndarray
+  test_texts: list
+  test_y: np.ndarray
+  label_map: object
+  source: str
+
+
+def load_splits(config) -> Splits:
+  """Reads the data named by ``config.data`` and splits it (stratified).
+
+  Raises:
+    DataError: for unreadable files, bad lines, fewer than two classes, or a
+      test label that training never saw.
+  """
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+  dc, seed = config.data, int(config.train.seed)
+  if dc.train:
+    corpus = data.read_corpus(dc.train, dc.format, dc.text_column,
+                              dc.label_column, dc.lenient, dc.max_per_class,
+                              seed)
+    source = dc.train
+  else:
+    from linjax.data import demo  # pylint: disable=g-import-not-at-top
+    corpus = demo.demo_corpus(max_per_class=dc.max_per_class or None,
+                              seed=seed)
+    source = 'demo corpus'
+  if not corpus.texts:
+    raise data.DataError('no documents.', path=source)
+  label_map = data.LabelMap.fit(corpus.labels)
+  if label_map.num_classes < 2:
+    raise data.DataError(f'only one class ({label_map.names[0]!r}); a '
+                         f'classifier needs at least two.', path=source)
+  y = label_map.encode(corpus.labels, corpus.sources)
+  texts = corpus.texts
+  if dc.test:
+    test = data.read_corpus(dc.test, dc.format, dc.text_column,
+                            dc.label_column, dc.lenient)
+    test_texts = test.texts
+    test_y = label_map.encode(test.labels, test.sources)
+    train_idx = np.arange(len(texts))
+  else:
+    train_idx, test_idx = data.stratified_split(y, dc.test_fraction, seed)
+    test_texts = [texts[i] for i in test_idx]
+    test_y = y[test_idx]
+  keep, val = data.stratified_split(y[train_idx], dc.val_fraction, seed + 1)
+  return Splits(
+      train_texts=[texts[i] for i in train_idx[keep]], train_y=y[train_idx[keep]],
+      val_texts=[texts[i] for i in train_idx[val]], val_y=y[train_idx[val]],
+      test_texts=test_texts, test_y=np.asarray(test_y, np.int32),
+      label_map=label_map, source=source)
+
+
+def start_precompile(options: config_check.RunOptions, texts,
+                     num_classes: int, sample: int = 16):
+  """Starts compiling the training program before featurisation.
+
+  Only in hashing mode (F = ``features.buckets`` is known now; a vocabulary's
+  size is not). `fit` raises the token budget to the longest document's
+  number of features; that count is estimated by featurising the ``sample``
+  longest texts (by characters), so that the program compiled in the
+  background is the one `fit` needs. A wrong guess costs a normal compile.
+
+  Args:
+    options: the run's options.
+    texts: the training texts (a list of str).
+    num_classes: C.
+    sample: texts featurised for the estimate.
+
+  Returns:
+    `linjax.engine.training.precompile`'s future, or None in vocabulary
+    mode.
+  """
+  if options.features.buckets <= 0 or not texts:
+    return None
+  from linjax.engine import training  # pylint: disable=g-import-not-at-top
+  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
+  lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
+  longest = np.argsort(lengths)[-sample:]
+  # Count every feature: min_df would drop most of a 16-text sample's.
+  counting = dataclasses.replace(options.features, weighting='tf',
+                                 normalize='none', min_df=1)
+  x = Featurizer.from_options(counting).fit_transform(
+      [texts[i] for i in longest])
+  return training.precompile(options.features.buckets, num_classes,
+                             optimizer=options.optimizer,
+                             training=options.training,
+                             max_doc_features=int(x.row_lengths().max()))
