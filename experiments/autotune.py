@@ -36,13 +36,12 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
-from experiments import cli
 from experiments import config_check
 from experiments import train as train_runner
 
 FLAGS = flags.FLAGS
 
-cli.define_config_flag('Base configuration; autotune replaces '
+train_runner.define_config_flag('Base configuration; autotune replaces '
                        'optimizer.learning_rate, train.l2 and train.epochs.')
 flags.DEFINE_string('workdir', None, 'Output directory.')
 flags.DEFINE_float('time_budget', 60.0, 'Seconds for featurisation and search.')
@@ -251,4 +250,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.parse_flags)
+  app.run(main, flags_parser=train_runner.parse_flags)

@@ -18,10 +18,12 @@ as ONE vmapped program (`run_loop.prepare` with M (lr, l2) pairs, as
   leaves the first rung ``min_docs`` documents. The resource is the number
   of documents (scikit-learn's HalvingRandomSearchCV default), not epochs:
   the epoch count is searched, and its linear schedule depends on it.
-* The first rung of a bracket grows batch by batch while its share of the
-  remaining time lasts (``time_budget`` over the rungs); later rungs keep
-  fewer survivors if their predicted time (from the seconds per model-epoch
-  measured so far) would overrun. Another bracket starts while time is left.
+* Time: the first batch measures the seconds per model-epoch; a bracket
+  then draws as many first-rung configurations as its rungs can train in
+  85 % of the time left (each rung costs about the same), later rungs keep
+  fewer survivors if their predicted time would overrun (at least one, so
+  that a model trained on all the data is chosen), and another bracket
+  starts while a fifth of the budget is left.
   With ``num_configs`` set the plan is fixed and the clock is not consulted:
   the choice is then a function of the data, the options and the seed alone
   (`AutotuneResult.plan` records what a timed run did).
@@ -241,11 +243,13 @@ class _Search:
                               num_classes, steps * e, self.lr_range[1])
                     for e in options.epochs}
     self.trials, self.best, self.best_params = [], None, None
-    self.compile_seconds, self.work, self.busy = 0.0, 0.0, 0.0
+    self.compile_seconds = 0.0
+    self.timings = []    # (model-epochs of data, seconds) of each batch
     self.compiles = {}   # batch width -> seconds its compilation took
     self.plan = dict(rungs=self.num_rungs, fractions=self.fractions,
                      batch_width=self.width, features_used=self.x.num_features,
-                     state_mb=state_bytes / 2**20, num_configs=[])
+                     state_mb=state_bytes / 2**20, num_configs=[],
+                     compiles=[])
     self.log(f'autotune: {self.num_rungs} rung(s) of {self.fractions} of '
              f'{n} documents, {self.width} configurations per vmapped batch, '
              f'{self.x.num_features} of {x.num_features} feature rows '
@@ -259,23 +263,28 @@ class _Search:
   def left(self) -> float:
     return self.options.time_budget - self.elapsed()
 
-  def predict(self, configs, fraction: float) -> float:
-    """Seconds a batch would take, from the measured rate (or None)."""
-    if not self.work:
-      return None
-    rate = self.busy / self.work
-    slots = _batch_width(len(configs), self.width)
-    return rate * slots * fraction * max(c['epochs'] for c in configs)
+  def speed(self) -> tuple[float, float]:
+    """(seconds a batch costs anyway, seconds per model-epoch of all the
+    data): a least-squares line through the batches timed so far."""
+    units, seconds = (np.asarray(v, np.float64) for v in zip(*self.timings))
+    if np.ptp(units) > 0:
+      slope, base = np.polyfit(units, seconds, 1)
+      if slope > 0 and base >= 0:
+        return float(base), float(slope)
+    return 0.0, float(seconds.sum() / units.sum())
+
+  def batch_seconds(self, width: int, fraction: float, epochs: int) -> float:
+    base, rate = self.speed()
+    return base + rate * width * fraction * epochs
 
   def choose_width(self, n: int, fraction: float, epochs: int) -> int:
     """The batch width for ``n`` configurations: the smallest power of two
     that holds them, or a wider one already compiled if its padding costs
     less than a compilation (small corpora: compiling dominates)."""
-    if not self.work or not self.compiles:
+    if not self.timings or not self.compiles:
       return _batch_width(n, self.width)
-    rate = self.busy / self.work
     compile_s = max(self.compiles.values())
-    cost = {w: rate * w * fraction * epochs +
+    cost = {w: self.batch_seconds(w, fraction, epochs) +
             (0.0 if w in self.compiles else compile_s)
             for w in _widths(n, self.width)}
     return min(cost, key=lambda w: (cost[w], w))
@@ -301,10 +310,18 @@ class _Search:
     x, y = self.x, self.y
     if self.subsets[rung] is not None:
       x, y = x.take(self.subsets[rung]), y[self.subsets[rung]]
-    width = self.choose_width(len(configs), self.fractions[rung],
-                              configs[0]['epochs'])
-    padded = list(configs) + [configs[0]] * (width - len(configs))
-    training = dataclasses.replace(self.training, epochs=configs[0]['epochs'])
+    epochs = configs[0]['epochs']
+    dummy = dict(configs[0])
+    n = len(configs)
+    if not any(c['l2'] > 0 for c in configs) and n < self.width:
+      # A padding slot with L2 > 0 keeps the program of the other batches
+      # (an L2-free batch compiles another, without the global scale: l2
+      # 0 under the scale is exact, 1 - lr * 0 = 1); its result is unused.
+      dummy['l2'] = min(self.options.l2[0], self.l2_caps[epochs])
+      n += 1
+    width = self.choose_width(n, self.fractions[rung], epochs)
+    padded = list(configs) + [dummy] * (width - len(configs))
+    training = dataclasses.replace(self.training, epochs=epochs)
     started = time.perf_counter()
     run = run_loop.prepare(x, y, self.num_classes, self.optimizer, training,
                            learning_rates=[c['lr'] for c in padded],
@@ -330,9 +347,12 @@ class _Search:
     seconds = time.perf_counter() - started
     if run.compile_seconds > 0:
       self.compiles[width] = run.compile_seconds
+      self.plan['compiles'].append(dict(width=width, epochs=epochs,
+                                        rung=rung,
+                                        seconds=run.compile_seconds))
     self.compile_seconds += run.compile_seconds
-    self.busy += seconds - run.compile_seconds
-    self.work += width * self.fractions[rung] * configs[0]['epochs']
+    self.timings.append((width * self.fractions[rung] * epochs,
+                         seconds - run.compile_seconds))
     for trial in trials:
       trial['elapsed'] = self.elapsed()
     self.trials.extend(trials)
@@ -349,26 +369,50 @@ class _Search:
 
   # -- one bracket ------------------------------------------------------------
 
-  def bracket(self, b: int) -> None:
+  def cost(self, configs, fraction: float) -> float:
+    """Predicted seconds to train ``configs`` as `train_all` batches them
+    (compilations of new widths included), from the measured rate."""
+    compile_s = max(self.compiles.values(), default=0.0)
+    total, widths = 0.0, set(self.compiles)
+    for epochs in sorted({c['epochs'] for c in configs}):
+      n = sum(c['epochs'] == epochs for c in configs)
+      for i in range(0, n, self.width):
+        w = self.choose_width(min(self.width, n - i), fraction, epochs)
+        total += self.batch_seconds(w, fraction, epochs)
+        if w not in widths:
+          total, widths = total + compile_s, widths | {w}
+    return total
+
+  def affordable(self, seconds: float) -> int:
+    """First-rung configurations whose bracket fits in ``seconds``: each rung
+    costs about n0 f0 E (n_r = n0 / eta^r configurations on f0 eta^r of the
+    data), E the mean epoch count, plus padding and a few compilations."""
+    base, rate = self.speed()
+    compile_s = max(self.compiles.values(), default=0.0)
+    mean_epochs = float(np.mean(self.options.epochs))
+    per_config = self.num_rungs * self.fractions[0] * mean_epochs * rate
+    # Batches: about one per epoch count and rung, more when they are wide.
+    fixed = (len(self.options.epochs) * self.num_rungs * base + 2 * compile_s)
+    return int(max(seconds - fixed, 0.0) // max(1.25 * per_config, 1e-9))
+
+  def bracket(self, b: int) -> bool:
+    """Runs bracket ``b``; False if the time left does not allow it."""
     options, fixed = self.options, self.options.num_configs > 0
     rng = np.random.default_rng([options.seed, b])
-    cycle = list(rng.permutation(options.epochs))
+    cycle = [int(e) for e in rng.permutation(options.epochs)]
+    trials = []
     if fixed:
-      configs = [self.draw(rng, int(cycle[i % len(cycle)]))
-                 for i in range(options.num_configs)]
-      trials = self.train_all(configs, b, 0)
+      n = options.num_configs
     else:
-      # The first rung's share of what is left: rungs cost about the same.
-      until = self.elapsed() + self.left() / (self.num_rungs + 0.5)
-      trials, k = [], 0
-      while True:
-        epochs = int(cycle[k % len(cycle)])
-        batch = [self.draw(rng, epochs) for _ in range(self.width)]
-        guess = self.predict(batch, self.fractions[0])
-        if trials and (guess is None or self.elapsed() + guess > until):
-          break
-        trials.extend(self.train(batch, b, 0))
-        k += 1
+      if not self.timings:   # the first batch measures the speed
+        trials = self.train([self.draw(rng, cycle[0])
+                             for _ in range(self.width)], b, 0)
+      n = self.affordable(0.85 * self.left()) + len(trials)
+      if not trials and n < options.eta ** (self.num_rungs - 1):
+        return False
+    configs = [self.draw(rng, cycle[i % len(cycle)])
+               for i in range(len(trials), n)]
+    trials += self.train_all(configs, b, 0)
     self.plan['num_configs'].append(len(trials))
     for rung in range(1, self.num_rungs):
       keep = max(1, math.ceil(len(trials) / options.eta))
@@ -377,26 +421,24 @@ class _Search:
       survivors = [dict(lr=t['lr'], l2=t['l2'], epochs=t['epochs'])
                    for t in ranked[:keep]]
       if not fixed:   # keep what fits in the time left (at least one)
-        while len(survivors) > 1 and self.elapsed() + sum(
-            self.predict([c], self.fractions[rung]) or 0.0
-            for c in survivors) > options.time_budget:
+        while len(survivors) > 1 and self.cost(
+            survivors, self.fractions[rung]) > self.left():
           survivors.pop()
       if not survivors:
-        return
+        return True
       self.log(f'autotune: bracket {b}, rung {rung}: {len(survivors)} '
                f'configuration(s) on {self.fractions[rung]:.3g} of the data '
                f'({self.elapsed():.1f} s)')
       trials = self.train_all(survivors, b, rung)
+    return True
 
   def run(self) -> AutotuneResult:
     options, b = self.options, 0
-    while True:
-      self.bracket(b)
+    while self.bracket(b):
       b += 1
       if options.brackets and b >= options.brackets:
         break
-      if options.num_configs == 0 and (
-          options.brackets == 0 and self.left() < 0.25 * options.time_budget):
+      if options.num_configs == 0 and self.left() < 0.2 * options.time_budget:
         break
     if self.best is None or not np.isfinite(self.best['val_accuracy']):
       raise TrainingDiverged(0, 0, math.nan, self.lr_range[0])
