@@ -136,10 +136,11 @@ def _fit(options, splits, train_x, val_x, checkpoint_dir, callback,
     return fit()
   except checkpoint.CheckpointError as e:
     if not overwrite:
+      resume = ('rerun with the config and data of that run to resume it, '
+                if 'another config' in str(e) else '')
       raise checkpoint.CheckpointError(
-          f'{e} Nothing was changed: rerun with the config and data of that '
-          f'run to resume it, choose another --workdir, or pass --overwrite '
-          f'to discard its checkpoints.') from None
+          f'{e} Nothing was changed: {resume}choose another --workdir, or '
+          f'pass --overwrite to discard the checkpoints.') from None
     logging.warning('--overwrite: discarding the checkpoints in %s (%s)',
                     checkpoint_dir, config_check.one_line(e))
     checkpoint.remove(checkpoint_dir)
