@@ -138,7 +138,8 @@ def _model_and_data(workdir: str):
     config_check.validate(config)
     train_dir = os.path.join(workdir, 'train')
     logging.info('training a model in %s', train_dir)
-    train_runner.train_and_evaluate(config, train_dir)
+    # train/ is this runner's own scratch folder: replace a previous one.
+    train_runner.train_and_evaluate(config, train_dir, overwrite=True)
     model = saved_model.load(os.path.join(train_dir, 'model'))
   if FLAGS.data:
     corpus = data.read_corpus(FLAGS.data, config.data.get('format', ''))
