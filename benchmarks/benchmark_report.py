@@ -96,8 +96,9 @@ def phases_table(rows: Sequence[dict]) -> str:
   """
   main = _main_rows(rows)
   lines = ['| corpus | system | train tokens | featurise s | M tokens/s | '
-           'pack s | compile wait s | train s | epochs | other s | fit s | '
-           'fastText fit raw s | fastText fit s |', '|' + ' --- |' * 13]
+           'pack s | compile wait s | train s | epochs | T | steps/epoch | '
+           'other s | fit s | fastText fit raw s | fastText fit s |',
+           '|' + ' --- |' * 15]
   for r in main:
     if not _ok(r) or 'phases' not in r:
       continue
@@ -112,6 +113,7 @@ def phases_table(rows: Sequence[dict]) -> str:
         f'{r["train_tokens"] / max(p["featurize_s"], 1e-9) / 1e6:.2f} | '
         f'{p.get("pack_s", 0.0):.2f} | {p["compile_s"]:.2f} | '
         f'{p["train_s"]:.2f} | {p.get("epochs_run", "-")} | '
+        f'{p.get("token_budget", "-")} | {p.get("steps_per_epoch", "-")} | '
         f'{r["fit_s"] - known:.2f} | {r["fit_s"]:.2f} | '
         f'{_fmt(ft.get("fit_raw_s"), ".2f")} | {_fmt(ft.get("fit_s"), ".2f")} |')
   return '\n'.join(lines)

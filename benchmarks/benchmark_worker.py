@@ -232,10 +232,14 @@ def _run_linjax(corpus_dir: Path, system: str, scale: int, row: dict,
       compile_s=round(result.compile_seconds, 3),  # fit's wait for it
       train_s=round(result.train_seconds, 3),
       epochs_run=result.epochs_run, update=result.update,
+      token_budget=result.token_budget,
+      steps_per_epoch=result.steps,
       num_features=int(x.num_features), nnz=int(x.nnz))
   row['config'] = dict(
       learning_rate=float(run.optimizer.learning_rate),
       l2=float(run.training.l2), epochs=int(run.training.epochs),
+      max_steps=int(run.training.max_steps),
+      docs_per_step=int(run.training.docs_per_step),
       optimizer=run.optimizer.name, schedule=run.optimizer.schedule,
       ngrams=int(run.features.ngrams), buckets=int(run.features.buckets),
       weighting=run.features.weighting,

@@ -187,7 +187,8 @@ def _row(system, acc, f1, fit, mem, corpus='c', **more):
 def _linjax(fit=1.0, mem=300, acc=0.700, f1=0.600, tokens=600_000,
             featurize_s=0.1, **more):
   phases = dict(featurize_s=featurize_s, pack_s=0.05, compile_s=0.1,
-                train_s=0.3, epochs_run=4)
+                train_s=0.3, epochs_run=4, token_budget=512,
+                steps_per_epoch=100)
   return _row('linjax', acc, f1, fit, mem, train_tokens=tokens, phases=phases,
               **more)
 
@@ -286,7 +287,7 @@ def test_phases_table_splits_fit():
   table = benchmark_report.phases_table(rows)
   # other = 1.0 - (0.3 featurise + 0.05 pack + 0.1 compile + 0.3 train)
   assert ('| c | linjax | 600,000 | 0.30 | 2.00 | 0.05 | 0.10 | 0.30 | 4 | '
-          '0.25 | 1.00 | 0.70 | 0.40 |' in table)
+          '512 | 100 | 0.25 | 1.00 | 0.70 | 0.40 |' in table)
 
 
 def test_scaling_table_ratios_against_fasttext():

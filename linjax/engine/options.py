@@ -83,7 +83,19 @@ class TrainOptions:
     batch_size: documents per step, at most (D).
     token_budget: feature slots per step (T, the static shape); a longer
       document raises it for the run (linjax/engine/packing.py).
-    epochs: passes over the training data.
+    docs_per_step: k; where T holds fewer than k documents of the corpus's
+      mean length, `linjax.engine.training.fit` raises T to k of them
+      (rounded up to a power of two), so that a step of long documents
+      still averages over about as many documents as one of short ones: the
+      loss is a batch mean, so each document's step is the learning rate
+      over the documents in its step. 0: off (T is token_budget).
+    epochs: passes over the training data (at most; see max_steps).
+    max_steps: `linjax.engine.training.fit` ends after ``epochs`` passes or,
+      rounding up to a whole pass, once it has taken this many steps,
+      whichever comes first; a pass counts ``max(N / batch_size, nnz / T)``
+      steps, the fewest its packing can take. SGD's progress is counted in
+      steps: a large corpus needs fewer passes than a small one. 0: always
+      ``epochs`` passes.
     l2: the L2 penalty ``l2 * sum(W ** 2)`` (the bias is not penalised).
     seed: the order of documents and steps.
     patience: early stopping after this many epochs without a better
@@ -112,7 +124,9 @@ class TrainOptions:
 
   batch_size: int = 32
   token_budget: int = 512
+  docs_per_step: int = 0
   epochs: int = 4
+  max_steps: int = 0
   l2: float = 0.0
   seed: int = 0
   patience: int = 0
@@ -128,7 +142,9 @@ class TrainOptions:
     c = Checker(self, 'train')
     c.integer('batch_size', lo=1)
     c.integer('token_budget', lo=1)
+    c.integer('docs_per_step', lo=0)
     c.integer('epochs', lo=1)
+    c.integer('max_steps', lo=0)
     c.number('l2', lo=0)
     c.integer('seed', lo=0)
     c.integer('patience', lo=0)

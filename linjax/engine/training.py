@@ -18,6 +18,11 @@ compile it while the host featurises. For example::
   probabilities = scoring.predict_proba(result.params, featurizer.transform(
       new_texts))
 
+* Rules from the data (`run_options`): with ``training.docs_per_step`` the
+  slot budget T grows with the mean document length, so a step of long
+  documents averages over about as many documents as one of short ones;
+  with ``training.max_steps`` a large corpus takes fewer passes than
+  ``training.epochs``. `FitResult` reports the T, steps and passes run.
 * Early stopping: with ``training.patience`` > 0 and a validation split, the
   best epoch's params (by ``training.metric``) are returned.
 * Checkpoints: every ``training.checkpoint_every`` epochs into
@@ -36,6 +41,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 from typing import Callable
 
 import jax
@@ -74,7 +80,8 @@ class FitResult:
   """What `fit` returns; params are float32 numpy arrays.
 
   compile_seconds: what fit spent compiling, or waiting for a compile
-  started by `precompile` (0 when it was ready).
+  started by `precompile` (0 when it was ready). token_budget: the slot
+  budget T of the run's steps; steps: the steps of one epoch.
   """
 
   params: Params
@@ -85,13 +92,78 @@ class FitResult:
   train_seconds: float
   update: str
   pack_seconds: float = 0.0
+  token_budget: int = 0
+  steps: int = 0
+
+
+def step_budget(training: TrainOptions, mean_doc_features: float) -> int:
+  """The slot budget T before the longest document's raise.
+
+  ``training.token_budget``; with ``training.docs_per_step`` = k > 0, if
+  that holds fewer than k documents of the mean length, k such documents
+  rounded up to a power of two (so an estimate of the mean made before
+  featurisation, `precompile`'s, usually lands on the same T): an average
+  step then holds k to 2k documents (at most ``training.batch_size``)
+  however long the documents are.
+
+  Args:
+    training: the options.
+    mean_doc_features: the corpus's mean number of entries per document (0:
+      unknown, T is ``token_budget``).
+
+  Returns:
+    T, an int >= ``training.token_budget``.
+  """
+  k = min(training.docs_per_step, training.batch_size)
+  want = k * mean_doc_features
+  if k <= 0 or not want > training.token_budget:
+    return training.token_budget
+  return 1 << math.ceil(math.log2(want))
+
+
+def run_epochs(training: TrainOptions, num_docs: int, nnz: int,
+               token_budget: int) -> int:
+  """Passes `fit` makes: ``training.epochs``, or fewer by ``max_steps``.
+
+  Args:
+    training: the options.
+    num_docs, nnz: N documents and their stored entries (all processes).
+    token_budget: T of the run's steps.
+
+  Returns:
+    ``min(epochs, ceil(max_steps / steps))`` (at least 1), where a pass
+    counts ``steps = max(N / batch_size, nnz / T)``, the fewest its packing
+    can take; ``epochs`` with ``max_steps`` 0.
+  """
+  if training.max_steps <= 0 or num_docs <= 0:
+    return training.epochs
+  steps = max(num_docs / training.batch_size, nnz / token_budget)
+  return max(1, min(training.epochs, math.ceil(training.max_steps / steps)))
+
+
+def run_options(train_x: CsrFeatures, training: TrainOptions) -> TrainOptions:
+  """The options `fit` runs on ``train_x``: its data's rules applied.
+
+  ``token_budget`` becomes `step_budget` of the mean document length
+  (``docs_per_step``) and ``epochs`` `run_epochs` (``max_steps``). Counts
+  are over every process's documents, so all processes agree.
+  """
+  if training.docs_per_step <= 0 and training.max_steps <= 0:
+    return training
+  num_docs, nnz = distributed.all_sum([train_x.num_docs, train_x.nnz])
+  budget = step_budget(training, nnz / max(num_docs, 1.0))
+  longest = distributed.all_max([train_x.row_lengths().max(initial=0)])[0]
+  epochs = run_epochs(training, int(num_docs), int(nnz),
+                      packing.slot_budget(budget, int(longest)))
+  return dataclasses.replace(training, token_budget=budget, epochs=epochs)
 
 
 def precompile(num_features: int, num_classes: int, *,
                optimizer: OptimizerOptions = OptimizerOptions(),
                training: TrainOptions = TrainOptions(),
                background: bool = True, mesh=None,
-               num_shards: int | None = None, max_doc_features: int = 0):
+               num_shards: int | None = None, max_doc_features: int = 0,
+               mean_doc_features: float = 0.0):
   """Starts compiling the program a later `fit` with these arguments runs.
 
   The program does not depend on the data beyond F and C (see
@@ -112,6 +184,9 @@ def precompile(num_features: int, num_classes: int, *,
       if known or estimated (0: assume it fits ``training.token_budget``);
       `fit` raises the budget T to it, rounded up to 8
       (linjax/engine/packing.py).
+    mean_doc_features: the mean number of features per training document,
+      if known or estimated (0: unknown); with ``training.docs_per_step``
+      `fit` raises T by it (`step_budget`).
 
   Returns:
     A `concurrent.futures.Future` of the compiled program (its result is
@@ -127,7 +202,8 @@ def precompile(num_features: int, num_classes: int, *,
     return done
   spec = step_lib.make_spec(optimizer, training, int(num_features),
                             int(num_classes), 0, num_shards, mesh is not None)
-  budget = packing.slot_budget(training.token_budget, max_doc_features)
+  budget = packing.slot_budget(step_budget(training, mean_doc_features),
+                               max_doc_features)
   rows = packing.dedupe_width(budget) if spec.dedupe else budget
   args = chunk_program.abstract_args(spec, training.steps_per_call, budget,
                                      rows, training.batch_size, mesh)
@@ -211,6 +287,7 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
   if val_x is not None:
     val_x.validate('val_x')
     val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y')
+  training = run_options(train_x, training)
   weights = run_loop.document_weights(y, num_classes, training.class_weight,
                                      sample_weight)
   if weights is not None:
@@ -285,7 +362,9 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
                    compile_seconds=run.compile_seconds,
                    train_seconds=train_seconds,
                    update='sparse' if run.spec.sparse else 'dense',
-                   pack_seconds=run.pack_seconds)
+                   pack_seconds=run.pack_seconds,
+                   token_budget=run.packed.token_budget,
+                   steps=run.packed.num_steps)
 
 
 def json_safe(obj):
