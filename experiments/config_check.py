@@ -102,7 +102,8 @@ def _present(config, section: str, keys) -> types.SimpleNamespace:
 def _runner_problems(config) -> list:
   """Problems with the runner-only keys (the options check the rest)."""
   data = _present(config, 'data', ('train', 'test', 'format', 'val_fraction',
-                                    'test_fraction', 'max_per_class'))
+                                    'test_fraction', 'max_per_class',
+                                    'label_separator', 'allow_unlabeled'))
   train = _present(config, 'train', RUNNER_KEYS['train'])
   d, t = Checker(data, 'data'), Checker(train, 'train')
   for key in ('train', 'test'):
@@ -125,6 +126,16 @@ def _runner_problems(config) -> list:
       and 0 <= val < 1 and 0 <= test < 1 and val + test >= 1):
     d.problems.append(f'data.val_fraction + data.test_fraction must be < 1 '
                       f'(the rest is for training), got {val} + {test}')
+  if hasattr(data, 'allow_unlabeled'):
+    d.boolean('allow_unlabeled')
+  separator = getattr(data, 'label_separator', ',')
+  if not isinstance(separator, str) or not separator:
+    d.fail('label_separator', 'must be a non-empty string', separator)
+  loss = config['train'].get('loss', 'softmax') if 'train' in config else (
+      'softmax')
+  if getattr(data, 'allow_unlabeled', False) is True and loss != 'sigmoid':
+    d.fail('allow_unlabeled', "needs --config.train.loss=sigmoid (a document "
+           'with no tags is multi-label)', True)
   for key in ('gradcheck', 'remove_checkpoints'):
     if hasattr(train, key):
       t.boolean(key)

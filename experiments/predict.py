@@ -8,6 +8,14 @@ Each input line gives one output line: ``label<TAB>probability`` (with
 ``--jsonl`` a JSON object {"label", "probability", "top_k": [{"label",
 "probability"}, ...]}. Empty lines are predicted too, so output line i always
 belongs to input line i.
+
+A multi-label model (trained with ``train.loss=sigmoid``) gives each
+document every label whose own probability is ``>= --threshold`` (default:
+the threshold the run tuned on its validation split, saved with the model),
+most probable first, at most ``--top_k`` of them (default: all); a document
+may get none (an empty line; in JSONL, label null). ``--threshold`` also
+filters a single-label model's top_k (default 0: no filter), as fastText's
+``predict -k K -t THRESHOLD`` does.
 """
 
 from __future__ import annotations
@@ -17,7 +25,6 @@ import sys
 
 from absl import app
 from absl import flags
-import numpy as np
 
 from experiments import train as train_runner
 from experiments import config_check
@@ -27,7 +34,12 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('model', None, 'A saved model directory (workdir/model).')
 flags.DEFINE_string('input', '-', 'A UTF-8 text file, one document per line; '
                     '"-" reads stdin.')
-flags.DEFINE_integer('top_k', 1, 'Labels shown per document.', lower_bound=1)
+flags.DEFINE_integer('top_k', None, 'Labels shown per document at most '
+                     '(default: 1; a multi-label model: all above the '
+                     'threshold; 0: all).', lower_bound=0)
+flags.DEFINE_float('threshold', None, 'Show only labels with a probability '
+                   '>= this (default: 0; a multi-label model: its saved '
+                   'threshold).', lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_bool('jsonl', False, 'Write one JSON object per line.')
 flags.DEFINE_integer('batch_size', 4096, 'Documents featurised at a time.',
                      lower_bound=1)
@@ -51,15 +63,22 @@ def _read_lines(path: str) -> list[str]:
                          line=line) from None
 
 
-def predict_lines(model, texts: list[str], top_k: int = 1,
-                  batch_size: int = 4096):
-  """Yields, per text, the top_k (label, probability) pairs, best first."""
-  k = min(top_k, model.label_map.num_classes)
+def predict_lines(model, texts: list[str], top_k: int | None = None,
+                  batch_size: int = 4096, threshold: float | None = None):
+  """Yields, per text, its (label, probability) pairs, best first: at most
+  top_k of them (None: 1, or all for a multi-label model; 0: all), each
+  with a probability >= threshold (None: 0, or a multi-label model's saved
+  threshold)."""
+  from experiments import multilabel_run  # pylint: disable=g-import-not-at-top
+  multilabel = model.loss == 'sigmoid'
+  if top_k is None:
+    top_k = 0 if multilabel else 1
+  if threshold is None:
+    threshold = multilabel_run.saved_threshold(model) if multilabel else 0.0
   for start in range(0, len(texts), batch_size):
     proba = model.predict_proba(texts[start:start + batch_size])
-    order = np.argsort(-proba, axis=1, kind='stable')[:, :k]
-    for row, idx in zip(proba, order):
-      yield [(model.label_map.names[i], float(row[i])) for i in idx]
+    yield from multilabel_run.predicted_labels(
+        proba, model.label_map.names, threshold, top_k)
 
 
 def main(argv):
@@ -68,10 +87,12 @@ def main(argv):
     model = saved_model.load(FLAGS.model)
     texts = _read_lines(FLAGS.input)
     out = sys.stdout
-    for top in predict_lines(model, texts, FLAGS.top_k, FLAGS.batch_size):
+    for top in predict_lines(model, texts, FLAGS.top_k, FLAGS.batch_size,
+                             FLAGS.threshold):
       if FLAGS.jsonl:
+        first = top[0] if top else (None, None)
         out.write(json.dumps(dict(
-            label=top[0][0], probability=top[0][1],
+            label=first[0], probability=first[1],
             top_k=[dict(label=l, probability=p) for l, p in top]),
                              ensure_ascii=False) + '\n')
       else:

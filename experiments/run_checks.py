@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 
@@ -44,7 +45,8 @@ RARE_CLASS_DOCS = 5    # fewer training documents than this: warn
 def _small_problem(x, y, num_docs: int, max_features: int):
   """The first ``num_docs`` documents (fewer if they use more than
   ``max_features`` distinct features), their features renumbered 0..K-1:
-  (padded ids int32 [n, L], weights [n, L], labels int32 [n], K)."""
+  (padded ids int32 [n, L], weights [n, L], labels int32 [n] (or a
+  multi-hot [n, C]), K)."""
   from linjax.text.csr import CsrFeatures  # pylint: disable=g-import-not-at-top
   n = min(num_docs, x.num_docs)
   while n > 1 and np.unique(x.ids[:x.indptr[n]]).shape[0] > max_features:
@@ -55,7 +57,7 @@ def _small_problem(x, y, num_docs: int, max_features: int):
                     max(1, used.shape[0]))
   ids, weights = sub.to_padded()
   return (np.asarray(ids, np.int32), np.asarray(weights),
-          np.asarray(y[:n], np.int32), sub.num_features)
+          np.asarray(y[:n]).astype(np.int32), sub.num_features)
 
 
 def _random_params(num_features: int, num_classes: int, seed: int):
@@ -105,7 +107,7 @@ _GRADCHECK_COMPILER_OPTIONS = {'xla_backend_optimization_level': 0,
 def run_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
                   max_features: int = 2000, seed: int = 0, per_class: int = 8,
                   tolerance: float = 1e-6, eps: float = 1e-5,
-                  manual_fn=None):
+                  manual_fn=None, loss: str = 'softmax'):
   """The three-way check of a training run, in one compiled program.
 
   On the documents and parameters of `quick_gradcheck`, in float64:
@@ -122,6 +124,7 @@ def run_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
     eps: finite-difference step.
     manual_fn: ``(params, x, y, l2) -> Params``, the hand-written gradient
       to check (default `linjax.manual_grad`).
+    loss: 'softmax' (y int [N]) or 'sigmoid' (y multi-hot [N, C]).
 
   Returns:
     A `linjax.GradCheckReport` (``seconds``: compile and run).
@@ -141,11 +144,11 @@ def run_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
   picked = np.unique(np.concatenate([
       (rows * num_classes + np.arange(num_classes)[:, None]).ravel(),
       k * num_classes + np.arange(num_classes)]))
-  hand = manual_fn or gradients.manual_grad
+  hand = manual_fn or functools.partial(gradients.manual_grad, loss=loss)
 
   def program(params, ids, weights, labels, picked):
     features = linjax.SparseFeatures(ids, weights)
-    fn = lambda p: losses.objective(p, features, labels, l2)
+    fn = lambda p: losses.objective(p, features, labels, l2, loss)
     flat, unravel = ravel_pytree(params)
 
     def slope(j):
@@ -225,10 +228,16 @@ class DivergenceGuard:
   Args:
     num_classes: C.
     learning_rate: the run's, named in the advice.
+    loss: 'softmax', or 'sigmoid' (multi-label), whose initial loss is
+      C log 2 (every label's probability 1/2).
   """
 
-  def __init__(self, num_classes: int, learning_rate: float):
-    self.initial = math.log(num_classes)
+  def __init__(self, num_classes: int, learning_rate: float,
+               loss: str = 'softmax'):
+    if loss == 'sigmoid':
+      self.initial, self.initial_name = num_classes * math.log(2), 'C log 2'
+    else:
+      self.initial, self.initial_name = math.log(num_classes), 'log C'
     self.learning_rate = learning_rate
 
   def _advice(self) -> str:
@@ -244,8 +253,8 @@ class DivergenceGuard:
       raise LossExploded(
           f'Training diverged at epoch {epoch}: the mean training loss '
           f'{train_loss:.3g} is {train_loss / self.initial:.3g} x the '
-          f'initial loss log C = {self.initial:.3g} (the limit is '
-          f'{EPOCH_FACTOR:g} x). {self._advice()}')
+          f'initial loss {self.initial_name} = {self.initial:.3g} (the '
+          f'limit is {EPOCH_FACTOR:g} x). {self._advice()}')
 
   def check_model(self, train_loss: float) -> bool:
     """Warns loudly if the trained model's training loss exceeds log C;
@@ -254,9 +263,9 @@ class DivergenceGuard:
       return False
     logging.warning(
         '!!! the trained model is worse than predicting uniform '
-        'probabilities: its training loss %.3g exceeds the initial loss log '
-        'C = %.3g. Its predictions are not to be trusted. %s', train_loss,
-        self.initial, self._advice())
+        'probabilities: its training loss %.3g exceeds the initial loss %s '
+        '= %.3g. Its predictions are not to be trusted. %s', train_loss,
+        self.initial_name, self.initial, self._advice())
     return True
 
 

@@ -20,6 +20,9 @@ from experiments import config_check
 class Splits(NamedTuple):
   """Texts and int32 labels of each split, and the label map.
 
+  Multi-label runs (``train.loss='sigmoid'``, experiments/multilabel_run.py)
+  hold multi-hot uint8 [N, C] labels instead.
+
   ``val_*`` are empty lists/arrays when ``data.val_fraction`` is 0, and
   ``test_*`` when ``data.test_fraction`` is 0 and there is no ``data.test``.
   """
@@ -42,6 +45,9 @@ def load_splits(config) -> Splits:
       test label that training never saw.
   """
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+  from experiments import multilabel_run  # pylint: disable=g-import-not-at-top
+  if multilabel_run.is_multilabel(config):
+    return multilabel_run.load_splits(config)
   dc, seed = config.data, int(config.train.seed)
   if dc.train:
     corpus = data.read_corpus(dc.train, dc.format, dc.text_column,

@@ -18,6 +18,8 @@ three-way gradient check on a few documents (in a background thread);
 `linjax.engine.training.fit` (the config becomes the library's options in
 experiments/config_check.py), stopped if the loss explodes
 (experiments/run_checks.py); evaluate on the test split (used only here).
+With ``train.loss=sigmoid`` the data are multi-label and the run tunes the
+threshold on the validation split (experiments/multilabel_run.py).
 Writes into workdir (each file atomically, see experiments/workdir.py):
 
   results.json      test/val metrics, timings, gradient check, config
@@ -44,6 +46,7 @@ import numpy as np
 
 from experiments import config_check
 from experiments import console
+from experiments import multilabel_run
 from experiments import workdir as workdir_lib
 
 # Re-exported: the other runners and benchmarks/ take these from here.
@@ -106,14 +109,16 @@ def _write_plots(workdir, history, report, top, label_names) -> list:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _predict_with_progress(params, x, chunk: int = 16384):
+def _predict_with_progress(params, x, chunk: int = 16384,
+                           loss: str = 'softmax'):
   """Test-split probabilities [N, C], in chunks of whole scoring batches."""
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
   progress = console.Progress('evaluating', x.num_docs, 'documents')
   parts = []
   for start in range(0, x.num_docs, chunk):
     rows = np.arange(start, min(start + chunk, x.num_docs))
-    parts.append(np.asarray(scoring.predict_proba(params, x.take(rows))))
+    parts.append(np.asarray(scoring.predict_proba(params, x.take(rows),
+                                                  loss=loss)))
     progress.update(int(rows[-1]) + 1)
   return np.concatenate(parts)
 
@@ -197,7 +202,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   logging.info('%d train, %d validation, %d test documents in %d classes',
                len(splits.train_texts), len(splits.val_texts),
                len(splits.test_texts), len(names))
-  run_checks.warn_about_labels([names[i] for i in splits.train_y])
+  run_checks.warn_about_labels(
+      multilabel_run.flat_label_names(splits.train_y, names))
 
   stage.phase = 'featurising'
   # F and C are known: compile the training program while featurising.
@@ -211,7 +217,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   if config.train.gradcheck:
     gradcheck_job = run_checks.GradcheckInBackground(
         train_x, splits.train_y, len(names), float(options.training.l2),
-        seed=options.training.seed)
+        seed=options.training.seed, loss=options.training.loss)
   with console.phase(f'featurising {len(splits.val_texts)} validation and '
                      f'{len(splits.test_texts)} test documents'):
     val_x = featurizer.transform(splits.val_texts) if splits.val_texts else None
@@ -227,7 +233,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     workdir_lib.forget_finished_run(run)
   epochs = options.training.epochs
   guard = run_checks.DivergenceGuard(len(names),
-                                     options.optimizer.learning_rate)
+                                     options.optimizer.learning_rate,
+                                     options.training.loss)
   log = workdir_lib.MetricsLog(run.join(workdir_lib.METRICS))
   progress = console.Progress('epoch', epochs, every=0)
 
@@ -273,16 +280,27 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     val_eval = scoring.evaluate(fit.params, val_x, splits.val_y)
     results['val_accuracy'] = float(val_eval['accuracy'])
     results['val_loss'] = float(val_eval['loss'])
-  report = None
-  if test_x is not None:
+  report = threshold = None
+  multilabel = multilabel_run.is_multilabel(options.training)
+  if multilabel:   # val accuracy is P@1; the labels need a threshold
+    threshold = multilabel_run.choose_threshold(fit.params, val_x,
+                                                splits.val_y)
+    results.update(threshold=threshold, test_accuracy=None,
+                   test_macro_f1=None, test_micro_f1=None, test_report=None)
+  if test_x is not None and multilabel:
+    proba = _predict_with_progress(fit.params, test_x, loss='sigmoid')
+    results.update(multilabel_run.test_results(splits.test_y, proba, names,
+                                               threshold))
+  elif test_x is not None:
     proba = _predict_with_progress(fit.params, test_x)
     report = metrics.classification_report(splits.test_y, proba, names)
     run_checks.warn_about_labels([], report.get('absent_classes') or ())
-  results.update(
-      test_accuracy=report and report['accuracy'],
-      test_macro_f1=report and report['macro_f1'],
-      test_log_loss=report and report['log_loss'],
-      test_ece=report and report['ece'], test_report=report)
+  if not multilabel:
+    results.update(
+        test_accuracy=report and report['accuracy'],
+        test_macro_f1=report and report['macro_f1'],
+        test_log_loss=report and report['log_loss'],
+        test_ece=report and report['ece'], test_report=report)
   results['config'] = config.to_dict()
   results = saved_model.jsonable(results)
 
@@ -291,15 +309,18 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   summary = {k: results[k] for k in (
       'test_accuracy', 'test_macro_f1', 'val_accuracy', 'train_seconds',
       'num_classes', 'num_features', 'epochs_run')}
+  if multilabel:
+    summary['threshold'] = threshold   # what predict and evaluate apply
   model_dir = run.join(workdir_lib.MODEL)
   saved_model.save(model_dir, fit.params, featurizer, splits.label_map,
-                   config, extra=summary)
+                   config, extra=summary, loss=options.training.loss)
   results['model_bytes'] = workdir_lib.disk_size(model_dir)
   results['plots'] = _write_plots(workdir, fit.history, report, top, names)
   if splits.test_texts and not config.data.test:
     results['test_split'] = run.join(workdir_lib.TEST_SPLIT)
     workdir_lib.write_atomic(results['test_split'], workdir_lib.split_as_jsonl(
-        splits.test_texts, [names[i] for i in splits.test_y],
+        splits.test_texts,
+        multilabel_run.label_names(splits.test_y, names),
         config.data.text_column, config.data.label_column))
   results['gradcheck'] = None
   if gradcheck_job is not None:
@@ -318,11 +339,19 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   if every and config.train.remove_checkpoints:
     freed = checkpoint.remove(checkpoint_dir)
 
-  print(f'test accuracy {_fmt(results["test_accuracy"])}  macro-F1 '
-        f'{_fmt(results["test_macro_f1"])}  val accuracy '
-        f'{_fmt(results["val_accuracy"])}  ({results["epochs_run"]} epochs, '
-        f'train {results["train_seconds"]:.2f} s, featurise '
-        f'{featurize_seconds:.2f} s)')
+  if multilabel:
+    print(f'test micro-F1 {_fmt(results.get("test_micro_f1"))}  macro-F1 '
+          f'{_fmt(results["test_macro_f1"])} at threshold {threshold:.2f}  '
+          f'P@1 {_fmt(results["test_accuracy"])}  val P@1 '
+          f'{_fmt(results["val_accuracy"])}  ({results["epochs_run"]} '
+          f'epochs, train {results["train_seconds"]:.2f} s, featurise '
+          f'{featurize_seconds:.2f} s)')
+  else:
+    print(f'test accuracy {_fmt(results["test_accuracy"])}  macro-F1 '
+          f'{_fmt(results["test_macro_f1"])}  val accuracy '
+          f'{_fmt(results["val_accuracy"])}  ({results["epochs_run"]} '
+          f'epochs, train {results["train_seconds"]:.2f} s, featurise '
+          f'{featurize_seconds:.2f} s)')
   print('top features per class:')
   print(interpret.format_top_features(top, k=5))
   print(f'wrote {workdir}/results.json and {model_dir} '

@@ -234,8 +234,11 @@ def _epoch(line: str):
 def split_as_jsonl(texts, labels, text_column: str,
                      label_column: str) -> str:
   """The carved test split as JSONL text that `read_corpus` reads back
-  exactly (any text: tabs and newlines included), with the run's columns."""
-  return ''.join(json.dumps({label_column: str(label), text_column: text},
+  exactly (any text: tabs and newlines included), with the run's columns.
+  A multi-label document's labels (a tuple) are written as a JSON list."""
+  return ''.join(json.dumps({label_column: list(map(str, label))
+                             if isinstance(label, (tuple, list))
+                             else str(label), text_column: text},
                             ensure_ascii=False) + '\n'
                  for text, label in zip(texts, labels))
 

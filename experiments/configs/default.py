@@ -41,6 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.test_fraction = 0.2  # held-out test split when data.test is empty
   config.data.max_per_class = 0   # cap documents per class (0: no cap); the demo sets its own
   config.data.lenient = False     # skip (count and log) bad lines instead of failing
+  config.data.label_separator = ','  # multi-label (train.loss=sigmoid): separates the labels of a TSV/CSV label field
+  config.data.allow_unlabeled = False  # multi-label: a line with no label is a document with no tags, not an error
 
   config.features = _section(FeaturizerOptions())
   config.optimizer = _section(OptimizerOptions())

@@ -1,0 +1,154 @@
+"""The runners with train.loss=sigmoid (multi-label), as a user runs them."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TAGS = {'games': 'play level arcade puzzle joystick'.split(),
+        'audio': 'sound music mp3 mixer speaker'.split(),
+        'net': 'http server network proxy socket'.split()}
+COMMON = 'the a tool for linux and of'.split()
+FAST = ['--config.train.checkpoint_every=0']
+
+
+def _write_fasttext(path, n, seed, untagged_every=0):
+  """Documents with 1-3 tags (or none every ``untagged_every``-th line)."""
+  rng = np.random.default_rng(seed)
+  names = sorted(TAGS)
+  lines = []
+  for i in range(n):
+    if untagged_every and i % untagged_every == 0:
+      tags = []
+    else:
+      tags = list(rng.choice(names, rng.integers(1, 4), replace=False))
+    words = [w for t in tags for w in rng.choice(TAGS[t], 2)]
+    words += list(rng.choice(COMMON, 4))
+    rng.shuffle(words)
+    lines.append(' '.join([f'__label__{t}' for t in tags] + words))
+  path.write_text('\n'.join(lines) + '\n')
+  return path
+
+
+def run(module, *args, stdin=None, check=True):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT))
+  proc = subprocess.run([sys.executable, '-m', f'experiments.{module}',
+                         *map(str, args)], input=stdin, capture_output=True,
+                        text=True, cwd=ROOT, env=env, timeout=300)
+  if check and proc.returncode != 0:
+    raise AssertionError(f'{module} failed ({proc.returncode}):\n'
+                         f'{proc.stderr[-3000:]}')
+  return proc
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  base = tmp_path_factory.mktemp('multilabel')
+  train_file = _write_fasttext(base / 'train.txt', 240, 0, untagged_every=10)
+  test_file = _write_fasttext(base / 'test.txt', 60, 1)
+  workdir = base / 'run'
+  proc = run('train', '--config=experiments/configs/default.py',
+             f'--workdir={workdir}', f'--config.data.train={train_file}',
+             f'--config.data.test={test_file}', '--config.train.loss=sigmoid',
+             '--config.data.allow_unlabeled=True',
+             '--config.optimizer.learning_rate=8', '--config.train.epochs=8',
+             '--config.features.min_df=1', *FAST)
+  return dict(base=base, workdir=workdir, train=train_file, test=test_file,
+              stdout=proc.stdout)
+
+
+def test_train_writes_multilabel_results_and_model(trained):
+  results = json.loads((trained['workdir'] / 'results.json').read_text())
+  assert results['labels'] == sorted(TAGS)
+  assert 0.05 <= results['threshold'] <= 0.95
+  report = results['test_report']
+  assert results['test_micro_f1'] == report['micro_f1']
+  assert results['test_accuracy'] == report['p_at_1'] == results['test_p_at_1']
+  assert results['test_micro_f1'] > 0.9 and results['test_accuracy'] > 0.9
+  assert results['gradcheck']['passed'] is True   # the sigmoid gradient
+  model = json.loads((trained['workdir'] / 'model' / 'model.json').read_text())
+  assert model['loss'] == 'sigmoid'
+  assert model['extra']['threshold'] == results['threshold']
+  assert 'micro-F1' in trained['stdout'] and 'P@1' in trained['stdout']
+
+
+def test_predict_threshold_and_top_k(trained):
+  model = trained['workdir'] / 'model'
+  texts = ('sound music play level\nhttp proxy\nthe of and\n')
+  proc = run('predict', f'--model={model}', '--input=-', '--jsonl',
+             stdin=texts)
+  rows = [json.loads(line) for line in proc.stdout.splitlines()]
+  assert len(rows) == 3
+  assert {r['label'] for r in rows[0]['top_k'][:2]} == {'audio', 'games'}
+  assert rows[1]['top_k'][0]['label'] == 'net'
+  threshold = json.loads((model / 'model.json').read_text())[
+      'extra']['threshold']
+  for row in rows:
+    assert all(r['probability'] >= threshold for r in row['top_k'])
+  # --top_k caps the labels, --threshold=0 keeps every label.
+  proc = run('predict', f'--model={model}', '--input=-', '--top_k=1',
+             stdin=texts)
+  lines = proc.stdout.splitlines()
+  assert len(lines) == 3 and lines[0].split('\t')[0] in ('audio', 'games')
+  proc = run('predict', f'--model={model}', '--input=-', '--threshold=0',
+             stdin=texts)
+  assert all(len(line.split('\t')) == 2 * len(TAGS)
+             for line in proc.stdout.splitlines())
+  proc = run('predict', f'--model={model}', '--input=-', '--threshold=1.5',
+             stdin=texts, check=False)
+  assert proc.returncode != 0 and 'threshold' in proc.stderr
+
+
+def test_evaluate_multilabel(trained, tmp_path):
+  out = tmp_path / 'report.json'
+  proc = run('evaluate', f'--model={trained["workdir"] / "model"}',
+             f'--data={trained["test"]}', f'--out={out}')
+  report = json.loads(out.read_text())
+  results = json.loads((trained['workdir'] / 'results.json').read_text())
+  assert report['micro_f1'] == pytest.approx(results['test_micro_f1'])
+  assert report['p_at_1'] == pytest.approx(results['test_p_at_1'])
+  assert 'P@1' in proc.stdout and 'micro' in proc.stdout
+  strict = run('evaluate', f'--model={trained["workdir"] / "model"}',
+               f'--data={trained["test"]}', '--threshold=0.99')
+  assert strict.stdout != proc.stdout
+
+
+def test_carved_test_split_round_trips(trained, tmp_path):
+  workdir = tmp_path / 'carved'
+  run('train', '--config=experiments/configs/default.py',
+      f'--workdir={workdir}', f'--config.data.train={trained["train"]}',
+      '--config.train.loss=sigmoid', '--config.data.allow_unlabeled=True',
+      '--config.train.epochs=2', '--config.train.gradcheck=False', *FAST)
+  split = [json.loads(line) for line in
+           (workdir / 'test_split.jsonl').read_text().splitlines()]
+  assert all(isinstance(row['label'], list) for row in split)
+  proc = run('evaluate', f'--model={workdir / "model"}',
+             f'--data={workdir / "test_split.jsonl"}')
+  assert f'{len(split)} documents' in proc.stdout
+
+
+def test_config_errors(trained, tmp_path):
+  proc = run('train', '--config=experiments/configs/default.py',
+             f'--workdir={tmp_path / "w"}', f'--config.data.train='
+             f'{trained["train"]}', '--config.data.allow_unlabeled=True',
+             check=False)
+  assert proc.returncode != 0
+  assert 'data.allow_unlabeled' in proc.stderr.strip().splitlines()[-1]
+  proc = run('train', '--config=experiments/configs/default.py',
+             f'--workdir={tmp_path / "w2"}', '--config.train.loss=sigmoid',
+             check=False)
+  assert proc.returncode != 0
+  assert 'data.train' in proc.stderr.strip().splitlines()[-1]
+  # A line without a label names its file and line.
+  proc = run('train', '--config=experiments/configs/default.py',
+             f'--workdir={tmp_path / "w3"}',
+             f'--config.data.train={trained["train"]}',
+             '--config.train.loss=sigmoid', *FAST, check=False)
+  last = proc.stderr.strip().splitlines()[-1]
+  assert proc.returncode != 0 and f'{trained["train"]}:1:' in last
+  assert 'allow_unlabeled' in last
