@@ -76,7 +76,7 @@ def _numbers(name: str, values, kind=float) -> tuple:
 
 def autotune_options(seed=None):
   """`AutotuneOptions` from the flags; ConfigError naming the flag."""
-  from linjax.engine.autotune import AutotuneOptions  # pylint: disable=g-import-not-at-top
+  from linjax.engine.autotune_options import AutotuneOptions  # pylint: disable=g-import-not-at-top
   try:
     return AutotuneOptions(
         time_budget=FLAGS.time_budget,
