@@ -92,11 +92,6 @@ def run_chunk(spec: Spec, state, batches, hyper, sched, num_active):
   return state, losses_
 
 
-def _pad_values(num_features: int, max_docs: int) -> dict:
-  return dict(uids=num_features, slot=0, weights=0, seg=max_docs, labels=0,
-              mask=0, slot_pos=packing.PAD_POS, doc_pos=packing.PAD_POS)
-
-
 def gather_steps(batches, idx: np.ndarray, chunk_steps: int,
                  num_features: int):
   """Host arrays [K, ...] of the steps ``idx`` (<= K) of ``batches`` [G, ...].
@@ -104,7 +99,7 @@ def gather_steps(batches, idx: np.ndarray, chunk_steps: int,
   The tail past ``len(idx)`` holds empty steps (rows F, no documents).
   """
   n = idx.shape[0]
-  fills = _pad_values(num_features, batches.mask.shape[-1])
+  fills = packing.pad_values(num_features, batches.mask.shape[-1])
 
   def take(name, a):
     if a is None:
@@ -119,7 +114,7 @@ def gather_steps(batches, idx: np.ndarray, chunk_steps: int,
 
 
 def run_epoch(fn, state, batches, hyper, sched, order: np.ndarray,
-              spec: Spec, chunk_steps: int, mesh=None, after_call=None):
+              spec: Spec, chunk_steps: int, mesh=None, gather=None):
   """One epoch as ceil(G / K) calls of the compiled chunk ``fn``.
 
   Args:
@@ -131,8 +126,9 @@ def run_epoch(fn, state, batches, hyper, sched, order: np.ndarray,
     spec: the Spec.
     chunk_steps: K.
     mesh: the data-parallel mesh or None.
-    after_call: called after each call's steps are gathered (spilled steps
-      release the pages read: linjax/engine/spill.py).
+    gather: ``gather(idx, K)`` -> the steps ``idx`` as `gather_steps` gives
+      them (spilled steps read them from disk: linjax/engine/spill.py);
+      None: `gather_steps` from ``batches``.
 
   Returns:
     (state, losses [..., G] in visiting order), numpy losses.
@@ -141,9 +137,8 @@ def run_epoch(fn, state, batches, hyper, sched, order: np.ndarray,
   outs = []
   for c in range(0, order.shape[0], chunk_steps):
     idx = order[c:c + chunk_steps]
-    chunk = gather_steps(batches, idx, chunk_steps, spec.num_features)
-    if after_call is not None:
-      after_call()
+    chunk = (gather_steps(batches, idx, chunk_steps, spec.num_features)
+             if gather is None else gather(idx, chunk_steps))
     n = np.int32(idx.shape[0])
     if mesh is not None:
       chunk = distributed.shard_steps(chunk, mesh)

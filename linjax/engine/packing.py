@@ -88,6 +88,12 @@ class PackedBatches(NamedTuple):
 PAD_POS = np.iinfo(np.int32).max
 
 
+def pad_values(num_features: int, max_docs: int) -> dict:
+  """The value of each array of `PackedBatches` in an empty step."""
+  return dict(uids=num_features, slot=0, weights=0, seg=max_docs, labels=0,
+              mask=0, slot_pos=PAD_POS, doc_pos=PAD_POS)
+
+
 def _round_up(n: int, k: int) -> int:
   return max(k, -(-n // k) * k)
 

@@ -26,6 +26,7 @@ fit, choosing the best model for a sweep) stays in their own modules.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Iterator
 
@@ -342,7 +343,8 @@ def epochs(run: Run, first: int = 0) -> Iterator[tuple[int, np.ndarray,
         run.fn, run.state, run.batches, run.hyper, run.sched,
         step_lib.batch_order(run.training.seed, epoch, run.packed.num_steps),
         run.spec, run.training.steps_per_call, run.mesh,
-        after_call=None if run.store is None else run.store.release)
+        gather=None if run.store is None else functools.partial(
+            run.store.gather, num_features=run.spec.num_features))
     yield epoch, step_losses, time.perf_counter() - start
 
 
