@@ -34,6 +34,7 @@ _PUBLIC = {
     'softmax': ('linjax.core.losses', 'softmax'),
     'log_softmax': ('linjax.core.losses', 'log_softmax'),
     'softmax_loss': ('linjax.core.losses', 'softmax_loss'),
+    'sigmoid_loss': ('linjax.core.losses', 'sigmoid_loss'),
     'per_example_loss': ('linjax.core.losses', 'per_example_loss'),
     'l2_penalty': ('linjax.core.losses', 'l2_penalty'),
     'objective': ('linjax.core.losses', 'objective'),
