@@ -214,6 +214,22 @@ class SplitPlanTest(parameterized.TestCase):
     np.testing.assert_array_equal(labels, one.labels[:, 0])
     np.testing.assert_array_equal(mask, one.mask[:, 0])
 
+  def test_assign_in_blocks_is_assign_at_once(self):
+    # packing.assign converts the cumulative lengths to Python ints a block
+    # at a time (bounded memory); the batches must not depend on the block.
+    from unittest import mock  # pylint: disable=g-import-not-at-top
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+      lengths = rng.integers(0, 30, int(rng.integers(0, 300)))
+      budget = int(rng.integers(max(lengths.max(initial=0), 1), 80))
+      max_docs = int(rng.integers(1, 9))
+      want = packing.assign(lengths, budget, max_docs)
+      with mock.patch.object(packing, '_ASSIGN_BLOCK', 7):
+        got = packing.assign(lengths, budget, max_docs)
+      for a, b in zip(got[:3], want[:3]):
+        np.testing.assert_array_equal(a, b)
+      self.assertEqual(got[3], want[3])
+
   def test_bad_bounds_and_shards_are_refused(self):
     with self.assertRaisesRegex(ValueError, 'bounds'):
       step_split.split_plan([1, 2, 3], [0, 2], 2, token_budget=8, max_docs=2)

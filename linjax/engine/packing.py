@@ -112,6 +112,9 @@ def dedupe_width(token_budget: int) -> int:
   return _round_up(int(token_budget), 8)
 
 
+_ASSIGN_BLOCK = 1 << 18
+
+
 def assign(lengths: np.ndarray, budget: int, max_docs: int):
   """Greedy packing: (batch, position in batch, first slot) per document.
 
@@ -121,14 +124,20 @@ def assign(lengths: np.ndarray, budget: int, max_docs: int):
   """
   n = lengths.shape[0]
   ends = np.cumsum(lengths)                     # inclusive, int64 [N]
-  ends_list = ends.tolist()
   firsts = []
   i = 0
-  while i < n:
-    firsts.append(i)
-    base = ends_list[i - 1] if i else 0
-    j = bisect.bisect_right(ends_list, base + budget, i, min(i + max_docs, n))
-    i = max(j, i + 1)
+  # Python ints for bisect, a block of documents at a time (a list of all
+  # N would cost ~36 bytes a document).
+  for lo in range(0, n, _ASSIGN_BLOCK):
+    hi = min(lo + _ASSIGN_BLOCK, n)
+    base_at = max(lo - 1, 0)
+    window = ends[base_at:min(hi + max_docs, n)].tolist()
+    while i < hi:
+      firsts.append(i)
+      base = window[i - 1 - base_at] if i else 0
+      j = bisect.bisect_right(window, base + budget, i - base_at,
+                              min(i + max_docs, n) - base_at) + base_at
+      i = max(j, i + 1)
   num = len(firsts)
   firsts = np.asarray(firsts, np.int64)
   counts = np.diff(np.append(firsts, n))
