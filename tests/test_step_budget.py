@@ -93,10 +93,12 @@ class StepBudgetTest(parameterized.TestCase):
     self.assertEqual(ruled.steps, packed.num_steps)
     # The rule only chooses T: the same model as T set by hand.
     by_hand = fit(x, y, config(train__epochs=2, train__batch_size=16,
-                               train__token_budget=expected))
+                               train__token_budget=expected,
+                               train__docs_per_step=0))
     np.testing.assert_array_equal(ruled.params.W, by_hand.params.W)
     np.testing.assert_array_equal(ruled.params.b, by_hand.params.b)
-    plain = fit(x, y, config(train__epochs=2, train__batch_size=16))
+    plain = fit(x, y, config(train__epochs=2, train__batch_size=16,
+                             train__docs_per_step=0))
     self.assertLess(plain.token_budget, expected)
     self.assertGreater(plain.steps, ruled.steps)
 

@@ -124,9 +124,9 @@ class TrainOptions:
 
   batch_size: int = 32
   token_budget: int = 512
-  docs_per_step: int = 0
-  epochs: int = 4
-  max_steps: int = 0
+  docs_per_step: int = 8
+  epochs: int = 8
+  max_steps: int = 10000
   l2: float = 0.0
   seed: int = 0
   patience: int = 0

@@ -155,6 +155,14 @@ def run_options(train_x: CsrFeatures, training: TrainOptions) -> TrainOptions:
   longest = distributed.all_max([train_x.row_lengths().max(initial=0)])[0]
   epochs = run_epochs(training, int(num_docs), int(nnz),
                       packing.slot_budget(budget, int(longest)))
+  if budget != training.token_budget:
+    logging.info('train.docs_per_step=%d: token budget %d instead of %d '
+                 '(documents of %.0f features on average).',
+                 training.docs_per_step, budget, training.token_budget,
+                 nnz / max(num_docs, 1.0))
+  if epochs != training.epochs:
+    logging.info('train.max_steps=%d: %d passes instead of train.epochs=%d.',
+                 training.max_steps, epochs, training.epochs)
   return dataclasses.replace(training, token_budget=budget, epochs=epochs)
 
 
