@@ -243,6 +243,7 @@ class Stage:
   epochs_done: int = 0
   training: bool = False
   checkpoint_dir: str | None = None   # None: the run writes no checkpoints
+  keep_checkpoints: int = 1           # train.keep_checkpoints
 
   def interrupted_line(self) -> str:
     """``interrupted at epoch e; rerun the same command to resume`` (or to
@@ -254,8 +255,13 @@ class Stage:
       where = f'interrupted after epoch {self.epochs_done}, {self.phase}'
     else:
       where = f'interrupted while {self.phase} (before epoch 1)'
-    latest = (checkpoint.latest_epoch(self.checkpoint_dir)
-              if self.checkpoint_dir else None)
+    latest = None
+    if self.checkpoint_dir:
+      # A signal between a checkpoint's commit and its pruning leaves one
+      # too many: finish the pruning here.
+      if os.path.isdir(self.checkpoint_dir):
+        checkpoint.prune(self.checkpoint_dir, self.keep_checkpoints)
+      latest = checkpoint.latest_epoch(self.checkpoint_dir)
     if latest:
       return (f'{where}; rerun the same command to resume (from the '
               f'checkpoint of epoch {latest})')

@@ -177,6 +177,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   stage = stage or console.Stage()
   if options.training.checkpoint_every:
     stage.checkpoint_dir = run.join(workdir_lib.CHECKPOINTS)
+    stage.keep_checkpoints = int(config.train.keep_checkpoints)
   # Heavy imports after the checks, so a bad flag fails at once.
   from experiments import run_checks  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top

@@ -29,12 +29,13 @@ the parameter. The mapping (estimator parameter -> option field):
   shape_ngrams, weighting, normalize  -> FeaturizerOptions (texts only)
   optimizer -> OptimizerOptions.name; learning_rate, schedule, momentum,
   warmup_fraction, decay_rate, weight_decay, clip_norm -> OptimizerOptions
-  batch_size, token_budget, epochs, l2, update -> TrainOptions;
+  batch_size, token_budget, docs_per_step, epochs, max_steps, l2, update
+  -> TrainOptions;
   random_state -> TrainOptions.seed
 
 Left out: early stopping (``fit`` carves no validation split), checkpoints
-(no directory), ``train.steps_per_call`` (speed, not results) and
-``train.loss`` (single-label: softmax). ``class_weight`` is the estimator's
+(no directory), ``train.steps_per_call`` and ``train.max_host_mb`` (speed
+and memory, not results) and ``train.loss`` (single-label: softmax). ``class_weight`` is the estimator's
 own (dicts too), applied through ``sample_weight`` (``train.class_weight``
 stays 'none').
 
@@ -90,8 +91,8 @@ _TRAIN_RENAMED = {'random_state': 'seed'}
 OPTIMIZER_PARAMS = ('optimizer', 'learning_rate', 'schedule', 'momentum',
                     'warmup_fraction', 'decay_rate', 'weight_decay',
                     'clip_norm')
-TRAIN_PARAMS = ('batch_size', 'token_budget', 'epochs', 'l2', 'update',
-                'random_state')
+TRAIN_PARAMS = ('batch_size', 'token_budget', 'docs_per_step', 'epochs',
+                'max_steps', 'l2', 'update', 'random_state')
 _PARAM_OF_FIELD = {
     **{f'features.{p}': p for p in FEATURE_PARAMS},
     **{f'optimizer.{_OPTIMIZER_RENAMED.get(p, p)}': p
@@ -117,7 +118,11 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
       weight_decay, clip_norm: the optimiser (`OptimizerOptions`).
     batch_size: documents per step, at most.
     token_budget: feature slots per step (the static step shape).
-    epochs: passes over the data in `fit` (`partial_fit` makes one).
+    docs_per_step: raise the step's slots so that a step of long documents
+      holds about this many (`TrainOptions.docs_per_step`; 0: off).
+    epochs: passes over the data in `fit` at most (`partial_fit` makes one).
+    max_steps: `fit` stops after the pass that reaches this many steps
+      (`TrainOptions.max_steps`; 0: always ``epochs`` passes).
     l2: the penalty ``l2 * sum(W ** 2)`` on the mean loss (bias unpenalised).
     update: auto | sparse | dense row updates.
     random_state: int seed of the document order (None or a RandomState:
@@ -145,7 +150,8 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
                momentum=_O.momentum, warmup_fraction=_O.warmup_fraction,
                decay_rate=_O.decay_rate, weight_decay=_O.weight_decay,
                clip_norm=_O.clip_norm, batch_size=_T.batch_size,
-               token_budget=_T.token_budget, epochs=_T.epochs, l2=_T.l2,
+               token_budget=_T.token_budget, docs_per_step=_T.docs_per_step,
+               epochs=_T.epochs, max_steps=_T.max_steps, l2=_T.l2,
                update=_T.update, random_state=_T.seed, class_weight=None):
     self.lowercase = lowercase
     self.tokenizer = tokenizer
@@ -167,7 +173,9 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     self.clip_norm = clip_norm
     self.batch_size = batch_size
     self.token_budget = token_budget
+    self.docs_per_step = docs_per_step
     self.epochs = epochs
+    self.max_steps = max_steps
     self.l2 = l2
     self.update = update
     self.random_state = random_state
@@ -379,8 +387,11 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
                        f'(classes: {self.classes_.tolist()}).')
     y_index = np.searchsorted(self.classes_, y)
     weights = self._sample_weights(sample_weight, y_index, partial=True)
+    # One pass per call, and the step's shape fixed by token_budget (not by
+    # each batch's mean length), so every call reuses one compiled program.
     return self._train(x, y_index, weights, optimizer,
-                       dataclasses.replace(training, epochs=1),
+                       dataclasses.replace(training, epochs=1, max_steps=0,
+                                           docs_per_step=0),
                        init=None if first else self.params_)
 
   def _train(self, x: CsrFeatures, y_index, weights, optimizer, training,

@@ -203,7 +203,7 @@ def test_defaults_are_the_options_defaults():
   # train.class_weight ('none' | 'balanced') gives way to the estimator's
   # own class_weight (None | 'balanced' | dict).
   left_out = {'patience', 'metric', 'checkpoint_every', 'steps_per_call',
-              'loss', 'class_weight'}
+              'max_host_mb', 'loss', 'class_weight'}
   for (cls, field), default in fields.items():
     if field in left_out:
       assert field == 'class_weight' or field not in defaults
