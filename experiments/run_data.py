@@ -116,7 +116,11 @@ def start_precompile(options: config_check.RunOptions, texts,
                                  normalize='none', min_df=1)
   x = Featurizer.from_options(counting).fit_transform(
       [texts[i] for i in longest])
+  # train.docs_per_step sets T from the mean document's features: estimate
+  # it as the sample's features per character times the mean characters.
+  per_char = x.nnz / max(int(lengths[longest].sum()), 1)
   return training.precompile(options.features.buckets, num_classes,
                              optimizer=options.optimizer,
                              training=options.training,
-                             max_doc_features=int(x.row_lengths().max()))
+                             max_doc_features=int(x.row_lengths().max()),
+                             mean_doc_features=per_char * lengths.mean())

@@ -31,6 +31,7 @@ from linjax.engine import run_loop
 from linjax.engine.options import check_decay
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
+from linjax.engine.training import run_options
 from linjax.engine.training import TrainingDiverged
 from linjax.text.csr import CsrFeatures
 
@@ -77,6 +78,9 @@ def sweep(train_x: CsrFeatures, train_y, num_classes: int, *,
     dataclasses.replace(training, l2=l2)                      # validates l2
     check_decay(point, l2)
   train_x.validate('train_x')
+  # The data's rules (docs_per_step, max_steps), exactly as `fit` applies
+  # them, so each grid point trains the model `fit` would.
+  training = run_options(train_x, training)
   y = run_loop.check_labels(train_y, train_x.num_docs, num_classes, 'train_y')
   val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y')
   run = run_loop.prepare(train_x, y, num_classes, optimizer, training,
