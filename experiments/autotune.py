@@ -37,6 +37,7 @@ from absl import app
 from absl import flags
 from absl import logging
 from experiments import config_check
+from experiments import run_data
 from experiments import train as train_runner
 
 FLAGS = flags.FLAGS
@@ -93,13 +94,22 @@ def autotune_options(seed=None):
          for p in e.problems]) from None
 
 
-def chosen_config(config, best: dict):
-  """A copy of ``config`` with the chosen learning rate, L2 and epochs."""
+def chosen_config(config, best: dict, token_budget: int | None = None):
+  """A copy of ``config`` with the chosen learning rate, L2 and epochs.
+
+  With ``token_budget`` (the step's T that the data's rules gave the
+  search), the rules are written out as their result: that T, and
+  ``docs_per_step``/``max_steps`` off, so `experiments.train` runs exactly
+  the searched epochs.
+  """
   import ml_collections  # pylint: disable=g-import-not-at-top
   values = config.to_dict()
   values['optimizer']['learning_rate'] = float(best['lr'])
   values['train']['l2'] = float(best['l2'])
   values['train']['epochs'] = int(best['epochs'])
+  if token_budget is not None:
+    values['train'].update(token_budget=int(token_budget), docs_per_step=0,
+                           max_steps=0)
   return ml_collections.ConfigDict(values)
 
 
@@ -158,22 +168,18 @@ def plot(trials: list, path: str) -> None:
 
 def run(config, workdir: str, options) -> dict:
   """The search and its outputs (see the module docstring)."""
-  run_options = config_check.validate(config)
-  if not config.data.val_fraction:
-    raise config_check.ConfigError(
-        '--config.data.val_fraction must be > 0 for autotune (it chooses on '
-        'validation), got 0')
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax.engine import autotune  # pylint: disable=g-import-not-at-top
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
-  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
-  os.makedirs(workdir, exist_ok=True)
-  splits = train_runner.load_splits(config)
-  start = time.perf_counter()
-  featurizer = Featurizer.from_options(run_options.features)
-  train_x = featurizer.fit_transform(splits.train_texts)
-  val_x = featurizer.transform(splits.val_texts)
-  featurize_seconds = time.perf_counter() - start
+  run_options, splits, featurizer, train_x, val_x, featurize_seconds = (
+      run_data.featurise_for_validation(config, workdir, 'autotune'))
+  start = time.perf_counter() - featurize_seconds   # featurising + search
+  # The data's rules fix the step's T once (as fit would); the epochs are
+  # searched, so max_steps is off.
+  from linjax.engine import training as training_lib  # pylint: disable=g-import-not-at-top
+  searched = dataclasses.replace(
+      training_lib.run_options(train_x, run_options.training),
+      docs_per_step=0, max_steps=0)
   names = splits.label_map.names
   if options.num_configs == 0:
     options = dataclasses.replace(options, time_budget=max(
@@ -184,7 +190,7 @@ def run(config, workdir: str, options) -> dict:
   result = autotune.autotune(train_x, splits.train_y, len(names),
                              val_x=val_x, val_y=splits.val_y,
                              optimizer=run_options.optimizer,
-                             training=run_options.training, options=options,
+                             training=searched, options=options,
                              log=logging.info)
   best = result.best
   out = dict(best=best, trials=result.trials, plan=result.plan,
@@ -203,7 +209,8 @@ def run(config, workdir: str, options) -> dict:
   out['peak_rss_mb'] = resource.getrusage(
       resource.RUSAGE_SELF).ru_maxrss / 1024
   write_config(
-      os.path.join(workdir, 'best_config.py'), chosen_config(config, best),
+      os.path.join(workdir, 'best_config.py'),
+      chosen_config(config, best, searched.token_budget),
       f'Chosen by experiments.autotune on '
       f'{datetime.date.today().isoformat()}: validation accuracy '
       f'{best["val_accuracy"]:.4f} with optimizer.learning_rate='

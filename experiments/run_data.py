@@ -10,6 +10,8 @@ other runners and benchmarks/ use them from there).
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -124,3 +126,37 @@ def start_precompile(options: config_check.RunOptions, texts,
                              training=options.training,
                              max_doc_features=int(x.row_lengths().max()),
                              mean_doc_features=per_char * lengths.mean())
+
+
+class ValidationRun(NamedTuple):
+  """A runner that chooses on the validation split: its data, featurised."""
+
+  options: config_check.RunOptions
+  splits: Splits
+  featurizer: object
+  train_x: object            # CsrFeatures of splits.train_texts
+  val_x: object              # CsrFeatures of splits.val_texts
+  featurize_seconds: float
+
+
+def featurise_for_validation(config, workdir: str,
+                             purpose: str) -> ValidationRun:
+  """Validates ``config`` (which must carve a validation split), creates
+  ``workdir``, reads the data and featurises the train and validation splits.
+
+  ``purpose`` names the runner in the error ('a sweep', 'autotune').
+  """
+  options = config_check.validate(config)
+  if not config.data.val_fraction:
+    raise config_check.ConfigError(
+        f'--config.data.val_fraction must be > 0 for {purpose} (it chooses '
+        f'on validation), got 0')
+  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
+  os.makedirs(workdir, exist_ok=True)
+  splits = load_splits(config)
+  start = time.perf_counter()
+  featurizer = Featurizer.from_options(options.features)
+  train_x = featurizer.fit_transform(splits.train_texts)
+  val_x = featurizer.transform(splits.val_texts)
+  return ValidationRun(options, splits, featurizer, train_x, val_x,
+                       time.perf_counter() - start)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 
 from absl import app
 from absl import flags
 from absl import logging
+from experiments import run_data
 from experiments import train as train_runner
 from experiments import config_check
 
@@ -75,22 +75,11 @@ def format_table(grid: list[dict], best: dict) -> str:
 
 def run(config, workdir: str, learning_rates, l2s) -> dict:
   """The sweep and its outputs (see module docstring)."""
-  options = config_check.validate(config)
-  if not config.data.val_fraction:
-    raise config_check.ConfigError(
-        '--config.data.val_fraction must be > 0 for a sweep (it chooses on '
-        'validation), got 0')
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax.engine import hyper_sweep  # pylint: disable=g-import-not-at-top
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
-  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
-  os.makedirs(workdir, exist_ok=True)
-  splits = train_runner.load_splits(config)
-  start = time.perf_counter()
-  featurizer = Featurizer.from_options(options.features)
-  train_x = featurizer.fit_transform(splits.train_texts)
-  val_x = featurizer.transform(splits.val_texts)
-  featurize_seconds = time.perf_counter() - start
+  options, splits, featurizer, train_x, val_x, featurize_seconds = (
+      run_data.featurise_for_validation(config, workdir, 'a sweep'))
   names = splits.label_map.names
   logging.info('sweeping %d learning rates x %d L2 strengths on %d documents',
                len(learning_rates), len(l2s), len(splits.train_texts))

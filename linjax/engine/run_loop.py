@@ -141,6 +141,21 @@ def mesh_and_shards(mesh, num_shards):
   return mesh, num_shards
 
 
+def _split_plan(train_x: CsrFeatures, training: TrainOptions,
+                spec: step_lib.Spec):
+  """(the 1-device steps split S ways, this process's first document index).
+
+  Only the documents' entry counts travel between processes.
+  """
+  lengths, bounds = distributed.all_concat(
+      train_x.row_lengths().astype(np.int32))
+  plan = step_split.split_plan(lengths, bounds, spec.num_shards,
+                               token_budget=training.token_budget,
+                               max_docs=training.batch_size,
+                               seed=training.seed)
+  return plan, int(bounds[jax.process_index()])
+
+
 def pack_steps(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
                spec: step_lib.Spec, num_local: int, offset: int,
                sample_weight: np.ndarray | None = None
@@ -161,15 +176,10 @@ def pack_steps(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
                         max_docs=training.batch_size, seed=training.seed,
                         dedupe=spec.dedupe, min_rows=rows,
                         sample_weight=sample_weight)
-  lengths, bounds = distributed.all_concat(
-      train_x.row_lengths().astype(np.int32))
-  plan = step_split.split_plan(lengths, bounds, spec.num_shards,
-                               token_budget=training.token_budget,
-                               max_docs=training.batch_size,
-                               seed=training.seed)
+  plan, first_doc = _split_plan(train_x, training, spec)
   return step_split.pack_split(
-      train_x, y, plan, first_doc=int(bounds[jax.process_index()]),
-      first_shard=offset, num_local=num_local, sample_weight=sample_weight)
+      train_x, y, plan, first_doc=first_doc, first_shard=offset,
+      num_local=num_local, sample_weight=sample_weight)
 
 
 def step_chunks(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
@@ -183,15 +193,10 @@ def step_chunks(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
         train_x, y, token_budget=training.token_budget,
         max_docs=training.batch_size, seed=training.seed, dedupe=spec.dedupe,
         min_rows=rows, sample_weight=sample_weight, chunk_steps=chunk_steps)
-  lengths, bounds = distributed.all_concat(
-      train_x.row_lengths().astype(np.int32))
-  plan = step_split.split_plan(lengths, bounds, spec.num_shards,
-                               token_budget=training.token_budget,
-                               max_docs=training.batch_size,
-                               seed=training.seed)
+  plan, first_doc = _split_plan(train_x, training, spec)
   return step_split.pack_split_chunks(
-      train_x, y, plan, first_doc=int(bounds[jax.process_index()]),
-      first_shard=offset, num_local=num_local, sample_weight=sample_weight,
+      train_x, y, plan, first_doc=first_doc, first_shard=offset,
+      num_local=num_local, sample_weight=sample_weight,
       chunk_steps=chunk_steps)
 
 
