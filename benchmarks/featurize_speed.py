@@ -83,7 +83,7 @@ def main(argv):
 def _featurize_speed():
   """Times every system and prints its JSON line."""
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
-  from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
+  from linjax import text  # pylint: disable=g-import-not-at-top
 
   t0 = time.perf_counter()
   corpus = data.read_corpus(os.path.expanduser(_DATA.value))

@@ -16,6 +16,7 @@ from hypothesis import given, settings, strategies as st
 import pytest
 
 from linjax.data import corpus as data
+from linjax.data import readers
 
 SETTINGS = settings(max_examples=30, deadline=5000)
 FORMATS = ('tsv', 'csv', 'jsonl', 'fasttext')
@@ -43,7 +44,7 @@ FASTTEXT_LABEL = st.text(st.characters(whitelist_categories=('L', 'N')),
 
 def _fasttext_text(text: str) -> bool:
   words = text.split()
-  return bool(words) and not words[0].startswith(data.FASTTEXT_PREFIX)
+  return bool(words) and not words[0].startswith(readers.FASTTEXT_PREFIX)
 
 
 @st.composite
@@ -69,7 +70,7 @@ def _render(fmt, rows, ensure_ascii=False):
              for l, t in rows]
     return '\n'.join(lines) + '\n', list(range(1, len(rows) + 1))
   if fmt == 'fasttext':
-    lines = [f'{data.FASTTEXT_PREFIX}{l} {t}' for l, t in rows]
+    lines = [f'{readers.FASTTEXT_PREFIX}{l} {t}' for l, t in rows]
     return '\n'.join(lines) + '\n', list(range(1, len(rows) + 1))
   out = io.StringIO()
   writer = csv.writer(out, lineterminator='\n')
@@ -138,7 +139,7 @@ def _corruptions(fmt):
                      lambda line: json.dumps({'text': 'no label'}),
                      lambda line: json.dumps([json.loads(line)])]
   if fmt == 'fasttext':
-    return common + [lambda line: line[len(data.FASTTEXT_PREFIX):],
+    return common + [lambda line: line[len(readers.FASTTEXT_PREFIX):],
                      lambda line: line.split(' ', 1)[0]]       # no text
   return common + [lambda line: line + ',extra']               # 3 fields
 

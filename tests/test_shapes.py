@@ -14,6 +14,7 @@ import pytest
 
 from linjax.text import shapes
 from linjax.text import featurizer as text
+from linjax.text import hashing
 from linjax.text import tokenizer
 
 
@@ -39,9 +40,9 @@ def plain_featurizer(**settings) -> text.Featurizer:
 
 def _bucket(tokens, buckets):
   """Pure-Python FNV-1a and fastText n-gram combination (as test_text.py)."""
-  h = text.fnv1a_32(tokens[0])
+  h = hashing.fnv1a_32(tokens[0])
   for token in tokens[1:]:
-    h = (h * 116049371 + text.fnv1a_32(token)) % 2**64
+    h = (h * 116049371 + hashing.fnv1a_32(token)) % 2**64
   return h % buckets
 
 
@@ -124,7 +125,7 @@ def test_featurizer_falls_back_when_lowercasing_splits_a_token():
   docs = ['İstanbul Flu', 'istanbul flu']
   f = plain_featurizer(ngrams=1, shape_ngrams=1, buckets=0).fit(docs)
   words = {f.feature_name(i) for i in range(f.num_features)}
-  reference = {t for d in docs for t in text.tokenize(d)}
+  reference = {t for d in docs for t in tokenizer.tokenize(d)}
   assert reference <= words
   assert 'i̇stanbul'.lower() not in {'istanbul'}  # 'İ' -> 'i' + U+0307
   assert {'<Xx>', '<x>'} <= words

@@ -23,6 +23,9 @@ from sklearn.feature_extraction import text as sktext
 from linjax.core.errors import ConfigError
 from linjax.text import featurizer as text
 from linjax.text import hashed_counts
+from linjax.text import hashing
+from linjax.text import tokenizer
+from linjax.text import weighting
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,32 +63,32 @@ def test_words_punct_and_tweet_tokens():
   doc = 'Hello, World! #Health @CNN see http://t.co/Ab1. It costs 3.50 (x2) a#b'
   tail = ['see', '<url>', '.', 'it', 'costs', '3', '.', '50', '(', 'x2', ')',
           'a', '#', 'b']
-  assert text.tokenize(doc) == (
+  assert tokenizer.tokenize(doc) == (
       ['hello', ',', 'world', '!', '#', 'health', '@', 'cnn'] + tail)
-  assert text.tokenize(doc, kind='tweet') == (
+  assert tokenizer.tokenize(doc, kind='tweet') == (
       ['hello', ',', 'world', '!', '#health', '@cnn'] + tail)
-  assert text.tokenize('A Www.Example.com/x, B', lowercase=False) == [
+  assert tokenizer.tokenize('A Www.Example.com/x, B', lowercase=False) == [
       'A', '<url>', ',', 'B']
-  assert text.tokenize('Ünïcödé wörds!') == ['ünïcödé', 'wörds', '!']
-  assert text.tokenize('') == []
+  assert tokenizer.tokenize('Ünïcödé wörds!') == ['ünïcödé', 'wörds', '!']
+  assert tokenizer.tokenize('') == []
 
 
 def test_words_punct_matches_peers_without_urls():
   for doc in TRAIN + TEST + ['#tag @user x#y', 'a@b.c #1']:
     if not re.search(r'://|www\.', doc):
-      assert text.tokenize(doc) == PEERS.findall(doc.lower())
+      assert tokenizer.tokenize(doc) == PEERS.findall(doc.lower())
     if not re.search(r'[#@]|://|www\.', doc):
-      assert text.tokenize(doc, kind='tweet') == PEERS.findall(doc.lower())
+      assert tokenizer.tokenize(doc, kind='tweet') == PEERS.findall(doc.lower())
 
 
 def test_words_and_whitespace_tokenizers():
   sk = sktext.CountVectorizer().build_tokenizer()
   for doc in TRAIN:
-    assert text.tokenize(doc, kind='words') == sk(doc.lower())
-    assert text.tokenize(doc, lowercase=False, kind='words') == sk(doc)
-    assert text.tokenize(doc, kind='whitespace') == doc.lower().split()
+    assert tokenizer.tokenize(doc, kind='words') == sk(doc.lower())
+    assert tokenizer.tokenize(doc, lowercase=False, kind='words') == sk(doc)
+    assert tokenizer.tokenize(doc, kind='whitespace') == doc.lower().split()
   with pytest.raises(ValueError, match='features.tokenizer'):
-    text.tokenize('x', kind='chars')
+    tokenizer.tokenize('x', kind='chars')
 
 
 @pytest.mark.parametrize('lowercase', [True, False])
@@ -93,11 +96,11 @@ def test_batch_tokenization_matches_tokenize(lowercase):
   # The batch path finds the documents that may hold URLs in one search.
   docs = ['www.a.com first', 'middle', 'ends with http://x.y/z', 'WWW.CAPS.ORG',
           'no url at all', 'odd a://b', 'Www.Mixed.com', 'www.', 'tail www.b.c']
-  for kind in text.TOKENIZERS:
+  for kind in tokenizer.TOKENIZERS:
     f = plain_featurizer(buckets=0, tokenizer=kind, lowercase=lowercase,
                         normalize='none').fit(docs)
     sk = sktext.CountVectorizer(
-        tokenizer=lambda d, k=kind: text.tokenize(d, lowercase, k),
+        tokenizer=lambda d, k=kind: tokenizer.tokenize(d, lowercase, k),
         token_pattern=None, lowercase=False,
         vocabulary={f.feature_name(i): i for i in range(f.num_features)})
     np.testing.assert_array_equal(f.transform(docs).to_dense(),
@@ -109,24 +112,24 @@ def test_batch_tokenization_matches_tokenize(lowercase):
 
 def test_fnv1a_reference_vectors():
   # Published FNV-1a 32-bit test vectors.
-  assert text.fnv1a_32('') == 0x811C9DC5
-  assert text.fnv1a_32('a') == 0xE40C292C
-  assert text.fnv1a_32('foobar') == 0xBF9CF968
+  assert hashing.fnv1a_32('') == 0x811C9DC5
+  assert hashing.fnv1a_32('a') == 0xE40C292C
+  assert hashing.fnv1a_32('foobar') == 0xBF9CF968
 
 
 def test_hash_tokens_matches_reference():
   tokens = ['', 'a', 'foobar', 'ünïcödé', '#flu', 'x' * 300, '😀', 'ab', 'ba']
   np.testing.assert_array_equal(
       text.hash_tokens(tokens),
-      np.array([text.fnv1a_32(t) for t in tokens], np.uint32))
+      np.array([hashing.fnv1a_32(t) for t in tokens], np.uint32))
   assert text.hash_tokens([]).shape == (0,)
 
 
 def _gram_bucket(tokens, buckets):
   """Independent pure-Python bucket of one n-gram (fastText combination)."""
-  h = text.fnv1a_32(tokens[0])
+  h = hashing.fnv1a_32(tokens[0])
   for token in tokens[1:]:
-    h = (h * 116049371 + text.fnv1a_32(token)) % 2**64
+    h = (h * 116049371 + hashing.fnv1a_32(token)) % 2**64
   return h % buckets
 
 
@@ -134,7 +137,7 @@ def _reference_hashed_counts(docs, ngrams, buckets):
   """Bag of hashed 1..ngrams-grams of each document."""
   rows = []
   for doc in docs:
-    tokens = text.tokenize(doc)
+    tokens = tokenizer.tokenize(doc)
     rows.append(collections.Counter(
         _gram_bucket(tokens[i:i + n], buckets) for n in range(1, ngrams + 1)
         for i in range(len(tokens) - n + 1)))
@@ -183,7 +186,7 @@ def test_hashing_is_stable_across_processes():
 
 
 def _sklearn(weighting, normalize, vocabulary, ngrams):
-  common = dict(tokenizer=text.tokenize, token_pattern=None, lowercase=False,
+  common = dict(tokenizer=tokenizer.tokenize, token_pattern=None, lowercase=False,
                 ngram_range=(1, ngrams), vocabulary=vocabulary)
   norm = None if normalize == 'none' else normalize
   if weighting in ('tf', 'binary') and norm is None:
@@ -194,8 +197,8 @@ def _sklearn(weighting, normalize, vocabulary, ngrams):
       **common)
 
 
-@pytest.mark.parametrize('weighting', text.WEIGHTINGS)
-@pytest.mark.parametrize('normalize', text.NORMALIZATIONS)
+@pytest.mark.parametrize('weighting', weighting.WEIGHTINGS)
+@pytest.mark.parametrize('normalize', weighting.NORMALIZATIONS)
 def test_vocabulary_mode_matches_sklearn(weighting, normalize):
   f = plain_featurizer(ngrams=2, buckets=0, weighting=weighting,
                       normalize=normalize)
@@ -214,7 +217,7 @@ def test_vocabulary_mode_matches_sklearn(weighting, normalize):
 def _ngram_counter(docs, ngrams):
   counts = collections.Counter()
   for doc in docs:
-    tokens = text.tokenize(doc)
+    tokens = tokenizer.tokenize(doc)
     for n in range(1, ngrams + 1):
       for i in range(len(tokens) - n + 1):
         counts[' '.join(tokens[i:i + n])] += 1
@@ -223,7 +226,7 @@ def _ngram_counter(docs, ngrams):
 
 def test_vocabulary_min_count_max_vocab_and_order():
   counts = _ngram_counter(TRAIN, 2)
-  sk = sktext.CountVectorizer(tokenizer=text.tokenize, token_pattern=None,
+  sk = sktext.CountVectorizer(tokenizer=tokenizer.tokenize, token_pattern=None,
                               lowercase=False, ngram_range=(1, 2)).fit(TRAIN)
   full = plain_featurizer(ngrams=2, buckets=0).fit(TRAIN)
   assert {full.feature_name(i) for i in range(full.num_features)} == set(
@@ -244,7 +247,7 @@ def test_min_df_vocabulary_matches_sklearn(weighting):
   ours = plain_featurizer(ngrams=2, buckets=0, min_df=2, weighting=weighting)
   x = ours.fit_transform(TRAIN)
   sk = sktext.TfidfVectorizer(
-      tokenizer=text.tokenize, token_pattern=None, lowercase=False,
+      tokenizer=tokenizer.tokenize, token_pattern=None, lowercase=False,
       ngram_range=(1, 2), min_df=2, use_idf=weighting != 'tf',
       sublinear_tf=weighting == 'sublinear_tfidf', smooth_idf=True, norm='l2')
   sk.fit(TRAIN)
@@ -355,7 +358,7 @@ def test_feature_names():
 
 
 @pytest.mark.parametrize('buckets', [0, 2**20, 3])
-@pytest.mark.parametrize('weighting', text.WEIGHTINGS)
+@pytest.mark.parametrize('weighting', weighting.WEIGHTINGS)
 @pytest.mark.parametrize('min_df', [1, 2])
 def test_analyze_explains_logits(buckets, weighting, min_df):
   f = plain_featurizer(ngrams=2, buckets=buckets, weighting=weighting,
@@ -466,7 +469,7 @@ def test_real_corpus_sample():
   docs = [line.partition('\t')[2] for line in lines if line]
   plain = [d for d in docs if not re.search(r'[#@]|://|www\.', d.lower())]
   assert len(plain) > 100
-  assert [text.tokenize(d) for d in plain] == [PEERS.findall(d.lower())
+  assert [tokenizer.tokenize(d) for d in plain] == [PEERS.findall(d.lower())
                                                for d in plain]
   f = plain_featurizer(ngrams=2)
   x = f.fit_transform(docs)

@@ -27,11 +27,9 @@ import numpy as np
 
 from linjax.data import readers
 # The readers' public names, re-exported: callers reach them as `data.X`.
-from linjax.data.readers import FASTTEXT_PREFIX  # pylint: disable=unused-import
 from linjax.data.readers import FORMATS
 from linjax.data.readers import DataError
 from linjax.data.readers import Dataset
-from linjax.data.readers import fortune_files  # pylint: disable=unused-import
 from linjax.data.readers import infer_format
 from linjax.data.readers import LabelSets
 

@@ -38,21 +38,15 @@ from linjax.text import ngram_names
 from linjax.text import shapes
 # The pieces of the pipeline; names callers reach as `text.X` are re-exported.
 from linjax.text.hashing import NGRAM_MULTIPLIER
-from linjax.text.hashing import fnv1a_32  # pylint: disable=unused-import
 from linjax.text.hashing import hash_tokens
 from linjax.text.hashing import ngram_starts
 from linjax.text.ngram_names import NAMES_PER_BUCKET
 from linjax.text.featurizer_options import FeaturizerOptions
-from linjax.text.tokenizer import TOKENIZERS  # pylint: disable=unused-import
-from linjax.text.tokenizer import URL_TOKEN  # pylint: disable=unused-import
 from linjax.text.tokenizer import Tokens
 from linjax.text.tokenizer import doc_lengths
 from linjax.text.tokenizer import doc_ranges
 from linjax.text.tokenizer import num_docs as tokens_num_docs
-from linjax.text.tokenizer import tokenize  # pylint: disable=unused-import
 from linjax.text.tokenizer import tokenize_batch
-from linjax.text.weighting import NORMALIZATIONS  # pylint: disable=unused-import
-from linjax.text.weighting import WEIGHTINGS  # pylint: disable=unused-import
 from linjax.text.weighting import apply_weighting
 from linjax.text.weighting import count_features
 
