@@ -202,6 +202,55 @@ class FitTest(parameterized.TestCase):
       self.assertGreater(min(acc), 0.9)
     np.testing.assert_allclose(sparse.b, dense.b, atol=0.05)
 
+  @parameterized.parameters('sgd_momentum', 'adam')
+  def test_lazy_stateful_matches_a_lazy_reference(self, name):
+    """Lazy momentum/Adam (documented: only the rows a step touches move,
+    with per-row state; the step count is global) against a reference
+    written here, on labels no single feature separates."""
+    x, _ = corpus(seed=11)
+    y = np.random.default_rng(12).integers(0, C, x.num_docs).astype(np.int32)
+    kw = dict(optimizer__name=name, optimizer__learning_rate=0.05)
+    if name == 'sgd_momentum':
+      kw.update(optimizer__name='sgd', optimizer__momentum=0.9)
+    cfg = config(train__update='sparse', **kw)
+    got = fit(x, y, cfg).params
+    tc, oc = cfg.training, cfg.optimizer
+    packed = packing.pack(x, y, token_budget=tc.token_budget,
+                          max_docs=tc.batch_size, seed=tc.seed, dedupe=True)
+    dense = x.to_dense()
+    total = packed.num_steps * tc.epochs
+    W, b = np.zeros((F, C)), np.zeros(C)
+    m = dict(W=np.zeros((F, C)), b=np.zeros(C))
+    v = dict(W=np.zeros((F, C)), b=np.zeros(C))
+    grad = jax.jit(jax.grad(losses.softmax_loss))
+    t = 0
+    for epoch in range(tc.epochs):
+      for g in np.asarray(batch_order(tc.seed, epoch, packed.num_steps)):
+        docs = packed.doc_index[g].reshape(-1)
+        docs = docs[docs >= 0]
+        rows = np.unique(np.concatenate(
+            [x.ids[x.indptr[d]:x.indptr[d + 1]] for d in docs]))
+        d = grad(model.Params(jnp.asarray(W, jnp.float32),
+                              jnp.asarray(b, jnp.float32)),
+                 jnp.asarray(dense[docs]), jnp.asarray(y[docs]))
+        lr = oc.learning_rate * (1.0 - t / total)
+        t += 1
+        for key, full, gk, sel in (('W', W, np.asarray(d.W), rows),
+                                   ('b', b, np.asarray(d.b), slice(None))):
+          gk = gk[sel]
+          if name == 'adam':   # optax.scale_by_adam, bias-corrected
+            m[key][sel] = 0.9 * m[key][sel] + 0.1 * gk
+            v[key][sel] = 0.999 * v[key][sel] + 0.001 * gk ** 2
+            step = (m[key][sel] / (1 - 0.9 ** t)) / (
+                np.sqrt(v[key][sel] / (1 - 0.999 ** t)) + 1e-8)
+          else:                # optax.trace: m = g + 0.9 m
+            m[key][sel] = gk + 0.9 * m[key][sel]
+            step = m[key][sel]
+          full[sel] -= lr * step
+    self.assertGreater(np.abs(W).max(), 0.05)   # it learned something
+    np.testing.assert_allclose(got.W, W, atol=1e-4)
+    np.testing.assert_allclose(got.b, b, atol=1e-4)
+
   def test_lazy_l2_shrinks_touched_rows_only(self):
     x, y = corpus()
     cfg = config(optimizer__name='adagrad', train__update='sparse',
