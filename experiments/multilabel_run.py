@@ -18,6 +18,7 @@ from __future__ import annotations
 from absl import logging
 import numpy as np
 
+from experiments import run_data
 from experiments.run_data import Splits
 
 DEFAULT_THRESHOLD = 0.5
@@ -69,20 +70,11 @@ def load_splits(config) -> Splits:
       logging.warning('%s: %d label(s) never seen in training are ignored: '
                       '%s', dc.test, len(unknown), ', '.join(
                           f'{k!r} ({n})' for k, n in list(unknown.items())[:10]))
-    test_texts = test.texts
-    test_Y = label_map.encode_multi(test.labels, unknown='ignore')
-    train_idx = np.arange(len(texts))
+    test = (test.texts, label_map.encode_multi(test.labels, unknown='ignore'))
   else:
-    train_idx, test_idx = data.multilabel_split(Y, dc.test_fraction, seed)
-    test_texts = [texts[i] for i in test_idx]
-    test_Y = Y[test_idx]
-  keep, val = data.multilabel_split(Y[train_idx], dc.val_fraction, seed + 1)
-  return Splits(
-      train_texts=[texts[i] for i in train_idx[keep]],
-      train_y=Y[train_idx[keep]],
-      val_texts=[texts[i] for i in train_idx[val]], val_y=Y[train_idx[val]],
-      test_texts=test_texts, test_y=test_Y, label_map=label_map,
-      source=dc.train)
+    test = None
+  return run_data.carve_splits(texts, Y, test, dc, seed,
+                               data.multilabel_split, label_map, dc.train)
 
 
 def label_names(y, names) -> list:

@@ -39,6 +39,32 @@ class Splits(NamedTuple):
   source: str
 
 
+def carve_splits(texts, y, test, dc, seed: int, split, label_map,
+                 source: str) -> Splits:
+  """The train/validation/test `Splits` of a read corpus.
+
+  ``test``: (texts, labels) of ``data.test``, or None to carve a test split
+  of ``data.test_fraction``; the validation split of ``data.val_fraction``
+  is carved from what remains. ``split(y, fraction, seed)`` -> (keep, held
+  out) indices: stratified for single labels, by rarest label for
+  multi-label.
+  """
+  if test is not None:
+    test_texts, test_y = test
+    train_idx = np.arange(len(texts))
+  else:
+    train_idx, test_idx = split(y, dc.test_fraction, seed)
+    test_texts = [texts[i] for i in test_idx]
+    test_y = y[test_idx]
+  keep, val = split(y[train_idx], dc.val_fraction, seed + 1)
+  return Splits(
+      train_texts=[texts[i] for i in train_idx[keep]],
+      train_y=y[train_idx[keep]],
+      val_texts=[texts[i] for i in train_idx[val]], val_y=y[train_idx[val]],
+      test_texts=test_texts, test_y=np.asarray(test_y, y.dtype),
+      label_map=label_map, source=source)
+
+
 def load_splits(config) -> Splits:
   """Reads the data named by ``config.data`` and splits it (stratified).
 
@@ -69,22 +95,13 @@ def load_splits(config) -> Splits:
                          f'classifier needs at least two.', path=source)
   y = label_map.encode(corpus.labels, corpus.sources)
   texts = corpus.texts
+  test = None
   if dc.test:
-    test = data.read_corpus(dc.test, dc.format, dc.text_column,
-                            dc.label_column, dc.lenient)
-    test_texts = test.texts
-    test_y = label_map.encode(test.labels, test.sources)
-    train_idx = np.arange(len(texts))
-  else:
-    train_idx, test_idx = data.stratified_split(y, dc.test_fraction, seed)
-    test_texts = [texts[i] for i in test_idx]
-    test_y = y[test_idx]
-  keep, val = data.stratified_split(y[train_idx], dc.val_fraction, seed + 1)
-  return Splits(
-      train_texts=[texts[i] for i in train_idx[keep]], train_y=y[train_idx[keep]],
-      val_texts=[texts[i] for i in train_idx[val]], val_y=y[train_idx[val]],
-      test_texts=test_texts, test_y=np.asarray(test_y, np.int32),
-      label_map=label_map, source=source)
+    corpus = data.read_corpus(dc.test, dc.format, dc.text_column,
+                              dc.label_column, dc.lenient)
+    test = (corpus.texts, label_map.encode(corpus.labels, corpus.sources))
+  return carve_splits(texts, y, test, dc, seed, data.stratified_split,
+                      label_map, source)
 
 
 def start_precompile(options: config_check.RunOptions, texts,

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'tests'))
+from test_runners import run  # pylint: disable=g-import-not-at-top,wrong-import-position
 TAGS = {'games': 'play level arcade puzzle joystick'.split(),
         'audio': 'sound music mp3 mixer speaker'.split(),
         'net': 'http server network proxy socket'.split()}
@@ -33,17 +35,6 @@ def _write_fasttext(path, n, seed, untagged_every=0):
     lines.append(' '.join([f'__label__{t}' for t in tags] + words))
   path.write_text('\n'.join(lines) + '\n')
   return path
-
-
-def run(module, *args, stdin=None, check=True):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT))
-  proc = subprocess.run([sys.executable, '-m', f'experiments.{module}',
-                         *map(str, args)], input=stdin, capture_output=True,
-                        text=True, cwd=ROOT, env=env, timeout=300)
-  if check and proc.returncode != 0:
-    raise AssertionError(f'{module} failed ({proc.returncode}):\n'
-                         f'{proc.stderr[-3000:]}')
-  return proc
 
 
 @pytest.fixture(scope='module')
