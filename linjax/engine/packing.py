@@ -40,6 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from linjax.text.csr import CsrFeatures
+from linjax.text.csr_store import CsrStore
 
 
 class PackedBatches(NamedTuple):
@@ -152,16 +153,18 @@ def lay_out(x: CsrFeatures, y: np.ndarray, docs: np.ndarray,
             batch: np.ndarray, pos: np.ndarray, start: np.ndarray, num: int,
             budget: int, max_docs: int, sample_weight: np.ndarray | None,
             step_pos: np.ndarray | None = None,
-            step_start: np.ndarray | None = None) -> dict:
+            step_start: np.ndarray | None = None,
+            rows: CsrFeatures | None = None) -> dict:
   """Lays documents out in ``num`` batches: dict of [num, T] / [num, D].
 
   Document ``docs[i]`` (an index into ``x``) goes to batch ``batch[i]`` at
   document position ``pos[i]``, its entries at slots ``start[i]`` onwards.
   With ``step_pos`` and ``step_start`` (int [n], the document's position and
   first slot in its 1-device step) also ``slot_pos`` and ``doc_pos``.
+  ``rows``: ``x.take(docs)`` if the caller has it already.
   """
   lengths = x.row_lengths()[docs]
-  xs = x.take(docs)
+  xs = x.take(docs) if rows is None else rows
   # Flat position in the [num, T] arrays of every entry, in one pass.
   ent = (np.repeat(batch * budget + start - xs.indptr[:-1], lengths) +
          np.arange(xs.nnz, dtype=np.int64))
@@ -343,6 +346,8 @@ def pack_chunks(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
                 sample_weight=None, chunk_steps: int = 1024):
   """`pack`'s steps (S = 1) in order, ``chunk_steps`` at a time.
 
+  ``x`` may be a `CsrStore` (features on disk, linjax/text/csr_store.py):
+  then each chunk's documents come from one distribution pass over it.
   Host memory stays within a chunk's arrays and the documents' order and
   lengths ([N] each), whatever the corpus size (linjax/engine/spill.py
   writes the chunks to disk).
@@ -364,11 +369,16 @@ def pack_chunks(x: CsrFeatures, y, *, token_budget: int, max_docs: int,
   steps = max(num, 1)
   first = np.searchsorted(batch, np.arange(steps + 1))
   wide = max(dedupe_width(budget), int(min_rows))
-  for g0 in range(0, steps, int(chunk_steps)):
+  starts = list(range(0, steps, int(chunk_steps)))
+  taken = iter(())
+  if isinstance(x, CsrStore):  # on disk: each chunk's rows in one pass
+    taken = x.take_chunks(order, first[starts + [steps]])
+  for g0 in starts:
     g1 = min(g0 + int(chunk_steps), steps)
     at = slice(first[g0], first[g1])
     arrays = lay_out(x, y, order[at], batch[at] - g0, pos[at], start[at],
-                     g1 - g0, budget, max_docs, sample_weight)
+                     g1 - g0, budget, max_docs, sample_weight,
+                     rows=next(taken, None))
     del arrays['doc_index']
     ids = arrays.pop('ids')
     if dedupe:

@@ -59,6 +59,7 @@ from linjax.engine.options import check_decay
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
 from linjax.text.csr import CsrFeatures
+from linjax.text.csr_store import CsrStore
 
 Params = model.Params
 
@@ -267,7 +268,8 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
 
   Args:
     train_x: CsrFeatures [N documents, F features] (this process's shard in
-      multi-process training).
+      multi-process training), or a `CsrStore` of them on disk (one
+      process, one sub-batch per step: the runner's out-of-core path).
     train_y: int [N] labels in [0, num_classes).
     num_classes: C.
     optimizer: OptimizerOptions (optax optimiser and schedule).
@@ -296,6 +298,10 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
     val_x.validate('val_x')
     val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y')
   training = run_options(train_x, training)
+  if isinstance(train_x, CsrStore):
+    # Features on disk: packed steps go to disk too (a corpus under 1 MiB
+    # of steps is packed in memory, having been read whole).
+    training = dataclasses.replace(training, max_host_mb=1)
   weights = run_loop.document_weights(y, num_classes, training.class_weight,
                                      sample_weight)
   if weights is not None:
