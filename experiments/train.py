@@ -173,6 +173,10 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     TrainingDiverged: the loss became non-finite or exploded.
   """
   options = config_check.validate(config)
+  from experiments import stream_data  # pylint: disable=g-import-not-at-top
+  if stream_data.streams(config, options):  # larger than memory: out of core
+    from experiments import stream_run  # pylint: disable=g-import-not-at-top
+    return stream_run.train_and_evaluate(config, workdir, overwrite, stage)
   run = workdir_lib.prepare(workdir, overwrite)
   stage = stage or console.Stage()
   if options.training.checkpoint_every:
