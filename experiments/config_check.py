@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import importlib
 import os
 import sys
@@ -99,6 +100,10 @@ def _present(config, section: str, keys) -> types.SimpleNamespace:
   return types.SimpleNamespace(**{k: node[k] for k in keys if k in node})
 
 
+def _is_glob(path: str) -> bool:
+  return any(c in path for c in '*?[')
+
+
 def _runner_problems(config) -> list:
   """Problems with the runner-only keys (the options check the rest)."""
   data = _present(config, 'data', ('train', 'test', 'format', 'val_fraction',
@@ -112,8 +117,10 @@ def _runner_problems(config) -> list:
       continue
     if not isinstance(path, str):
       d.fail(key, 'must be a path', path)
-    elif not os.path.exists(path):
-      d.fail(key, 'must name an existing file or folder (not found)', path)
+    elif not (glob.glob(os.path.expanduser(path)) if _is_glob(path)
+              else os.path.exists(path)):
+      d.fail(key, 'must name an existing file or folder, or a glob of files '
+             '(not found)', path)
   for key, check, args in (('format', d.choice, (FORMATS,)),
                            ('val_fraction', d.fraction, ()),
                            ('test_fraction', d.fraction, ()),
@@ -175,7 +182,8 @@ def validate(config, prefix: str = '--config.') -> RunOptions:
 _USER_ERRORS = (('linjax.data.readers', 'DataError'),
                 ('linjax.saved_model', 'ModelFileError'),
                 ('linjax.engine.training', 'TrainingDiverged'),
-                ('linjax.engine.checkpoint', 'CheckpointError'))
+                ('linjax.engine.checkpoint', 'CheckpointError'),
+                ('experiments.multiprocess_run', 'ProcessFailed'))
 
 
 def user_error_types() -> tuple:
@@ -184,8 +192,9 @@ def user_error_types() -> tuple:
   `ConfigError`, `linjax.data.readers.DataError`,
   `linjax.saved_model.ModelFileError`,
   `linjax.engine.training.TrainingDiverged`,
-  `linjax.engine.checkpoint.CheckpointError` and OSError (unreadable or
-  unwritable paths).
+  `linjax.engine.checkpoint.CheckpointError`,
+  `experiments.multiprocess_run.ProcessFailed` (another process of a
+  multi-process run failed) and OSError (unreadable or unwritable paths).
   """
   types = [ConfigError, OSError]
   for module, name in _USER_ERRORS:

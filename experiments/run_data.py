@@ -65,6 +65,19 @@ def carve_splits(texts, y, test, dc, seed: int, split, label_map,
       label_map=label_map, source=source)
 
 
+def _read(path: str, dc, max_per_class: int = 0, seed: int = 0):
+  """`read_corpus` of ``path``, or of a glob's files in sorted order."""
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+  from linjax.data import shards  # pylint: disable=g-import-not-at-top
+  if not shards.is_glob(path):
+    return data.read_corpus(path, dc.format, dc.text_column, dc.label_column,
+                            dc.lenient, max_per_class, seed)
+  return data.cap_per_class(shards.read_file_shard(
+      path, dc.format, 0, 1, text_column=dc.text_column,
+      label_column=dc.label_column, lenient=dc.lenient), max_per_class, seed,
+                            path)
+
+
 def load_splits(config) -> Splits:
   """Reads the data named by ``config.data`` and splits it (stratified).
 
@@ -78,9 +91,7 @@ def load_splits(config) -> Splits:
     return multilabel_run.load_splits(config)
   dc, seed = config.data, int(config.train.seed)
   if dc.train:
-    corpus = data.read_corpus(dc.train, dc.format, dc.text_column,
-                              dc.label_column, dc.lenient, dc.max_per_class,
-                              seed)
+    corpus = _read(dc.train, dc, dc.max_per_class, seed)
     source = dc.train
   else:
     from linjax.data import demo  # pylint: disable=g-import-not-at-top
@@ -97,8 +108,7 @@ def load_splits(config) -> Splits:
   texts = corpus.texts
   test = None
   if dc.test:
-    corpus = data.read_corpus(dc.test, dc.format, dc.text_column,
-                              dc.label_column, dc.lenient)
+    corpus = _read(dc.test, dc)
     test = (corpus.texts, label_map.encode(corpus.labels, corpus.sources))
   return carve_splits(texts, y, test, dc, seed, data.stratified_split,
                       label_map, source)

@@ -47,6 +47,7 @@ import numpy as np
 from experiments import config_check
 from experiments import console
 from experiments import multilabel_run
+from experiments import multiprocess_run
 from experiments import workdir as workdir_lib
 
 # Re-exported: the other runners and benchmarks/ take these from here.
@@ -71,6 +72,7 @@ def define_flags() -> None:
                       'saved model and plots into (created if needed).')
   flags.DEFINE_bool('overwrite', False, 'Replace a finished run in --workdir '
                     '(its model, results and plots).')
+  multiprocess_run.define_flags()   # --coordinator_address, ...
 
 
 def quick_gradcheck(*args, **kwargs):
@@ -120,11 +122,13 @@ def _predict_with_progress(params, x, chunk: int = 16384,
     parts.append(np.asarray(scoring.predict_proba(params, x.take(rows),
                                                   loss=loss)))
     progress.update(int(rows[-1]) + 1)
+  if not parts:   # a process of a multi-process run with no test document
+    return np.zeros((0, np.shape(params.b)[-1]), np.float32)
   return np.concatenate(parts)
 
 
 def _fit(options, splits, train_x, val_x, checkpoint_dir, callback,
-         keep: int, overwrite: bool):
+         keep: int, overwrite: bool, group: multiprocess_run.Group):
   """`training.fit`; refused checkpoints end the run, or with --overwrite
   are discarded (and training starts over)."""
   from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
@@ -148,12 +152,13 @@ def _fit(options, splits, train_x, val_x, checkpoint_dir, callback,
           f'pass --overwrite to discard the checkpoints.') from None
     logging.warning('--overwrite: discarding the checkpoints in %s (%s)',
                     checkpoint_dir, config_check.one_line(e))
-    checkpoint.remove(checkpoint_dir)
+    group.remove_checkpoints(checkpoint_dir)
     return fit()
 
 
 def train_and_evaluate(config, workdir: str, overwrite: bool = False,
-                       stage: console.Stage | None = None) -> dict:
+                       stage: console.Stage | None = None,
+                       group: multiprocess_run.Group | None = None) -> dict:
   """Runs one experiment and writes its outputs into ``workdir``.
 
   Args:
@@ -161,6 +166,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     workdir: output directory (created if needed).
     overwrite: replace a finished run in ``workdir`` (else refused).
     stage: updated with the run's progress (for the interrupt message).
+    group: the run's processes (`multiprocess_run.join`; None: this one).
 
   Returns:
     The results dict also written to ``workdir/results.json``.
@@ -177,7 +183,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   if stream_data.streams(config, options):  # larger than memory: out of core
     from experiments import stream_run  # pylint: disable=g-import-not-at-top
     return stream_run.train_and_evaluate(config, workdir, overwrite, stage)
-  run = workdir_lib.prepare(workdir, overwrite)
+  group = group or multiprocess_run.Group(None)
+  run = group.prepare_workdir(workdir, overwrite,
+                              bool(options.training.checkpoint_every))
   stage = stage or console.Stage()
   if options.training.checkpoint_every:
     stage.checkpoint_dir = run.join(workdir_lib.CHECKPOINTS)
@@ -189,7 +197,6 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
   from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
-  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
   from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
 
   if config.train.compile_cache:
@@ -201,12 +208,13 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   if os.path.isfile(source):
     source += f' ({workdir_lib.format_bytes(os.path.getsize(source))})'
   with console.phase(f'reading {source}'):
-    splits = load_splits(config)
+    splits = group.load_splits(config)
   load_seconds = time.perf_counter() - start
   names = splits.label_map.names
   logging.info('%d train, %d validation, %d test documents in %d classes',
-               len(splits.train_texts), len(splits.val_texts),
-               len(splits.test_texts), len(names))
+               *(group.total(len(texts)) for texts in (
+                   splits.train_texts, splits.val_texts, splits.test_texts)),
+               len(names))
   run_checks.warn_about_labels(
       multilabel_run.flat_label_names(splits.train_y, names))
 
@@ -217,17 +225,19 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   featurizer = Featurizer.from_options(options.features)
   with console.phase(f'featurising {len(splits.train_texts)} training '
                      'documents'):
-    train_x = featurizer.fit_transform(splits.train_texts)
+    train_x = group.fit_transform(featurizer, splits.train_texts)
   gradcheck_job = None
-  if config.train.gradcheck:
+  if config.train.gradcheck and group.is_writer:
     gradcheck_job = run_checks.GradcheckInBackground(
         train_x, splits.train_y, len(names), float(options.training.l2),
         seed=options.training.seed, loss=options.training.loss)
   with console.phase(f'featurising {len(splits.val_texts)} validation and '
                      f'{len(splits.test_texts)} test documents'):
-    val_x = featurizer.transform(splits.val_texts) if splits.val_texts else None
-    test_x = (featurizer.transform(splits.test_texts) if splits.test_texts
-              else None)
+    # Every process, or none, has a split (some of its parts may be empty).
+    val_x = (featurizer.transform(splits.val_texts)
+             if group.total(len(splits.val_texts)) else None)
+    test_x = (featurizer.transform(splits.test_texts)
+              if group.total(len(splits.test_texts)) else None)
   featurize_seconds = time.perf_counter() - start
   logging.info('F=%d features, %d non-zeros in train (%.2f s)',
                featurizer.num_features, train_x.nnz, featurize_seconds)
@@ -235,7 +245,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   # The run proceeds: only now is a finished run's record replaced.
   checkpoint_dir = run.join(workdir_lib.CHECKPOINTS)
   if run.finished:
-    workdir_lib.forget_finished_run(run)
+    group.forget_finished_run(run)
   epochs = options.training.epochs
   guard = run_checks.DivergenceGuard(len(names),
                                      options.optimizer.learning_rate,
@@ -245,7 +255,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
 
   def callback(entry: dict) -> None:
     guard.check_epoch(entry['epoch'], entry['train_loss'])
-    log.write(saved_model.jsonable(entry))
+    if group.is_writer:
+      log.write(saved_model.jsonable(entry))
     stage.epochs_done = entry['epoch']
     progress.update(entry['epoch'], (
         f'train loss {_fmt(entry.get("train_loss"))}, val loss '
@@ -262,27 +273,29 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   try:
     fit = _fit(options, splits, train_x, val_x,
                checkpoint_dir if every else None, callback,
-               int(config.train.keep_checkpoints), overwrite)
+               int(config.train.keep_checkpoints), overwrite, group)
   finally:
     log.close()
   stage.training, stage.phase = False, 'evaluating'
-  log.finish(saved_model.jsonable(fit.history))
+  if group.is_writer:
+    log.finish(saved_model.jsonable(fit.history))
 
   results = dict(
       num_classes=len(names), num_features=featurizer.num_features,
-      num_train=len(splits.train_texts), num_val=len(splits.val_texts),
-      num_test=len(splits.test_texts), labels=list(names),
+      num_train=group.total(len(splits.train_texts)),
+      num_val=group.total(len(splits.val_texts)),
+      num_test=group.total(len(splits.test_texts)), labels=list(names),
       epochs_run=fit.epochs_run, best_epoch=fit.best_epoch, update=fit.update,
       load_seconds=load_seconds, featurize_seconds=featurize_seconds,
       compile_seconds=fit.compile_seconds, train_seconds=fit.train_seconds,
-      pack_seconds=fit.pack_seconds)
-  train_eval = scoring.evaluate(fit.params, train_x, splits.train_y)
+      pack_seconds=fit.pack_seconds, **group.describe())
+  train_eval = group.evaluate(fit.params, train_x, splits.train_y)
   results['train_accuracy'] = float(train_eval['accuracy'])
   results['train_loss'] = float(train_eval['loss'])
   results['worse_than_initial'] = guard.check_model(results['train_loss'])
   results['val_accuracy'] = results['val_loss'] = None
   if val_x is not None:
-    val_eval = scoring.evaluate(fit.params, val_x, splits.val_y)
+    val_eval = group.evaluate(fit.params, val_x, splits.val_y)
     results['val_accuracy'] = float(val_eval['accuracy'])
     results['val_loss'] = float(val_eval['loss'])
   report = threshold = None
@@ -297,8 +310,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     results.update(multilabel_run.test_results(splits.test_y, proba, names,
                                                threshold))
   elif test_x is not None:
-    proba = _predict_with_progress(fit.params, test_x)
-    report = metrics.classification_report(splits.test_y, proba, names)
+    test_y, proba = group.gather_rows(
+        splits.test_y, _predict_with_progress(fit.params, test_x))
+    report = metrics.classification_report(test_y, proba, names)
     run_checks.warn_about_labels([], report.get('absent_classes') or ())
   if not multilabel:
     results.update(
@@ -308,6 +322,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
         test_ece=report and report['ece'], test_report=report)
   results['config'] = config.to_dict()
   results = saved_model.jsonable(results)
+  if not group.is_writer:   # process 0 writes and prints
+    return results
 
   stage.phase = 'saving the model'
   top = interpret.top_features(fit.params, featurizer, names, k=10)
@@ -321,7 +337,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                    config, extra=summary, loss=options.training.loss)
   results['model_bytes'] = workdir_lib.disk_size(model_dir)
   results['plots'] = _write_plots(workdir, fit.history, report, top, names)
-  if splits.test_texts and not config.data.test:
+  # Several processes: each holds a part of the test split (not gathered).
+  if splits.test_texts and not config.data.test and not group.multi:
     results['test_split'] = run.join(workdir_lib.TEST_SPLIT)
     workdir_lib.write_atomic(results['test_split'], workdir_lib.split_as_jsonl(
         splits.test_texts,
@@ -373,8 +390,12 @@ def main(argv):
   try:
     with console.raise_on_signals():
       with config_check.runner_main(argv, workdir=FLAGS.workdir):
+        # Before any JAX call: join the other processes, if any.
+        group = multiprocess_run.join(
+            FLAGS.config, FLAGS.coordinator_address, FLAGS.num_processes,
+            FLAGS.process_id)
         train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.overwrite,
-                           stage)
+                           stage, group)
   except console.Interrupted as e:
     for s in (signal.SIGINT, signal.SIGTERM):
       signal.signal(s, signal.SIG_IGN)   # a second Ctrl-C changes nothing

@@ -75,15 +75,21 @@ def _checked(address, count, pid, names, source) -> ClusterSpec | None:
   return ClusterSpec(str(address).strip(), count, pid, source)
 
 
+ARGUMENTS = ('coordinator_address', 'num_processes', 'process_id')
+
+
 def detect(coordinator_address: str | None = None,
            num_processes: int | None = None, process_id: int | None = None,
-           env: Mapping[str, str] | None = None) -> ClusterSpec | None:
+           env: Mapping[str, str] | None = None,
+           names: tuple[str, str, str] = ARGUMENTS) -> ClusterSpec | None:
   """How this process joins a run of several, or None if it runs alone.
 
   Args:
     coordinator_address, num_processes, process_id: explicit settings (all
       three, or none).
     env: the environment to read (default ``os.environ``).
+    names: what errors call the three arguments (a runner's flags, e.g.
+      ``('--coordinator_address', '--num_processes', '--process_id')``).
 
   Returns:
     ClusterSpec, or None for a single process.
@@ -94,8 +100,7 @@ def detect(coordinator_address: str | None = None,
   env = os.environ if env is None else env
   if (coordinator_address, num_processes, process_id) != (None, None, None):
     return _checked(coordinator_address, num_processes, process_id,
-                    ('coordinator_address', 'num_processes', 'process_id'),
-                    'arguments')
+                    tuple(names), 'arguments')
   if env.get('JAX_COORDINATOR_ADDRESS'):
     return _checked(env.get('JAX_COORDINATOR_ADDRESS'),
                     env.get('JAX_NUM_PROCESSES'), env.get('JAX_PROCESS_ID'),
@@ -112,14 +117,15 @@ def detect(coordinator_address: str | None = None,
 
 def join(coordinator_address: str | None = None,
          num_processes: int | None = None, process_id: int | None = None,
-         env: Mapping[str, str] | None = None) -> ClusterSpec | None:
+         env: Mapping[str, str] | None = None,
+         names: tuple[str, str, str] = ARGUMENTS) -> ClusterSpec | None:
   """Joins the run of several processes `detect` finds; None if alone.
 
   Call before any other JAX computation. Every process then runs the same
   program on its own shard of the data (linjax/data/shards.py), and `fit`
   trains over all devices of all processes.
   """
-  spec = detect(coordinator_address, num_processes, process_id, env)
+  spec = detect(coordinator_address, num_processes, process_id, env, names)
   if spec is not None:
     distributed.initialize(spec.coordinator_address, spec.num_processes,
                            spec.process_id)

@@ -371,7 +371,8 @@ def validation_metrics(state: step_lib.TrainState, val_x: CsrFeatures,
   m = scoring.loss_and_accuracy(z, val_y)
   n_val = float(val_x.num_docs)
   counted = float(m.get('counted', n_val))  # the documents accuracy counts
-  total = distributed.all_sum([m['loss'] * n_val, m['accuracy'] * counted,
-                               n_val, counted])
+  # A process may hold no validation document (its loss is then NaN).
+  total = distributed.all_sum([m['loss'] * n_val if n_val else 0.0,
+                               m['accuracy'] * counted, n_val, counted])
   return dict(loss=float(total[0] / max(total[2], 1)),
               accuracy=float(total[1] / max(total[3], 1)))

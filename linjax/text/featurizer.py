@@ -347,6 +347,31 @@ class Featurizer:
     self._df = df.astype(np.int64)
     self._num_docs = int(num_docs)
 
+  def combine_document_frequencies(self, combine) -> None:
+    """Replaces the fitted document frequencies by ``combine(df, num_docs)``.
+
+    For a run of several processes, each fitted on its own part of the
+    training texts (hashing mode: the bucket ids agree across processes):
+    ``combine`` gets this fit's int64 [F] document frequencies and document
+    count and returns their sums over the processes, so that every process
+    weighs (IDF, min_df) as one fit on the whole corpus would. Nothing to
+    combine (and ``combine`` is not called) when neither the weighting nor
+    min_df needs the frequencies. Bucket names stay this process's.
+    """
+    self._require_fit('combine_document_frequencies')
+    if not self.hashing:
+      raise ValueError('Featurizer.combine_document_frequencies: vocabulary '
+                       'mode (buckets=0) gives each fit its own feature ids; '
+                       'use hashing (buckets > 0).')
+    if self._df is None:
+      return
+    df, num_docs = combine(self._df.copy(), self._num_docs)
+    df = np.asarray(df)
+    if df.shape != self._df.shape:
+      raise ValueError(f'combine_document_frequencies: expected [F] = '
+                       f'{self._df.shape}, got {df.shape}.')
+    self._set_df(df, num_docs)
+
   def transform(self, texts: Sequence[str]) -> csr.CsrFeatures:
     """Featurises ``texts`` -> CsrFeatures [N documents, F features]."""
     if self._hashes_directly:

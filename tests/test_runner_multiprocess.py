@@ -1,0 +1,162 @@
+"""`python -m experiments.train` on two processes trains the 1-process model.
+
+Two runner processes join a gloo cluster on 127.0.0.1 (a free port), each
+reads its half of one TSV file by bytes, and process 0 writes the run. The
+reference is the same command on one process: the splits, the merged
+document frequencies (min_df, sublinear TF-IDF) and the global batches make
+W equal within float summation order, and the test accuracy equal.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from linjax import saved_model
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'tests'))
+from test_runners import assert_one_line_error  # pylint: disable=g-import-not-at-top,wrong-import-position
+from test_runners import COMMON  # pylint: disable=g-import-not-at-top,wrong-import-position
+from test_runners import WORDS  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+W_RTOL = 1e-4
+# Small buckets and few epochs keep the three runs within seconds each.
+CONFIG = ['--config.features.buckets=4096', '--config.train.epochs=3',
+          '--config.train.gradcheck=False', '--config.train.patience=2']
+
+
+def _write_noisy_tsv(path, n, seed):
+  """Three classes; a quarter of the documents take words of another
+  class, so the model is not perfect and accuracy can tell runs apart."""
+  rng = np.random.default_rng(seed)
+  names = sorted(WORDS)
+  lines = ['label\ttext']
+  for i in range(n):
+    label = names[rng.integers(3)]
+    source = names[rng.integers(3)] if rng.random() < 0.25 else label
+    toks = list(rng.choice(WORDS[source], 3)) + list(rng.choice(COMMON, 4))
+    rng.shuffle(toks)
+    lines.append(f'{label}\t{" ".join(toks)}')
+  path.write_text('\n'.join(lines) + '\n')
+  return path
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _env():
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT))
+  for name in ('XLA_FLAGS', 'JAX_COORDINATOR_ADDRESS', 'JAX_NUM_PROCESSES',
+               'JAX_PROCESS_ID'):
+    env.pop(name, None)
+  return env
+
+
+def _train(*args):
+  return [sys.executable, '-m', 'experiments.train', *map(str, args)]
+
+
+def _run_two(args, timeout=240):
+  """Both processes of a 2-process run: [(returncode, stdout, stderr)]."""
+  port = _free_port()
+  procs = [subprocess.Popen(
+      _train(*args, f'--coordinator_address=127.0.0.1:{port}',
+             '--num_processes=2', f'--process_id={i}'),
+      cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True) for i in range(2)]
+  try:
+    outputs = [p.communicate(timeout=timeout) for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+        p.wait()
+  return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]
+
+
+def _model(workdir):
+  model = saved_model.load(str(workdir / 'model'))
+  return model.params
+
+
+@pytest.fixture(scope='module')
+def corpus(tmp_path_factory):
+  base = tmp_path_factory.mktemp('multiprocess')
+  return _write_noisy_tsv(base / 'train.tsv', 400, 3), base
+
+
+def test_two_runner_processes_train_the_one_process_model(corpus):
+  train, base = corpus
+  args = CONFIG + [f'--config.data.train={train}']
+  one = subprocess.run(_train(*args, f'--workdir={base / "one"}'), cwd=ROOT,
+                       env=_env(), capture_output=True, text=True,
+                       timeout=240)
+  assert one.returncode == 0, one.stderr[-3000:]
+  (rc0, out0, err0), (rc1, out1, err1) = _run_two(
+      args + [f'--workdir={base / "two"}'])
+  assert rc0 == 0, err0[-3000:]
+  assert rc1 == 0, err1[-3000:]
+  assert 'test accuracy' in out0
+  assert out1 == ''                       # only process 0 reports
+  assert 'error' not in err1.lower() and 'epoch' not in err1, err1[-2000:]
+
+  want = json.loads((base / 'one' / 'results.json').read_text())
+  got = json.loads((base / 'two' / 'results.json').read_text())
+  assert (want['num_processes'], want['num_devices']) == (1, 1)
+  assert (got['num_processes'], got['num_devices']) == (2, 2)
+  for key in ('num_train', 'num_val', 'num_test', 'labels', 'epochs_run',
+              'best_epoch', 'test_accuracy'):
+    assert got[key] == want[key], key
+  assert 0.5 < want['test_accuracy'] < 1.0    # a model worth comparing
+  for key in ('test_log_loss', 'val_loss', 'train_loss', 'val_accuracy'):
+    assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
+  # Validation metrics over both processes' documents, epoch by epoch.
+  lines = [[json.loads(line) for line in (base / d / 'metrics.jsonl')
+            .read_text().splitlines()] for d in ('one', 'two')]
+  assert [r['val_loss'] for r in lines[1]] == pytest.approx(
+      [r['val_loss'] for r in lines[0]], rel=1e-4)
+  W, b = _model(base / 'one')
+  W2, b2 = _model(base / 'two')
+  scale = np.abs(W).max()
+  assert scale > 0.1
+  assert np.abs(W2 - W).max() <= W_RTOL * scale
+  assert np.abs(b2 - b).max() <= W_RTOL * max(np.abs(b).max(), 1.0)
+
+
+def test_a_bad_line_in_one_part_stops_both_processes(corpus):
+  train, base = corpus
+  lines = train.read_text().splitlines()
+  lines[350] = 'no tab on this line'     # line 351, in process 1's half
+  bad = base / 'bad.tsv'
+  bad.write_text('\n'.join(lines) + '\n')
+  runs = _run_two(CONFIG + ['--config.train.checkpoint_every=0',
+                            f'--config.data.train={bad}',
+                            f'--workdir={base / "bad"}'], timeout=120)
+  for rc, _, err in runs:
+    proc = subprocess.CompletedProcess([], rc, '', err)
+    assert_one_line_error(proc, f'{bad}:351')
+  assert 'process 1 of 2 failed' in runs[0][2].strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize('flags, fragment', [
+    (['--num_processes=2', '--process_id=0'], '--coordinator_address'),
+    (['--coordinator_address=127.0.0.1:1', '--num_processes=2',
+      '--process_id=2'], '--process_id must be below --num_processes=2'),
+    (['--coordinator_address=127.0.0.1:1', '--num_processes=2',
+      '--process_id=0', '--config.features.buckets=0'],
+     '--config.features.buckets=0'),
+])
+def test_bad_cluster_flags_fail_in_one_line(tmp_path, flags, fragment):
+  proc = subprocess.run(_train(*flags, f'--workdir={tmp_path / "w"}'),
+                        cwd=ROOT, env=_env(), capture_output=True, text=True,
+                        timeout=120)
+  assert_one_line_error(proc, fragment)
