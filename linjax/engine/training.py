@@ -225,14 +225,24 @@ def _fingerprint(optimizer: OptimizerOptions, training: TrainOptions,
                  x: CsrFeatures, num_classes: int, spec: step_lib.Spec,
                  weights: np.ndarray | None):
   """What a checkpoint must match to be resumed (not the loop's knobs that
-  leave the trained model unchanged)."""
+  leave the trained model unchanged).
+
+  Counts and weights are those of every process's documents, and the
+  number of devices or processes is left out: the global steps, hence the
+  model, do not depend on it (linjax/engine/step_split.py), so a run
+  resumes on another number of devices or processes, and every process of
+  a run computes the same fingerprint.
+  """
   train = {k: v for k, v in dataclasses.asdict(training).items()
            if k not in ('patience', 'checkpoint_every', 'steps_per_call',
                         'max_host_mb')}
+  num_docs, nnz = distributed.all_sum([x.num_docs, x.nnz])
+  if weights is not None:
+    weights = distributed.all_concat(weights)[0]
   return json_safe(dict(
       optimizer=dataclasses.asdict(optimizer), train=train,
       num_features=x.num_features, num_classes=num_classes,
-      num_docs=x.num_docs, nnz=x.nnz, num_shards=spec.num_shards,
+      num_docs=int(num_docs), nnz=int(nnz),
       weights=None if weights is None else hashlib.sha256(
           weights.tobytes()).hexdigest(),
       update='sparse' if spec.sparse else 'dense'))
