@@ -1,8 +1,9 @@
 """A training run's data: the splits, and the program compiled meanwhile.
 
-`load_splits(config)` reads ``data.train`` (or the demo corpus) and carves
-the stratified validation and test splits; `start_precompile` starts
-compiling the training program before featurisation. Both are also
+`load_splits(config)` reads ``data.train`` (a file, a folder, a glob of
+files, or the demo corpus) and carves the stratified validation and test
+splits; `start_precompile` starts compiling the training program before
+featurisation. Both are also
 reachable as ``experiments.train.load_splits``/``start_precompile`` (the
 other runners and benchmarks/ use them from there).
 """

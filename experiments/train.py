@@ -20,6 +20,10 @@ experiments/config_check.py), stopped if the loss explodes
 (experiments/run_checks.py); evaluate on the test split (used only here).
 With ``train.loss=sigmoid`` the data are multi-label and the run tunes the
 threshold on the validation split (experiments/multilabel_run.py).
+On several processes (``--coordinator_address --num_processes
+--process_id``, the JAX_* variables, SLURM or Open MPI), each reads only its
+part of the data and they train the 1-process model; process 0 alone writes
+and prints (experiments/multiprocess_run.py).
 Writes into workdir (each file atomically, see experiments/workdir.py):
 
   results.json      test/val metrics, timings, gradient check, config

@@ -1,4 +1,4 @@
-"""Data-parallel training over devices and processes with jax.sharding.
+r"""Data-parallel training over devices and processes with jax.sharding.
 
 Model: a 1-D mesh with axis 'batch' over every device of every process. The
 parameters and optimiser state are replicated. ``train.batch_size`` and
@@ -15,31 +15,29 @@ Single host, several accelerators: nothing to do; `fit` uses all local devices
 (`default_mesh`). On CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=8``
 gives 8 devices for testing (slower than one: they share the cores).
 
-Several processes (hosts): every process runs the SAME program on its own
-part of the data:
+Several processes (hosts): start the runner once per process, e.g. on one
+machine::
 
-  from linjax.data import shards
-  from linjax.engine import cluster, training
-  spec = cluster.join()       # before any other JAX call; None if alone
-  part = shards.read_shard('train.tsv', 'tsv', jax.process_index(),
-                           jax.process_count())
-  ... featurise part.texts (vocabulary and IDF merged across processes) ...
-  result = training.fit(x, y, num_classes)   # the same model everywhere
+  JAX_COORDINATOR_ADDRESS=127.0.0.1:1234 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=0 \
+      python -m experiments.train --config.data.train=train.tsv --workdir=run
+  # ... and the same with JAX_PROCESS_ID=1 (or the flags --coordinator_address,
+  # --num_processes, --process_id)
 
-`cluster.join` reads the cluster from its arguments, from
-``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``, or
-from SLURM (``srun``) or Open MPI (``mpirun``). On two machines by hand::
+or on a SLURM cluster ``srun --ntasks=8 python -m experiments.train ...``
+(Open MPI: ``mpirun -np 8 ...``). The processes find each other
+(linjax/engine/cluster.py), each reads only its part of the corpus (a byte
+range of one file, or its own files of a glob: linjax/data/shards.py), and
+they train the model one process trains on the whole corpus: the parts in
+process order are the corpus, and only the documents' entry counts travel
+between processes before training, never their features. Process 0 writes
+the results, the model and the checkpoints. See experiments/multiprocess_run.py
+for what the runner combines across processes (labels, splits, document
+frequencies, metrics) and the README for the whole story.
 
-  JAX_COORDINATOR_ADDRESS=host0:1234 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=0 \
-      python my_train.py     # on host0; JAX_PROCESS_ID=1 on host1
-
-The corpus is the processes' parts one after another in process order (a
-byte range of one file each, or their own files of a glob: `shards`), and
-the run trains the model one process trains on that corpus; only the
-documents' entry counts travel between processes before training, never
-their features. On CPU the collectives need
-``jax_cpu_collectives_implementation='gloo'``, which `initialize` sets.
-Only process 0 should write checkpoints and results.
+In Python, call `cluster.join()` before any other JAX computation, give
+`training.fit` each process's own documents, and let process 0 alone write.
+On CPU the collectives need ``jax_cpu_collectives_implementation='gloo'``,
+which `initialize` sets.
 """
 
 from __future__ import annotations
