@@ -88,6 +88,25 @@ def precision_at_1(z, Y):
   return float(np.mean(Y[np.arange(len(Y)), z.argmax(-1)][labelled] > 0))
 
 
+class SharedExpLossTest(absltest.TestCase):
+
+  def test_nll_and_score_grad_equal_the_reference_and_jax_grad(self):
+    # The step's one-exp form against binary_cross_entropy and jax.grad of
+    # it, scores from -1e4 to 1e4 (both branches, no overflow).
+    z = jnp.asarray([[-1e4, -30.0, -2.5, -1e-3, 0.0],
+                     [1e-3, 0.7, 3.0, 30.0, 1e4]], jnp.float32)
+    Y = jnp.asarray([[0, 1, 0, 1, 1], [1, 0, 1, 0, 1]], jnp.uint8)
+    nll, g = losses.sigmoid_nll_and_score_grad(z, Y)
+    want = losses.sigmoid_nll_from_logits(z, Y)
+    want_g = jax.grad(lambda s: jnp.sum(losses.sigmoid_nll_from_logits(
+        s, Y)))(z)
+    np.testing.assert_allclose(nll, want, rtol=1e-6)
+    np.testing.assert_allclose(g, want_g, rtol=1e-6, atol=1e-7)
+    # Hand-worked: z=0 costs log 2 and pulls by 1/2 towards its label.
+    self.assertAlmostEqual(float(g[0, 4]), -0.5, places=7)
+    np.testing.assert_allclose(float(g[1, 4]), 0.0, atol=1e-30)  # sure, right
+
+
 class PackingTest(absltest.TestCase):
 
   def test_every_document_keeps_its_label_set(self):

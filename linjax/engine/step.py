@@ -261,9 +261,8 @@ def _sub_batch_sigmoid_grads(rows, b, slot, weights, seg, labels, mask):
 
 def _sigmoid_score_grad(z, labels, mask):
   """(NLL [D], dNLL/dz [D, C] = (sigmoid(z) - Y) * mask) of scores z."""
-  Y = labels.astype(z.dtype)
-  nll = losses.sigmoid_nll_from_logits(z, Y)
-  return nll, (jax.nn.sigmoid(z) - Y) * mask[:, None]
+  nll, g_z = losses.sigmoid_nll_and_score_grad(z, labels)  # one exp
+  return nll, g_z * mask[:, None]
 
 
 def _batch_grads(rows, b, batch, loss: str = 'softmax'):
