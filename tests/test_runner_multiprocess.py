@@ -147,16 +147,42 @@ def test_a_bad_line_in_one_part_stops_both_processes(corpus):
   assert 'process 1 of 2 failed' in runs[0][2].strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize('flags, fragment', [
-    (['--num_processes=2', '--process_id=0'], '--coordinator_address'),
-    (['--coordinator_address=127.0.0.1:1', '--num_processes=2',
-      '--process_id=2'], '--process_id must be below --num_processes=2'),
-    (['--coordinator_address=127.0.0.1:1', '--num_processes=2',
-      '--process_id=0', '--config.features.buckets=0'],
-     '--config.features.buckets=0'),
-])
-def test_bad_cluster_flags_fail_in_one_line(tmp_path, flags, fragment):
-  proc = subprocess.run(_train(*flags, f'--workdir={tmp_path / "w"}'),
+def test_a_bad_cluster_flag_fails_in_one_line(tmp_path):
+  proc = subprocess.run(_train('--num_processes=2', '--process_id=0',
+                               f'--workdir={tmp_path / "w"}'),
                         cwd=ROOT, env=_env(), capture_output=True, text=True,
                         timeout=120)
-  assert_one_line_error(proc, fragment)
+  assert_one_line_error(proc, '--coordinator_address', '--num_processes')
+
+
+@pytest.mark.parametrize('flags, overrides, fragment', [
+    (('127.0.0.1:1', 2, 2), {}, '--process_id must be below '
+     '--num_processes=2'),
+    (('127.0.0.1', 2, 0), {}, '--coordinator_address must be host:port'),
+    (('127.0.0.1:1', 2, 0), {'features.buckets': 0},
+     '--config.features.buckets=0'),
+    (('127.0.0.1:1', 2, 0), {'train.loss': 'sigmoid'},
+     '--config.train.loss=sigmoid'),
+    (('127.0.0.1:1', 2, 0), {'data.format': 'folder'}, 'a folder corpus'),
+    (('127.0.0.1:1', 2, 0), {'train.epochs': 0}, '--config.train.epochs'),
+])
+def test_settings_a_multi_process_run_cannot_honour(flags, overrides,
+                                                     fragment):
+  """Refused before joining: no process waits for the others."""
+  from experiments import multiprocess_run  # pylint: disable=g-import-not-at-top
+  from experiments.configs import default  # pylint: disable=g-import-not-at-top
+  from linjax.core.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  for key, value in overrides.items():
+    section, name = key.split('.')
+    config[section][name] = value
+  with pytest.raises(ConfigError) as error:
+    multiprocess_run.join(config, *flags)
+  assert fragment in str(error.value)
+
+
+def test_one_process_joins_nothing():
+  from experiments import multiprocess_run  # pylint: disable=g-import-not-at-top
+  from experiments.configs import default  # pylint: disable=g-import-not-at-top
+  group = multiprocess_run.join(default.get_config(), '127.0.0.1:1', 1, 0)
+  assert (group.multi, group.is_writer, group.count) == (False, True, 1)
