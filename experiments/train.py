@@ -191,7 +191,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   run = group.prepare_workdir(workdir, overwrite,
                               bool(options.training.checkpoint_every))
   stage = stage or console.Stage()
-  if options.training.checkpoint_every:
+  if options.training.checkpoint_every and group.is_writer:  # it prunes
     stage.checkpoint_dir = run.join(workdir_lib.CHECKPOINTS)
     stage.keep_checkpoints = int(config.train.keep_checkpoints)
   # Heavy imports after the checks, so a bad flag fails at once.
