@@ -26,7 +26,11 @@ run of the same corpus just before, as a user's second run finds it). With
 by `linjax.engine.hyper_sweep.sweep` on a stratified validation split of
 train (test is never looked at). ``--scaling`` replicates one corpus'
 training split k times in memory (test unchanged) and measures fit time and
-peak memory of linjax and fastText at each k.
+peak memory of linjax and fastText at each k; the system ``linjax_runner``
+(``--scaling=1,8,64 --scaling_systems=linjax_runner``) instead runs the
+whole train runner on the split replicated k times in a file under /tmp,
+in memory or out of core as the runner decides, and reports that run's
+wall time and peak RSS.
 
 The peers (benchmarks/peers.py) are optional: a system whose package is
 missing yields a row with an ``error`` field. fastText's rows hold its
@@ -270,7 +274,7 @@ def _check_flags() -> tuple[Path, list, list, list]:
   data_dir = Path(FLAGS.data_dir).expanduser().resolve()
   if not data_dir.is_dir():
     _fail(f'--data_dir: no such folder: {FLAGS.data_dir}')
-  known = list(SYSTEMS) + ['linjax_sweep']
+  known = list(SYSTEMS) + ['linjax_sweep', 'linjax_runner']
   for flag in ('systems', 'scaling_systems'):
     for s in getattr(FLAGS, flag):
       if s not in known:

@@ -247,6 +247,71 @@ def _run_linjax(corpus_dir: Path, system: str, scale: int, row: dict,
   return predictions, te.labels
 
 
+RUNNER_SYSTEM = 'linjax_runner'
+
+
+def _replicate_file(path: Path, scale: int) -> str:
+  """A temporary TSV under /tmp: ``path``'s header, then its body ``scale``
+  times (streamed: nothing is held in memory)."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  fd, out = tempfile.mkstemp(prefix=f'linjax-x{scale}-', suffix='.tsv',
+                             dir='/tmp')
+  with open(path, 'rb') as src, os.fdopen(fd, 'wb') as dst:
+    header = src.readline()
+    dst.write(header)
+    for _ in range(scale):
+      src.seek(len(header))
+      shutil.copyfileobj(src, dst, 1 << 22)
+  return out
+
+
+def _run_linjax_runner(corpus_dir: Path, scale: int, row: dict,
+                       options: LinjaxOptions) -> tuple[list, list]:
+  """The train runner (`experiments.train.train_and_evaluate`, default
+  config) on train.tsv replicated ``scale`` times in a file under /tmp: the
+  whole run, reading and saving included, in memory or out of core as the
+  runner decides (``phases.streamed``). ``fit_s`` is the run's wall time."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top,unused-import
+  from experiments import train as train_runner  # pylint: disable=g-import-not-at-top
+  from linjax import saved_model  # pylint: disable=g-import-not-at-top
+  row['import_rss_mb'] = round(peak_rss_mb(), 1)
+  row.update(jax_info())
+  config = _linjax_config(corpus_dir, options.compile_cache)
+  one = _read(config, config.data.train)
+  te = _read(config, config.data.test)
+  _describe_data(row, _replicate(one, 1), te)
+  row.update(n_train=row['n_train'] * scale,
+             train_tokens=row['train_tokens'] * scale)
+  del one
+  path = _replicate_file(corpus_dir / 'train.tsv', scale)
+  workdir = tempfile.mkdtemp(prefix='linjax-bench-run-', dir='/tmp')
+  try:
+    config.data.train = path
+    row['data_rss_mb'] = round(peak_rss_mb(), 1)
+    t0 = time.perf_counter()
+    results = train_runner.train_and_evaluate(config, workdir)
+    row['fit_s'] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    predictions = saved_model.load(os.path.join(workdir, 'model')).predict(
+        te.texts)
+    row['predict_s'] = round(time.perf_counter() - t0, 3)
+  finally:
+    os.remove(path)
+    shutil.rmtree(workdir, ignore_errors=True)
+  row['phases'] = dict(
+      streamed=bool(results.get('streamed')),
+      load_s=round(results['load_seconds'], 3),
+      featurize_s=round(results['featurize_seconds'], 3),
+      pack_s=round(results['pack_seconds'], 3),
+      compile_s=round(results['compile_seconds'], 3),
+      train_s=round(results['train_seconds'], 3),
+      epochs_run=results['epochs_run'])
+  return list(predictions), te.labels
+
+
 def _run_peer(corpus_dir: Path, system: str, scale: int, threads: int,
               row: dict) -> tuple[list, list]:
   """Runs a peer as the reference script does; fills row."""
@@ -282,7 +347,7 @@ def run_worker(corpus_dir: Path, system: str, threads: int, scale: int,
 
   Args:
     corpus_dir: the corpus folder (train.tsv, test.tsv).
-    system: one of benchmark.SYSTEMS or 'linjax_sweep'.
+    system: one of benchmark.SYSTEMS, 'linjax_sweep' or 'linjax_runner'.
     threads: the CPUs this process may use.
     scale: how many times the training split is replicated.
     with_predictions: put the [n_test] test predictions in the row.
@@ -294,6 +359,8 @@ def run_worker(corpus_dir: Path, system: str, threads: int, scale: int,
   row['start_rss_mb'] = round(peak_rss_mb(), 1)
   if system in LINJAX_SYSTEMS:
     predictions, truth = _run_linjax(corpus_dir, system, scale, row, options)
+  elif system == RUNNER_SYSTEM:
+    predictions, truth = _run_linjax_runner(corpus_dir, scale, row, options)
   else:
     predictions, truth = _run_peer(corpus_dir, system, scale, threads, row)
   row.update({k: round(v, 4) for k, v in score(truth, predictions).items()})

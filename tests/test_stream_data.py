@@ -169,3 +169,13 @@ def test_a_bad_line_names_the_whole_files_line(tmp_path):
   with pytest.raises(corpus.DataError, match=r'train.tsv:302'):
     stream_run.train_and_evaluate(_config(path), str(tmp_path / 'w'),
                                   chunk_bytes=1000)
+
+
+def test_benchmark_replicates_the_training_file(tmp_path):
+  from benchmarks import benchmark_worker  # pylint: disable=g-import-not-at-top
+  _corpus(tmp_path / 'train.tsv', 400, seed=5)
+  lines = (tmp_path / 'train.tsv').read_text().splitlines(keepends=True)
+  copy = benchmark_worker._replicate_file(tmp_path / 'train.tsv', 3)  # pylint: disable=protected-access
+  with open(copy) as f:
+    assert f.read() == lines[0] + ''.join(lines[1:]) * 3
+  os.remove(copy)
