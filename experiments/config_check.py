@@ -150,8 +150,8 @@ def _runner_problems(config) -> list:
     t.integer('keep_checkpoints', lo=1)
   cache = getattr(train, 'compile_cache', '')
   if not isinstance(cache, str):
-    t.fail('compile_cache', 'must be a folder path or empty', cache)
-  elif cache and os.path.isfile(os.path.expanduser(cache)):
+    t.fail('compile_cache', "must be 'auto', a folder path or empty", cache)
+  elif cache and cache != 'auto' and os.path.isfile(os.path.expanduser(cache)):
     t.fail('compile_cache', 'must be a folder, not a file', cache)
   return d.problems + t.problems
 

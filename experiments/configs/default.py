@@ -48,9 +48,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer = _section(OptimizerOptions())
   config.train = _section(TrainOptions())
   config.train.gradcheck = True   # quick three-way gradient check before training
-  # Folder for JAX's persistent compilation cache (e.g. ~/.cache/linjax):
-  # later runs with the same shapes skip XLA compilation. Empty: off.
-  config.train.compile_cache = ''
+  # JAX's persistent compilation cache: later runs with the same shapes skip
+  # XLA compilation. 'auto': $XDG_CACHE_HOME/linjax/jax or
+  # ~/.cache/linjax/jax (LINJAX_COMPILE_CACHE=0 turns it off, or names
+  # another folder); a folder path; empty: off.
+  config.train.compile_cache = 'auto'
   config.train.keep_checkpoints = 1  # newest checkpoints kept on disk while training
   config.train.remove_checkpoints = True  # delete the checkpoints after a successful run
   return config

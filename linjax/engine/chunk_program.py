@@ -16,7 +16,8 @@ per sub-batch. The step itself (`step.train_step`) is in linjax/engine/step.py.
   state is donated.
 * Compile cache: one AOT-compiled program per (Spec without its run length,
   mesh, vmapped, argument shapes), shared across threads (`compiled_chunk`,
-  `compile_async`); `enable_compile_cache` adds JAX's on-disk cache.
+  `compile_async`); `enable_compile_cache` adds JAX's on-disk cache
+  (linjax/engine/compile_cache.py).
 """
 
 from __future__ import annotations
@@ -350,18 +351,17 @@ def compile_async(spec: Spec, args, mesh=None, vmapped: bool = False,
   return future
 
 
-def enable_compile_cache(path: str) -> None:
+def enable_compile_cache(path: str) -> str | None:
   """Keeps compiled epochs in ``path`` across processes (JAX's disk cache).
 
   A later run with the same static shapes, config and JAX version loads the
   executable from disk instead of compiling it (see `FitResult`'s
-  compile_seconds). Every compilation is cached, however short or small.
-  The directory must be trusted: loading an entry runs its code.
+  compile_seconds). ``path`` is a folder, ``'auto'`` (the user's cache
+  folder) or ``''`` (off); an unusable folder warns once and compiles as
+  usual. See linjax/engine/compile_cache.py.
+
+  Returns:
+    The folder in use, or None.
   """
-  from jax.experimental.compilation_cache import compilation_cache as cc
-  jax.config.update('jax_compilation_cache_dir', str(path))
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
-  jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
-  # JAX decides once per process whether the cache is in use (at the first
-  # compilation); start over so that enabling it late still takes effect.
-  cc.reset_cache()
+  from linjax.engine import compile_cache
+  return compile_cache.enable(path)

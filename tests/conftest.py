@@ -1,0 +1,11 @@
+"""Settings for the whole test session.
+
+The runners' ``train.compile_cache`` defaults to 'auto' (the user's cache
+folder, linjax/engine/compile_cache.py); tests must never write there, so
+'auto' is off for this process and every runner it starts. Tests of the
+cache pass their own folders.
+"""
+
+import os
+
+os.environ['LINJAX_COMPILE_CACHE'] = '0'
