@@ -3,7 +3,7 @@ r"""Compare config variants on validation splits carved from training data.
   python -m benchmarks.compare_configs --data_dir=../shared/data \
       [--corpora=healthtweets,fortunes] [--splits=3] [--val_fraction=0.15] \
       --variants='features.min_df=1;train.epochs=4,optimizer.learning_rate=24' \
-      [--sklearn_sgd] [--out=FILE.jsonl]
+      [--peers=sklearn_sgd,fasttext] [--out=FILE.jsonl]
 
 How the defaults in experiments/configs/default.py were chosen, and how to
 check a change to them without touching a test split: each corpus's
@@ -13,8 +13,12 @@ variant (``;``-separated, each a ``,``-separated list of ``section.key=value``
 overrides of the default) are trained on the train part and scored on the
 validation part. The table gives mean validation accuracy and macro-F1 and
 the paired difference to the default (mean, min and max over the splits, in
-points). ``--sklearn_sgd`` adds the benchmark's scikit-learn SGD peer on the
-same splits. ``test.tsv`` is never read. Each score is logged as it comes
+points). ``--peers`` adds the benchmark's peers (benchmarks/peers.py:
+sklearn_sgd, fasttext, sklearn_lbfgs), each run exactly as the benchmark runs
+it, on the same splits, with the same paired deltas to linjax's default: the
+best peer differs by corpus (fastText on sms_spam's test split), so a default
+is judged against each. ``--sklearn_sgd`` is short for
+``--peers=sklearn_sgd``. ``test.tsv`` is never read. Each score is logged as it comes
 (a long run can be read early) and ``--out`` is rewritten after every
 corpus. A ``train.loss=sigmoid`` variant trains one-vs-rest on one-hot
 labels (scikit-learn SGD's formulation) and predicts the top score.
@@ -42,11 +46,34 @@ flags.DEFINE_integer('splits', 3, 'Validation splits per corpus (seeds 0..).')
 flags.DEFINE_float('val_fraction', 0.15, 'Validation share of train.tsv.')
 flags.DEFINE_string('variants', '', "';'-separated variants, each ','-"
                     "separated section.key=value overrides of the default.")
-flags.DEFINE_bool('sklearn_sgd', False, 'Also score the scikit-learn SGD peer '
-                  '(pip install -e ".[bench]").')
+flags.DEFINE_list('peers', [], 'Also score these peers of benchmarks/peers.py '
+                  '(sklearn_sgd, fasttext, sklearn_lbfgs; pip install -e '
+                  '".[bench]").')
+flags.DEFINE_bool('sklearn_sgd', False, 'Short for --peers=sklearn_sgd.')
 flags.DEFINE_string('out', '', 'JSONL file: one row per (corpus, variant).')
 
 SKLEARN = 'sklearn_sgd'
+
+
+def chosen_peers(names: Sequence[str], sklearn_sgd: bool) -> list[str]:
+  """The peers to score, in order, without repeats; checked before any work.
+
+  Raises:
+    config_check.ConfigError: a name is no peer of benchmarks/peers.py, or
+      its package is not installed (naming the pip package).
+  """
+  from benchmarks import peers  # pylint: disable=g-import-not-at-top
+  chosen = list(dict.fromkeys(list(names) + ([SKLEARN] if sklearn_sgd else [])))
+  for name in chosen:
+    if name not in peers.PEERS:
+      raise config_check.ConfigError(
+          f'--peers: no peer {name!r}; choose from {", ".join(peers.PEERS)}')
+    missing = peers.missing_package(name)
+    if missing:
+      raise config_check.ConfigError(
+          f'--peers {name}: its package is not installed (pip install '
+          f'{missing}, or pip install -e ".[bench]")')
+  return chosen
 
 
 def parse_variants(spec: str, base) -> list[tuple[str, object]]:
@@ -81,14 +108,19 @@ def _score_linjax(options, train_texts, train_y, val_texts, val_y,
           metrics.macro_f1(val_y, pred, num_classes))
 
 
-def _score_sklearn(train_texts, train_y, val_texts, val_y,
-                   num_classes) -> tuple[float, float]:
+def _score_peer(name: str, train_texts, train_y, val_texts, val_y,
+                num_classes) -> tuple[float, float]:
+  """A peer of benchmarks/peers.py, run as the benchmark runs it (2 threads).
+
+  Labels go to the peer as the strings of their ids; its predictions come
+  back as such strings.
+  """
   from benchmarks import peers  # pylint: disable=g-import-not-at-top
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   names = [str(v) for v in train_y]
-  result = peers.run_sklearn_sgd(peers.Corpus(list(train_texts), names),
-                                 peers.Corpus(list(val_texts),
-                                              ['0'] * len(val_texts)), 2)
+  result = peers.PEERS[name](peers.Corpus(list(train_texts), names),
+                             peers.Corpus(list(val_texts),
+                                          ['0'] * len(val_texts)), 2)
   pred = np.asarray([int(p) for p in result.predictions])
   return (metrics.accuracy(val_y, pred),
           metrics.macro_f1(val_y, pred, num_classes))
@@ -100,13 +132,14 @@ def _log_score(corpus: str, seed: int, name: str, score) -> None:
 
 
 def compare(corpus_dir: Path, variants, splits: int, val_fraction: float,
-            with_sklearn: bool) -> list[dict]:
-  """One row per variant: mean scores and paired deltas to the default."""
+            peer_names: Sequence[str] = ()) -> list[dict]:
+  """One row per variant, then per peer: mean scores, paired deltas to the
+  default."""
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   ds = data.read_corpus(corpus_dir / 'train.tsv')
   label_map = data.LabelMap.fit(ds.labels)
   y = label_map.encode(ds.labels)
-  names = [name for name, _ in variants] + ([SKLEARN] if with_sklearn else [])
+  names = [name for name, _ in variants] + list(peer_names)
   scores = {name: [] for name in names}
   for seed in range(splits):
     keep, held = data.stratified_split(y, val_fraction, seed)
@@ -118,10 +151,10 @@ def compare(corpus_dir: Path, variants, splits: int, val_fraction: float,
                                         val_texts, y[held],
                                         label_map.num_classes, cache))
       _log_score(corpus_dir.name, seed, name, scores[name][-1])
-    if with_sklearn:
-      scores[SKLEARN].append(_score_sklearn(train_texts, y[keep], val_texts,
-                                            y[held], label_map.num_classes))
-      _log_score(corpus_dir.name, seed, SKLEARN, scores[SKLEARN][-1])
+    for peer in peer_names:
+      scores[peer].append(_score_peer(peer, train_texts, y[keep], val_texts,
+                                      y[held], label_map.num_classes))
+      _log_score(corpus_dir.name, seed, peer, scores[peer][-1])
   base = np.asarray(scores['default'])
   rows = []
   for name in names:
@@ -178,10 +211,11 @@ def main(argv):
     if FLAGS.out and not out_folder.is_dir():
       raise config_check.ConfigError(f'--out: no such folder: {out_folder}')
     variants = parse_variants(FLAGS.variants, default.get_config())
+    peer_names = chosen_peers(FLAGS.peers, FLAGS.sklearn_sgd)
     rows = []
     for corpus in corpora:
       rows += compare(data_dir / corpus, variants, FLAGS.splits,
-                      FLAGS.val_fraction, FLAGS.sklearn_sgd)
+                      FLAGS.val_fraction, peer_names)
       if FLAGS.out:  # after every corpus, so a long run can be read early
         with open(FLAGS.out, 'w', encoding='utf-8') as f:
           f.writelines(json.dumps(r) + '\n' for r in rows)
