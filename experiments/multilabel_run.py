@@ -123,20 +123,15 @@ def test_results(test_y, proba, names, threshold: float) -> dict:
 
 def saved_threshold(model) -> float:
   """The threshold a saved multi-label model was tuned to (0.5 if none)."""
-  extra = (model.meta or {}).get('extra') or {}
-  value = extra.get('threshold')
-  return DEFAULT_THRESHOLD if value is None else float(value)
+  threshold = model.threshold
+  return DEFAULT_THRESHOLD if threshold is None else threshold
 
 
 def predicted_labels(proba: np.ndarray, names, threshold: float,
                      top_k: int) -> list:
   """Per row: [(label, probability)] of the labels scoring >= threshold,
   best first, at most top_k of them (0: all)."""
-  order = np.argsort(-proba, axis=1, kind='stable')
-  if top_k:
-    order = order[:, :top_k]
-  out = []
-  for row, idx in zip(proba, order):
-    out.append([(names[i], float(row[i])) for i in idx
-                if row[i] >= threshold])
-  return out
+  from linjax.analysis import multilabel_metrics as mm  # pylint: disable=g-import-not-at-top
+  ranked = mm.ranked_labels(proba, threshold, top_k or None)
+  return [[(names[i], float(row[i])) for i in ids]
+          for row, ids in zip(proba, ranked)]

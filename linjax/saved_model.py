@@ -75,6 +75,7 @@ READS = (2, 3)   # versions `load` reads
 MANIFEST = 'model.json'
 ARRAY_FILE = 'arrays.safetensors'
 LOSSES = ('softmax', 'sigmoid')
+DEFAULT_THRESHOLD = 0.5   # a multi-label model saved without its own
 PRECISIONS = compact_model.PRECISIONS
 _REQUIRED = {1: ('arrays', 'labels', 'featurizer'),
              2: ('arrays', 'labels', 'featurizer', 'loss', 'digest'),
@@ -121,9 +122,60 @@ class SavedModel:
       return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)
     return np.asarray(scoring.predict_proba(self.params, x))
 
-  def predict(self, texts) -> list[str]:
-    """The most probable label name of each of the N ``texts``."""
+  @property
+  def threshold(self) -> float | None:
+    """A multi-label model's threshold: the one saved with it (the runner
+    tunes it on validation, ``extra.threshold``) or 0.5; None for softmax."""
+    if self.loss != 'sigmoid':
+      return None
+    value = ((self.meta or {}).get('extra') or {}).get('threshold')
+    return DEFAULT_THRESHOLD if value is None else float(value)
+
+  def predict(self, texts) -> list:
+    """The model's prediction for each of the N ``texts``.
+
+    Softmax: the most probable label name (a str). Sigmoid (multi-label):
+    the document's label set, `predict_sets` with the saved threshold, a
+    tuple of names (maybe empty), best first; what a tag model predicts,
+    as scikit-learn's one-vs-rest ``predict`` gives label sets, never one
+    forced label. For the single best tag use ``predict_sets(texts,
+    threshold=0, top_k=1)``.
+    """
+    if self.loss == 'sigmoid':
+      return self.predict_sets(texts)
     return self.label_map.decode(np.argmax(self.predict_proba(texts), axis=1))
+
+  def predict_sets(self, texts, threshold: float | None = None,
+                   top_k: int | None = None) -> list[tuple[str, ...]]:
+    """Each text's labels: those with probability >= threshold, best first.
+
+    Only for multi-label (sigmoid) models: softmax probabilities compete
+    for one label, so a threshold on them is not a label set (`predict`).
+
+    Args:
+      texts: N raw strings.
+      threshold: in [0, 1]; None: the model's (`threshold`).
+      top_k: at most this many labels per text (None: all that pass).
+
+    Returns:
+      N tuples of label names; empty where no label reaches the threshold.
+    """
+    from linjax.analysis import multilabel_metrics  # pylint: disable=g-import-not-at-top
+    if self.loss != 'sigmoid':
+      raise ValueError("predict_sets needs a multi-label model (loss "
+                       f"'sigmoid'); this one was trained with {self.loss!r}:"
+                       ' use predict (one label per text) or predict_proba.')
+    if threshold is None:
+      threshold = self.threshold
+    if isinstance(threshold, bool) or not (
+        isinstance(threshold, (int, float, np.floating)) and
+        0.0 <= threshold <= 1.0):
+      raise ValueError(f'threshold must be a number in [0, 1] or None (the '
+                       f'model\'s {self.threshold:g}), got {threshold!r}.')
+    names = self.label_map.to_list()
+    ranked = multilabel_metrics.ranked_labels(self.predict_proba(texts),
+                                              float(threshold), top_k)
+    return [tuple(names[i] for i in ids) for ids in ranked]
 
 
 def _sha256(path: pathlib.Path) -> str:

@@ -482,6 +482,64 @@ def test_sigmoid_loss_scores_each_label(tmp_path):
     saved_model.save(tmp_path / 'm2', params, featurizer, 'abc', loss='hinge')
 
 
+def _reference_sets(proba, names, threshold, top_k=None):
+  """Label sets written out plainly: every label >= threshold, sorted by
+  probability (then id), cut at top_k."""
+  out = []
+  for row in proba:
+    keep = [(-p, c) for c, p in enumerate(row) if p >= threshold]
+    out.append(tuple(names[c] for _, c in sorted(keep)[:top_k]))
+  return out
+
+
+def test_multilabel_predicts_label_sets_at_the_saved_threshold(tmp_path):
+  path = tmp_path / 'model'
+  featurizer = text.Featurizer(ngrams=2, buckets=256).fit(TEXTS)
+  rng = np.random.default_rng(18)   # sets of 2, 1, 1 and 0 labels
+  params = linjax.Params(rng.normal(size=(256, 4)).astype(np.float32),
+                         rng.normal(size=4).astype(np.float32))
+  names = ['w', 'x', 'y', 'z']
+  saved_model.save(path, params, featurizer, names, loss='sigmoid',
+                   extra=dict(threshold=0.6))
+  model = saved_model.load(path)
+  assert model.threshold == 0.6
+  proba = 1 / (1 + np.exp(-_scores(params, featurizer, QUERIES)))
+  want = _reference_sets(proba, names, 0.6)
+  assert model.predict(QUERIES) == want        # a tag model predicts sets
+  assert model.predict_sets(QUERIES) == want
+  assert [len(s) for s in want] == [2, 1, 1, 0]
+  for threshold, top_k in ((0.0, 1), (0.0, None), (0.3, 2), (1.0, None)):
+    assert model.predict_sets(QUERIES, threshold, top_k) == _reference_sets(
+        proba, names, threshold, top_k), (threshold, top_k)
+  # top-1 at threshold 0 is the argmax: the single best tag of every text.
+  assert [s[0] for s in model.predict_sets(QUERIES, 0.0, 1)] == [
+      names[i] for i in proba.argmax(1)]
+  with pytest.raises(ValueError, match=r'threshold must be .*0\.6'):
+    model.predict_sets(QUERIES, threshold=1.5)
+  with pytest.raises(ValueError, match='top_k must be a positive int'):
+    model.predict_sets(QUERIES, top_k=0)
+
+
+def test_multilabel_model_without_saved_threshold_uses_one_half(tmp_path):
+  featurizer = text.Featurizer(ngrams=2, buckets=256).fit(TEXTS)
+  params = linjax.Params(np.zeros((256, 2), np.float32),
+                         np.array([0.1, -0.1], np.float32))  # p 0.525, 0.475
+  saved_model.save(tmp_path / 'm', params, featurizer, ['a', 'b'],
+                   loss='sigmoid')
+  model = saved_model.load(tmp_path / 'm')
+  assert model.threshold == 0.5
+  assert model.predict(['x', 'y']) == [('a',), ('a',)]
+
+
+def test_softmax_model_has_no_label_sets(tmp_path):
+  _save(tmp_path / 'model')
+  model = saved_model.load(tmp_path / 'model')
+  assert model.threshold is None
+  assert all(isinstance(label, str) for label in model.predict(QUERIES))
+  with pytest.raises(ValueError, match="needs a multi-label model.*predict"):
+    model.predict_sets(QUERIES)
+
+
 # -- format version 2 (dense .npy arrays) and 1 ---------------------------------
 
 

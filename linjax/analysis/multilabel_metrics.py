@@ -59,6 +59,36 @@ def predict_sets(scores, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
   return scores >= threshold
 
 
+def ranked_labels(scores, threshold: float = DEFAULT_THRESHOLD,
+                  top_k: int | None = None) -> list[np.ndarray]:
+  """Per document: the ids of its labels scoring ``>= threshold``, best first.
+
+  Ties keep label-id order. A document with no label at the threshold gets
+  an empty array (a document with no tags).
+
+  Args:
+    scores: [N, C] per-label probabilities (or scores on the same scale as
+      ``threshold``).
+    threshold: the cut; 0 keeps every label (then ``top_k`` ranks them).
+    top_k: at most this many labels per document (None: all that pass).
+
+  Returns:
+    N int arrays, each of at most ``min(C, top_k)`` label ids.
+  """
+  scores = np.asarray(scores)
+  if scores.ndim != 2:
+    raise ValueError(f'scores: expected [N, C], got shape {scores.shape}.')
+  if top_k is not None and (isinstance(top_k, bool) or
+                            not isinstance(top_k, (int, np.integer)) or
+                            top_k < 1):
+    raise ValueError(f'top_k must be a positive int or None, got {top_k!r}.')
+  order = np.argsort(-scores, axis=1, kind='stable')
+  if top_k is not None:
+    order = order[:, :top_k]
+  keep = np.take_along_axis(scores, order, axis=1) >= threshold
+  return [row[k] for row, k in zip(order, keep)]
+
+
 def _divide(num, den, zero_division: float):
   num = np.asarray(num, np.float64)
   den = np.asarray(den, np.float64)
