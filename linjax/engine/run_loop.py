@@ -283,10 +283,10 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
     store = spill.spill_steps(step_chunks(train_x, y, training, spec,
                                           num_local, offset, sample_weight))
     packed = store.batches
-    host_memory.trim()
   else:
     packed = pack_steps(train_x, y, training, spec, num_local, offset,
                         sample_weight)
+  host_memory.trim()   # packing's temporaries (healthtweets: ~35 MB)
   # precompile's estimate of the longest document may exceed what fit finds
   # (min_df prunes after the estimate): pad to its width (exact).
   hint = chunk_program.WIDTH_HINTS.get((spec, mesh), 0)
