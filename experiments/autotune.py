@@ -20,6 +20,11 @@ budget counts featurisation and the search (not reading the files). Writes to
   autotune.txt     the trials as a table
   autotune.png     validation accuracy of every trial against its learning
                    rate, by rung, and the best so far against time
+
+With ``--config.train.loss=sigmoid`` (multi-label data, see
+experiments/multilabel_run.py) the validation "accuracy" that chooses is
+P@1; the chosen model's threshold is tuned on the validation split and the
+test metrics are P@1 (``test_accuracy``), micro- and macro-F1 at it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from absl import app
 from absl import flags
 from absl import logging
 from experiments import config_check
+from experiments import multilabel_run
 from experiments import run_data
 from experiments import train as train_runner
 
@@ -200,7 +206,18 @@ def run(config, workdir: str, options) -> dict:
              total_seconds=time.perf_counter() - start,
              options=dataclasses.asdict(options),
              num_train=len(splits.train_texts), num_val=len(splits.val_texts))
-  if splits.test_texts:
+  multilabel = multilabel_run.is_multilabel(searched)
+  if multilabel:
+    out['threshold'] = multilabel_run.choose_threshold(
+        result.params, val_x, splits.val_y)
+  if splits.test_texts and multilabel:
+    proba = scoring.predict_proba(result.params,
+                                  featurizer.transform(splits.test_texts),
+                                  loss='sigmoid')
+    report = multilabel_run.test_results(splits.test_y, proba, names,
+                                         out['threshold'])
+    out.update({k: v for k, v in report.items() if k != 'test_report'})
+  elif splits.test_texts:
     proba = scoring.predict_proba(result.params,
                                   featurizer.transform(splits.test_texts))
     report = metrics.classification_report(splits.test_y, proba, names)
@@ -230,7 +247,11 @@ def run(config, workdir: str, options) -> dict:
         f'{featurize_seconds:.1f} s featurising); chosen: learning_rate='
         f'{best["lr"]:.4g} l2={best["l2"]:.3g} epochs={best["epochs"]}, '
         f'validation accuracy {best["val_accuracy"]:.4f}')
-  if 'test_accuracy' in out:
+  if 'test_micro_f1' in out:
+    print(f'test P@1 of the chosen model {out["test_accuracy"]:.4f}, '
+          f'micro-F1 {out["test_micro_f1"]:.4f} and macro-F1 '
+          f'{out["test_macro_f1"]:.4f} at threshold {out["threshold"]:.2f}')
+  elif 'test_accuracy' in out:
     print(f'test accuracy of the chosen model {out["test_accuracy"]:.4f}, '
           f'macro-F1 {out["test_macro_f1"]:.4f}')
   print(f'wrote {os.path.join(workdir, "best_config.py")} (train it with '

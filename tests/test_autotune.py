@@ -161,6 +161,57 @@ def test_l2_cap_keeps_the_scale_from_underflowing():
                          40000, 100.0) == float('inf')
 
 
+def _tagged(n, seed):
+  """Documents with one or two tags (0-2); each tag brings 2 of its words,
+  a third of them swapped for another tag's, plus 4 common words."""
+  rng = np.random.default_rng(seed)
+  names = sorted(WORDS)
+  texts, Y = [], np.zeros((n, 3), np.uint8)
+  for i in range(n):
+    tags = rng.choice(3, 1 + (rng.random() < 0.4), replace=False)
+    Y[i, tags] = 1
+    words = [rng.choice(WORDS[names[(t + (rng.random() < 0.3)) % 3]])
+             for t in tags for _ in range(2)] + list(rng.choice(COMMON, 4))
+    rng.shuffle(words)
+    texts.append(' '.join(words))
+  return texts, Y
+
+
+@pytest.fixture(scope='module')
+def tagged_corpus():
+  train_texts, train_Y = _tagged(240, 0)
+  val_texts, val_Y = _tagged(90, 1)
+  featurizer = Featurizer(ngrams=1, buckets=2**12, shape_ngrams=0, min_df=1)
+  return (featurizer.fit_transform(train_texts), train_Y,
+          featurizer.transform(val_texts), val_Y)
+
+
+def test_sigmoid_loss_chooses_by_p_at_1_and_matches_fit(tagged_corpus):
+  """Multi-label: the winner is a plain sigmoid fit of its configuration,
+  its validation score that model's P@1 (computed here in numpy), and the
+  first rung's subset is stratified by rarest tag."""
+  sigmoid = dataclasses.replace(TRAINING, loss='sigmoid')
+  result = _tune(tagged_corpus, training_options=sigmoid)
+  again = _tune(tagged_corpus, training_options=sigmoid)
+  assert [_key(t) for t in result.trials] == [_key(t) for t in again.trials]
+  best = result.best
+  x, Y, vx, vY = tagged_corpus
+  fit = training.fit(
+      x, Y, 3, optimizer=OptimizerOptions(learning_rate=best['lr']),
+      training=dataclasses.replace(sigmoid, l2=best['l2'],
+                                   epochs=best['epochs'], checkpoint_every=0))
+  np.testing.assert_allclose(result.params.W, fit.params.W, rtol=2e-5,
+                             atol=2e-6)
+  z = vx.to_dense() @ fit.params.W + fit.params.b
+  p_at_1 = np.mean(vY[np.arange(len(vY)), z.argmax(1)] == 1)
+  assert best['val_accuracy'] == pytest.approx(p_at_1)
+  assert best['val_accuracy'] > 0.6     # tags are learnable here
+  first = {t['docs'] for t in result.trials if t['rung'] == 0}
+  assert first == {80}   # a third of the 240, stratum by stratum
+  with pytest.raises(ValueError, match="need train.loss='sigmoid'"):
+    _tune(tagged_corpus)                  # multi-hot labels, softmax loss
+
+
 @pytest.mark.parametrize('field,value,message', [
     ('time_budget', 0, 'autotune.time_budget must be > 0'),
     ('learning_rate', (2.0, 1.0), 'autotune.learning_rate must be (low, high)'),
@@ -239,3 +290,35 @@ def test_runner_flag_errors_are_one_line(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert 'Traceback' not in proc.stderr and last.startswith('error: ')
     assert fragment in last, last
+
+
+def test_runner_tunes_a_multilabel_model_that_train_retrains(tmp_path):
+  names = sorted(WORDS)
+
+  def write(path, n, seed):
+    texts, Y = _tagged(n, seed)
+    path.write_text(''.join(
+        ' '.join([f'__label__{names[c]}' for c in np.flatnonzero(row)] +
+                 [t]) + '\n' for t, row in zip(texts, Y)))
+    return path
+
+  train_file = write(tmp_path / 'train.txt', 300, 0)
+  test_file = write(tmp_path / 'test.txt', 60, 1)
+  work = tmp_path / 'tune'
+  proc = _run('autotune', f'--config.data.train={train_file}',
+              f'--config.data.test={test_file}', *FAST,
+              '--config.train.loss=sigmoid', '--num_configs=4',
+              '--brackets=1', '--epochs=1,2', '--max_models=4',
+              f'--workdir={work}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads((work / 'autotune.json').read_text())
+  assert 0.0 < out['threshold'] < 1.0
+  assert {'test_accuracy', 'test_micro_f1', 'test_macro_f1'} <= set(out)
+  assert 'test P@1 of the chosen model' in proc.stdout
+  proc = _run('train', f'--config={work / "best_config.py"}',
+              f'--workdir={tmp_path / "train"}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads((tmp_path / 'train' / 'results.json').read_text())
+  assert results['val_accuracy'] == pytest.approx(out['best']['val_accuracy'])
+  for key in ('test_accuracy', 'test_micro_f1', 'test_macro_f1'):
+    assert results[key] == pytest.approx(out[key]), key

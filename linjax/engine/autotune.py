@@ -50,6 +50,7 @@ import numpy as np
 
 from linjax.core import model
 from linjax.core.errors import ConfigError
+from linjax.data.corpus import multilabel_split
 from linjax.data.corpus import stratified_split
 from linjax.engine import chunk_program
 from linjax.engine import packing
@@ -170,7 +171,8 @@ class _Search:
         math.log(max(n / options.min_docs, 1.0)) / math.log(options.eta)))))
     self.fractions = [options.eta ** -(self.num_rungs - 1 - r)
                       for r in range(self.num_rungs)]
-    self.subsets = [None if f >= 1 else np.sort(stratified_split(
+    split = multilabel_split if y.ndim == 2 else stratified_split
+    self.subsets = [None if f >= 1 else np.sort(split(
         y, f, options.seed + r)[1]) for r, f in enumerate(self.fractions)]
     steps = run_loop.pack_steps(self.x, y, self.training, spec, 1, 0).num_steps
     self.l2_caps = {e: l2_cap(optimizer, self.training, self.x.num_features,
@@ -409,7 +411,10 @@ def autotune(train_x: CsrFeatures, train_y, num_classes: int, *,
   """Searches learning rate, L2 and epochs by successive halving (see above).
 
   Args:
-    train_x, train_y: CsrFeatures [N, F] and int labels [N].
+    train_x, train_y: CsrFeatures [N, F] and int labels [N], or multi-hot
+      uint8 [N, C] with ``training.loss='sigmoid'`` (multi-label: the
+      validation "accuracy" that chooses is then P@1, as in `fit`'s history,
+      and the rungs' subsets are stratified by each document's rarest label).
     num_classes: C.
     val_x, val_y: the validation split that chooses.
     optimizer, training: the base options; learning_rate, l2 and epochs are
@@ -424,8 +429,7 @@ def autotune(train_x: CsrFeatures, train_y, num_classes: int, *,
   val_x.validate('val_x')
   y = run_loop.check_labels(train_y, train_x.num_docs, num_classes, 'train_y')
   val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y')
-  if getattr(training, 'loss', 'softmax') != 'softmax':
-    raise ConfigError('autotune: train.loss must be softmax (it chooses by '
-                      'validation accuracy)')
+  run_loop.check_loss(y, training.loss, 'train_y')
+  run_loop.check_loss(val_y, training.loss, 'val_y')
   return _Search(train_x, y, num_classes, val_x, val_y, optimizer, training,
                  options, log).run()
