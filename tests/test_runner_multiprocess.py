@@ -96,13 +96,22 @@ def corpus(tmp_path_factory):
 
 def test_two_runner_processes_train_the_one_process_model(corpus):
   train, base = corpus
-  args = CONFIG + [f'--config.data.train={train}']
-  one = subprocess.run(_train(*args, f'--workdir={base / "one"}'), cwd=ROOT,
-                       env=_env(), capture_output=True, text=True,
-                       timeout=240)
-  assert one.returncode == 0, one.stderr[-3000:]
-  (rc0, out0, err0), (rc1, out1, err1) = _run_two(
-      args + [f'--workdir={base / "two"}'])
+  # max_per_class: the cap is drawn over the global corpus, as one process.
+  args = CONFIG + [f'--config.data.train={train}',
+                   '--config.data.max_per_class=120']
+  # The 1-process reference runs meanwhile (much of a run is waiting).
+  one = subprocess.Popen(_train(*args, f'--workdir={base / "one"}'), cwd=ROOT,
+                         env=_env(), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+  try:
+    (rc0, out0, err0), (rc1, out1, err1) = _run_two(
+        args + [f'--workdir={base / "two"}'])
+    one_err = one.communicate(timeout=240)[1]
+  finally:
+    if one.poll() is None:
+      one.kill()
+      one.wait()
+  assert one.returncode == 0, one_err[-3000:]
   assert rc0 == 0, err0[-3000:]
   assert rc1 == 0, err1[-3000:]
   assert 'test accuracy' in out0
@@ -186,3 +195,30 @@ def test_one_process_joins_nothing():
   from experiments.configs import default  # pylint: disable=g-import-not-at-top
   group = multiprocess_run.join(default.get_config(), '127.0.0.1:1', 1, 0)
   assert (group.multi, group.is_writer, group.count) == (False, True, 1)
+
+
+def test_a_glob_of_files_is_the_corpus_they_make_one_after_another(corpus):
+  """One process reading ``part-*.tsv`` gets the splits of the file those
+  parts make in sorted order (what a multi-process run's parts add up to)."""
+  from experiments import run_data  # pylint: disable=g-import-not-at-top
+  from experiments.configs import default  # pylint: disable=g-import-not-at-top
+  train, base = corpus
+  header, *lines = train.read_text().splitlines()
+  folder = base / 'parts'
+  folder.mkdir()
+  for i, cut in enumerate(range(0, len(lines), 150)):
+    (folder / f'part-{i}.tsv').write_text(
+        '\n'.join([header] + lines[cut:cut + 150]) + '\n')
+  splits = []
+  for path in (train, folder / 'part-*.tsv'):
+    config = default.get_config()
+    config.data.train = str(path)
+    config.data.max_per_class = 120
+    splits.append(run_data.load_splits(config))
+  one, parts = splits
+  assert len(one.train_texts) + len(one.val_texts) + len(
+      one.test_texts) == 360                       # 3 classes capped at 120
+  for name in ('train', 'val', 'test'):
+    assert getattr(parts, name + '_texts') == getattr(one, name + '_texts')
+    np.testing.assert_array_equal(getattr(parts, name + '_y'),
+                                  getattr(one, name + '_y'))
