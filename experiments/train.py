@@ -58,7 +58,7 @@ from experiments import workdir as workdir_lib
 from experiments.cli import DEFAULT_CONFIG  # pylint: disable=unused-import
 from experiments.cli import define_config_flag
 from experiments.cli import parse_flags
-from experiments.run_data import load_splits
+from experiments.run_data import load_splits  # pylint: disable=unused-import
 from experiments.run_data import Splits  # pylint: disable=unused-import
 from experiments.run_data import start_precompile
 
