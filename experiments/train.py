@@ -76,7 +76,9 @@ def define_flags() -> None:
                       'saved model and plots into (created if needed).')
   flags.DEFINE_bool('overwrite', False, 'Replace a finished run in --workdir '
                     '(its model, results and plots).')
-  multiprocess_run.define_flags()   # --coordinator_address, ...
+  multiprocess_run.define_flags()
+  for name in multiprocess_run.FLAG_NAMES:   # listed by --help
+    flags.declare_key_flag(name.lstrip('-'))
 
 
 def quick_gradcheck(*args, **kwargs):
