@@ -35,9 +35,17 @@ the parameter. The mapping (estimator parameter -> option field):
 
 Left out: early stopping (``fit`` carves no validation split), checkpoints
 (no directory), ``train.steps_per_call`` and ``train.max_host_mb`` (speed
-and memory, not results) and ``train.loss`` (single-label: softmax). ``class_weight`` is the estimator's
-own (dicts too), applied through ``sample_weight`` (``train.class_weight``
-stays 'none').
+and memory, not results) and ``train.loss``, which ``y`` decides.
+``class_weight`` is the estimator's own (dicts too), applied through
+``sample_weight`` (``train.class_weight`` stays 'none').
+
+Multi-label: a 2-D 0/1 ``y`` [N, C] (scikit-learn's multilabel-indicator,
+dense or sparse, as `OneVsRestClassifier` takes it) trains the sigmoid loss,
+one binary logistic regression per column on shared features (``train.loss
+='sigmoid'``); then ``classes_`` is ``arange(C)``, `predict` gives the [N, C]
+indicator (probability >= 0.5, y's dtype), `predict_proba` each label's own
+probability, `decision_function` and ``coef_`` all C columns. ``class_weight``
+and `partial_fit` take single-label y only.
 
 Weights follow scikit-learn: the loss is ``sum_i s_i loss_i / N + l2 *
 sum(W ** 2)`` with ``s_i`` = ``sample_weight[i] * class_weight[y_i]``;
@@ -59,10 +67,12 @@ import numpy as np
 
 try:
   import scipy.sparse as sp
+  from scipy import special
   from sklearn.base import BaseEstimator
   from sklearn.base import ClassifierMixin
   from sklearn.utils.class_weight import compute_class_weight
   from sklearn.utils.multiclass import check_classification_targets
+  from sklearn.utils.multiclass import type_of_target
   from sklearn.utils.validation import check_array
   from sklearn.utils.validation import check_consistent_length
   from sklearn.utils.validation import check_is_fitted
@@ -131,7 +141,8 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
       ``sample_weight`` (see the module docstring).
 
   Attributes (after `fit` or `partial_fit`):
-    classes_: [C] the sorted labels.
+    classes_: [C] the sorted labels (multi-label y: ``arange(C)``).
+    multilabel_: whether ``fit`` got a multilabel-indicator y (sigmoid).
     params_: Params, W float32 [F, C] and b float32 [C].
     coef_, intercept_: scikit-learn's layout: [C, F] and [C], or for two
       classes [1, F] and [1] (class 1 minus class 0).
@@ -187,6 +198,7 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
   def __sklearn_tags__(self):
     tags = super().__sklearn_tags__()
     tags.input_tags.sparse = True
+    tags.classifier_tags.multi_label = True
     return tags
 
   # -- validation (the one place) ------------------------------------------
@@ -243,6 +255,20 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     check_consistent_length(np.empty((n, 0)), y)
     check_classification_targets(y)
     return y
+
+  def _multilabel_targets(self, y, n: int) -> np.ndarray | None:
+    """uint8 [N, C] of a multilabel-indicator y (dense or sparse), else
+    None (single-label y, for `_targets`)."""
+    if not _is_multilabel_indicator(y):
+      return None
+    Y = y.toarray() if sp.issparse(y) else np.asarray(y)
+    check_consistent_length(np.empty((n, 0)), Y)
+    if self.class_weight is not None:
+      raise ValueError(f'{type(self).__name__}: class_weight is for '
+                       'single-label y; with a multi-label y (2-D 0/1) pass '
+                       'class_weight=None (sample_weight works).')
+    self._y_dtype = Y.dtype
+    return (Y != 0).astype(np.uint8)
 
   def _sample_weights(self, sample_weight, y_index: np.ndarray,
                       partial: bool = False):
@@ -320,16 +346,27 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
 
     Args:
       X: N texts, or a numeric feature matrix [N, F] (see module docstring).
-      y: [N] labels (any sortable values); an [N, 1] column is ravelled.
+      y: [N] labels (any sortable values); an [N, 1] column is ravelled. Or
+        a multilabel-indicator [N, C] of 0/1 (the sigmoid loss, see the
+        module docstring).
       sample_weight: optional [N] non-negative weights.
 
     Returns:
       self.
     """
     features, optimizer, training = self._options()
-    for attr in ('classes_', 'params_', 'fit_result_', 'n_iter_'):
+    for attr in ('classes_', 'params_', 'fit_result_', 'n_iter_',
+                 'multilabel_'):
       self.__dict__.pop(attr, None)
     x = self._features(X, features)
+    Y = self._multilabel_targets(y, x.num_docs)
+    self.multilabel_ = Y is not None
+    if self.multilabel_:
+      self.classes_ = np.arange(Y.shape[1])
+      weights = self._sample_weights(sample_weight, np.zeros(Y.shape[0], int))
+      return self._train(x, Y, weights, optimizer,
+                         dataclasses.replace(training, loss='sigmoid'),
+                         init=None)
     y = self._targets(y, x.num_docs)
     classes, y_index = np.unique(y, return_inverse=True)
     if classes.shape[0] < 2:
@@ -364,6 +401,9 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     """
     features, optimizer, training = self._options()
     first = not hasattr(self, 'params_')
+    if getattr(self, 'multilabel_', False) or _is_multilabel_indicator(y):
+      raise ValueError(f'{type(self).__name__}.partial_fit takes single-label '
+                       'y; for a multi-label y (2-D 0/1) use fit.')
     if first:
       if classes is None:
         raise ValueError('classes must be passed on the first call to '
@@ -374,6 +414,7 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
                          f'classes holds one class: {all_classes[0]!r}.')
       x = self._features(X, features)
       self.classes_ = all_classes
+      self.multilabel_ = False
     else:
       if classes is not None and not np.array_equal(
           np.unique(column_or_1d(classes)), self.classes_):
@@ -407,6 +448,9 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
 
   # -- prediction ----------------------------------------------------------
 
+  def _multilabel(self) -> bool:
+    return getattr(self, 'multilabel_', False)   # older pickles lack it
+
   def _logits(self, X) -> np.ndarray:
     """float64 [N, C] scores ``x W + b``."""
     x = self._features(X)
@@ -417,40 +461,68 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
 
     The binary score is ``z[:, 1] - z[:, 0]``, positive where ``classes_[1]``
     is predicted (scikit-learn's convention, as `roc_auc_score` expects).
+    Multi-label: [N, C], each label's log-odds.
     """
     z = self._logits(X)
-    return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
+    if z.shape[1] == 2 and not self._multilabel():
+      return z[:, 1] - z[:, 0]
+    return z
 
   def predict_proba(self, X) -> np.ndarray:
-    """float64 [N, C] probabilities, columns in the order of ``classes_``."""
+    """float64 [N, C] probabilities, columns in the order of ``classes_``
+    (multi-label: each label's own sigmoid, rows need not sum to 1)."""
     z = self._logits(X)
+    if self._multilabel():
+      return special.expit(z)
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
   def predict_log_proba(self, X) -> np.ndarray:
-    """float64 [N, C] log-probabilities (a stable log-softmax)."""
+    """float64 [N, C] log-probabilities (a stable log-softmax; multi-label:
+    each label's log-sigmoid)."""
     z = self._logits(X)
+    if self._multilabel():
+      return -np.logaddexp(0.0, -z)
     z = z - z.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
   def predict(self, X) -> np.ndarray:
-    """[N] labels ``classes_[argmax(z)]`` (for two classes: score > 0)."""
+    """[N] labels ``classes_[argmax(z)]`` (for two classes: score > 0);
+    multi-label: the [N, C] indicator of probability >= 0.5 (score >= 0),
+    in y's dtype, as `OneVsRestClassifier` predicts."""
     z = self._logits(X)  # first: it raises NotFittedError before classes_
+    if self._multilabel():
+      return (z >= 0).astype(self._y_dtype)
     return self.classes_[np.argmax(z, axis=1)]
 
   @property
   def coef_(self) -> np.ndarray:
-    """float32 [C, F], or [1, F] for two classes (scikit-learn's layout)."""
+    """float32 [C, F], or [1, F] for two classes (scikit-learn's layout;
+    multi-label: always [C, F])."""
     check_is_fitted(self)
     W = self.params_.W
-    return (W[:, 1] - W[:, 0])[None] if W.shape[1] == 2 else W.T
+    if W.shape[1] == 2 and not self._multilabel():
+      return (W[:, 1] - W[:, 0])[None]
+    return W.T
 
   @property
   def intercept_(self) -> np.ndarray:
-    """float32 [C], or [1] for two classes."""
+    """float32 [C], or [1] for two classes (multi-label: always [C])."""
     check_is_fitted(self)
     b = self.params_.b
-    return (b[1:] - b[:1]) if b.shape[0] == 2 else b
+    if b.shape[0] == 2 and not self._multilabel():
+      return b[1:] - b[:1]
+    return b
+
+
+def _is_multilabel_indicator(y) -> bool:
+  """Whether y is scikit-learn's multilabel-indicator (2-D, 0/1)."""
+  if y is None:
+    return False
+  try:
+    return type_of_target(y) == 'multilabel-indicator'
+  except ValueError:   # not a target at all: `_targets` says why
+    return False
 
 
 def _as_texts(X) -> list | None:

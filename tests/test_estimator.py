@@ -454,3 +454,86 @@ def test_readme_snippet():
   test_texts, test_y = _task(n=60, seed=4)
   for model in (pipe, clf, stream):
     assert model.score(test_texts, test_y) > 0.9
+
+
+# -- multi-label y (scikit-learn's multilabel-indicator) ------------------------
+
+
+def _multilabel_problem(n=60, labels=3, seed=0):
+  """Dense standardised X [n, 4]; label c is on where a noisy linear score
+  of X is positive (some rows get none, some several)."""
+  rng = np.random.default_rng(seed)
+  X = rng.normal(size=(n, 4))
+  scores = X @ rng.normal(size=(4, labels)) + 0.8 * rng.normal(size=(n, labels))
+  return (X - X.mean(0)) / X.std(0), (scores > 0.3).astype(np.int64)
+
+
+def test_multilabel_y_matches_one_vs_rest_logistic_regression():
+  """2-D 0/1 y trains the sigmoid loss: per label, the l2-penalised logistic
+  regression scikit-learn's OneVsRestClassifier(LogisticRegression) fits
+  (one column per label, so C = 1 / (2 l2 N) as for the multinomial case)."""
+  from sklearn.multiclass import OneVsRestClassifier  # pylint: disable=g-import-not-at-top
+  X, Y = _multilabel_problem()
+  assert (Y.sum(1) == 0).any() and (Y.sum(1) > 1).any()
+  n, l2 = Y.shape[0], 0.01
+  sw = np.random.default_rng(3).uniform(0.2, 3.0, size=n)
+  ours = _converged(n, l2=l2).fit(X, Y, sample_weight=sw)
+  # OneVsRestClassifier is one LogisticRegression per column; fitted here
+  # column by column because its fit routes no sample_weight by default.
+  theirs = [LogisticRegression(C=1 / (2 * l2 * n), tol=1e-10,
+                               max_iter=10_000).fit(X, Y[:, c],
+                                                    sample_weight=sw)
+            for c in range(Y.shape[1])]
+  assert ours.multilabel_
+  np.testing.assert_array_equal(ours.classes_, np.arange(Y.shape[1]))
+  np.testing.assert_allclose(ours.coef_, np.concatenate(
+      [e.coef_ for e in theirs]), atol=5e-4)
+  np.testing.assert_allclose(ours.intercept_, np.concatenate(
+      [e.intercept_ for e in theirs]), atol=5e-4)
+  proba = np.stack([e.predict_proba(X)[:, 1] for e in theirs], axis=1)
+  np.testing.assert_allclose(ours.predict_proba(X), proba, atol=2e-4)
+  np.testing.assert_allclose(ours.decision_function(X), np.stack(
+      [e.decision_function(X) for e in theirs], axis=1), atol=2e-3)
+  np.testing.assert_allclose(np.exp(ours.predict_log_proba(X)),
+                             ours.predict_proba(X), rtol=1e-12)
+  pred = ours.predict(X)
+  assert pred.dtype == Y.dtype and pred.shape == Y.shape
+  np.testing.assert_array_equal(pred, proba >= 0.5)
+  # Unweighted, against OneVsRestClassifier itself.
+  ours = _converged(n, l2=l2).fit(X, Y)
+  ovr = OneVsRestClassifier(LogisticRegression(
+      C=1 / (2 * l2 * n), tol=1e-10, max_iter=10_000)).fit(X, Y)
+  np.testing.assert_allclose(ours.predict_proba(X), ovr.predict_proba(X),
+                             atol=2e-4)
+  np.testing.assert_array_equal(ours.predict(X), ovr.predict(X))
+
+
+def test_multilabel_y_on_texts_sparse_y_and_two_labels():
+  texts, y = _task(n=90)
+  # Two overlapping tags: 'health', and "says 'the'".
+  Y = np.stack([[label == 'health' for label in y],
+                ['the' in t.split() for t in texts]], axis=1)
+  assert (Y.sum(1) == 2).any() and (Y.sum(1) == 0).any()
+  kw = dict(FAST, learning_rate=8.0, epochs=20)
+  clf = LinjaxClassifier(**kw).fit(texts, Y)
+  assert clf.coef_.shape == (2, clf.featurizer_.num_features)
+  assert clf.intercept_.shape == (2,)
+  assert clf.predict(texts).dtype == bool
+  np.testing.assert_array_equal(clf.predict(texts), Y)   # separable tags
+  dense = LinjaxClassifier(**FAST).fit(texts, Y.astype(np.int32))
+  sparse = LinjaxClassifier(**FAST).fit(texts, sp.csr_array(Y.astype(int)))
+  np.testing.assert_array_equal(sparse.params_.W, dense.params_.W)
+  # A single-label fit afterwards is softmax again.
+  clf.fit(texts, y)
+  assert not clf.multilabel_ and clf.predict(texts[:2]).ndim == 1
+
+
+def test_multilabel_y_refuses_class_weight_and_partial_fit():
+  X, Y = _multilabel_problem()
+  with pytest.raises(ValueError, match='class_weight is for single-label y'):
+    LinjaxClassifier(class_weight='balanced').fit(X, Y)
+  with pytest.raises(ValueError, match='partial_fit takes single-label y'):
+    LinjaxClassifier().partial_fit(X, Y, classes=[0, 1, 2])
+  fitted = LinjaxClassifier(epochs=1).fit(X, Y)
+  with pytest.raises(ValueError, match='partial_fit takes single-label y'):
+    fitted.partial_fit(X, Y[:, 0])
