@@ -9,7 +9,8 @@ Shapes: N examples, C classes. All functions are pure and work under
   label, fastText's ``-loss ova``): `sigmoid_loss`, the mean over documents
   of the sum over labels of the binary cross-entropy of ``sigmoid(z_ic)``
   against a multi-hot Y [N, C] in {0, 1}. A document may have several labels
-  or none.
+  or none. The training step takes the per-document loss and its score
+  gradient together from `sigmoid_nll_and_score_grad` (one exp).
 
 `objective(params, x, y, l2, loss=...)` adds the L2 penalty to either.
 """
