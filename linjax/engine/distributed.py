@@ -129,17 +129,27 @@ def local_array(x):
   return x
 
 
+def _allgather(x) -> np.ndarray:
+  """[P, ...]: every process's ``x`` (the same shape on each), exact in any
+  dtype: the bytes travel, since JAX would narrow 64-bit values to 32 bits
+  (float64 sums of counts past 2**24, int64 past 2**31)."""
+  from jax.experimental import multihost_utils
+  x = np.ascontiguousarray(x)
+  raw = np.ascontiguousarray(multihost_utils.process_allgather(
+      x.reshape(-1).view(np.uint8)))
+  return raw.view(x.dtype).reshape((raw.shape[0],) + x.shape)
+
+
 def all_max(values) -> np.ndarray:
   """Element-wise max of an int vector over processes."""
   values = np.asarray(values, np.int64)
   if jax.process_count() == 1:
     return values
-  from jax.experimental import multihost_utils
-  return np.asarray(multihost_utils.process_allgather(values)).max(axis=0)
+  return _allgather(values).max(axis=0)
 
 
 def all_concat(values) -> tuple[np.ndarray, np.ndarray]:
-  """Every process's int vector, one after another in process order.
+  """Every process's vector, one after another in process order.
 
   Returns:
     (values of all processes concatenated [sum n_p], bounds int64 [P + 1]:
@@ -149,21 +159,19 @@ def all_concat(values) -> tuple[np.ndarray, np.ndarray]:
   n = values.shape[0]
   if jax.process_count() == 1:
     return values, np.array([0, n], np.int64)
-  from jax.experimental import multihost_utils
-  counts = np.asarray(multihost_utils.process_allgather(
-      np.array([n], np.int64))).reshape(-1)
+  counts = _allgather(np.array([n], np.int64)).reshape(-1)
   padded = np.zeros(int(counts.max()), values.dtype)
   padded[:n] = values
-  every = np.asarray(multihost_utils.process_allgather(padded))
+  every = _allgather(padded)
   bounds = np.zeros(counts.shape[0] + 1, np.int64)
   np.cumsum(counts, out=bounds[1:])
   return np.concatenate([every[p, :c] for p, c in enumerate(counts)]), bounds
 
 
 def all_sum(values) -> np.ndarray:
-  """Element-wise sum of a float vector over processes."""
+  """Element-wise float64 sum of a vector over processes (in process
+  order, so every process gets the same bits)."""
   values = np.asarray(values, np.float64)
   if jax.process_count() == 1:
     return values
-  from jax.experimental import multihost_utils
-  return np.asarray(multihost_utils.process_allgather(values)).sum(axis=0)
+  return _allgather(values).sum(axis=0)
