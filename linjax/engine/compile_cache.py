@@ -110,6 +110,7 @@ def enable(setting: str = 'auto') -> str | None:
   # JAX decides once per process whether the cache is in use (at the first
   # compilation); start over so that enabling it late still takes effect.
   cc.reset_cache()
+  logging.info('Compile cache: %s', path)
   return path
 
 
