@@ -30,6 +30,10 @@ import tempfile
 ENV = 'LINJAX_COMPILE_CACHE'
 _OFF = ('', '0', 'off', 'false', 'no', 'none')
 _WARNED: set = set()
+# The training program takes 0.5-2 s to compile on 2 cores; JAX's tiny
+# helper programs (~10 ms) would fill a default-on cache with thousands of
+# entries (1,256 in half an hour of runs here) that load no faster.
+MIN_COMPILE_SECONDS = 0.1
 
 
 def default_dir(environ=None) -> str:
@@ -78,14 +82,17 @@ def _writable(path: str) -> str | None:
   return None
 
 
-def enable(setting: str = 'auto') -> str | None:
+def enable(setting: str = 'auto',
+           min_compile_seconds: float = MIN_COMPILE_SECONDS) -> str | None:
   """Turns JAX's persistent compilation cache on; the folder, or None.
 
-  Every compilation is cached, however short or small. Call it before the
-  first compilation if possible; enabling later still takes effect.
+  Call it before the first compilation if possible; enabling later still
+  takes effect.
 
   Args:
     setting: as for `resolve` (``'auto'``: the user's cache folder).
+    min_compile_seconds: only programs that took at least this long to
+      compile are written (0: all).
 
   Returns:
     The folder in use, or None: turned off, or the folder cannot be created
@@ -105,7 +112,8 @@ def enable(setting: str = 'auto') -> str | None:
   import jax  # pylint: disable=g-import-not-at-top
   from jax.experimental.compilation_cache import compilation_cache as cc  # pylint: disable=g-import-not-at-top
   jax.config.update('jax_compilation_cache_dir', path)
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs',
+                    float(min_compile_seconds))
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
   # JAX decides once per process whether the cache is in use (at the first
   # compilation); start over so that enabling it late still takes effect.
