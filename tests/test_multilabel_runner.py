@@ -143,3 +143,22 @@ def test_config_errors(trained, tmp_path):
   last = proc.stderr.strip().splitlines()[-1]
   assert proc.returncode != 0 and f'{trained["train"]}:1:' in last
   assert 'allow_unlabeled' in last
+
+
+def test_multilabel_config_file_trains_tags(tmp_path):
+  """experiments/configs/multilabel.py alone (no --config.train.loss) is a
+  sigmoid run whose settings reach the model and its results."""
+  train_file = _write_fasttext(tmp_path / 'train.txt', 240, 2)
+  test_file = _write_fasttext(tmp_path / 'test.txt', 60, 3)
+  workdir = tmp_path / 'run'
+  run('train', '--config=experiments/configs/multilabel.py',
+      f'--workdir={workdir}', f'--config.data.train={train_file}',
+      f'--config.data.test={test_file}', *FAST)
+  results = json.loads((workdir / 'results.json').read_text())
+  config = results['config']
+  assert config['train']['loss'] == 'sigmoid'
+  assert (config['features']['buckets'], config['features']['min_df'],
+          config['optimizer']['learning_rate']) == (2**18, 1, 32.0)
+  assert results['num_features'] == 2**18 and results['epochs_run'] == 10
+  # Two tag words per tag and no noise: each document's tags are learnable.
+  assert results['test_micro_f1'] > 0.9 and results['test_accuracy'] > 0.9
