@@ -381,14 +381,16 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
                    np.asarray(best.b, np.float32))
   else:
     best_epoch = len(history)
-  return FitResult(params=final, history=history, best_epoch=best_epoch,
-                   epochs_run=len(history),
-                   compile_seconds=run.compile_seconds,
-                   train_seconds=train_seconds,
-                   update='sparse' if run.spec.sparse else 'dense',
-                   pack_seconds=run.pack_seconds,
-                   token_budget=run.packed.token_budget,
-                   steps=run.packed.num_steps)
+  result = FitResult(params=final, history=history, best_epoch=best_epoch,
+                     epochs_run=len(history),
+                     compile_seconds=run.compile_seconds,
+                     train_seconds=train_seconds,
+                     update='sparse' if run.spec.sparse else 'dense',
+                     pack_seconds=run.pack_seconds,
+                     token_budget=run.packed.token_budget,
+                     steps=run.packed.num_steps)
+  run_loop.release(run)   # packed steps back to the OS before scoring
+  return result
 
 
 def json_safe(obj):
