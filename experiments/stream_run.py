@@ -13,7 +13,6 @@ classes is known only once the file is read).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ import numpy as np
 
 from experiments import config_check
 from experiments import console
+from experiments import finish_run
 from experiments import stream_data
 from experiments import workdir as workdir_lib
 
@@ -61,10 +61,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   run = workdir_lib.prepare(workdir, overwrite)
   stage = stage or console.Stage()
   from experiments import run_checks  # pylint: disable=g-import-not-at-top
-  from experiments import train as train_runner  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
-  from linjax.analysis import interpret  # pylint: disable=g-import-not-at-top
-  from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
   from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
 
@@ -126,70 +123,23 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     stage.training, stage.phase = False, 'evaluating'
     log.finish(saved_model.jsonable(fit.history))
 
-    results = dict(
-        num_classes=len(names), num_features=data.featurizer.num_features,
+    trained = finish_run.Trained(
+        config=config, options=options, workdir=workdir, run=run, fit=fit,
+        featurizer=data.featurizer, label_map=data.label_map,
+        train_x=data.train_x, train_y=data.train_y, val_x=data.val_x,
+        val_y=data.val_y, test_x=data.test_x, test_y=data.test_y,
         num_train=data.train_x.num_docs, num_val=num_val, num_test=num_test,
-        labels=list(names), epochs_run=fit.epochs_run,
-        best_epoch=fit.best_epoch, update=fit.update,
         load_seconds=data.load_seconds,
-        featurize_seconds=data.featurize_seconds,
-        compile_seconds=fit.compile_seconds, train_seconds=fit.train_seconds,
-        pack_seconds=fit.pack_seconds, streamed=True)
-    train_eval = stream_data.evaluate(fit.params, data.train_x, data.train_y)
-    results['train_accuracy'] = float(train_eval['accuracy'])
-    results['train_loss'] = float(train_eval['loss'])
-    results['worse_than_initial'] = guard.check_model(results['train_loss'])
-    results['val_accuracy'] = results['val_loss'] = None
-    if data.val_x is not None:
-      val_eval = stream_data.evaluate(fit.params, data.val_x, data.val_y)
-      results['val_accuracy'] = float(val_eval['accuracy'])
-      results['val_loss'] = float(val_eval['loss'])
-    report = None
-    if data.test_x is not None:
-      proba = stream_data.predict_proba(fit.params, data.test_x)
-      report = metrics.classification_report(data.test_y, proba, names)
-      del proba
-    results.update(
-        test_accuracy=report and report['accuracy'],
-        test_macro_f1=report and report['macro_f1'],
-        test_log_loss=report and report['log_loss'],
-        test_ece=report and report['ece'], test_report=report)
-    results['config'] = config.to_dict()
-    results = saved_model.jsonable(results)
-
-    stage.phase = 'saving the model'
-    top = interpret.top_features(fit.params, data.featurizer, names, k=10)
-    summary = {k: results[k] for k in (
-        'test_accuracy', 'test_macro_f1', 'val_accuracy', 'train_seconds',
-        'num_classes', 'num_features', 'epochs_run')}
-    model_dir = run.join(workdir_lib.MODEL)
-    saved_model.save(model_dir, fit.params, data.featurizer, data.label_map,
-                     config, extra=summary, loss=options.training.loss)
-    results['model_bytes'] = workdir_lib.disk_size(model_dir)
-    results['plots'] = train_runner._write_plots(  # pylint: disable=protected-access
-        workdir, fit.history, report, top, names)
+        featurize_seconds=data.featurize_seconds, where=dict(streamed=True),
+        guard=guard, gradcheck_job=gradcheck_job)
+    write_test_split = None
     if data.test_idx is not None and data.test_idx.size:
-      results['test_split'] = run.join(workdir_lib.TEST_SPLIT)
-      stream_data.write_test_split(results['test_split'], config,
-                                   data.test_idx)
-    results['gradcheck'] = None
-    if gradcheck_job is not None:
-      check = gradcheck_job.result()
-      (logging.info if check.passed else logging.warning)('%s', check.format())
-      results['gradcheck'] = saved_model.jsonable(dict(
-          passed=check.passed, num_params=check.num_params,
-          max_rel_error=check.max_rel_error, seconds=check.seconds))
-    workdir_lib.write_atomic(run.join(workdir_lib.RESULTS),
-                             json.dumps(results, indent=1))
-    if every and config.train.remove_checkpoints:
-      checkpoint.remove(checkpoint_dir)
+      def write_test_split(path: str) -> None:
+        stream_data.write_test_split(path, config, data.test_idx)
+    return finish_run.finish(trained, finish_run.Scoring(
+        evaluate=stream_data.evaluate,
+        predict_test=lambda params, x, y: (
+            y, stream_data.predict_proba(params, x)),
+        write_test_split=write_test_split, streamed=True), stage)
   finally:
     shutil.rmtree(folder, ignore_errors=True)
-  print(f'test accuracy {results["test_accuracy"] or float("nan"):.4f}  '
-        f'macro-F1 {results["test_macro_f1"] or float("nan"):.4f}  val '
-        f'accuracy {results["val_accuracy"] or float("nan"):.4f}  '
-        f'({results["epochs_run"]} epochs, train '
-        f'{results["train_seconds"]:.2f} s, featurise '
-        f'{results["featurize_seconds"]:.2f} s, out of core)')
-  print(f'wrote {workdir}/results.json and {model_dir}')
-  return results

@@ -38,7 +38,6 @@ Writes into workdir (each file atomically, see experiments/workdir.py):
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -46,10 +45,10 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
-import numpy as np
 
 from experiments import config_check
 from experiments import console
+from experiments import finish_run
 from experiments import multilabel_run
 from experiments import multiprocess_run
 from experiments import workdir as workdir_lib
@@ -85,52 +84,6 @@ def quick_gradcheck(*args, **kwargs):
   """`experiments.run_checks.quick_gradcheck` (imported on first use)."""
   from experiments import run_checks  # pylint: disable=g-import-not-at-top
   return run_checks.quick_gradcheck(*args, **kwargs)
-
-
-def _fmt(value, spec='.4f'):
-  return 'n/a' if value is None else format(value, spec)
-
-
-def _write_plots(workdir, history, report, top, label_names) -> list:
-  """The PNGs, each drawn under a temporary name and renamed into place."""
-  import shutil  # pylint: disable=g-import-not-at-top
-  import tempfile  # pylint: disable=g-import-not-at-top
-  try:
-    from linjax.analysis import plots  # pylint: disable=g-import-not-at-top
-  except ImportError as e:  # matplotlib missing: the run is still useful.
-    logging.warning('plots skipped: %s', e)
-    return []
-  tmp = tempfile.mkdtemp(prefix='.plots-', dir=workdir)
-  try:
-    drawn = [plots.training_curves(history, os.path.join(tmp, 'curves.png'))]
-    if report is not None:
-      drawn.append(plots.confusion_matrix(
-          report['confusion_matrix'], label_names,
-          os.path.join(tmp, 'confusion_matrix.png')))
-    drawn.append(plots.templates(top, os.path.join(tmp, 'templates.png')))
-    written = []
-    for path in map(str, drawn):
-      written.append(os.path.join(workdir, os.path.basename(path)))
-      os.replace(path, written[-1])
-    return written
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _predict_with_progress(params, x, chunk: int = 16384,
-                           loss: str = 'softmax'):
-  """Test-split probabilities [N, C], in chunks of whole scoring batches."""
-  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
-  progress = console.Progress('evaluating', x.num_docs, 'documents')
-  parts = []
-  for start in range(0, x.num_docs, chunk):
-    rows = np.arange(start, min(start + chunk, x.num_docs))
-    parts.append(np.asarray(scoring.predict_proba(params, x.take(rows),
-                                                  loss=loss)))
-    progress.update(int(rows[-1]) + 1)
-  if not parts:   # a process of a multi-process run with no test document
-    return np.zeros((0, np.shape(params.b)[-1]), np.float32)
-  return np.concatenate(parts)
 
 
 def _fit(options, splits, train_x, val_x, checkpoint_dir, callback,
@@ -199,8 +152,6 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   # Heavy imports after the checks, so a bad flag fails at once.
   from experiments import run_checks  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
-  from linjax.analysis import interpret  # pylint: disable=g-import-not-at-top
-  from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
   from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
   from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
@@ -265,9 +216,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
       log.write(saved_model.jsonable(entry))
     stage.epochs_done = entry['epoch']
     progress.update(entry['epoch'], (
-        f'train loss {_fmt(entry.get("train_loss"))}, val loss '
-        f'{_fmt(entry.get("val_loss"))}, val accuracy '
-        f'{_fmt(entry.get("val_accuracy"))}, '
+        f'train loss {finish_run.fmt(entry.get("train_loss"))}, val loss '
+        f'{finish_run.fmt(entry.get("val_loss"))}, val accuracy '
+        f'{finish_run.fmt(entry.get("val_accuracy"))}, '
         f'{entry.get("tokens_per_s") or 0.0:.0f} tokens/s'))
 
   logging.info('training: %s, lr %g, %s schedule, %d epochs',
@@ -286,107 +237,28 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   if group.is_writer:
     log.finish(saved_model.jsonable(fit.history))
 
-  results = dict(
-      num_classes=len(names), num_features=featurizer.num_features,
-      num_train=group.total(len(splits.train_texts)),
+  trained = finish_run.Trained(
+      config=config, options=options, workdir=workdir, run=run, fit=fit,
+      featurizer=featurizer, label_map=splits.label_map, train_x=train_x,
+      train_y=splits.train_y, val_x=val_x, val_y=splits.val_y, test_x=test_x,
+      test_y=splits.test_y, num_train=group.total(len(splits.train_texts)),
       num_val=group.total(len(splits.val_texts)),
-      num_test=group.total(len(splits.test_texts)), labels=list(names),
-      epochs_run=fit.epochs_run, best_epoch=fit.best_epoch, update=fit.update,
+      num_test=group.total(len(splits.test_texts)),
       load_seconds=load_seconds, featurize_seconds=featurize_seconds,
-      compile_seconds=fit.compile_seconds, train_seconds=fit.train_seconds,
-      pack_seconds=fit.pack_seconds, **group.describe())
-  train_eval = group.evaluate(fit.params, train_x, splits.train_y)
-  results['train_accuracy'] = float(train_eval['accuracy'])
-  results['train_loss'] = float(train_eval['loss'])
-  results['worse_than_initial'] = guard.check_model(results['train_loss'])
-  results['val_accuracy'] = results['val_loss'] = None
-  if val_x is not None:
-    val_eval = group.evaluate(fit.params, val_x, splits.val_y)
-    results['val_accuracy'] = float(val_eval['accuracy'])
-    results['val_loss'] = float(val_eval['loss'])
-  report = threshold = None
-  multilabel = multilabel_run.is_multilabel(options.training)
-  if multilabel:   # val accuracy is P@1; the labels need a threshold
-    threshold = multilabel_run.choose_threshold(fit.params, val_x,
-                                                splits.val_y)
-    results.update(threshold=threshold, test_accuracy=None,
-                   test_macro_f1=None, test_micro_f1=None, test_report=None)
-  if test_x is not None and multilabel:
-    proba = _predict_with_progress(fit.params, test_x, loss='sigmoid')
-    results.update(multilabel_run.test_results(splits.test_y, proba, names,
-                                               threshold))
-  elif test_x is not None:
-    test_y, proba = group.gather_rows(
-        splits.test_y, _predict_with_progress(fit.params, test_x))
-    report = metrics.classification_report(test_y, proba, names)
-    run_checks.warn_about_labels([], report.get('absent_classes') or ())
-  if not multilabel:
-    results.update(
-        test_accuracy=report and report['accuracy'],
-        test_macro_f1=report and report['macro_f1'],
-        test_log_loss=report and report['log_loss'],
-        test_ece=report and report['ece'], test_report=report)
-  results['config'] = config.to_dict()
-  results = saved_model.jsonable(results)
-  if not group.is_writer:   # process 0 writes and prints
-    return results
-
-  stage.phase = 'saving the model'
-  top = interpret.top_features(fit.params, featurizer, names, k=10)
-  summary = {k: results[k] for k in (
-      'test_accuracy', 'test_macro_f1', 'val_accuracy', 'train_seconds',
-      'num_classes', 'num_features', 'epochs_run')}
-  if multilabel:
-    summary['threshold'] = threshold   # what predict and evaluate apply
-  model_dir = run.join(workdir_lib.MODEL)
-  saved_model.save(model_dir, fit.params, featurizer, splits.label_map,
-                   config, extra=summary, loss=options.training.loss)
-  results['model_bytes'] = workdir_lib.disk_size(model_dir)
-  results['plots'] = _write_plots(workdir, fit.history, report, top, names)
+      where=group.describe(), guard=guard, gradcheck_job=gradcheck_job)
+  write_test_split = None
   # Several processes: each holds a part of the test split (not gathered).
   if splits.test_texts and not config.data.test and not group.multi:
-    results['test_split'] = run.join(workdir_lib.TEST_SPLIT)
-    workdir_lib.write_atomic(results['test_split'], workdir_lib.split_as_jsonl(
-        splits.test_texts,
-        multilabel_run.label_names(splits.test_y, names),
-        config.data.text_column, config.data.label_column))
-  results['gradcheck'] = None
-  if gradcheck_job is not None:
-    stage.phase = 'finishing the gradient check'
-    waited = time.perf_counter()
-    check = gradcheck_job.result()
-    waited = time.perf_counter() - waited
-    (logging.info if check.passed else logging.warning)('%s', check.format())
-    results['gradcheck'] = saved_model.jsonable(dict(
-        passed=check.passed, num_params=check.num_params,
-        max_rel_error=check.max_rel_error, seconds=check.seconds,
-        wait_seconds=waited))
-  workdir_lib.write_atomic(run.join(workdir_lib.RESULTS),
-                           json.dumps(results, indent=1))
-  freed = 0
-  if every and config.train.remove_checkpoints:
-    freed = checkpoint.remove(checkpoint_dir)
-
-  if multilabel:
-    print(f'test micro-F1 {_fmt(results.get("test_micro_f1"))}  macro-F1 '
-          f'{_fmt(results["test_macro_f1"])} at threshold {threshold:.2f}  '
-          f'P@1 {_fmt(results["test_accuracy"])}  val P@1 '
-          f'{_fmt(results["val_accuracy"])}  ({results["epochs_run"]} '
-          f'epochs, train {results["train_seconds"]:.2f} s, featurise '
-          f'{featurize_seconds:.2f} s)')
-  else:
-    print(f'test accuracy {_fmt(results["test_accuracy"])}  macro-F1 '
-          f'{_fmt(results["test_macro_f1"])}  val accuracy '
-          f'{_fmt(results["val_accuracy"])}  ({results["epochs_run"]} '
-          f'epochs, train {results["train_seconds"]:.2f} s, featurise '
-          f'{featurize_seconds:.2f} s)')
-  print('top features per class:')
-  print(interpret.format_top_features(top, k=5))
-  print(f'wrote {workdir}/results.json and {model_dir} '
-        f'({workdir_lib.format_bytes(results["model_bytes"])} on disk)' +
-        (f'; removed the checkpoints ({workdir_lib.format_bytes(freed)})'
-         if freed else ''))
-  return results
+    def write_test_split(path: str) -> None:
+      workdir_lib.write_atomic(path, workdir_lib.split_as_jsonl(
+          splits.test_texts,
+          multilabel_run.label_names(splits.test_y, names),
+          config.data.text_column, config.data.label_column))
+  return finish_run.finish(trained, finish_run.Scoring(
+      evaluate=group.evaluate,
+      predict_test=lambda params, x, y: group.gather_rows(
+          y, finish_run.predict_with_progress(params, x)),
+      write_test_split=write_test_split, is_writer=group.is_writer), stage)
 
 
 def main(argv):

@@ -1,0 +1,282 @@
+"""Finishing a training run: results.json, the saved model, plots, a summary.
+
+The in-memory runner (experiments/train.py), its multi-process variant
+(experiments/multiprocess_run.py) and the out-of-core one
+(experiments/stream_run.py) read and train differently but finish alike:
+`finish` takes the `Trained` run and its `Scoring`, what differs between
+them (how the splits are scored: in memory, per chunk or summed over the
+processes; who writes), evaluates the model on train, validation and test,
+saves it, draws the plots, writes results.json and prints the summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Callable
+
+from absl import logging
+import numpy as np
+
+from experiments import console
+from experiments import multilabel_run
+from experiments import workdir as workdir_lib
+
+
+@dataclasses.dataclass
+class Trained:
+  """A trained run, as the runner that trained it hands it over.
+
+  Attributes:
+    config: the runner's ConfigDict; options: its `config_check.RunOptions`.
+    workdir: the output folder; run: its `workdir.State`.
+    fit: the `training.FitResult`.
+    featurizer, label_map: fitted on the training split.
+    train_x, train_y: this process's training documents (features [N, F],
+      labels [N] or [N, C] multi-hot); val_x, val_y and test_x, test_y the
+      same for validation and test (x None: no such split).
+    num_train, num_val, num_test: the documents of each split (all processes).
+    load_seconds, featurize_seconds: the timings of reading and featurising.
+    where: results.json's record of where it ran (``num_processes`` and
+      ``num_devices``, or ``streamed``).
+    guard: the run's `run_checks.DivergenceGuard`.
+    gradcheck_job: a `run_checks.GradcheckInBackground` or None.
+  """
+  config: Any
+  options: Any
+  workdir: str
+  run: workdir_lib.State
+  fit: Any
+  featurizer: Any
+  label_map: Any
+  train_x: Any
+  train_y: np.ndarray
+  val_x: Any
+  val_y: np.ndarray | None
+  test_x: Any
+  test_y: np.ndarray | None
+  num_train: int
+  num_val: int
+  num_test: int
+  load_seconds: float
+  featurize_seconds: float
+  where: dict
+  guard: Any
+  gradcheck_job: Any = None
+
+
+@dataclasses.dataclass
+class Scoring:
+  """What the ways of running differ in when they finish.
+
+  Attributes:
+    evaluate: ``(params, x, y) -> dict(loss, accuracy)`` over every process.
+    predict_test: ``(params, test_x, test_y) -> (test_y, proba [N, C])`` of
+      the whole test split (gathered from every process).
+    write_test_split: writes the carved test split as JSONL to the path it
+      is given; None: no test split to write.
+    is_writer: whether this process writes into the workdir and prints.
+    streamed: the out-of-core run's shorter summary (no top features, model
+      size or gradient-check wait).
+  """
+  evaluate: Callable[..., dict]
+  predict_test: Callable[..., tuple]
+  write_test_split: Callable[[str], None] | None = None
+  is_writer: bool = True
+  streamed: bool = False
+
+
+def fmt(value, spec: str = '.4f') -> str:
+  """``value`` formatted, or 'n/a' for None."""
+  return 'n/a' if value is None else format(value, spec)
+
+
+def predict_with_progress(params, x, chunk: int = 16384,
+                          loss: str = 'softmax') -> np.ndarray:
+  """Class probabilities [N, C] of ``x``, in chunks of whole scoring batches."""
+  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
+  progress = console.Progress('evaluating', x.num_docs, 'documents')
+  parts = []
+  for start in range(0, x.num_docs, chunk):
+    rows = np.arange(start, min(start + chunk, x.num_docs))
+    parts.append(np.asarray(scoring.predict_proba(params, x.take(rows),
+                                                  loss=loss)))
+    progress.update(int(rows[-1]) + 1)
+  if not parts:   # a process of a multi-process run with no test document
+    return np.zeros((0, np.shape(params.b)[-1]), np.float32)
+  return np.concatenate(parts)
+
+
+def write_plots(workdir: str, history, report, top, label_names) -> list:
+  """curves.png, confusion_matrix.png (when ``report``) and templates.png,
+  each drawn under a temporary name and renamed into place; their paths."""
+  try:
+    from linjax.analysis import plots  # pylint: disable=g-import-not-at-top
+  except ImportError as e:  # matplotlib missing: the run is still useful.
+    logging.warning('plots skipped: %s', e)
+    return []
+  tmp = tempfile.mkdtemp(prefix='.plots-', dir=workdir)
+  try:
+    drawn = [plots.training_curves(history, os.path.join(tmp, 'curves.png'))]
+    if report is not None:
+      drawn.append(plots.confusion_matrix(
+          report['confusion_matrix'], label_names,
+          os.path.join(tmp, 'confusion_matrix.png')))
+    drawn.append(plots.templates(top, os.path.join(tmp, 'templates.png')))
+    written = []
+    for path in map(str, drawn):
+      written.append(os.path.join(workdir, os.path.basename(path)))
+      os.replace(path, written[-1])
+    return written
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any]:
+  """results.json's counts, timings and metrics; the test report (single
+  label) and the multi-label threshold, each None when there is none."""
+  from experiments import run_checks  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
+  fit, names = t.fit, t.label_map.names
+  results = dict(
+      num_classes=len(names), num_features=t.featurizer.num_features,
+      num_train=t.num_train, num_val=t.num_val, num_test=t.num_test,
+      labels=list(names), epochs_run=fit.epochs_run, best_epoch=fit.best_epoch,
+      update=fit.update, load_seconds=t.load_seconds,
+      featurize_seconds=t.featurize_seconds,
+      compile_seconds=fit.compile_seconds, train_seconds=fit.train_seconds,
+      pack_seconds=fit.pack_seconds, **t.where)
+  train_eval = scoring.evaluate(fit.params, t.train_x, t.train_y)
+  results['train_accuracy'] = float(train_eval['accuracy'])
+  results['train_loss'] = float(train_eval['loss'])
+  results['worse_than_initial'] = t.guard.check_model(results['train_loss'])
+  results['val_accuracy'] = results['val_loss'] = None
+  if t.val_x is not None:
+    val_eval = scoring.evaluate(fit.params, t.val_x, t.val_y)
+    results['val_accuracy'] = float(val_eval['accuracy'])
+    results['val_loss'] = float(val_eval['loss'])
+  report = threshold = None
+  if multilabel_run.is_multilabel(t.options.training):
+    # Val accuracy is P@1; the labels need a threshold.
+    threshold = multilabel_run.choose_threshold(fit.params, t.val_x, t.val_y)
+    results.update(threshold=threshold, test_accuracy=None,
+                   test_macro_f1=None, test_micro_f1=None, test_report=None)
+    if t.test_x is not None:
+      proba = predict_with_progress(fit.params, t.test_x, loss='sigmoid')
+      results.update(multilabel_run.test_results(t.test_y, proba, names,
+                                                 threshold))
+    return results, report, threshold
+  if t.test_x is not None:
+    test_y, proba = scoring.predict_test(fit.params, t.test_x, t.test_y)
+    report = metrics.classification_report(test_y, proba, names)
+    run_checks.warn_about_labels([], report.get('absent_classes') or ())
+  results.update(
+      test_accuracy=report and report['accuracy'],
+      test_macro_f1=report and report['macro_f1'],
+      test_log_loss=report and report['log_loss'],
+      test_ece=report and report['ece'], test_report=report)
+  return results, report, threshold
+
+
+def finish(t: Trained, scoring: Scoring,
+           stage: console.Stage | None = None) -> dict:
+  """Evaluates, saves and reports a trained run.
+
+  Every process evaluates (the metrics are global); the writer alone then
+  saves the model into ``workdir/model``, draws the plots, writes the
+  carved test split, waits for the gradient check, writes results.json,
+  removes the checkpoints (``train.remove_checkpoints``) and prints the
+  summary.
+
+  Args:
+    t: the trained run.
+    scoring: how it scores its splits, and who writes.
+    stage: updated with the phase (for the interrupt message).
+
+  Returns:
+    The results dict (as written to ``workdir/results.json`` by the writer).
+  """
+  from linjax import saved_model  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import interpret  # pylint: disable=g-import-not-at-top
+  from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+  stage = stage or console.Stage()
+  config, names = t.config, t.label_map.names
+  results, report, threshold = _metrics(t, scoring)
+  results['config'] = config.to_dict()
+  results = saved_model.jsonable(results)
+  if not scoring.is_writer:   # process 0 writes and prints
+    return results
+
+  stage.phase = 'saving the model'
+  top = interpret.top_features(t.fit.params, t.featurizer, names, k=10)
+  summary = {k: results[k] for k in (
+      'test_accuracy', 'test_macro_f1', 'val_accuracy', 'train_seconds',
+      'num_classes', 'num_features', 'epochs_run')}
+  if threshold is not None:
+    summary['threshold'] = threshold   # what predict and evaluate apply
+  model_dir = t.run.join(workdir_lib.MODEL)
+  saved_model.save(model_dir, t.fit.params, t.featurizer, t.label_map,
+                   config, extra=summary, loss=t.options.training.loss)
+  results['model_bytes'] = workdir_lib.disk_size(model_dir)
+  results['plots'] = write_plots(t.workdir, t.fit.history, report, top, names)
+  if scoring.write_test_split is not None:
+    results['test_split'] = t.run.join(workdir_lib.TEST_SPLIT)
+    scoring.write_test_split(results['test_split'])
+  results['gradcheck'] = None
+  if t.gradcheck_job is not None:
+    stage.phase = 'finishing the gradient check'
+    waited = time.perf_counter()
+    check = t.gradcheck_job.result()
+    waited = time.perf_counter() - waited
+    (logging.info if check.passed else logging.warning)('%s', check.format())
+    record = dict(passed=check.passed, num_params=check.num_params,
+                  max_rel_error=check.max_rel_error, seconds=check.seconds)
+    if not scoring.streamed:
+      record['wait_seconds'] = waited
+    results['gradcheck'] = saved_model.jsonable(record)
+  workdir_lib.write_atomic(t.run.join(workdir_lib.RESULTS),
+                           json.dumps(results, indent=1))
+  freed = 0
+  if t.options.training.checkpoint_every and config.train.remove_checkpoints:
+    freed = checkpoint.remove(t.run.join(workdir_lib.CHECKPOINTS))
+  print_summary(results, top, t.workdir, model_dir, freed, threshold,
+                scoring.streamed)
+  return results
+
+
+def print_summary(results: dict, top, workdir: str, model_dir: str,
+                  freed: int, threshold: float | None,
+                  streamed: bool = False) -> None:
+  """The run's last lines on stdout: test and validation metrics, timings,
+  the top features per class and where the results went."""
+  from linjax.analysis import interpret  # pylint: disable=g-import-not-at-top
+  timing = (f'({results["epochs_run"]} epochs, train '
+            f'{results["train_seconds"]:.2f} s, featurise '
+            f'{results["featurize_seconds"]:.2f} s')
+  if streamed:   # the out-of-core runner's shorter summary
+    nan = float('nan')
+    print(f'test accuracy {results["test_accuracy"] or nan:.4f}  '
+          f'macro-F1 {results["test_macro_f1"] or nan:.4f}  val '
+          f'accuracy {results["val_accuracy"] or nan:.4f}  '
+          f'{timing}, out of core)')
+    print(f'wrote {workdir}/results.json and {model_dir}')
+    return
+  if threshold is not None:
+    print(f'test micro-F1 {fmt(results.get("test_micro_f1"))}  macro-F1 '
+          f'{fmt(results["test_macro_f1"])} at threshold {threshold:.2f}  '
+          f'P@1 {fmt(results["test_accuracy"])}  val P@1 '
+          f'{fmt(results["val_accuracy"])}  {timing})')
+  else:
+    print(f'test accuracy {fmt(results["test_accuracy"])}  macro-F1 '
+          f'{fmt(results["test_macro_f1"])}  val accuracy '
+          f'{fmt(results["val_accuracy"])}  {timing})')
+  print('top features per class:')
+  print(interpret.format_top_features(top, k=5))
+  print(f'wrote {workdir}/results.json and {model_dir} '
+        f'({workdir_lib.format_bytes(results["model_bytes"])} on disk)' +
+        (f'; removed the checkpoints ({workdir_lib.format_bytes(freed)})'
+         if freed else ''))
