@@ -8,7 +8,7 @@ per sub-batch.
   (linjax/engine/packing.py); the host draws each epoch's step order from
   (seed, epoch) (`batch_order`). The compiled chunk of K steps, its cache
   and the host-side feeding are in linjax/engine/chunk_program.py.
-* Sparse path (``train.update`` sparse, or auto with F > 4096): gather the
+* Sparse path (``train.update_path`` sparse, or auto with F > 4096): gather the
   rows W[uids] a step touches, differentiate the batch loss w.r.t. those rows
   and b only, run the optax direction (clip, momentum/Adagrad/Adam) on the
   [U, C] slices, scatter-add the step. Cost per step is O(U C), not O(F C).
@@ -69,7 +69,7 @@ _RESCALE_BELOW = 1e-6
 
 
 def choose_update(mode: str, num_features: int) -> str:
-  """'sparse' or 'dense' from ``TrainOptions.update`` (auto: dense for F <=
+  """'sparse' or 'dense' from ``TrainOptions.update_path`` (auto: dense for F <=
   4096)."""
   if mode == 'auto':
     return 'dense' if num_features <= DENSE_MAX_FEATURES else 'sparse'
@@ -118,7 +118,7 @@ def make_spec(optimizer: OptimizerOptions, training: TrainOptions,
   run has an L2 penalty (a sweep's grid may mix zero and non-zero l2).
   """
   oc = optimizer
-  sparse = choose_update(training.update, num_features) == 'sparse'
+  sparse = choose_update(training.update_path, num_features) == 'sparse'
   l2_nonzero = (float(training.l2) > 0 if l2_nonzero is None
                 else l2_nonzero)
   plain_sgd = not oc.has_row_state and not float(oc.clip_norm) > 0
