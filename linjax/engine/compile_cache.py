@@ -117,9 +117,21 @@ def enable(setting: str = 'auto',
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
   # JAX decides once per process whether the cache is in use (at the first
   # compilation); start over so that enabling it late still takes effect.
-  cc.reset_cache()
+  _quiet_reset(cc)
   logging.info('Compile cache: %s', path)
   return path
+
+
+def _quiet_reset(cc) -> None:
+  """``cc.reset_cache()`` without JAX's info line ("Resetting cache at
+  <empty>."), which a runner's console would show on every run."""
+  jax_log = logging.getLogger('jax._src.compilation_cache')
+  level = jax_log.level
+  jax_log.setLevel(max(level, logging.WARNING))
+  try:
+    cc.reset_cache()
+  finally:
+    jax_log.setLevel(level)
 
 
 def disable() -> None:
@@ -127,4 +139,4 @@ def disable() -> None:
   import jax  # pylint: disable=g-import-not-at-top
   from jax.experimental.compilation_cache import compilation_cache as cc  # pylint: disable=g-import-not-at-top
   jax.config.update('jax_compilation_cache_dir', None)
-  cc.reset_cache()
+  _quiet_reset(cc)
