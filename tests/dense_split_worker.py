@@ -5,6 +5,12 @@
 
 trains every config of `CONFIGS` on the dense update path with 8 and with 2
 devices and saves W and b of each (``{name}{count}_W``, ``{name}{count}_b``).
+
+  XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+      python dense_split_worker.py OUT.npz ID PORT
+
+is process ID of 2 (gloo on 127.0.0.1:PORT): it holds only its block of the
+corpus (`BOUNDS`, unequal) and trains `PROCESS_CONFIG` on all 4 devices.
 """
 
 import os
@@ -28,6 +34,9 @@ CONFIGS = {
     'adam_sigmoid': (dict(name='adam', learning_rate=0.3),
                      dict(loss='sigmoid'), False),
 }
+# The 2-process run: process 0 holds documents 0..84, process 1 85..120.
+BOUNDS = (0, 85, NUM_DOCS)
+PROCESS_CONFIG = 'momentum_l2_weights'
 
 
 def data():
@@ -42,15 +51,19 @@ def data():
   return x, y, weights, multi_hot
 
 
-def fit(name, mesh=None):
-  """(W, b) of config ``name`` trained on the dense path over ``mesh``."""
+def fit(name, mesh=None, rows=None):
+  """(W, b) of config ``name`` trained on the dense path over ``mesh``, on
+  documents ``rows`` (default all)."""
   from test_train import config
   from test_train import fit as fit_options
   opt, train, weighted = CONFIGS[name]
   x, y, weights, multi_hot = data()
+  if rows is not None:
+    x, y = x.take(rows), y[rows]
+    weights, multi_hot = weights[rows], multi_hot[rows]
   kw = {f'optimizer__{k}': v for k, v in opt.items()}
   kw.update({f'train__{k}': v for k, v in train.items()})
-  cfg = config(train__update='dense', train__batch_size=5,
+  cfg = config(train__update_path='dense', train__batch_size=5,
                train__epochs=3, optimizer__schedule='constant', **kw)
   labels = multi_hot if train.get('loss') == 'sigmoid' else y
   r = fit_options(x, labels, cfg, mesh=mesh,
@@ -71,5 +84,20 @@ def main(out):
   np.savez(out, **arrays)
 
 
+def process(out, pid, port):
+  from linjax.engine import distributed
+  distributed.initialize(f'127.0.0.1:{port}', 2, int(pid))
+  import jax
+  import numpy as np
+  assert jax.device_count() == 4, jax.devices()
+  pid = int(pid)
+  W, b = fit(PROCESS_CONFIG, rows=np.arange(BOUNDS[pid], BOUNDS[pid + 1]))
+  np.savez(out, W=W, b=b)
+  jax.distributed.shutdown()
+
+
 if __name__ == '__main__':
-  main(sys.argv[1])
+  if len(sys.argv) > 2:
+    process(*sys.argv[1:])
+  else:
+    main(sys.argv[1])

@@ -15,6 +15,7 @@ JAX has one device) is trained here.
 """
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,19 @@ import dense_split_worker  # pylint: disable=g-import-not-at-top
 W_RTOL = 1e-5   # relative to max |W|: float summation order at most
 
 
+def _env(devices):
+  env = dict(os.environ)
+  env['PYTHONPATH'] = os.pathsep.join([os.path.dirname(HERE), HERE])
+  env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
+  return env
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
 def _one_device(name):
   mesh = (None if jax.device_count() == 1 else
           distributed.make_mesh(jax.devices()[:1]))
@@ -45,11 +59,8 @@ class DenseSplitTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     out = os.path.join(tempfile.mkdtemp(), 'dense.npz')
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join([os.path.dirname(HERE), HERE])
-    env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=8'
     subprocess.run([sys.executable, WORKER, out], check=True, timeout=300,
-                   env=env)
+                   env=_env(8))
     with np.load(out) as z:
       cls.runs = dict(z)
     cls.want = {name: _one_device(name) for name in dense_split_worker.CONFIGS}
@@ -79,6 +90,36 @@ class DenseSplitTest(absltest.TestCase):
                                       what)
         np.testing.assert_array_equal(self.runs[f'{name}{count}_b'], want_b,
                                       what)
+
+  def test_two_processes_of_unequal_shards(self):
+    # 2 gloo processes x 2 devices on 127.0.0.1, each holding only its
+    # block of the corpus (85 and 36 documents): the 1-device model.
+    d = tempfile.mkdtemp()
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, WORKER, os.path.join(d, f'p{i}.npz'), str(i),
+         str(port)], env=_env(2), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT) for i in range(2)]
+    try:
+      logs = [p.communicate(timeout=240)[0].decode() for p in procs]
+    finally:
+      for p in procs:
+        if p.poll() is None:
+          p.kill()
+          p.wait()
+    for p, log in zip(procs, logs):
+      self.assertEqual(p.returncode, 0, log[-3000:])
+    want_W, want_b = self.want[dense_split_worker.PROCESS_CONFIG]
+    for i in range(2):
+      with np.load(os.path.join(d, f'p{i}.npz')) as z:
+        W, b = z['W'], z['b']
+      self.assertLess(np.abs(W - want_W).max(),
+                      W_RTOL * np.abs(want_W).max(), f'process {i}')
+      self.assertLess(np.abs(b - want_b).max(),
+                      W_RTOL * max(np.abs(want_b).max(), 1.0), f'process {i}')
+      if jax.default_backend() == 'cpu':
+        np.testing.assert_array_equal(W, want_W, f'process {i}')
+        np.testing.assert_array_equal(b, want_b, f'process {i}')
 
 
 if __name__ == '__main__':
