@@ -42,6 +42,9 @@ def define_config_flag(help_text: str) -> None:
   ml_collections reads the overrides from sys.argv while defining the flag
   when the default config is used; an unknown key then exits with one line.
   """
+  renamed = config_check.renamed_flag(sys.argv)
+  if renamed:   # ml_collections would fail on it with a confusing message
+    sys.exit(f'error: {renamed}')
   try:
     config_flags.DEFINE_config_file('config', DEFAULT_CONFIG, help_text,
                                     lock_config=True)
@@ -64,6 +67,9 @@ def parse_flags(argv):
   if any(a in HELP_FLAGS for a in argv[1:]):
     print_help()
     sys.exit(0)
+  renamed = config_check.renamed_flag(argv)
+  if renamed:
+    sys.exit(f'error: {renamed}')
   try:
     return FLAGS(argv)
   except flags.Error as e:

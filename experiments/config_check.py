@@ -41,6 +41,10 @@ SECTIONS = {'features': FeaturizerOptions, 'optimizer': OptimizerOptions,
             'train': TrainOptions}
 RUNNER_KEYS = {'train': ('gradcheck', 'compile_cache', 'keep_checkpoints',
                          'remove_checkpoints')}
+# Keys that were renamed: old 'section.key' -> new. An old config file that
+# sets one gets a one-line error naming the new key (never silently used):
+# ``train.update`` clashed with ``ConfigDict.update``, so no flag could set it.
+RENAMED_KEYS = {'train.update': 'train.update_path'}
 
 
 class RunOptions(NamedTuple):
@@ -62,6 +66,10 @@ def _options(config) -> tuple[dict, list]:
   built, problems = {}, []
   for name, cls in SECTIONS.items():
     values = _section(config, name)
+    for old, new in RENAMED_KEYS.items():
+      if old.startswith(name + '.') and old.split('.', 1)[1] in values:
+        problems.append(f'{old} was renamed: use --config.{new} (same '
+                        f'values), got {values.pop(old.split(".", 1)[1])!r}')
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -98,6 +106,17 @@ def _present(config, section: str, keys) -> types.SimpleNamespace:
   """The keys of ``config[section]`` among ``keys`` that are set."""
   node = config[section] if section in config else {}
   return types.SimpleNamespace(**{k: node[k] for k in keys if k in node})
+
+
+def renamed_flag(argv) -> str | None:
+  """The one-line error for a ``--config.<old key>`` among ``argv`` (see
+  `RENAMED_KEYS`), or None."""
+  for arg in argv:
+    key = arg.split('=', 1)[0]
+    if key.startswith('--config.') and key[len('--config.'):] in RENAMED_KEYS:
+      return (f'{key} was renamed: use '
+              f'--config.{RENAMED_KEYS[key[len("--config."):]]} (same values)')
+  return None
 
 
 def _is_glob(path: str) -> bool:

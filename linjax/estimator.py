@@ -97,7 +97,7 @@ _F, _O, _T = FeaturizerOptions(), OptimizerOptions(), TrainOptions()
 FEATURE_PARAMS = tuple(f.name for f in dataclasses.fields(FeaturizerOptions))
 # Estimator parameter -> option field, where the names differ.
 _OPTIMIZER_RENAMED = {'optimizer': 'name'}
-_TRAIN_RENAMED = {'random_state': 'seed'}
+_TRAIN_RENAMED = {'random_state': 'seed', 'update': 'update_path'}
 OPTIMIZER_PARAMS = ('optimizer', 'learning_rate', 'schedule', 'momentum',
                     'warmup_fraction', 'decay_rate', 'weight_decay',
                     'clip_norm')
@@ -163,7 +163,7 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
                clip_norm=_O.clip_norm, batch_size=_T.batch_size,
                token_budget=_T.token_budget, docs_per_step=_T.docs_per_step,
                epochs=_T.epochs, max_steps=_T.max_steps, l2=_T.l2,
-               update=_T.update, random_state=_T.seed, class_weight=None):
+               update=_T.update_path, random_state=_T.seed, class_weight=None):
     self.lowercase = lowercase
     self.tokenizer = tokenizer
     self.ngrams = ngrams

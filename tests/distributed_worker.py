@@ -30,10 +30,10 @@ def cfg_for(name):
   common = dict(train__batch_size=5, train__l2=0.01)
   if name == 'adam':
     return config(optimizer__name='adam', optimizer__learning_rate=0.05,
-                  train__update='sparse', **common)
+                  train__update_path='sparse', **common)
   if name == 'dense':
-    return config(train__update='dense', **common)
-  return config(train__update='sparse', **common)
+    return config(train__update_path='dense', **common)
+  return config(train__update_path='sparse', **common)
 
 
 def data():

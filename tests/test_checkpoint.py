@@ -102,7 +102,7 @@ class ResumeTest(absltest.TestCase):
   def test_resume_gives_the_uninterrupted_model(self):
     x, y = corpus(seed=11)
     opts = options(OptimizerOptions(name='adam', learning_rate=0.05),
-                   epochs=4, l2=0.01, update='sparse', patience=3)
+                   epochs=4, l2=0.01, update_path='sparse', patience=3)
     full = train.fit(x, y, C, val_x=x, val_y=y, **opts)
     d = tempfile.mkdtemp()
 

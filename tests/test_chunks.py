@@ -45,7 +45,7 @@ class ChunkTest(parameterized.TestCase):
   @parameterized.product(opt=OPTIMIZERS, update=['sparse', 'dense'])
   def test_padded_last_chunk_is_bit_identical(self, opt, update):
     x, y = corpus(seed=31)
-    cfg = config(train__update=update, train__l2=0.01, **opt[1])
+    cfg = config(train__update_path=update, train__l2=0.01, **opt[1])
     whole, whole_losses, g = run_epochs(cfg, x, y, chunk_steps=64)
     self.assertLess(g, 64)   # one call an epoch, its tail padded
     for k in (5, g):          # several calls, the last one padded; no padding
@@ -83,7 +83,7 @@ class PrecompileTest(absltest.TestCase):
 
   def test_precompile_then_fit_compiles_nothing(self):
     x, y = corpus(seed=33)
-    cfg = config(train__epochs=2, train__update='sparse')
+    cfg = config(train__epochs=2, train__update_path='sparse')
     chunks.clear_cache()
     before = chunks.TRACE_COUNTS['epoch']
     precompile(cfg, F, C).result()
@@ -143,7 +143,7 @@ class PrecompileTest(absltest.TestCase):
     x, y = corpus(seed=37, max_len=40)
     longest = int(x.row_lengths().max())
     for update in ('sparse', 'dense'):
-      cfg = config(train__epochs=2, train__update=update)
+      cfg = config(train__epochs=2, train__update_path=update)
       chunks.clear_cache()
       plain = fit(x, y, cfg)
       chunks.clear_cache()

@@ -22,7 +22,7 @@ BAD = [
     ('features.tokenizer', 'bpe', 'must be one of'),
     ('features.normalize', 'l1', 'must be one of'),
     ('data.format', 'xml', 'must be one of'),
-    ('train.update', 'lazy', 'must be one of'),
+    ('train.update_path', 'lazy', 'must be one of'),
     ('train.metric', 'auc', 'must be one of'),
     ('data.val_fraction', 1.0, 'fraction in [0, 1), got 1.0'),
     ('data.val_fraction', -0.1, 'fraction in [0, 1)'),

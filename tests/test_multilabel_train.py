@@ -125,7 +125,7 @@ class SigmoidFitTest(parameterized.TestCase):
                             ('dense', 0.0), ('dense', 0.01))
   def test_sgd_matches_dense_reference(self, update, l2):
     x, Y = corpus()
-    opts = options(update=update, l2=l2)
+    opts = options(update_path=update, l2=l2)
     got = fit(x, Y, opts)
     self.assertEqual(got.update, update)
     want = reference_sgd(x, Y, opts)
@@ -138,8 +138,8 @@ class SigmoidFitTest(parameterized.TestCase):
     row path and the dense jax.grad path train the same model."""
     x, Y = corpus(seed=1)
     kw = dict(opt_name='adagrad', opt_learning_rate=0.3)
-    dense = fit(x, Y, options(update='dense', **kw)).params
-    sparse = fit(x, Y, options(update='sparse', **kw)).params
+    dense = fit(x, Y, options(update_path='dense', **kw)).params
+    sparse = fit(x, Y, options(update_path='sparse', **kw)).params
     np.testing.assert_allclose(sparse.W, dense.W, atol=1e-5)
     np.testing.assert_allclose(sparse.b, dense.b, atol=1e-5)
 

@@ -37,7 +37,7 @@ def _stop_after(epoch):
 def test_a_run_resumes_with_another_split_of_its_steps(tmp_path, first, then):
   x, y = corpus(n=61, seed=5)
   opts = config(train__epochs=4, train__checkpoint_every=1,
-                train__update='sparse', train__l2=0.01)
+                train__update_path='sparse', train__l2=0.01)
   want = fit(x, y, opts, num_shards=1).params
   with pytest.raises(_Stop):
     fit(x, y, opts, num_shards=first, checkpoint_dir=str(tmp_path),

@@ -92,11 +92,11 @@ class SpilledStepsTest(parameterized.TestCase):
 class SpilledTrainingTest(parameterized.TestCase):
 
   @parameterized.parameters(
-      dict(train__update='sparse'),
-      dict(train__update='sparse', train__l2=0.01, optimizer__name='adam',
+      dict(train__update_path='sparse'),
+      dict(train__update_path='sparse', train__l2=0.01, optimizer__name='adam',
            optimizer__learning_rate=0.05),
-      dict(train__update='dense', train__l2=0.01),
-      dict(train__update='sparse', train__class_weight='balanced',
+      dict(train__update_path='dense', train__l2=0.01),
+      dict(train__update_path='sparse', train__class_weight='balanced',
            train__steps_per_call=3))
   def test_spilled_run_is_the_in_memory_run(self, **overrides):
     x, y = _corpus(150, seed=5)
@@ -112,14 +112,14 @@ class SpilledTrainingTest(parameterized.TestCase):
   def test_spilled_split_steps_and_multi_label(self):
     x, y = _corpus(150, seed=6)
     mesh = distributed.make_mesh(jax.devices()[:1])
-    cfg = config(train__update='sparse', train__batch_size=5)
+    cfg = config(train__update_path='sparse', train__batch_size=5)
     want = fit(x, y, cfg, mesh=mesh, num_shards=3)
     got, spilled = _spilled_fit(x, y, cfg, mesh=mesh, num_shards=3)
     self.assertEqual(spilled, 1)
     np.testing.assert_array_equal(got.params.W, want.params.W)
     multi_hot = np.eye(3, dtype=np.uint8)[y]
     multi_hot[::3, 1] = 1
-    cfg = config(train__loss='sigmoid', train__update='sparse')
+    cfg = config(train__loss='sigmoid', train__update_path='sparse')
     want = fit(x, multi_hot, cfg)
     got, spilled = _spilled_fit(x, multi_hot, cfg)
     self.assertEqual(spilled, 1)

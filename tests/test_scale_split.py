@@ -266,7 +266,7 @@ class SubBatchTrainingTest(parameterized.TestCase):
     multi_hot = np.eye(3, dtype=np.uint8)[y]
     multi_hot[::4, 0] = 1   # some documents have two labels
     cfg = config(train__loss='sigmoid', train__batch_size=5,
-                 train__update='sparse')
+                 train__update_path='sparse')
     mesh = distributed.make_mesh(jax.devices()[:1])
     want = fit(x, multi_hot, cfg, mesh=mesh).params
     got = fit(x, multi_hot, cfg, mesh=mesh, num_shards=4).params

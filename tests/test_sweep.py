@@ -22,13 +22,13 @@ class SweepTest(absltest.TestCase):
   def test_grid_matches_separate_fits_and_picks_best(self):
     x, y = corpus(seed=21)
     xv, yv = corpus(n=30, seed=22)
-    cfg = config(train__update='sparse')
+    cfg = config(train__update_path='sparse')
     lrs, l2s = [0.05, 1.0], [0.0, 0.02]
     result = sweep(x, y, cfg, lrs, l2s, xv, yv)
     self.assertLen(result.grid, 4)
     separate = {}
     for point in result.grid:
-      one = config(train__update='sparse', optimizer__learning_rate=point['lr'],
+      one = config(train__update_path='sparse', optimizer__learning_rate=point['lr'],
                    train__l2=point['l2'])
       r = fit(x, y, one, val_x=xv, val_y=yv)
       separate[(point['lr'], point['l2'])] = r.history[-1]['val_accuracy']

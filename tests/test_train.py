@@ -141,7 +141,7 @@ class FitTest(parameterized.TestCase):
       ('sparse', 0.01, 0.05), ('dense', 0.01, 0.05))
   def test_sgd_matches_dense_reference(self, update, l2, weight_decay):
     x, y = corpus()
-    cfg = config(train__update=update, train__l2=l2,
+    cfg = config(train__update_path=update, train__l2=l2,
                  optimizer__weight_decay=weight_decay)
     got = fit(x, y, cfg)
     self.assertEqual(got.update, update)
@@ -154,7 +154,7 @@ class FitTest(parameterized.TestCase):
     x, y = corpus()
     w = np.random.default_rng(8).uniform(0.0, 3.0, len(y))
     w[::7] = 0.0   # weight 0: no loss, but counts in the batch mean
-    cfg = config(train__update=update, train__l2=0.01)
+    cfg = config(train__update_path=update, train__l2=0.01)
     got = fit(x, y, cfg, sample_weight=w)
     want = reference_sgd(x, y, cfg, weights=w)
     np.testing.assert_allclose(got.params.W, want.W, atol=2e-6)
@@ -179,7 +179,7 @@ class FitTest(parameterized.TestCase):
     x, y = corpus()
     # Constant lr 0.9 and l2 0.5 shrink W by 0.1 per step: the global scale
     # would underflow within the run, so V absorbs it every few steps.
-    cfg = config(train__update='sparse', train__l2=0.5,
+    cfg = config(train__update_path='sparse', train__l2=0.5,
                  optimizer__learning_rate=0.9, optimizer__schedule='constant')
     got = fit(x, y, cfg)
     want = reference_sgd(x, y, cfg)
@@ -192,8 +192,8 @@ class FitTest(parameterized.TestCase):
     kw = dict(optimizer__name=name, optimizer__learning_rate=0.1)
     if name == 'sgd_momentum':
       kw.update(optimizer__name='sgd', optimizer__momentum=0.9)
-    dense = fit(x, y, config(train__update='dense', **kw)).params
-    sparse = fit(x, y, config(train__update='sparse', **kw)).params
+    dense = fit(x, y, config(train__update_path='dense', **kw)).params
+    sparse = fit(x, y, config(train__update_path='sparse', **kw)).params
     if name == 'adagrad':   # documented exact: zero gradient, zero change
       np.testing.assert_allclose(sparse.W, dense.W, atol=1e-5)
     else:                   # documented lazy: same model, not the same bits
@@ -212,7 +212,7 @@ class FitTest(parameterized.TestCase):
     kw = dict(optimizer__name=name, optimizer__learning_rate=0.05)
     if name == 'sgd_momentum':
       kw.update(optimizer__name='sgd', optimizer__momentum=0.9)
-    cfg = config(train__update='sparse', **kw)
+    cfg = config(train__update_path='sparse', **kw)
     got = fit(x, y, cfg).params
     tc, oc = cfg.training, cfg.optimizer
     packed = packing.pack(x, y, token_budget=tc.token_budget,
@@ -253,7 +253,7 @@ class FitTest(parameterized.TestCase):
 
   def test_lazy_l2_shrinks_touched_rows_only(self):
     x, y = corpus()
-    cfg = config(optimizer__name='adagrad', train__update='sparse',
+    cfg = config(optimizer__name='adagrad', train__update_path='sparse',
                  train__l2=0.5, train__epochs=1)
     unused = np.setdiff1d(np.arange(F), x.ids)
     init = model.Params(np.ones((F, C), np.float32), np.zeros(C, np.float32))
@@ -265,9 +265,9 @@ class FitTest(parameterized.TestCase):
     x, y = corpus(seed=3)
     chunk_program.clear_cache()
     before = chunk_program.TRACE_COUNTS['epoch']
-    fit(x, y, config(train__epochs=4, train__update='sparse'))
+    fit(x, y, config(train__epochs=4, train__update_path='sparse'))
     self.assertEqual(chunk_program.TRACE_COUNTS['epoch'] - before, 1)
-    fit(x, y, config(train__epochs=4, train__update='sparse'))
+    fit(x, y, config(train__epochs=4, train__update_path='sparse'))
     self.assertEqual(chunk_program.TRACE_COUNTS['epoch'] - before, 1)
 
   def test_deterministic(self):
@@ -323,7 +323,7 @@ class FitTest(parameterized.TestCase):
       ('train.epochs', dict(train__epochs=-1)),
       ('train.patience', dict(train__patience=-1)),
       ('train.l2', dict(train__l2=-0.1)),
-      ('train.update', dict(train__update='fast')),
+      ('train.update_path', dict(train__update_path='fast')),
       ('train.metric', dict(train__metric='f1')),
       ('optimizer.learning_rate', dict(optimizer__learning_rate=-1.0)),
       ('optimizer.name', dict(optimizer__name='lbfgs')),

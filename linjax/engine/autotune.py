@@ -152,8 +152,8 @@ class _Search:
     # Fixed across rungs: the update path of the full F (as fit would
     # choose) and a slot budget that fits the longest document.
     self.training = dataclasses.replace(
-        training, update=step_lib.choose_update(training.update,
-                                                x.num_features),
+        training, update_path=step_lib.choose_update(training.update_path,
+                                                     x.num_features),
         token_budget=packing.slot_budget(training.token_budget, longest),
         patience=0, checkpoint_every=0)
     self.optimizer = optimizer

@@ -101,7 +101,8 @@ class TrainOptions:
     patience: early stopping after this many epochs without a better
       validation ``metric`` (the best epoch's params are returned); 0: off.
     metric: accuracy | loss, the validation metric of early stopping.
-    update: auto | sparse | dense; auto is dense for F <= 4096 features.
+    update_path: auto | sparse | dense, how a step updates W (sparse: only
+      the rows its documents touch); auto is dense for F <= 4096 features.
     checkpoint_every: epochs between checkpoints (with a checkpoint_dir);
       0: none.
     steps_per_call: K, steps per call of the compiled program (its shapes
@@ -131,7 +132,7 @@ class TrainOptions:
   seed: int = 0
   patience: int = 0
   metric: str = 'accuracy'
-  update: str = 'auto'
+  update_path: str = 'auto'
   checkpoint_every: int = 1
   steps_per_call: int = 128
   class_weight: str = 'none'
@@ -149,7 +150,7 @@ class TrainOptions:
     c.integer('seed', lo=0)
     c.integer('patience', lo=0)
     c.choice('metric', METRICS)
-    c.choice('update', UPDATES)
+    c.choice('update_path', UPDATES)
     c.integer('checkpoint_every', lo=0)
     c.integer('steps_per_call', lo=1)
     c.choice('class_weight', CLASS_WEIGHTS)
