@@ -148,9 +148,12 @@ def comment_docs(source: str) -> dict:
 
 # What a key holds, where its comment in default.py says only its default.
 _WHAT = {'data.train': 'the training data: a TSV (label<TAB>text header), '
-                       'CSV, JSONL or fastText file, or a folder of class '
+                       'CSV, JSONL or fastText file, a glob of such files '
+                       "(quoted, e.g. 'part-*.tsv': several files, or the "
+                       "parts of a multi-process run), or a folder of class "
                        'folders;',
-         'data.test': 'the test data, likewise;'}
+         'data.test': 'the test data, likewise (a file, a glob of files or '
+                      'a folder);'}
 
 
 def config_help(config_path: str = DEFAULT_CONFIG) -> str:
