@@ -3,8 +3,9 @@
 `train.batch_size` and `train.token_budget` describe one global step, so the
 same options give the same steps (the same documents in each) whatever the
 number of devices, and the sparse step sums their gradients in the 1-device
-order: plain SGD gives the 1-device W bit for bit. Adam's update and the
-dense path (a psum) may round differently: W within 1e-4 relative. The
+order: plain SGD gives the 1-device W bit for bit. Adam's update may round
+differently: W within 1e-4 relative (the dense path, computed in the 1-device
+order, is bit for bit: tests/test_dense_split.py). The
 multi-device runs are subprocesses (tests/distributed_worker.py): the device
 count is fixed when JAX starts, and jax.distributed needs a process per host.
 The 1-device reference is trained here.
