@@ -198,7 +198,8 @@ def test_defaults_are_the_options_defaults():
   for cls in (FeaturizerOptions, OptimizerOptions, TrainOptions):
     fields.update({(cls, f.name): f.default for f in dataclasses.fields(cls)})
   renamed = {(OptimizerOptions, 'name'): 'optimizer',
-             (TrainOptions, 'seed'): 'random_state'}
+             (TrainOptions, 'seed'): 'random_state',
+             (TrainOptions, 'update_path'): 'update'}
   # Options the estimator leaves out (see linjax/estimator.py's docstring).
   # train.class_weight ('none' | 'balanced') gives way to the estimator's
   # own class_weight (None | 'balanced' | dict).
