@@ -93,3 +93,25 @@ def test_numpy_losses_match_the_jax_losses_and_stay_finite():
                             _corpus(rng, np.array([2, 0]), 3))
   np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-6)
   np.testing.assert_allclose(p[1], 1 / 3, rtol=1e-6)   # an empty document
+
+
+def test_a_corpus_on_disk_scores_as_in_memory(tmp_path, monkeypatch):
+  """The out-of-core runner validates on a CsrStore: scored chunk by chunk,
+  the same numbers as the CsrFeatures it holds (chunks cut mid-corpus)."""
+  from linjax.text import csr_store  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(1)
+  x = _corpus(rng, rng.integers(0, 20, 120), 53)
+  store = csr_store.CsrStore(53, parent=str(tmp_path))
+  for lo in range(0, 120, 25):
+    store.append(x.take(np.arange(lo, min(lo + 25, 120))))
+  original_chunks = csr_store.CsrStore.chunks
+  monkeypatch.setattr(csr_store.CsrStore, 'chunks',
+                      lambda self: original_chunks(self, max_entries=100))
+  W = rng.normal(size=(53, 4)).astype(np.float32)
+  b = rng.normal(size=4).astype(np.float32)
+  try:
+    np.testing.assert_array_equal(
+        scoring.logits_scaled(W, np.float32(0.5), b, store, 16),
+        scoring.logits_scaled(W, np.float32(0.5), b, x, 16))
+  finally:
+    store.close()

@@ -95,6 +95,12 @@ def _host_logits(W: np.ndarray, b: np.ndarray | None, x: CsrFeatures,
   document's sum is the same whatever the blocks.
   """
   out = np.zeros((x.num_docs, W.shape[1]), np.float32)
+  if not isinstance(x, CsrFeatures):
+    # A corpus on disk (linjax.text.csr_store.CsrStore, the out-of-core
+    # runner's validation split): its consecutive chunks, read in order.
+    for first, part in x.chunks():
+      out[first:first + part.num_docs] = _host_logits(W, b, part, batch_size)
+    return out
   if b is not None:
     out[:] = b
   indptr = x.indptr
