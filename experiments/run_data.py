@@ -167,6 +167,15 @@ class ValidationRun(NamedTuple):
   featurize_seconds: float
 
 
+def enable_compile_cache(config) -> None:
+  """JAX's persistent compilation cache as ``train.compile_cache`` says
+  ('auto': the XDG cache folder; empty: off; linjax/engine/compile_cache.py)."""
+  if config.train.compile_cache:
+    from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
+    chunk_program.enable_compile_cache(
+        os.path.expanduser(config.train.compile_cache))
+
+
 def featurise_for_validation(config, workdir: str,
                              purpose: str) -> ValidationRun:
   """Validates ``config`` (which must carve a validation split), creates
@@ -181,6 +190,7 @@ def featurise_for_validation(config, workdir: str,
         f'on validation), got 0')
   from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
   os.makedirs(workdir, exist_ok=True)
+  enable_compile_cache(config)
   splits = load_splits(config)
   start = time.perf_counter()
   featurizer = Featurizer.from_options(options.features)

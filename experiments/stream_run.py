@@ -24,6 +24,7 @@ import numpy as np
 from experiments import config_check
 from experiments import console
 from experiments import finish_run
+from experiments import run_data
 from experiments import stream_data
 from experiments import workdir as workdir_lib
 
@@ -63,11 +64,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   from experiments import run_checks  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
   from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
-  from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
 
-  if config.train.compile_cache:
-    chunk_program.enable_compile_cache(
-        os.path.expanduser(config.train.compile_cache))
+  run_data.enable_compile_cache(config)
   folder = tempfile.mkdtemp(prefix='.stream-', dir=workdir)
   try:
     stage.phase = 'reading and featurising the data'

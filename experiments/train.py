@@ -51,6 +51,7 @@ from experiments import console
 from experiments import finish_run
 from experiments import multilabel_run
 from experiments import multiprocess_run
+from experiments import run_data
 from experiments import workdir as workdir_lib
 
 # Re-exported: the other runners and benchmarks/ take these from here.
@@ -153,12 +154,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   from experiments import run_checks  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
   from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
-  from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
   from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
 
-  if config.train.compile_cache:
-    chunk_program.enable_compile_cache(
-        os.path.expanduser(config.train.compile_cache))
+  run_data.enable_compile_cache(config)
   stage.phase = 'reading the data'
   start = time.perf_counter()
   source = config.data.train or 'the demo corpus'

@@ -77,8 +77,9 @@ def test_unusable_folder_warns_once_and_stays_off(tmp_path, caplog):
   assert float(jax.jit(lambda a: a + 1)(1.0)) == 2.0
 
 
-def _train(tmp_path, env_changes, name):
-  """Runs experiments.train on a small TSV with the default compile_cache."""
+def _train(tmp_path, env_changes, name, runner='train', extra=()):
+  """Runs experiments.train (or another runner that trains) on a small TSV
+  with the default compile_cache."""
   import subprocess
   import sys
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,11 +93,19 @@ def _train(tmp_path, env_changes, name):
   env.pop(compile_cache.ENV)
   env.update(env_changes)
   return subprocess.run(
-      [sys.executable, '-m', 'experiments.train',
+      [sys.executable, '-m', f'experiments.{runner}',
        '--config=experiments/configs/default.py',
        f'--config.data.train={data}', '--config.train.epochs=1',
-       '--config.train.gradcheck=False', f'--workdir={tmp_path / name}'],
+       '--config.train.gradcheck=False', f'--workdir={tmp_path / name}',
+       *extra],
       capture_output=True, text=True, cwd=root, env=env, timeout=300)
+
+
+def test_autotune_uses_the_cache_too(tmp_path):
+  proc = _train(tmp_path, {'XDG_CACHE_HOME': str(tmp_path / 'xdg')}, 'tune',
+                runner='autotune', extra=('--time_budget=3',))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert os.listdir(tmp_path / 'xdg' / 'linjax' / 'jax')
 
 
 def test_runner_caches_in_the_xdg_folder_by_default(tmp_path):
