@@ -15,7 +15,6 @@ JAX has one device) is trained here.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,21 +29,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, 'dense_split_worker.py')
 sys.path.insert(0, HERE)
 import dense_split_worker  # pylint: disable=g-import-not-at-top
+from localhost import child_env  # pylint: disable=g-import-not-at-top
+from localhost import free_port  # pylint: disable=g-import-not-at-top
 
 W_RTOL = 1e-5   # relative to max |W|: float summation order at most
-
-
-def _env(devices):
-  env = dict(os.environ)
-  env['PYTHONPATH'] = os.pathsep.join([os.path.dirname(HERE), HERE])
-  env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
-  return env
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
 
 
 def _one_device(name):
@@ -60,7 +48,7 @@ class DenseSplitTest(absltest.TestCase):
     super().setUpClass()
     out = os.path.join(tempfile.mkdtemp(), 'dense.npz')
     subprocess.run([sys.executable, WORKER, out], check=True, timeout=300,
-                   env=_env(8))
+                   env=child_env(8))
     with np.load(out) as z:
       cls.runs = dict(z)
     cls.want = {name: _one_device(name) for name in dense_split_worker.CONFIGS}
@@ -95,10 +83,10 @@ class DenseSplitTest(absltest.TestCase):
     # 2 gloo processes x 2 devices on 127.0.0.1, each holding only its
     # block of the corpus (85 and 36 documents): the 1-device model.
     d = tempfile.mkdtemp()
-    port = _free_port()
+    port = free_port()
     procs = [subprocess.Popen(
         [sys.executable, WORKER, os.path.join(d, f'p{i}.npz'), str(i),
-         str(port)], env=_env(2), stdout=subprocess.PIPE,
+         str(port)], env=child_env(2), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT) for i in range(2)]
     try:
       logs = [p.communicate(timeout=240)[0].decode() for p in procs]

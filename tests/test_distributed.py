@@ -12,7 +12,6 @@ The 1-device reference is trained here.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,23 +26,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, 'distributed_worker.py')
 sys.path.insert(0, HERE)
 import distributed_worker  # pylint: disable=g-import-not-at-top
+from localhost import child_env  # pylint: disable=g-import-not-at-top
+from localhost import free_port  # pylint: disable=g-import-not-at-top
 
 W_RTOL = 1e-4      # relative to max |W|: float summation order only
 ACC_TOL = 0.002
-
-
-def _env(**extra):
-  env = dict(os.environ)
-  env['PYTHONPATH'] = os.pathsep.join([os.path.dirname(HERE), HERE])
-  env.pop('XLA_FLAGS', None)
-  env.update(extra)
-  return env
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
 
 
 def _one_device(name):
@@ -73,7 +60,7 @@ class SameModelTest(absltest.TestCase):
     out = os.path.join(tempfile.mkdtemp(), 'devices.npz')
     subprocess.run(
         [sys.executable, WORKER, 'devices', out], check=True, timeout=300,
-        env=_env(XLA_FLAGS='--xla_force_host_platform_device_count=8'))
+        env=child_env(8))
     with np.load(out) as z:
       for name in distributed_worker.CONFIGS:
         want = _one_device(name)
@@ -85,11 +72,11 @@ class SameModelTest(absltest.TestCase):
 
   def test_two_processes_of_unequal_shards_train_the_one_device_model(self):
     d = tempfile.mkdtemp()
-    port = _free_port()
+    port = free_port()
     procs = [subprocess.Popen(
         [sys.executable, WORKER, 'process', str(i), '2', str(port),
          os.path.join(d, f'p{i}.npz')],
-        env=_env(XLA_FLAGS='--xla_force_host_platform_device_count=2'),
+        env=child_env(2),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
     try:
       logs = [p.communicate(timeout=240)[0].decode() for p in procs]

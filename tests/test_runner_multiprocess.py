@@ -10,7 +10,6 @@ W equal within float summation order, and the test accuracy equal.
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 
@@ -21,6 +20,8 @@ from linjax import saved_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tests'))
+from localhost import child_env  # pylint: disable=g-import-not-at-top,wrong-import-position
+from localhost import free_port  # pylint: disable=g-import-not-at-top,wrong-import-position
 from test_runners import assert_one_line_error  # pylint: disable=g-import-not-at-top,wrong-import-position
 from test_runners import COMMON  # pylint: disable=g-import-not-at-top,wrong-import-position
 from test_runners import WORDS  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -48,31 +49,17 @@ def _write_noisy_tsv(path, n, seed):
   return path
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-
-
-def _env():
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT))
-  for name in ('XLA_FLAGS', 'JAX_COORDINATOR_ADDRESS', 'JAX_NUM_PROCESSES',
-               'JAX_PROCESS_ID'):
-    env.pop(name, None)
-  return env
-
-
 def _train(*args):
   return [sys.executable, '-m', 'experiments.train', *map(str, args)]
 
 
 def _run_two(args, timeout=240):
   """Both processes of a 2-process run: [(returncode, stdout, stderr)]."""
-  port = _free_port()
+  port = free_port()
   procs = [subprocess.Popen(
       _train(*args, f'--coordinator_address=127.0.0.1:{port}',
              '--num_processes=2', f'--process_id={i}'),
-      cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
       text=True) for i in range(2)]
   try:
     outputs = [p.communicate(timeout=timeout) for p in procs]
@@ -102,7 +89,7 @@ def test_two_runner_processes_train_the_one_process_model(corpus):
                    '--config.data.max_per_class=120']
   # The 1-process reference runs meanwhile (much of a run is waiting).
   one = subprocess.Popen(_train(*args, f'--workdir={base / "one"}'), cwd=ROOT,
-                         env=_env(), stdout=subprocess.DEVNULL,
+                         env=child_env(), stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
   try:
     (rc0, out0, err0), (rc1, out1, err1) = _run_two(
@@ -160,7 +147,7 @@ def test_a_bad_line_in_one_part_stops_both_processes(corpus):
 def test_a_bad_cluster_flag_fails_in_one_line(tmp_path):
   proc = subprocess.run(_train('--num_processes=2', '--process_id=0',
                                f'--workdir={tmp_path / "w"}'),
-                        cwd=ROOT, env=_env(), capture_output=True, text=True,
+                        cwd=ROOT, env=child_env(), capture_output=True, text=True,
                         timeout=120)
   assert_one_line_error(proc, '--coordinator_address', '--num_processes')
 

@@ -1,0 +1,30 @@
+"""For tests that start JAX processes on this machine (127.0.0.1 only)."""
+
+import os
+import socket
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+_CLUSTER_VARIABLES = ('XLA_FLAGS', 'JAX_COORDINATOR_ADDRESS',
+                      'JAX_NUM_PROCESSES', 'JAX_PROCESS_ID')
+
+
+def free_port() -> int:
+  """A TCP port free on 127.0.0.1 now (a coordinator's)."""
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def child_env(devices: int | None = None, **extra) -> dict:
+  """The environment of a child process: CPU JAX with ``devices`` devices
+  (None: JAX's one), the repository and tests/ importable, and none of this
+  process's cluster variables (a child joins only the cluster it is told)."""
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             PYTHONPATH=os.pathsep.join([ROOT, TESTS]))
+  for name in _CLUSTER_VARIABLES:
+    env.pop(name, None)
+  if devices:
+    env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
+  env.update(extra)
+  return env
