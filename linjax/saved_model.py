@@ -47,6 +47,9 @@ one as version 2 once you have decided to trust it.
 
 `save` writes into a temporary sibling directory and renames it into place, so
 a crash leaves either the old model or the new one, never half of one.
+
+The loaded model's predictions are in linjax/loaded_model.py (`SavedModel`)
+and the checks `load` makes on each file in linjax/model_file_checks.py.
 """
 
 from __future__ import annotations
@@ -59,131 +62,23 @@ import os
 import pathlib
 import shutil
 import tempfile
-from typing import Any
 
 import numpy as np
 
 from linjax import compact_model
 from linjax import model_digest
+from linjax import model_file_checks
 from linjax import tensor_file
+from linjax.loaded_model import SavedModel
 from linjax.model_digest import KEY_ENV  # pylint: disable=unused-import
 from linjax.model_digest import ModelFileError
+from linjax.model_file_checks import ARRAY_FILE
+from linjax.model_file_checks import FORMAT
+from linjax.model_file_checks import MANIFEST
 
-FORMAT = 'linjax.saved_model'
 FORMAT_VERSION = 3
-READS = (2, 3)   # versions `load` reads
-MANIFEST = 'model.json'
-ARRAY_FILE = 'arrays.safetensors'
 LOSSES = ('softmax', 'sigmoid')
-DEFAULT_THRESHOLD = 0.5   # a multi-label model saved without its own
 PRECISIONS = compact_model.PRECISIONS
-_REQUIRED = {1: ('arrays', 'labels', 'featurizer'),
-             2: ('arrays', 'labels', 'featurizer', 'loss', 'digest'),
-             3: ('arrays', 'weights', 'labels', 'featurizer', 'loss',
-                 'digest')}
-_NPY_ARRAYS = ('W', 'b')  # versions 1 and 2
-
-
-@dataclasses.dataclass
-class SavedModel:
-  """A loaded model: what `predict`-style callers need.
-
-  params: `linjax.Params` of float32 numpy arrays, W [F, C] and b [C] (a
-    compact model's rows expanded, dequantised).
-  featurizer: the fitted `linjax.text.Featurizer`.
-  label_map: `linjax.data.LabelMap` with C names.
-  config: the training config as a plain dict.
-  meta: the whole manifest (versions, shapes, checksums, digest, extra).
-  loss: 'softmax' (one class per document) or 'sigmoid' (multi-label).
-  """
-
-  params: Any
-  featurizer: Any
-  label_map: Any
-  config: dict
-  meta: dict
-  loss: str = 'softmax'
-
-  @property
-  def precision(self) -> str:
-    """How W was stored: float32 | float16 | int8 (float32 before v3)."""
-    return self.meta.get('weights', {}).get('precision', 'float32')
-
-  def predict_proba(self, texts) -> np.ndarray:
-    """float32 [N, C] class probabilities of raw ``texts`` (N strings).
-
-    Softmax rows sum to 1; with the sigmoid loss each column is that label's
-    own probability.
-    """
-    from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
-    x = self.featurizer.transform(texts)
-    if self.loss == 'sigmoid':
-      z = np.asarray(scoring.predict_logits(self.params, x), np.float64)
-      return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)
-    return np.asarray(scoring.predict_proba(self.params, x))
-
-  @property
-  def threshold(self) -> float | None:
-    """A multi-label model's threshold: the one saved with it (the runner
-    tunes it on validation, ``extra.threshold``) or 0.5; None for softmax."""
-    if self.loss != 'sigmoid':
-      return None
-    value = ((self.meta or {}).get('extra') or {}).get('threshold')
-    return DEFAULT_THRESHOLD if value is None else float(value)
-
-  def predict(self, texts) -> list:
-    """The model's prediction for each of the N ``texts``.
-
-    Softmax: the most probable label name (a str). Sigmoid (multi-label):
-    the document's label set, `predict_sets` with the saved threshold, a
-    tuple of names (maybe empty), best first; what a tag model predicts,
-    as scikit-learn's one-vs-rest ``predict`` gives label sets, never one
-    forced label. For the single best tag use ``predict_sets(texts,
-    threshold=0, top_k=1)``.
-    """
-    if self.loss == 'sigmoid':
-      return self.predict_sets(texts)
-    return self.label_map.decode(np.argmax(self.predict_proba(texts), axis=1))
-
-  def predict_sets(self, texts, threshold: float | None = None,
-                   top_k: int | None = None) -> list[tuple[str, ...]]:
-    """Each text's labels: those with probability >= threshold, best first.
-
-    Only for multi-label (sigmoid) models: softmax probabilities compete
-    for one label, so a threshold on them is not a label set (`predict`).
-
-    Args:
-      texts: N raw strings.
-      threshold: in [0, 1]; None: the model's (`threshold`).
-      top_k: at most this many labels per text (None: all that pass).
-
-    Returns:
-      N tuples of label names; empty where no label reaches the threshold.
-    """
-    from linjax.analysis import multilabel_metrics  # pylint: disable=g-import-not-at-top
-    if self.loss != 'sigmoid':
-      raise ValueError("predict_sets needs a multi-label model (loss "
-                       f"'sigmoid'); this one was trained with {self.loss!r}:"
-                       ' use predict (one label per text) or predict_proba.')
-    if threshold is None:
-      threshold = self.threshold
-    if isinstance(threshold, bool) or not (
-        isinstance(threshold, (int, float, np.floating)) and
-        0.0 <= threshold <= 1.0):
-      raise ValueError(f'threshold must be a number in [0, 1] or None (the '
-                       f'model\'s {self.threshold:g}), got {threshold!r}.')
-    names = self.label_map.to_list()
-    ranked = multilabel_metrics.ranked_labels(self.predict_proba(texts),
-                                              float(threshold), top_k)
-    return [tuple(names[i] for i in ids) for ids in ranked]
-
-
-def _sha256(path: pathlib.Path) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 def jsonable(value):
@@ -327,131 +222,6 @@ def save(path, params, featurizer, label_map, config=None,
 # -- load ---------------------------------------------------------------------
 
 
-def _read_manifest(path: pathlib.Path, versions=READS) -> dict:
-  file = path / MANIFEST
-  if not path.is_dir():
-    raise ModelFileError(f'{path}: no saved model here (not a directory)')
-  if not file.is_file():
-    raise ModelFileError(f'{file}: missing; {path} is not a saved model')
-  try:
-    with open(file, encoding='utf-8') as f:
-      manifest = json.load(f)
-  except (UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise ModelFileError(f'{file}: not valid JSON (truncated or altered?): '
-                         f'{e}') from None
-  if not isinstance(manifest, dict) or manifest.get('format') != FORMAT:
-    raise ModelFileError(f'{file}: not a linjax saved model (format is '
-                         f'{manifest.get("format") if isinstance(manifest, dict) else None!r}, '
-                         f'expected {FORMAT!r})')
-  found = manifest.get('format_version')
-  if found == 1 and 1 not in versions:
-    raise ModelFileError(
-        f'{file}: format version 1 has no integrity digest (saved by an older '
-        f'linjax); retrain, or if you trust it run once: python -c "from '
-        f'linjax import saved_model; saved_model.upgrade(\'{path}\')"')
-  if found not in versions:
-    reads = ' and '.join(str(v) for v in versions)
-    raise ModelFileError(f'{file}: unsupported format version {found!r}; '
-                         f'this linjax reads version {reads}' +
-                         (' (a newer linjax saved it: upgrade linjax)'
-                          if isinstance(found, int) and found > max(READS)
-                          else ''))
-  for key in _REQUIRED[found]:
-    if key not in manifest:
-      raise ModelFileError(f'{file}: missing key {key!r}')
-  return manifest
-
-
-def _file_entry(path: pathlib.Path, name: str, entry) -> pathlib.Path:
-  """The checked array file of a manifest entry (size and SHA-256)."""
-  if not isinstance(entry, dict):
-    raise ModelFileError(f'{path / MANIFEST}: bad entry for array {name!r}')
-  file = path / str(entry.get('file', ''))
-  if not entry.get('file') or file.parent != path:
-    raise ModelFileError(f'{path / MANIFEST}: bad file entry for array '
-                         f'{name!r}')
-  if not file.is_file():
-    raise ModelFileError(f'{file}: missing')
-  size = file.stat().st_size
-  if size != entry.get('bytes'):
-    raise ModelFileError(f'{file}: truncated or altered: {size} bytes, '
-                         f'expected {entry.get("bytes")}')
-  return file
-
-
-def _checksum(file: pathlib.Path, found: str, want) -> None:
-  if found != want:
-    raise ModelFileError(f'{file}: checksum mismatch (SHA-256 {found[:12]}..., '
-                         f'expected {str(want)[:12]}...)')
-
-
-def _load_npy(path: pathlib.Path, name: str, entry) -> np.ndarray:
-  """One array of a version 1 or 2 model (a .npy file)."""
-  file = _file_entry(path, name, entry)
-  _checksum(file, _sha256(file), entry.get('sha256'))
-  try:
-    array = np.load(file, allow_pickle=False)
-  except (ValueError, OSError, EOFError) as e:
-    raise ModelFileError(f'{file}: unreadable array: {e}') from None
-  if list(array.shape) != list(entry.get('shape', [])):
-    raise ModelFileError(f'{file}: wrong shape {list(array.shape)}, '
-                         f'expected {entry.get("shape")}')
-  if str(array.dtype) != entry.get('dtype'):
-    raise ModelFileError(f'{file}: wrong dtype {array.dtype}, expected '
-                         f'{entry.get("dtype")}')
-  return array
-
-
-def _load_npy_arrays(path: pathlib.Path, manifest: dict) -> dict:
-  entries = manifest['arrays']
-  arrays = {}
-  for name in _NPY_ARRAYS:
-    if not isinstance(entries, dict) or name not in entries:
-      raise ModelFileError(f'{path / MANIFEST}: no entry for array {name!r}')
-    arrays[name] = _load_npy(path, name, entries[name])
-  return arrays
-
-
-def _load_tensor_file(path: pathlib.Path, manifest: dict) -> dict:
-  """The arrays of a version 3 model, checked against the manifest."""
-  entry = manifest['arrays']
-  file = _file_entry(path, ARRAY_FILE, entry)
-  raw = file.read_bytes()
-  _checksum(file, hashlib.sha256(raw).hexdigest(), entry.get('sha256'))
-  try:
-    arrays, _ = tensor_file.decode(raw, str(file))
-  except tensor_file.TensorFileError as e:
-    raise ModelFileError(str(e)) from None
-  listed = entry.get('tensors')
-  if not isinstance(listed, dict):
-    raise ModelFileError(f'{path / MANIFEST}: bad tensors entry for '
-                         f'{ARRAY_FILE}')
-  found = {k: dict(dtype=str(v.dtype), shape=list(v.shape))
-           for k, v in arrays.items()}
-  if found != listed:
-    names = sorted(set(found) ^ set(listed)) or sorted(
-        k for k in found if found[k] != listed[k])
-    raise ModelFileError(f'{file}: its arrays do not match model.json\'s '
-                         f'list (first difference: {names[0]!r})')
-  return arrays
-
-
-def _weights(file: pathlib.Path, manifest: dict, arrays: dict) -> np.ndarray:
-  """W [F, C] float32 of a version 3 model."""
-  entry = manifest['weights']
-  try:
-    shape = [int(d) for d in entry['shape']]
-    precision, int8_scale = entry['precision'], entry['int8_scale']
-    if precision != 'int8' and int8_scale is None:
-      int8_scale = 'row'  # unused
-    compact_model.check_precision(precision, int8_scale)
-    if len(shape) != 2 or entry['rows'] != arrays['W.row_ids'].shape[0]:
-      raise ValueError(f'shape {shape} / rows {entry["rows"]} do not fit')
-    return compact_model.expand_weights(arrays, shape, precision, int8_scale)
-  except (KeyError, TypeError, ValueError) as e:
-    raise ModelFileError(f'{file}: bad weights: {e}') from None
-
-
 def load(path) -> SavedModel:
   """Reads and verifies a model directory written by `save`.
 
@@ -469,15 +239,16 @@ def load(path) -> SavedModel:
   from linjax.text import featurizer as text  # pylint: disable=g-import-not-at-top
   path = pathlib.Path(path)
   manifest_file = path / MANIFEST
-  manifest = _read_manifest(path)
+  manifest = model_file_checks.read_manifest(path)
   model_digest.verify(manifest_file, manifest)
   featurizer_json = manifest['featurizer']
   if manifest['format_version'] == 2:
-    arrays = _load_npy_arrays(path, manifest)
+    arrays = model_file_checks.load_npy_arrays(path, manifest)
     W, b = arrays['W'], arrays['b']
   else:
-    arrays = _load_tensor_file(path, manifest)
-    W, b = _weights(manifest_file, manifest, arrays), arrays.get('b')
+    arrays = model_file_checks.load_tensor_file(path, manifest)
+    W = model_file_checks.dense_weights(manifest_file, manifest, arrays)
+    b = arrays.get('b')
     if b is None:
       raise ModelFileError(f'{path / ARRAY_FILE}: no array \'b\'')
     try:
@@ -543,8 +314,8 @@ def upgrade(path) -> pathlib.Path:
     The directory path.
   """
   path = pathlib.Path(path)
-  manifest = _read_manifest(path, versions=(1,))
-  _load_npy_arrays(path, manifest)
+  manifest = model_file_checks.read_manifest(path, versions=(1,))
+  model_file_checks.load_npy_arrays(path, manifest)
   manifest.update(format_version=2, loss='softmax')
   manifest['digest'] = model_digest.digest(manifest)
   fd, tmp = tempfile.mkstemp(prefix=f'.{MANIFEST}.tmp-', dir=path)
