@@ -17,13 +17,15 @@
   unscaled features pass a smaller one, or ``optimizer='adam'``.
 
 Prediction takes the kind ``fit`` saw. Anything else gets scikit-learn's
-errors (`validate_data`, `check_classification_targets`, `check_is_fitted`).
+errors (`validate_data`, `check_classification_targets`, `check_is_fitted`);
+`linjax.estimator_inputs` converts and checks X, y and the weights.
 
 Every parameter is an explicit keyword of ``__init__`` (no logic there, so
 `get_params`/`set_params`/`clone`/`GridSearchCV` just work) whose default is
 the library's, read from the options dataclasses. `fit` validates them all in
 one place by building those options; a bad value raises `ConfigError` naming
-the parameter. The mapping (estimator parameter -> option field):
+the parameter. The mapping (estimator parameter -> option field; it lives
+in `linjax.estimator_options`):
 
   lowercase, tokenizer, ngrams, buckets, min_count, max_vocab, min_df,
   shape_ngrams, weighting, normalize  -> FeaturizerOptions (texts only)
@@ -58,62 +60,34 @@ single coefficient vector is our ``W[:, 1] - W[:, 0]``).
 
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
-import numbers
-import re
 
 import numpy as np
 
 try:
-  import scipy.sparse as sp
   from scipy import special
   from sklearn.base import BaseEstimator
   from sklearn.base import ClassifierMixin
-  from sklearn.utils.class_weight import compute_class_weight
-  from sklearn.utils.multiclass import check_classification_targets
-  from sklearn.utils.multiclass import type_of_target
-  from sklearn.utils.validation import check_array
-  from sklearn.utils.validation import check_consistent_length
   from sklearn.utils.validation import check_is_fitted
-  from sklearn.utils.validation import check_random_state
   from sklearn.utils.validation import column_or_1d
-  from sklearn.utils.validation import validate_data
 except ImportError as e:  # pragma: no cover
   raise ImportError('linjax.estimator needs scikit-learn >= 1.6: pip install '
                     'scikit-learn') from e
 
-from linjax.core.errors import ConfigError
 from linjax.engine import training as engine
-from linjax.engine.options import check_decay
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
 from linjax.engine.scoring import predict_logits
+from linjax.estimator_inputs import features_of
+from linjax.estimator_inputs import is_multilabel_indicator
+from linjax.estimator_inputs import multilabel_targets
+from linjax.estimator_inputs import sample_weights
+from linjax.estimator_inputs import targets
+from linjax.estimator_options import estimator_options
 from linjax.text.csr import CsrFeatures
-from linjax.text.featurizer import Featurizer
 from linjax.text.featurizer_options import FeaturizerOptions
 
 _F, _O, _T = FeaturizerOptions(), OptimizerOptions(), TrainOptions()
-FEATURE_PARAMS = tuple(f.name for f in dataclasses.fields(FeaturizerOptions))
-# Estimator parameter -> option field, where the names differ.
-_OPTIMIZER_RENAMED = {'optimizer': 'name'}
-_TRAIN_RENAMED = {'random_state': 'seed', 'update': 'update_path'}
-OPTIMIZER_PARAMS = ('optimizer', 'learning_rate', 'schedule', 'momentum',
-                    'warmup_fraction', 'decay_rate', 'weight_decay',
-                    'clip_norm')
-TRAIN_PARAMS = ('batch_size', 'token_budget', 'docs_per_step', 'epochs',
-                'max_steps', 'l2', 'update', 'random_state')
-_PARAM_OF_FIELD = {
-    **{f'features.{p}': p for p in FEATURE_PARAMS},
-    **{f'optimizer.{_OPTIMIZER_RENAMED.get(p, p)}': p
-       for p in OPTIMIZER_PARAMS},
-    **{f'train.{_TRAIN_RENAMED.get(p, p)}': p for p in TRAIN_PARAMS}}
-
-
-def _parameter_names(message: str) -> str:
-  """``optimizer.name must ...`` -> ``optimizer must ...`` (our names)."""
-  return re.sub(r'\b(?:features|optimizer|train)\.\w+',
-                lambda m: _PARAM_OF_FIELD.get(m.group(0), m.group(0)), message)
 
 
 class LinjaxClassifier(ClassifierMixin, BaseEstimator):
@@ -201,144 +175,6 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     tags.classifier_tags.multi_label = True
     return tags
 
-  # -- validation (the one place) ------------------------------------------
-
-  def _options(self):
-    """(FeaturizerOptions, OptimizerOptions, TrainOptions) of the parameters.
-
-    Raises:
-      ConfigError: naming every bad parameter (as the estimator names it).
-    """
-    seed, problems = self.random_state, []
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-      try:  # None or a RandomState: draw the seed from it
-        seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
-      except ValueError:
-        problems.append('random_state must be an int >= 0, None or a '
-                        f'numpy RandomState, got {seed!r}')
-        seed = 0
-    args = [
-        (FeaturizerOptions, {p: getattr(self, p) for p in FEATURE_PARAMS}),
-        (OptimizerOptions, {_OPTIMIZER_RENAMED.get(p, p): getattr(self, p)
-                            for p in OPTIMIZER_PARAMS}),
-        (TrainOptions, {**{_TRAIN_RENAMED.get(p, p): getattr(self, p)
-                           for p in TRAIN_PARAMS}, 'seed': seed,
-                        'patience': 0, 'checkpoint_every': 0})]
-    options = []
-    for cls, kwargs in args:
-      try:
-        options.append(cls(**kwargs))
-      except ConfigError as e:
-        problems += e.problems
-    weights = self.class_weight
-    if not (weights is None or isinstance(weights, collections.abc.Mapping)
-            or (isinstance(weights, str) and weights == 'balanced')):
-      problems.append("class_weight must be None, 'balanced' or a dict "
-                      f'{{label: weight}}, got {weights!r}')
-    if not problems:
-      try:
-        check_decay(options[1], options[2].l2)
-      except ConfigError as e:
-        problems += e.problems
-    if problems:
-      problems = [_parameter_names(p) for p in problems]
-      raise ConfigError([f'{type(self).__name__}: {problems[0]}'] +
-                        problems[1:])
-    return tuple(options)
-
-  def _targets(self, y, n: int) -> np.ndarray:
-    """[N] labels: column vectors ravelled (with a warning), type checked."""
-    if y is None:
-      raise ValueError(f'{type(self).__name__} requires y to be passed, but '
-                       'the target y is None.')
-    y = column_or_1d(y, warn=True)
-    check_consistent_length(np.empty((n, 0)), y)
-    check_classification_targets(y)
-    return y
-
-  def _multilabel_targets(self, y, n: int) -> np.ndarray | None:
-    """uint8 [N, C] of a multilabel-indicator y (dense or sparse), else
-    None (single-label y, for `_targets`)."""
-    if not _is_multilabel_indicator(y):
-      return None
-    Y = y.toarray() if sp.issparse(y) else np.asarray(y)
-    check_consistent_length(np.empty((n, 0)), Y)
-    if self.class_weight is not None:
-      raise ValueError(f'{type(self).__name__}: class_weight is for '
-                       'single-label y; with a multi-label y (2-D 0/1) pass '
-                       'class_weight=None (sample_weight works).')
-    self._y_dtype = Y.dtype
-    return (Y != 0).astype(np.uint8)
-
-  def _sample_weights(self, sample_weight, y_index: np.ndarray,
-                      partial: bool = False):
-    """float32 [N] sample_weight times class_weight, or None."""
-    n = y_index.shape[0]
-    weights = None
-    if sample_weight is not None:
-      if isinstance(sample_weight, numbers.Number):
-        sample_weight = np.full(n, sample_weight)
-      weights = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
-                            input_name='sample_weight')
-      if weights.shape != (n,):
-        raise ValueError(f'sample_weight.shape == {weights.shape}, '
-                         f'expected ({n},)!')
-      if (weights < 0).any():
-        raise ValueError('Negative values in data passed to sample_weight.')
-    if self.class_weight is not None:
-      if partial and isinstance(self.class_weight, str):
-        raise ValueError("class_weight 'balanced' is not supported by "
-                         'partial_fit (a batch does not show the class '
-                         'frequencies); pass a dict, e.g. from '
-                         'sklearn.utils.class_weight.compute_class_weight.')
-      per_class = compute_class_weight(
-          self.class_weight, classes=self.classes_,
-          y=self.classes_[y_index], sample_weight=weights)
-      if (np.asarray(per_class) < 0).any():
-        raise ValueError(f'class_weight must be >= 0, got '
-                         f'{self.class_weight!r}.')
-      base = np.ones(n) if weights is None else weights
-      # A class whose samples all weigh 0 gets an infinite 'balanced' weight.
-      weights = np.where(base == 0, 0.0, base * per_class[y_index])
-    if weights is None:
-      return None
-    if not weights.any():
-      raise ValueError('Sample weights must contain at least one non-zero '
-                       'number.')
-    return weights.astype(np.float32)
-
-  # -- X: texts or a feature matrix ----------------------------------------
-
-  def _features(self, X, features: FeaturizerOptions | None = None):
-    """CsrFeatures [N, F] of X; with ``features``, (re)fits on X first."""
-    if isinstance(X, collections.abc.Iterator):
-      X = list(X)
-    texts = _as_texts(X)
-    name = type(self).__name__
-    if features is not None:  # fitting: the kind of X is decided here.
-      for attr in ('n_features_in_', 'feature_names_in_'):
-        self.__dict__.pop(attr, None)
-      if texts is not None:
-        self.featurizer_ = Featurizer.from_options(features)
-        return self.featurizer_.fit_transform(texts)
-      self.featurizer_ = None
-      return _csr(validate_data(self, X, accept_sparse=('csr', 'csc'),
-                                dtype=(np.float64, np.float32)))
-    check_is_fitted(self)
-    if self.featurizer_ is not None:
-      if texts is None:
-        raise ValueError(f'{name} was fitted on texts: X must be texts too '
-                         f'(a 1-D sequence of str), got {_kind(X)}.')
-      return self.featurizer_.transform(texts)
-    if texts is not None:
-      raise ValueError(
-          f'{name} was fitted on a feature matrix of {self.n_features_in_} '
-          'columns, not on texts: fit it on texts, or put a vectorizer '
-          '(e.g. TfidfVectorizer) before it in a Pipeline.')
-    return _csr(validate_data(self, X, reset=False,
-                              accept_sparse=('csr', 'csc'),
-                              dtype=(np.float64, np.float32)))
-
   # -- training ------------------------------------------------------------
 
   def fit(self, X, y, sample_weight=None):
@@ -354,26 +190,26 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     Returns:
       self.
     """
-    features, optimizer, training = self._options()
+    features, optimizer, training = estimator_options(self)
     for attr in ('classes_', 'params_', 'fit_result_', 'n_iter_',
                  'multilabel_'):
       self.__dict__.pop(attr, None)
-    x = self._features(X, features)
-    Y = self._multilabel_targets(y, x.num_docs)
+    x = features_of(self, X, features)
+    Y = multilabel_targets(self, y, x.num_docs)
     self.multilabel_ = Y is not None
     if self.multilabel_:
       self.classes_ = np.arange(Y.shape[1])
-      weights = self._sample_weights(sample_weight, np.zeros(Y.shape[0], int))
+      weights = sample_weights(self, sample_weight, np.zeros(Y.shape[0], int))
       return self._train(x, Y, weights, optimizer,
                          dataclasses.replace(training, loss='sigmoid'),
                          init=None)
-    y = self._targets(y, x.num_docs)
+    y = targets(self, y, x.num_docs)
     classes, y_index = np.unique(y, return_inverse=True)
     if classes.shape[0] < 2:
       raise ValueError(f'{type(self).__name__} needs at least two classes; '
                        f'y holds one class: {classes[0]!r}.')
     self.classes_ = classes
-    weights = self._sample_weights(sample_weight, y_index)
+    weights = sample_weights(self, sample_weight, y_index)
     return self._train(x, y_index, weights, optimizer, training, init=None)
 
   def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -399,9 +235,9 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     Returns:
       self.
     """
-    features, optimizer, training = self._options()
+    features, optimizer, training = estimator_options(self)
     first = not hasattr(self, 'params_')
-    if getattr(self, 'multilabel_', False) or _is_multilabel_indicator(y):
+    if getattr(self, 'multilabel_', False) or is_multilabel_indicator(y):
       raise ValueError(f'{type(self).__name__}.partial_fit takes single-label '
                        'y; for a multi-label y (2-D 0/1) use fit.')
     if first:
@@ -412,7 +248,7 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
       if all_classes.shape[0] < 2:
         raise ValueError(f'{type(self).__name__} needs at least two classes; '
                          f'classes holds one class: {all_classes[0]!r}.')
-      x = self._features(X, features)
+      x = features_of(self, X, features)
       self.classes_ = all_classes
       self.multilabel_ = False
     else:
@@ -420,14 +256,14 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
           np.unique(column_or_1d(classes)), self.classes_):
         raise ValueError(f'classes={classes!r} is not the same as on the '
                          f'first call to partial_fit ({self.classes_!r}).')
-      x = self._features(X)
-    y = self._targets(y, x.num_docs)
+      x = features_of(self, X)
+    y = targets(self, y, x.num_docs)
     unknown = np.setdiff1d(y, self.classes_)
     if unknown.size:
       raise ValueError(f'y holds labels not in classes: {unknown.tolist()} '
                        f'(classes: {self.classes_.tolist()}).')
     y_index = np.searchsorted(self.classes_, y)
-    weights = self._sample_weights(sample_weight, y_index, partial=True)
+    weights = sample_weights(self, sample_weight, y_index, partial=True)
     # One pass per call, and the step's shape fixed by token_budget (not by
     # each batch's mean length), so every call reuses one compiled program.
     return self._train(x, y_index, weights, optimizer,
@@ -453,7 +289,7 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
 
   def _logits(self, X) -> np.ndarray:
     """float64 [N, C] scores ``x W + b``."""
-    x = self._features(X)
+    x = features_of(self, X)
     return np.asarray(predict_logits(self.params_, x), np.float64)
 
   def decision_function(self, X) -> np.ndarray:
@@ -514,56 +350,3 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
       return b[1:] - b[:1]
     return b
 
-
-def _is_multilabel_indicator(y) -> bool:
-  """Whether y is scikit-learn's multilabel-indicator (2-D, 0/1)."""
-  if y is None:
-    return False
-  try:
-    return type_of_target(y) == 'multilabel-indicator'
-  except ValueError:   # not a target at all: `_targets` says why
-    return False
-
-
-def _as_texts(X) -> list | None:
-  """X as a list of str if it is texts (a 1-D sequence of str), else None."""
-  if isinstance(X, (str, bytes)):
-    raise ValueError('Iterable over raw text documents expected, string '
-                     'object received.')
-  if sp.issparse(X):
-    return None
-  if hasattr(X, 'shape') and hasattr(X, 'dtype'):  # numpy, pandas
-    if len(X.shape) != 1 or getattr(X.dtype, 'kind', '') not in 'OUT':
-      return None
-    items = X.tolist()
-  elif isinstance(X, (list, tuple)):
-    items = X
-  else:
-    return None
-  strings = [isinstance(t, str) for t in items]
-  if items and all(strings):
-    return list(items)
-  if any(strings):
-    i = strings.index(False)
-    raise ValueError(f'X mixes texts and other values: X[{i}] is '
-                     f'{type(items[i]).__name__}; texts must all be str.')
-  return None
-
-
-def _kind(X) -> str:
-  shape = getattr(X, 'shape', None)
-  return f'{type(X).__name__} of shape {shape}' if shape else type(
-      X).__name__
-
-
-def _csr(X) -> CsrFeatures:
-  """A validated numeric matrix (dense or CSR/CSC) as CsrFeatures."""
-  if sp.issparse(X):
-    X = X.tocsr()
-    if not X.has_canonical_format:  # duplicates: sum them, on a copy
-      X = X.copy()
-      X.sum_duplicates()
-  else:
-    X = sp.csr_array(X)
-  return CsrFeatures(X.indptr.astype(np.int64), X.indices.astype(np.int32),
-                     X.data.astype(np.float32), int(X.shape[1]))
