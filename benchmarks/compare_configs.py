@@ -40,17 +40,28 @@ from benchmarks import config_overrides
 from experiments import config_check
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('data_dir', None, 'Folder of corpora, each NAME/train.tsv.')
-flags.DEFINE_list('corpora', [], 'Corpora to use; empty: all in --data_dir.')
-flags.DEFINE_integer('splits', 3, 'Validation splits per corpus (seeds 0..).')
-flags.DEFINE_float('val_fraction', 0.15, 'Validation share of train.tsv.')
-flags.DEFINE_string('variants', '', "';'-separated variants, each ','-"
-                    "separated section.key=value overrides of the default.")
-flags.DEFINE_list('peers', [], 'Also score these peers of benchmarks/peers.py '
-                  '(sklearn_sgd, fasttext, sklearn_lbfgs; pip install -e '
-                  '".[bench]").')
-flags.DEFINE_bool('sklearn_sgd', False, 'Short for --peers=sklearn_sgd.')
-flags.DEFINE_string('out', '', 'JSONL file: one row per (corpus, variant).')
+
+
+def define_flags() -> None:
+  """The command's flags; defined only when run as a program, so that tests
+  and other tools can import this module beside benchmarks.benchmark (which
+  defines --data_dir too)."""
+  flags.DEFINE_string('data_dir', None,
+                      'Folder of corpora, each NAME/train.tsv.')
+  flags.DEFINE_list('corpora', [],
+                    'Corpora to use; empty: all in --data_dir.')
+  flags.DEFINE_integer('splits', 3,
+                       'Validation splits per corpus (seeds 0..).')
+  flags.DEFINE_float('val_fraction', 0.15, 'Validation share of train.tsv.')
+  flags.DEFINE_string('variants', '', "';'-separated variants, each ','-"
+                      "separated section.key=value overrides of the default.")
+  flags.DEFINE_list('peers', [], 'Also score these peers of '
+                    'benchmarks/peers.py (sklearn_sgd, fasttext, '
+                    'sklearn_lbfgs; pip install -e ".[bench]").')
+  flags.DEFINE_bool('sklearn_sgd', False, 'Short for --peers=sklearn_sgd.')
+  flags.DEFINE_string('out', '',
+                      'JSONL file: one row per (corpus, variant).')
+
 
 SKLEARN = 'sklearn_sgd'
 
@@ -223,4 +234,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
