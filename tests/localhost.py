@@ -28,3 +28,24 @@ def child_env(devices: int | None = None, **extra) -> dict:
     env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
   env.update(extra)
   return env
+
+
+def run_together(commands, env: dict, timeout: float = 240) -> list[str]:
+  """Starts every command at once (the processes of one run), waits for all
+  and returns each one's output (stdout and stderr). A process still running
+  after ``timeout`` seconds, or left by an error, is killed. Fails, with the
+  end of its output, if any process exits non-zero."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT) for c in commands]
+  try:
+    logs = [p.communicate(timeout=timeout)[0].decode() for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+        p.wait()
+  for i, (p, log) in enumerate(zip(procs, logs)):
+    assert p.returncode == 0, (
+        f'process {i} exited {p.returncode}:\n{log[-3000:]}')
+  return logs

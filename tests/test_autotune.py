@@ -48,13 +48,19 @@ def _texts(n, seed, noise=0.35):
   return texts, np.asarray(labels, np.int32)
 
 
-@pytest.fixture(scope='module')
-def corpus():
-  train_texts, train_y = _texts(240, 0)
-  val_texts, val_y = _texts(90, 1)
+def _featurised(make_texts):
+  """(train x, train labels, validation x, validation labels) of 240 and 90
+  documents drawn by ``make_texts(n, seed)``."""
+  train_texts, train_y = make_texts(240, 0)
+  val_texts, val_y = make_texts(90, 1)
   featurizer = Featurizer(ngrams=1, buckets=2**12, shape_ngrams=0, min_df=1)
   return (featurizer.fit_transform(train_texts), train_y,
           featurizer.transform(val_texts), val_y)
+
+
+@pytest.fixture(scope='module')
+def corpus():
+  return _featurised(_texts)
 
 
 OPTIONS = autotune.AutotuneOptions(num_configs=6, brackets=1, epochs=(1, 3),
@@ -83,16 +89,21 @@ def test_choice_is_reproducible_with_a_seed(corpus):
   assert [t['lr'] for t in other.trials] != [t['lr'] for t in a.trials]
 
 
+def _refit(best: dict, x, y, options: TrainOptions):
+  """A plain `fit` of a trial's configuration (learning rate, L2, epochs)."""
+  return training.fit(
+      x, y, 3, optimizer=OptimizerOptions(learning_rate=best['lr']),
+      training=dataclasses.replace(options, l2=best['l2'],
+                                   epochs=best['epochs'], checkpoint_every=0))
+
+
 def test_chosen_model_is_what_fit_trains(corpus):
   """The winner's params are a plain fit of its configuration (all rows of
   W, same seed and options), and its validation accuracy is that model's."""
   result = _tune(corpus)
   best = result.best
   x, y, vx, vy = corpus
-  fit = training.fit(
-      x, y, 3, optimizer=OptimizerOptions(learning_rate=best['lr']),
-      training=dataclasses.replace(TRAINING, l2=best['l2'],
-                                   epochs=best['epochs'], checkpoint_every=0))
+  fit = _refit(best, x, y, TRAINING)
   np.testing.assert_allclose(result.params.W, fit.params.W, rtol=2e-5,
                              atol=2e-6)
   np.testing.assert_allclose(result.params.b, fit.params.b, rtol=2e-5,
@@ -179,11 +190,7 @@ def _tagged(n, seed):
 
 @pytest.fixture(scope='module')
 def tagged_corpus():
-  train_texts, train_Y = _tagged(240, 0)
-  val_texts, val_Y = _tagged(90, 1)
-  featurizer = Featurizer(ngrams=1, buckets=2**12, shape_ngrams=0, min_df=1)
-  return (featurizer.fit_transform(train_texts), train_Y,
-          featurizer.transform(val_texts), val_Y)
+  return _featurised(_tagged)
 
 
 def test_sigmoid_loss_chooses_by_p_at_1_and_matches_fit(tagged_corpus):
@@ -196,10 +203,7 @@ def test_sigmoid_loss_chooses_by_p_at_1_and_matches_fit(tagged_corpus):
   assert [_key(t) for t in result.trials] == [_key(t) for t in again.trials]
   best = result.best
   x, Y, vx, vY = tagged_corpus
-  fit = training.fit(
-      x, Y, 3, optimizer=OptimizerOptions(learning_rate=best['lr']),
-      training=dataclasses.replace(sigmoid, l2=best['l2'],
-                                   epochs=best['epochs'], checkpoint_every=0))
+  fit = _refit(best, x, Y, sigmoid)
   np.testing.assert_allclose(result.params.W, fit.params.W, rtol=2e-5,
                              atol=2e-6)
   z = vx.to_dense() @ fit.params.W + fit.params.b

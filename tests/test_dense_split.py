@@ -31,6 +31,7 @@ sys.path.insert(0, HERE)
 import dense_split_worker  # pylint: disable=g-import-not-at-top
 from localhost import child_env  # pylint: disable=g-import-not-at-top
 from localhost import free_port  # pylint: disable=g-import-not-at-top
+from localhost import run_together  # pylint: disable=g-import-not-at-top
 
 W_RTOL = 1e-5   # relative to max |W|: float summation order at most
 
@@ -84,19 +85,8 @@ class DenseSplitTest(absltest.TestCase):
     # block of the corpus (85 and 36 documents): the 1-device model.
     d = tempfile.mkdtemp()
     port = free_port()
-    procs = [subprocess.Popen(
-        [sys.executable, WORKER, os.path.join(d, f'p{i}.npz'), str(i),
-         str(port)], env=child_env(2), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT) for i in range(2)]
-    try:
-      logs = [p.communicate(timeout=240)[0].decode() for p in procs]
-    finally:
-      for p in procs:
-        if p.poll() is None:
-          p.kill()
-          p.wait()
-    for p, log in zip(procs, logs):
-      self.assertEqual(p.returncode, 0, log[-3000:])
+    run_together([[sys.executable, WORKER, os.path.join(d, f'p{i}.npz'),
+                   str(i), str(port)] for i in range(2)], child_env(2))
     want_W, want_b = self.want[dense_split_worker.PROCESS_CONFIG]
     for i in range(2):
       with np.load(os.path.join(d, f'p{i}.npz')) as z:

@@ -28,6 +28,7 @@ sys.path.insert(0, HERE)
 import distributed_worker  # pylint: disable=g-import-not-at-top
 from localhost import child_env  # pylint: disable=g-import-not-at-top
 from localhost import free_port  # pylint: disable=g-import-not-at-top
+from localhost import run_together  # pylint: disable=g-import-not-at-top
 
 W_RTOL = 1e-4      # relative to max |W|: float summation order only
 ACC_TOL = 0.002
@@ -73,20 +74,9 @@ class SameModelTest(absltest.TestCase):
   def test_two_processes_of_unequal_shards_train_the_one_device_model(self):
     d = tempfile.mkdtemp()
     port = free_port()
-    procs = [subprocess.Popen(
-        [sys.executable, WORKER, 'process', str(i), '2', str(port),
-         os.path.join(d, f'p{i}.npz')],
-        env=child_env(2),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
-    try:
-      logs = [p.communicate(timeout=240)[0].decode() for p in procs]
-    finally:
-      for p in procs:
-        if p.poll() is None:
-          p.kill()
-          p.wait()
-    for p, log in zip(procs, logs):
-      self.assertEqual(p.returncode, 0, log[-3000:])
+    run_together([[sys.executable, WORKER, 'process', str(i), '2', str(port),
+                   os.path.join(d, f'p{i}.npz')] for i in range(2)],
+                 child_env(2))
     want = dict(all=_one_device('adam'), one=_one_device('sgd'))
     for i in range(2):
       with np.load(os.path.join(d, f'p{i}.npz')) as z:
