@@ -235,34 +235,27 @@ def read_and_featurise(config, options, folder: str,
       featurize_seconds=count_seconds + time.perf_counter() - start)
 
 
-def _log_proba(params, part) -> np.ndarray:
-  """float64 [n, C] log-probabilities of a chunk, scored on the host with
-  numpy (no program compiled per chunk shape)."""
-  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
-  z = scoring.predict_logits(params, part).astype(np.float64)
-  z -= z.max(axis=1, keepdims=True)
-  z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
-  return z
-
-
 def evaluate(params, x, y) -> dict:
-  """dict(loss=mean NLL, accuracy) of ``x`` (a CsrStore), in chunks."""
+  """dict(loss=mean NLL, accuracy) of ``x`` (a CsrStore), chunk by chunk
+  with `scoring.evaluate` (numpy on the host: nothing compiled per chunk
+  shape), so the scores of the whole split are never held at once."""
+  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
   loss = correct = 0.0
   for lo, part in x.chunks(1 << 20):
-    logp = _log_proba(params, part)
-    yy = y[lo:lo + part.num_docs]
-    loss -= float(logp[np.arange(yy.shape[0]), yy].sum())
-    correct += float((logp.argmax(axis=1) == yy).sum())
+    part_eval = scoring.evaluate(params, part, y[lo:lo + part.num_docs])
+    loss += part_eval['loss'] * part.num_docs
+    correct += part_eval['accuracy'] * part.num_docs
   n = max(x.num_docs, 1)
   return dict(loss=loss / n, accuracy=correct / n)
 
 
 def predict_proba(params, x) -> np.ndarray:
   """float32 [N, C] class probabilities of a CsrStore, in chunks."""
+  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
   progress = console.Progress('evaluating', x.num_docs, 'documents')
   parts = []
   for lo, part in x.chunks(1 << 20):
-    parts.append(np.exp(_log_proba(params, part)).astype(np.float32))
+    parts.append(scoring.predict_proba(params, part))
     progress.update(lo + part.num_docs)
   return np.concatenate(parts)
 
