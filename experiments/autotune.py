@@ -174,9 +174,7 @@ def plot(trials: list, path: str) -> None:
 
 def run(config, workdir: str, options) -> dict:
   """The search and its outputs (see the module docstring)."""
-  from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax.engine import autotune  # pylint: disable=g-import-not-at-top
-  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
   run_options, splits, featurizer, train_x, val_x, featurize_seconds = (
       run_data.featurise_for_validation(config, workdir, 'autotune'))
   start = time.perf_counter() - featurize_seconds   # featurising + search
@@ -206,23 +204,11 @@ def run(config, workdir: str, options) -> dict:
              total_seconds=time.perf_counter() - start,
              options=dataclasses.asdict(options),
              num_train=len(splits.train_texts), num_val=len(splits.val_texts))
-  multilabel = multilabel_run.is_multilabel(searched)
-  if multilabel:
+  if multilabel_run.is_multilabel(searched):
     out['threshold'] = multilabel_run.choose_threshold(
         result.params, val_x, splits.val_y)
-  if splits.test_texts and multilabel:
-    proba = scoring.predict_proba(result.params,
-                                  featurizer.transform(splits.test_texts),
-                                  loss='sigmoid')
-    report = multilabel_run.test_results(splits.test_y, proba, names,
-                                         out['threshold'])
-    out.update({k: v for k, v in report.items() if k != 'test_report'})
-  elif splits.test_texts:
-    proba = scoring.predict_proba(result.params,
-                                  featurizer.transform(splits.test_texts))
-    report = metrics.classification_report(splits.test_y, proba, names)
-    out.update(test_accuracy=report['accuracy'],
-               test_macro_f1=report['macro_f1'])
+  out.update(run_data.test_scores(result.params, featurizer, splits,
+                                  out.get('threshold')))
   out['peak_rss_mb'] = resource.getrusage(
       resource.RUSAGE_SELF).ru_maxrss / 1024
   write_config(

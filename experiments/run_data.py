@@ -176,6 +176,30 @@ def enable_compile_cache(config) -> None:
         os.path.expanduser(config.train.compile_cache))
 
 
+def test_scores(params, featurizer, splits: Splits,
+                threshold: float | None = None) -> dict:
+  """The chosen model's test metrics for a runner that chose on validation
+  ({} without a test split): test_accuracy and test_macro_f1; multi-label
+  (``threshold`` given) P@1 as test_accuracy, micro- and macro-F1 at the
+  threshold, P@k and R@k (`multilabel_run.test_results`, less the report)."""
+  if not splits.test_texts:
+    return {}
+  from experiments import multilabel_run  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
+  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
+  names = splits.label_map.names
+  test_x = featurizer.transform(splits.test_texts)
+  if threshold is not None:
+    proba = scoring.predict_proba(params, test_x, loss='sigmoid')
+    report = multilabel_run.test_results(splits.test_y, proba, names,
+                                         threshold)
+    return {k: v for k, v in report.items() if k != 'test_report'}
+  proba = scoring.predict_proba(params, test_x)
+  report = metrics.classification_report(splits.test_y, proba, names)
+  return dict(test_accuracy=report['accuracy'],
+              test_macro_f1=report['macro_f1'])
+
+
 def featurise_for_validation(config, workdir: str,
                              purpose: str) -> ValidationRun:
   """Validates ``config`` (which must carve a validation split), creates

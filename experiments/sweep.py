@@ -75,9 +75,7 @@ def format_table(grid: list[dict], best: dict) -> str:
 
 def run(config, workdir: str, learning_rates, l2s) -> dict:
   """The sweep and its outputs (see module docstring)."""
-  from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax.engine import hyper_sweep  # pylint: disable=g-import-not-at-top
-  from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
   options, splits, featurizer, train_x, val_x, featurize_seconds = (
       run_data.featurise_for_validation(config, workdir, 'a sweep'))
   names = splits.label_map.names
@@ -97,12 +95,7 @@ def run(config, workdir: str, learning_rates, l2s) -> dict:
              featurize_seconds=featurize_seconds,
              num_train=len(splits.train_texts),
              num_val=len(splits.val_texts), config=config.to_dict())
-  if splits.test_texts:
-    proba = scoring.predict_proba(result.params,
-                                  featurizer.transform(splits.test_texts))
-    report = metrics.classification_report(splits.test_y, proba, names)
-    out.update(test_accuracy=report['accuracy'],
-               test_macro_f1=report['macro_f1'])
+  out.update(run_data.test_scores(result.params, featurizer, splits))
   table = format_table(grid, best)
   with open(os.path.join(workdir, 'sweep.json'), 'w', encoding='utf-8') as f:
     json.dump(out, f, indent=1)
