@@ -40,6 +40,22 @@ class Splits(NamedTuple):
   source: str
 
 
+def carve_indices(y: np.ndarray, dc, seed: int, split,
+                  has_test_file: bool):
+  """(train, validation, test) int64 indices into a corpus of labels ``y``:
+  a test split of ``data.test_fraction`` unless there is a test file (then
+  None), and a validation split of ``data.val_fraction`` of what remains.
+  ``split(y, fraction, seed)`` -> (keep, held out) indices. The one rule
+  of every runner path: in memory, out of core, one part per process."""
+  test_idx = None
+  if has_test_file:
+    train_idx = np.arange(y.shape[0], dtype=np.int64)
+  else:
+    train_idx, test_idx = split(y, dc.test_fraction, seed)
+  keep, val = split(y[train_idx], dc.val_fraction, seed + 1)
+  return train_idx[keep], train_idx[val], test_idx
+
+
 def carve_splits(texts, y, test, dc, seed: int, split, label_map,
                  source: str) -> Splits:
   """The train/validation/test `Splits` of a read corpus.
@@ -50,18 +66,16 @@ def carve_splits(texts, y, test, dc, seed: int, split, label_map,
   out) indices: stratified for single labels, by rarest label for
   multi-label.
   """
+  train_idx, val_idx, test_idx = carve_indices(y, dc, seed, split,
+                                               test is not None)
   if test is not None:
     test_texts, test_y = test
-    train_idx = np.arange(len(texts))
   else:
-    train_idx, test_idx = split(y, dc.test_fraction, seed)
     test_texts = [texts[i] for i in test_idx]
     test_y = y[test_idx]
-  keep, val = split(y[train_idx], dc.val_fraction, seed + 1)
   return Splits(
-      train_texts=[texts[i] for i in train_idx[keep]],
-      train_y=y[train_idx[keep]],
-      val_texts=[texts[i] for i in train_idx[val]], val_y=y[train_idx[val]],
+      train_texts=[texts[i] for i in train_idx], train_y=y[train_idx],
+      val_texts=[texts[i] for i in val_idx], val_y=y[val_idx],
       test_texts=test_texts, test_y=np.asarray(test_y, y.dtype),
       label_map=label_map, source=source)
 

@@ -102,18 +102,16 @@ def load(config, group) -> run_data.Splits:
       test = (test_part.texts,
               label_map.encode(test_part.labels, test_part.sources))
   # The 1-process splits, as global indices; then this process's documents.
-  index = run_data.carve_splits(list(range(y.shape[0])), y,
-                                None if test is None else ([], y[:0]), dc,
-                                seed, data.stratified_split, label_map,
-                                source)
+  train_idx, val_idx, test_idx = run_data.carve_indices(
+      y, dc, seed, data.stratified_split, test is not None)
 
   def own(indices):
     at = np.asarray(indices, np.int64)
     return at[(at >= first) & (at < first + len(texts))] - first
 
-  train, val = own(index.train_texts), own(index.val_texts)
+  train, val = own(train_idx), own(val_idx)
   if test is None:
-    held = own(index.test_texts)
+    held = own(test_idx)
     test = ([texts[i] for i in held.tolist()], local_y[held])
   return run_data.Splits(
       train_texts=[texts[i] for i in train.tolist()], train_y=local_y[train],

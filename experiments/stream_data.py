@@ -39,6 +39,7 @@ import numpy as np
 
 from experiments import config_check
 from experiments import console
+from experiments import run_data
 from experiments import workdir as workdir_lib
 
 # An in-memory run's peak RSS per byte of its training file (healthtweets
@@ -90,16 +91,12 @@ def read_chunks(path: str, fmt: str, dc, chunk_bytes: int = CHUNK_BYTES):
 
 
 def split_indices(y: np.ndarray, dc, seed: int, has_test_file: bool):
-  """(train, validation, test) sorted int64 indices into the corpus, those
-  of `experiments.run_data.carve_splits` (test: None with a test file)."""
+  """(train, validation, test) int64 indices into the corpus:
+  `run_data.carve_indices` with the stratified split (test: None with a
+  test file)."""
   from linjax.data import corpus  # pylint: disable=g-import-not-at-top
-  test_idx = None
-  if has_test_file:
-    train_idx = np.arange(y.shape[0], dtype=np.int64)
-  else:
-    train_idx, test_idx = corpus.stratified_split(y, dc.test_fraction, seed)
-  keep, val = corpus.stratified_split(y[train_idx], dc.val_fraction, seed + 1)
-  return train_idx[keep], train_idx[val], test_idx
+  return run_data.carve_indices(y, dc, seed, corpus.stratified_split,
+                                has_test_file)
 
 
 class _Labels:
