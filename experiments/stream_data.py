@@ -201,7 +201,7 @@ def read_and_featurise(config, options, folder: str,
   if test_idx is not None:
     split_of[test_idx] = 2
   df = None
-  if chunked_fit.needs_df(opts):
+  if opts.uses_document_frequencies:
     df = chunked_fit.DocumentFrequencies(opts.buckets)
     for lo, part in raw.chunks():
       df.add(part.take(np.flatnonzero(split_of[lo:lo + part.num_docs] == 0)))

@@ -26,11 +26,6 @@ from linjax.text.featurizer_options import FeaturizerOptions
 from linjax.text.weighting import apply_weighting
 
 
-def needs_df(options: FeaturizerOptions) -> bool:
-  """Whether the options' weighting or min_df uses document frequencies."""
-  return options.weighting.endswith('tfidf') or options.min_df > 1
-
-
 def counting_featurizer(options: FeaturizerOptions) -> Featurizer:
   """A featuriser whose ``transform`` gives the raw counts [N, F] that one
   with ``options`` weighs (hashing mode: it needs no fit)."""
@@ -58,24 +53,20 @@ def fitted_featurizer(options: FeaturizerOptions,
                       df: DocumentFrequencies | None,
                       name_texts) -> Featurizer:
   """The featuriser fitted on the training corpus whose frequencies are
-  ``df`` (None when `needs_df` is False); bucket names from ``name_texts``
-  (a sample of the training texts)."""
-  sample = Featurizer.from_options(options).fit(list(name_texts))
-  state = sample.to_dict()
-  state['document_frequency'] = None
-  if needs_df(options):
-    nonzero = np.flatnonzero(df.counts)
-    state['document_frequency'] = dict(
-        num_docs=int(df.num_docs), ids=nonzero.tolist(),
-        counts=df.counts[nonzero].tolist())
-  return Featurizer.from_dict(state)
+  ``df`` (None when ``options.uses_document_frequencies`` is False); bucket
+  names from ``name_texts`` (a sample of the training texts)."""
+  featurizer = Featurizer.from_options(options).fit(list(name_texts))
+  if options.uses_document_frequencies:
+    featurizer.combine_document_frequencies(
+        lambda _sample_df, _sample_docs: (df.counts, df.num_docs))
+  return featurizer
 
 
 def weigh(options: FeaturizerOptions, counts: csr.CsrFeatures,
           df: DocumentFrequencies | None) -> csr.CsrFeatures:
   """The final features of raw ``counts``: min_df, weighting, normalisation
   with the training frequencies ``df`` (the featuriser's own rule)."""
-  if not needs_df(options):
+  if not options.uses_document_frequencies:
     return apply_weighting(counts, options.weighting, options.normalize,
                            None, 0, options.min_df)
   return apply_weighting(counts, options.weighting, options.normalize,

@@ -154,7 +154,7 @@ class Featurizer:
 
   @property
   def _needs_df(self) -> bool:
-    return self.weighting.endswith('tfidf') or self.min_df > 1
+    return self._options.uses_document_frequencies
 
   def _require_fit(self, what: str) -> None:
     needs_fit = not self.hashing or self._needs_df

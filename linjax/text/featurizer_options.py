@@ -81,6 +81,12 @@ class FeaturizerOptions:
       elif isinstance(value, np.integer):
         object.__setattr__(self, field.name, int(value))
 
+  @property
+  def uses_document_frequencies(self) -> bool:
+    """Whether the weighting (TF-IDF) or min_df reads the training
+    documents' frequencies, so that fitting must count them."""
+    return self.weighting.endswith('tfidf') or self.min_df > 1
+
   def to_dict(self) -> dict[str, Any]:
     """``{field: value}`` in field order (the saved featuriser's settings)."""
     return dataclasses.asdict(self)
