@@ -158,7 +158,9 @@ def test_multilabel_config_file_trains_tags(tmp_path):
   config = results['config']
   assert config['train']['loss'] == 'sigmoid'
   assert (config['features']['buckets'], config['features']['min_df'],
-          config['optimizer']['learning_rate']) == (2**18, 1, 32.0)
-  assert results['num_features'] == 2**18 and results['epochs_run'] == 10
+          config['optimizer']['learning_rate']) == (2**18, 1, 12.0)
+  assert (config['train']['batch_size'], config['train']['token_budget']) == (
+      16, 256)
+  assert results['num_features'] == 2**18 and results['epochs_run'] == 6
   # Two tag words per tag and no noise: each document's tags are learnable.
   assert results['test_micro_f1'] > 0.9 and results['test_accuracy'] > 0.9
