@@ -2,7 +2,8 @@ r"""Multi-label (sigmoid) linjax against fastText ova and scikit-learn OvR.
 
   python -m benchmarks.multilabel --data_dir=../shared/data/debian_tags \
       [--peers=../shared/bench/peers_multilabel.py] [--repeats=3] \
-      [--configs=6:12,4:24] [--batch_size=16] [--token_budget=256] \
+      [--configs=6:12,4:24,10:32:2:64:1024] [--batch_size=16] \
+      [--token_budget=256] \
       [--buckets=262144] [--min_df=1] \
       [--compile=both] [--out=FILE.jsonl]
 
@@ -19,8 +20,9 @@ systems alternating ``--repeats`` times (medians reported):
   min_df 2), the word shapes optional, the sigmoid loss
   (``train.loss='sigmoid'``), plain SGD with linear decay,
   ``--batch_size`` documents / ``--token_budget`` slots per step (16 / 256,
-  experiments/configs/multilabel.py's; the 10:32 configuration of earlier
-  tables used 64 / 1024); ``--configs`` lists the epochs and learning rates
+  experiments/configs/multilabel.py's; a configuration may set its own, as
+  the default list's last, 10:32:2:64:1024, the configuration before the
+  smaller steps); ``--configs`` lists the epochs and learning rates
   (chosen by P@1 on validation splits of ``train.txt``, never on
   ``test.txt``). The threshold of each is tuned on a
   validation split carved from ``train.txt`` (`corpus.multilabel_split`,
@@ -65,10 +67,12 @@ flags.DEFINE_string('data_dir', None, 'Folder with train.txt and test.txt '
 flags.DEFINE_string('peers', '', 'The peers script (peers_multilabel.py); '
                     'empty: linjax only.')
 flags.DEFINE_integer('repeats', 3, 'Alternating runs of each system.')
-flags.DEFINE_list('configs', ['6:12', '4:24'], 'linjax '
-                  'configurations, each EPOCHS:LEARNING_RATE[:SHAPE_NGRAMS] '
-                  '(train.epochs, optimizer.learning_rate of SGD with '
-                  'linear decay, features.shape_ngrams, default 2).')
+flags.DEFINE_list('configs', ['6:12', '4:24', '10:32:2:64:1024'], 'linjax '
+                  'configurations, each EPOCHS:LEARNING_RATE[:SHAPE_NGRAMS'
+                  '[:DOCS:SLOTS]] (train.epochs, optimizer.learning_rate of '
+                  'SGD with linear decay, features.shape_ngrams, default 2, '
+                  'train.batch_size and token_budget, default '
+                  '--batch_size and --token_budget).')
 flags.DEFINE_integer('buckets', 2**18, 'features.buckets.')
 flags.DEFINE_integer('min_df', 1, 'features.min_df.')
 flags.DEFINE_integer('batch_size', 16, 'train.batch_size.')
@@ -91,36 +95,38 @@ _PEER_LINE = re.compile(r'^(?P<name>.+?): micro-F1 (?P<micro>[\d.]+) macro-F1 '
                         r'(?P<fit>[\d.]+)s$')
 
 
-def _config(text: str) -> tuple[int, float, int]:
-  """(epochs, learning rate, shape n-grams) of 'EPOCHS:LR[:SHAPES]', or
-  UsageError naming --configs."""
+def _config(text: str) -> tuple[int, float, int, int, int]:
+  """(epochs, learning rate, shape n-grams, documents, slots) of
+  'EPOCHS:LR[:SHAPES[:DOCS:SLOTS]]', or UsageError naming --configs."""
   try:
     parts = text.split(':')
-    if len(parts) not in (2, 3):
+    if len(parts) not in (2, 3, 5):
       raise ValueError
     epochs, lr = int(parts[0]), float(parts[1])
-    shapes = int(parts[2]) if len(parts) == 3 else 2
+    shapes = int(parts[2]) if len(parts) >= 3 else 2
+    docs, slots = ((int(parts[3]), int(parts[4])) if len(parts) == 5
+                   else (FLAGS.batch_size, FLAGS.token_budget))
   except ValueError:
     raise app.UsageError(f'--configs: {text!r} is not '
-                         'EPOCHS:LEARNING_RATE[:SHAPE_NGRAMS] (e.g. 5:64 or '
-                         '5:64:0).') from None
-  if epochs < 1 or not lr > 0 or shapes < 0:
+                         'EPOCHS:LEARNING_RATE[:SHAPE_NGRAMS[:DOCS:SLOTS]] '
+                         '(e.g. 6:12, 6:12:0 or 10:32:2:64:1024).') from None
+  if epochs < 1 or not lr > 0 or shapes < 0 or docs < 1 or slots < 1:
     raise app.UsageError(f'--configs: {text!r} needs epochs >= 1, a '
-                         'learning rate > 0 and shape n-grams >= 0.')
-  return epochs, lr, shapes
+                         'learning rate > 0, shape n-grams >= 0 and '
+                         'documents and slots >= 1.')
+  return epochs, lr, shapes, docs, slots
 
 
 def _options():
   from linjax.engine.options import OptimizerOptions  # pylint: disable=g-import-not-at-top
   from linjax.engine.options import TrainOptions  # pylint: disable=g-import-not-at-top
   from linjax.text.featurizer_options import FeaturizerOptions  # pylint: disable=g-import-not-at-top
-  epochs, lr, shapes = _config(FLAGS.configs[0])
+  epochs, lr, shapes, docs, slots = _config(FLAGS.configs[0])
   return (FeaturizerOptions(buckets=FLAGS.buckets, shape_ngrams=shapes,
                             min_df=FLAGS.min_df),
           OptimizerOptions(learning_rate=lr),
-          TrainOptions(loss='sigmoid', epochs=epochs,
-                       batch_size=FLAGS.batch_size,
-                       token_budget=FLAGS.token_budget, seed=FLAGS.seed))
+          TrainOptions(loss='sigmoid', epochs=epochs, batch_size=docs,
+                       token_budget=slots, seed=FLAGS.seed))
 
 
 def _read(name):
@@ -204,7 +210,8 @@ def _fit_worker() -> dict:
   proba = scoring.predict_proba(result.params, featurizer.transform(te.texts),
                                 loss='sigmoid')
   row = dict(system=f'linjax sigmoid ({train.epochs} ep, lr '
-             f'{optimizer.learning_rate:g}, shapes {features.shape_ngrams}, '
+             f'{optimizer.learning_rate:g}, {train.batch_size} docs / '
+             f'{train.token_budget} slots, shapes {features.shape_ngrams}, '
              f'{"warm" if FLAGS.cache_dir else "cold"})',
              fit_s=round(fit_s, 3),
              featurize_s=round(featurize_s, 3),
