@@ -117,8 +117,8 @@ def _check_flags() -> str:
 def whole_epoch(spec, state, batches, hyper, seed, epoch):
   """A whole epoch in one program: (state, losses [G]).
 
-  ``batches`` are all G packed steps, visited in `step.batch_order` (drawn
-  here on device with the same hash). `training.fit` instead feeds
+  ``batches`` are all G packed steps, visited in `step_order.batch_order`
+  (drawn here on device with the same hash). `training.fit` instead feeds
   host-ordered chunks of K steps (`chunk_program.run_epoch`), so that its
   program does not depend on G; one program per epoch shows the step's cost
   without the host loop.
@@ -126,17 +126,18 @@ def whole_epoch(spec, state, batches, hyper, seed, epoch):
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
-  from linjax.engine import step  # pylint: disable=g-import-not-at-top
+  from linjax.engine import traced_schedule  # pylint: disable=g-import-not-at-top
+  from linjax.engine.step_order import mix32  # pylint: disable=g-import-not-at-top
   num_steps = batches.weights.shape[0]
   seed = jnp.asarray(seed).astype(jnp.uint32)
   epoch = jnp.asarray(epoch).astype(jnp.uint32)
-  base = step.mix32(step.mix32(seed + np.uint32(0x9E3779B9)) ^ epoch)
-  keys = step.mix32(step.mix32(jnp.arange(num_steps, dtype=jnp.uint32) ^ base)
-                    + base)
+  base = mix32(mix32(seed + np.uint32(0x9E3779B9)) ^ epoch)
+  keys = mix32(mix32(jnp.arange(num_steps, dtype=jnp.uint32) ^ base) + base)
   order = jnp.argsort(keys, stable=True)
   batches = jax.tree_util.tree_map(lambda a: a[order], batches)
   return chunk_program.run_chunk(spec, state, batches, hyper,
-                                 step.schedule_args(spec), num_steps)
+                                 traced_schedule.schedule_args(spec),
+                                 num_steps)
 
 
 def main(argv):

@@ -11,6 +11,7 @@ from linjax.engine import chunk_program as chunks
 from linjax.engine import optimizers as optim
 from linjax.engine import run_loop
 from linjax.engine import step
+from linjax.engine import traced_schedule
 from linjax.engine import training as train
 from test_train import C
 from test_train import config
@@ -71,9 +72,10 @@ class ChunkTest(parameterized.TestCase):
     total = 37
     spec = step.with_steps(step.make_spec(cfg.optimizer, cfg.training, F, C, 0),
                            total, 0.5, 0.0)
-    sched = step.schedule_args(spec)
+    sched = traced_schedule.schedule_args(spec)
     steps = np.arange(total + 3, dtype=np.int32)
-    got = jax.vmap(lambda s: step.schedule_shape(spec.optimizer, s, sched))(steps)
+    got = jax.vmap(lambda s: traced_schedule.schedule_shape(
+        spec.optimizer, s, sched))(steps)
     want = jax.vmap(optim.make_schedule(cfg.optimizer, total, peak=1.0))(
         steps)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

@@ -7,7 +7,7 @@ same sum in another order. At large learning rates such rounding grows
 from step to step (the demo corpus, default learning rate 28, 2 epochs on 2
 devices: W 12 % away from 1 device, test accuracy 0.8341 against 0.8326).
 Now every device rebuilds the 1-device step and runs the 1-device program
-on it (`step._one_device_batch`).
+on it (`one_device_step.dense_batch`).
 
 The multi-device runs are a subprocess (tests/dense_split_worker.py): the
 device count is fixed when JAX starts. The 1-device reference (no mesh when

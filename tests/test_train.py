@@ -20,7 +20,7 @@ from linjax.engine import scoring
 from linjax.engine import training as train
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
-from linjax.engine.step import batch_order
+from linjax.engine.step_order import batch_order
 from linjax.text import csr
 
 F, C = 60, 3

@@ -36,8 +36,8 @@ from linjax.core import model
 from linjax.engine import host_memory
 from linjax.engine import optimizers as optim
 from linjax.engine import packing
+from linjax.engine.distributed import AXIS
 from linjax.engine.step import train_step
-from linjax.engine.step import AXIS
 from linjax.engine.step import Spec
 from linjax.engine.step import TrainState
 

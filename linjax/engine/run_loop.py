@@ -15,7 +15,7 @@ A run is:
    l2) pairs: M models share every packed step, one compilation, one read
    of the data per step.
 2. `epochs`: each epoch visits the packed steps in the seeded host order
-   (`step.batch_order`), K steps per call, and yields its step losses.
+   (`step_order.batch_order`), K steps per call, and yields its step losses.
 3. `validation_metrics`: scores the validation split straight from a state
    (W = scale * V), for one model or model ``m`` of a sweep.
 
@@ -42,7 +42,9 @@ from linjax.engine import packing
 from linjax.engine import scoring
 from linjax.engine import spill
 from linjax.engine import step as step_lib
+from linjax.engine import step_order
 from linjax.engine import step_split
+from linjax.engine import traced_schedule
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
 from linjax.text.csr import CsrFeatures
@@ -325,7 +327,7 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
                                                      vmapped=vmapped)
   return Run(spec=spec, training=training, packed=packed,
              batches=packed.device_arrays(), fn=fn, state=state, hyper=hyper,
-             sched=step_lib.schedule_args(spec), mesh=mesh, nnz=nnz,
+             sched=traced_schedule.schedule_args(spec), mesh=mesh, nnz=nnz,
              compile_seconds=compile_seconds, pack_seconds=pack_seconds,
              store=store)
 
@@ -346,7 +348,7 @@ def epochs(run: Run, first: int = 0) -> Iterator[tuple[int, np.ndarray,
     start = time.perf_counter()
     run.state, step_losses = chunk_program.run_epoch(
         run.fn, run.state, run.batches, run.hyper, run.sched,
-        step_lib.batch_order(run.training.seed, epoch, run.packed.num_steps),
+        step_order.batch_order(run.training.seed, epoch, run.packed.num_steps),
         run.spec, run.training.steps_per_call, run.mesh,
         gather=None if run.store is None else functools.partial(
             run.store.gather, num_features=run.spec.num_features))

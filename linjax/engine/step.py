@@ -6,8 +6,9 @@ per sub-batch.
 
 * Data: `packing.pack` lays the corpus out ONCE per run in fixed-shape steps
   (linjax/engine/packing.py); the host draws each epoch's step order from
-  (seed, epoch) (`batch_order`). The compiled chunk of K steps, its cache
-  and the host-side feeding are in linjax/engine/chunk_program.py.
+  (seed, epoch) (`step_order.batch_order`). The compiled chunk of K steps,
+  its cache and the host-side feeding are in linjax/engine/chunk_program.py;
+  the schedule's traced lengths in linjax/engine/traced_schedule.py.
 * Sparse path (``train.update_path`` sparse, or auto with F > 4096): gather the
   rows W[uids] a step touches, differentiate the batch loss w.r.t. those rows
   and b only, run the optax direction (clip, momentum/Adagrad/Adam) on the
@@ -36,13 +37,13 @@ per sub-batch.
   under `shard_map`; a step of S sub-batches (linjax/engine/step_split.py)
   gives each device its own. Sparse path: each device computes its slots'
   gradients and its documents' scores, all-gathers everyone's, puts them
-  back in the 1-device order (`_one_device_layout`) and sums duplicate rows,
+  back in the 1-device order (`one_device_step.layout`) and sums duplicate rows,
   the loss and the bias gradient exactly as one device would, then applies
   the same update: the model of S devices is the 1-device model, bit for bit
   (Adam's longer update may round differently). Dense path: every device
   all-gathers the sub-batches' inputs, rebuilds the 1-device step
-  (`_one_device_batch`) and runs the 1-device gradient on it, no psum: the
-  same numbers as 1 device (a psum rounds differently, and at large
+  (`one_device_step.dense_batch`) and runs the 1-device gradient on it, no
+  psum: the same numbers as 1 device (a psum rounds differently, and at large
   learning rates that grows over the run).
 """
 
@@ -58,13 +59,15 @@ import numpy as np
 from linjax.core import losses
 from linjax.core import model
 from linjax.core.features import gather_padded_rows
+from linjax.engine import distributed
+from linjax.engine import one_device_step
 from linjax.engine import optimizers as optim
+from linjax.engine import traced_schedule
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
 
 Params = model.Params
 DENSE_MAX_FEATURES = 4096
-AXIS = 'batch'
 _RESCALE_BELOW = 1e-6
 
 
@@ -104,7 +107,7 @@ class Spec:
   rescale: bool = False   # check every step whether V must absorb the scale
   loss: str = 'softmax'   # softmax | sigmoid (multi-label)
   # With S > 1 sub-batches (sparse path): the 1-device step's slot and
-  # document widths (T, D), the layout `_one_device_layout` rebuilds.
+  # document widths (T, D), the layout `one_device_step.layout` rebuilds.
   step_slots: int = 0
   step_docs: int = 0
 
@@ -165,7 +168,6 @@ def init_state(spec: Spec, params: Params) -> TrainState:
 
 def state_params(state: TrainState) -> Params:
   """float32 numpy Params (W = scale * V, b) of a (replicated) state."""
-  from linjax.engine import distributed
   W = distributed.local_value(state.V)
   scale = float(distributed.local_value(state.scale))
   if scale != 1.0:
@@ -291,77 +293,6 @@ def _rows_and_bias(g_tok, g_z, slot, num_rows: int):
   return g_rows, jnp.sum(jnp.sum(g_z, 1), 0)
 
 
-def _one_device_layout(spec: Spec, batch, b, g_tok, z):
-  """The step's slots and documents in the order ONE device holds them.
-
-  A step split over S sub-batches (linjax/engine/step_split.py)
-  carries each slot's and each document's position in the 1-device step
-  (``batch.slot_pos``, ``batch.doc_pos``). Every device gathers all
-  sub-batches and puts them back in that order, so what follows (summing
-  duplicate rows, the loss and bias gradient, recomputed from the scores z,
-  the update) adds the same numbers in the same order as one device: the
-  model is bit-identical for any number of devices and processes.
-
-  Returns:
-    (ids int32 [T], g_tok [T, C], and z [1, D, C], labels [1, D, ...] and
-    mask [1, D] of the 1-device step; a padding document scores b).
-  """
-  gather = ((lambda v: jax.lax.all_gather(v, AXIS, tiled=True))
-            if spec.distributed else (lambda v: v))
-  num_classes = g_tok.shape[-1]
-  slots = gather(batch.slot_pos).reshape(-1)
-  docs = gather(batch.doc_pos).reshape(-1)
-  ids = jnp.full((spec.step_slots,), spec.num_features, jnp.int32).at[
-      slots].set(gather(batch.uids).reshape(-1), mode='drop')
-  tok = jnp.zeros((spec.step_slots, num_classes), g_tok.dtype).at[
-      slots].set(gather(g_tok).reshape(-1, num_classes), mode='drop')
-  z = jnp.broadcast_to(b, (spec.step_docs, num_classes)).at[docs].set(
-      gather(z).reshape(-1, num_classes), mode='drop')
-  labels = gather(batch.labels)
-  labels = jnp.zeros((spec.step_docs,) + labels.shape[2:], labels.dtype).at[
-      docs].set(labels.reshape((-1,) + labels.shape[2:]), mode='drop')
-  mask = jnp.zeros((spec.step_docs,), batch.mask.dtype).at[docs].set(
-      gather(batch.mask).reshape(-1), mode='drop')
-  return ids, tok, z[None], labels[None], mask[None]
-
-
-def _one_device_batch(spec: Spec, batch):
-  """The dense path's split step rebuilt as the ONE sub-batch of 1 device.
-
-  Every device gathers all sub-batches' inputs (ids, weights, documents,
-  labels, mask) and scatters them to their 1-device positions, so the dense
-  gradient runs the 1-device program on the 1-device arrays: the same
-  numbers as 1 device. A psum of per-device gradients would round
-  differently, and at the default learning rate such rounding grows over
-  the steps (demo corpus, 2 epochs: 12 % of W).
-
-  Returns:
-    the batch with uids, weights, seg [1, T], labels [1, D, ...], mask
-    [1, D] of the 1-device step (padding as `packing.pad_values`).
-  """
-  gather = ((lambda v: jax.lax.all_gather(v, AXIS, tiled=True))
-            if spec.distributed else (lambda v: v))
-  t, d, docs_here = spec.step_slots, spec.step_docs, batch.mask.shape[-1]
-  slots = gather(batch.slot_pos).reshape(-1)
-  docs = gather(batch.doc_pos).reshape(-1)
-  # A slot's document in the 1-device step; padding (seg = D_s) -> d.
-  doc_of_slot = jnp.take_along_axis(
-      batch.doc_pos, jnp.minimum(batch.seg, docs_here - 1), axis=-1)
-  seg = jnp.minimum(jnp.where(batch.seg < docs_here, doc_of_slot, d), d)
-
-  def place(pos, values, size, fill):
-    values = gather(values)
-    values = values.reshape((-1,) + values.shape[2:])
-    return jnp.full((size,) + values.shape[1:], fill, values.dtype).at[
-        pos].set(values, mode='drop')[None]
-
-  return batch._replace(
-      uids=place(slots, batch.uids, t, spec.num_features), slot=None,
-      weights=place(slots, batch.weights, t, 0), seg=place(slots, seg, t, d),
-      labels=place(docs, batch.labels, d, 0),
-      mask=place(docs, batch.mask, d, 0), slot_pos=None, doc_pos=None)
-
-
 def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
                scratch=None):
   """One optimiser step on one global batch.
@@ -372,10 +303,11 @@ def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
   """
   direction = optim.make_direction(spec.optimizer)
   lr, l2 = hyper
-  lr_t = lr * schedule_shape(spec.optimizer, state.step, sched)
+  lr_t = lr * traced_schedule.schedule_shape(spec.optimizer, state.step,
+                                              sched)
   V, scale, b, opt_state = state.V, state.scale, state.b, state.opt_state
-  psum = (lambda v: jax.lax.psum(v, AXIS)) if spec.distributed else (
-      lambda v: v)
+  psum = ((lambda v: jax.lax.psum(v, distributed.AXIS)) if spec.distributed
+          else (lambda v: v))
   if spec.sparse:
     rows = gather_padded_rows(V, batch.uids) * scale         # [S_l, U, C]
     if scratch is not None:
@@ -388,8 +320,8 @@ def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
       g_rows, g_b = _rows_and_bias(g_tok, g_z, batch.slot, rows.shape[1])
     else:   # every device rebuilds the whole step: no psum
       del g_z
-      uids, g_tok, z, labels, mask = _one_device_layout(spec, batch, b,
-                                                        g_tok, z)
+      uids, g_tok, z, labels, mask = one_device_step.layout(spec, batch, b,
+                                                            g_tok, z)
       score_grad = (_sigmoid_score_grad if spec.loss == 'sigmoid'
                     else _softmax_score_grad)
       nll, g_z = jax.vmap(score_grad)(z, labels, mask)
@@ -422,7 +354,7 @@ def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
       V = V.at[uids].add(-lr_t * d.W, mode='drop')
   else:
     if spec.num_shards > 1:   # every device runs the whole step: no psum
-      batch, psum = _one_device_batch(spec, batch), (lambda v: v)
+      batch, psum = one_device_step.dense_batch(spec, batch), (lambda v: v)
 
     def full(p):
       return _batch_nll(gather_padded_rows(p.W, batch.uids), p.b, batch)
@@ -437,66 +369,3 @@ def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
   b = b - lr_t * d.b
   loss = nll / jnp.maximum(docs, 1.0)
   return TrainState(V, scale, b, opt_state, state.step + 1), scratch, loss
-
-
-def mix32(h):
-  """A 32-bit integer hash (murmur3/splitmix finaliser), uint32 -> uint32."""
-  h = (h ^ (h >> 16)) * np.uint32(0x7FEB352D)
-  h = (h ^ (h >> 15)) * np.uint32(0x846CA68B)
-  return h ^ (h >> 16)
-
-
-def batch_order(seed, epoch, num_steps: int) -> np.ndarray:
-  """int32 [G]: the order in which epoch ``epoch`` visits the packed steps.
-
-  A permutation drawn on the host: step i gets the key hash(seed, epoch, i)
-  and the steps are sorted (stably) by key. Deterministic from (seed, epoch);
-  the same numbers as the former on-device draw.
-  """
-  seed = np.asarray([seed]).astype(np.uint32)
-  epoch = np.asarray([epoch]).astype(np.uint32)
-  base = mix32(mix32(seed + np.uint32(0x9E3779B9)) ^ epoch)
-  keys = mix32(mix32(np.arange(num_steps, dtype=np.uint32) ^ base) + base)
-  return np.argsort(keys, kind='stable').astype(np.int32)
-
-
-def schedule_args(spec: Spec) -> np.ndarray:
-  """int32 [2]: (total steps, warmup steps), the schedule's traced lengths."""
-  total = max(int(spec.total_steps), 1)
-  warmup = int(float(spec.optimizer.warmup_fraction) * total)
-  return np.array([total, warmup], np.int32)
-
-
-def schedule_shape(opt: OptimizerOptions, step: jax.Array, sched: jax.Array):
-  """The schedule of `optimizers.make_schedule` (peak 1) with traced lengths.
-
-  Args:
-    opt: OptimizerOptions.
-    step: int32 [] steps taken so far.
-    sched: int32 [2] from `schedule_args` (a traced argument, so that the
-      compiled program does not depend on the run length).
-
-  Returns:
-    float32 [] factor of the learning rate (optax's formulas).
-  """
-  kind = opt.schedule
-  total, warmup = sched[0], sched[1]
-  if kind == 'constant':
-    return jnp.float32(1.0)
-  if kind == 'linear':
-    count = jnp.clip(step, 0, total)
-    return (1.0 - 0.0) * (1.0 - count / total) + 0.0
-  if kind == 'exponential':
-    rate = jnp.float32(float(opt.decay_rate))
-    return jnp.where(step <= 0, 1.0, jnp.power(rate, step / total))
-  if kind == 'cosine':
-    count = jnp.minimum(step, total)
-    return 1.0 * (0.5 * (1 + jnp.cos(jnp.pi * count / total)))
-  # warmup_cosine: linear 0 -> 1 over warmup, then cosine 1 -> 0.
-  up = (0.0 - 1.0) * (1.0 - jnp.clip(step, 0, warmup) /
-                      jnp.maximum(warmup, 1)) + 1.0
-  up = jnp.where(warmup > 0, up, 0.0)
-  decay = jnp.maximum(total - warmup, 1)
-  count = jnp.minimum(step - warmup, decay)
-  down = 1.0 * (0.5 * (1 + jnp.cos(jnp.pi * count / decay)))
-  return jnp.where(step < warmup, up, down)

@@ -16,7 +16,7 @@ documents' entry counts travel between processes, never their features.
 Every slot and document also carries its position in the 1-device step
 (``slot_pos``, ``doc_pos``): the training step gathers all sub-batches' slot
 and document gradients and puts them back in that order before summing
-(`step._one_device_layout`), so any number of devices and processes trains
+(`one_device_step.layout`), so any number of devices and processes trains
 the model one device trains, bit for bit on the sparse path.
 
 Uneven splits: a process's documents in a step are dealt longest first, in
