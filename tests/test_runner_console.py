@@ -176,6 +176,23 @@ def test_run_gradcheck_passes_and_can_fail():
   assert coarse.max_rel_error['manual']['W'] < 1e-12
 
 
+def test_run_gradcheck_in_batches_of_slopes(monkeypatch):
+  """Finite differences in batches (the memory bound; 7 coordinates a batch,
+  which does not divide the count: the last batch is padded) give the
+  errors of all coordinates at once, and still catch a coarse step."""
+  x, y, used = _small_corpus(2)
+  whole = run_checks.run_gradcheck(x, y, 3, 0.01)
+  monkeypatch.setattr(run_checks, '_SLOPE_BATCH_VALUES', 7 * 3 * (used + 1))
+  batched = run_checks.run_gradcheck(x, y, 3, 0.01)
+  assert batched.passed
+  for leaf in ('W', 'b'):
+    np.testing.assert_allclose(batched.max_abs_error['numerical'][leaf],
+                               whole.max_abs_error['numerical'][leaf],
+                               rtol=1e-6, atol=1e-15)
+  coarse = run_checks.run_gradcheck(x, y, 3, 0.01, eps=0.5)
+  assert not coarse.passed and coarse.max_rel_error['numerical']['W'] > 1e-6
+
+
 def test_background_gradcheck_keeps_float32_in_the_main_thread():
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   x, y, _ = _small_corpus(1)
