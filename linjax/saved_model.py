@@ -81,6 +81,10 @@ LOSSES = ('softmax', 'sigmoid')
 PRECISIONS = compact_model.PRECISIONS
 
 
+# Exact types (not subclasses such as numpy.float64) that JSON takes as is.
+_JSON_SCALARS = frozenset({bool, int, float, str, type(None)})
+
+
 def jsonable(value):
   """Values -> JSON types (ConfigDicts, dataclasses, tuples, numpy values)."""
   if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -90,6 +94,9 @@ def jsonable(value):
   if isinstance(value, dict):
     return {str(k): jsonable(v) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
+    # The common long case, a list of plain numbers, without a call each.
+    if all(type(v) in _JSON_SCALARS for v in value):  # pylint: disable=unidiomatic-typecheck
+      return list(value)
     return [jsonable(v) for v in value]
   if isinstance(value, np.ndarray):
     return jsonable(value.tolist())
