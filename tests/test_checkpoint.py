@@ -31,8 +31,10 @@ def corpus(n=40, seed=0):
 
 
 def options(optimizer=None, **training):
-  """Small batches so that an epoch has several steps."""
-  training = dict(dict(batch_size=4, token_budget=24, epochs=3), **training)
+  """Small batches so that an epoch has several steps; a checkpoint every
+  epoch, however short."""
+  training = dict(dict(batch_size=4, token_budget=24, epochs=3,
+                       checkpoint_seconds=0), **training)
   return dict(optimizer=optimizer or OptimizerOptions(learning_rate=0.5),
               training=TrainOptions(**training))
 
@@ -134,7 +136,7 @@ class ResumeTest(absltest.TestCase):
 
   def test_knobs_that_leave_the_model_unchanged_still_resume(self):
     """Issue 13, item 12: the resume fingerprint held a compile-cache folder.
-    Steps per call, patience and the checkpoint interval do not change the
+    Steps per call, patience and the checkpoint intervals do not change the
     trained model, so changing them between a run and its resume is fine."""
     x, y = corpus(seed=14)
     full = train.fit(x, y, C, **options(epochs=3))
@@ -145,9 +147,29 @@ class ResumeTest(absltest.TestCase):
     self.assertEqual(checkpoint.latest_epoch(d), 1)
     resumed = train.fit(x, y, C, checkpoint_dir=d,
                         **options(epochs=3, steps_per_call=1, patience=5,
-                                  checkpoint_every=2))
+                                  checkpoint_every=2, checkpoint_seconds=5))
     np.testing.assert_allclose(resumed.params.W, full.params.W, rtol=1e-6,
                                atol=1e-7)
+
+  def test_checkpoints_wait_for_checkpoint_seconds(self):
+    """A checkpoint is written once checkpoint_seconds have passed since the
+    training began or the last one: none in a short run at an hour, every
+    epoch at 0; the model is the same either way."""
+    x, y = corpus(seed=15)
+    hourly, every = tempfile.mkdtemp(), tempfile.mkdtemp()
+    a = train.fit(x, y, C, checkpoint_dir=hourly,
+                  **options(epochs=3, checkpoint_seconds=3600))
+    self.assertIsNone(checkpoint.latest_epoch(hourly))
+    self.assertEqual(os.listdir(hourly), [])
+    written = []
+    b = train.fit(x, y, C, checkpoint_dir=every,
+                  callback=lambda r: written.append(
+                      checkpoint.latest_epoch(every)),
+                  **options(epochs=3))
+    # The callback runs before the epoch's checkpoint: it sees the last one.
+    self.assertEqual(written, [None, 1, 2])
+    self.assertEqual(checkpoint.latest_epoch(every), 3)
+    np.testing.assert_array_equal(a.params.W, b.params.W)
 
   def test_divergence_keeps_last_good_checkpoint(self):
     x, y = corpus(seed=13)

@@ -203,8 +203,8 @@ def test_defaults_are_the_options_defaults():
   # Options the estimator leaves out (see linjax/estimator.py's docstring).
   # train.class_weight ('none' | 'balanced') gives way to the estimator's
   # own class_weight (None | 'balanced' | dict).
-  left_out = {'patience', 'metric', 'checkpoint_every', 'steps_per_call',
-              'max_host_mb', 'loss', 'class_weight'}
+  left_out = {'patience', 'metric', 'checkpoint_every', 'checkpoint_seconds',
+              'steps_per_call', 'max_host_mb', 'loss', 'class_weight'}
   for (cls, field), default in fields.items():
     if field in left_out:
       assert field == 'class_weight' or field not in defaults

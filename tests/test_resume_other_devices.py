@@ -37,6 +37,7 @@ def _stop_after(epoch):
 def test_a_run_resumes_with_another_split_of_its_steps(tmp_path, first, then):
   x, y = corpus(n=61, seed=5)
   opts = config(train__epochs=4, train__checkpoint_every=1,
+                train__checkpoint_seconds=0,
                 train__update_path='sparse', train__l2=0.01)
   want = fit(x, y, opts, num_shards=1).params
   with pytest.raises(_Stop):
@@ -56,7 +57,8 @@ def test_a_run_resumes_with_another_split_of_its_steps(tmp_path, first, then):
 
 def test_another_corpus_is_still_refused(tmp_path):
   x, y = corpus(n=61, seed=5)
-  opts = config(train__epochs=3, train__checkpoint_every=1)
+  opts = config(train__epochs=3, train__checkpoint_every=1,
+                train__checkpoint_seconds=0)
   with pytest.raises(_Stop):
     fit(x, y, opts, checkpoint_dir=str(tmp_path), callback=_stop_after(1))
   other, other_y = corpus(n=60, seed=5)

@@ -19,7 +19,10 @@ from test_runners import assert_one_line_error
 from test_runners import ROOT
 from test_runners import run
 
-QUICK = ['--config.train.gradcheck=False', '--config.train.epochs=2']
+# checkpoint_seconds=0: a checkpoint every epoch however short (these tests
+# are about checkpoints).
+QUICK = ['--config.train.gradcheck=False', '--config.train.epochs=2',
+         '--config.train.checkpoint_seconds=0']
 
 
 def snapshot(folder) -> dict:
@@ -138,6 +141,7 @@ def test_checkpoints_keep_the_last_n_and_go_after_success(data, tmp_path):
   kept = tmp_path / 'kept'
   train(data, kept, '--config.train.gradcheck=False', '--config.train.epochs=4',
         '--config.train.keep_checkpoints=2',
+        '--config.train.checkpoint_seconds=0',
         '--config.train.remove_checkpoints=False')
   assert checkpoint.epochs(str(kept / 'checkpoints')) == [3, 4]
   assert sorted(os.listdir(kept / 'checkpoints')) == [
@@ -204,7 +208,8 @@ def test_interrupt_then_resume_gives_the_uninterrupted_model(
   """Item 8: one line, exit 128 + signal, then the same command resumes."""
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
   args = ['--config.train.gradcheck=False', '--config.train.epochs=60',
-          '--config.features.buckets=65536']
+          '--config.features.buckets=65536',
+          '--config.train.checkpoint_seconds=0']
   workdir = tmp_path / 'run'
   proc = _start(data, workdir, args)
   _wait_for_epochs(proc, workdir / 'metrics.jsonl', 2)

@@ -25,7 +25,8 @@ compile it while the host featurises. For example::
   ``training.epochs``. `FitResult` reports the T, steps and passes run.
 * Early stopping: with ``training.patience`` > 0 and a validation split, the
   best epoch's params (by ``training.metric``) are returned.
-* Checkpoints: every ``training.checkpoint_every`` epochs into
+* Checkpoints: every ``training.checkpoint_every`` epochs, once
+  ``training.checkpoint_seconds`` have passed since the last, into
   ``checkpoint_dir`` (linjax/engine/checkpoint.py); a later call resumes from
   the latest one, provided it came from the same options and data (a
   fingerprint is checked).
@@ -42,6 +43,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from typing import Callable
 
 import jax
@@ -234,8 +236,8 @@ def _fingerprint(optimizer: OptimizerOptions, training: TrainOptions,
   a run computes the same fingerprint.
   """
   train = {k: v for k, v in dataclasses.asdict(training).items()
-           if k not in ('patience', 'checkpoint_every', 'steps_per_call',
-                        'max_host_mb')}
+           if k not in ('patience', 'checkpoint_every', 'checkpoint_seconds',
+                        'steps_per_call', 'max_host_mb')}
   num_docs, nnz = distributed.all_sum([x.num_docs, x.nnz])
   if weights is not None:
     weights = distributed.all_concat(weights)[0]
@@ -288,7 +290,8 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
       stopping (``training.patience`` > 0 restores the best epoch's params).
     callback: called with each epoch's history record.
     checkpoint_dir: write a checkpoint every ``training.checkpoint_every``
-      epochs and resume from the latest one found there.
+      epochs (at least ``training.checkpoint_seconds`` apart) and resume
+      from the latest one found there.
     init: initial Params (default zeros).
     mesh: a 1-D 'batch' mesh for data parallelism (default: all devices when
       there are several, see linjax/engine/distributed.py).
@@ -335,6 +338,7 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
   bad_epochs = loop['bad_epochs']
   metric, patience = training.metric, training.patience
   train_seconds = 0.0
+  last_saved = time.perf_counter()
   for epoch, step_losses, seconds in run_loop.epochs(run, loop['first']):
     train_seconds += seconds
     bad = np.flatnonzero(~np.isfinite(step_losses))
@@ -362,7 +366,8 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
     stop = patience > 0 and value is not None and bad_epochs >= patience
     every = training.checkpoint_every
     if (checkpoint_dir and jax.process_index() == 0 and every and
-        ((epoch + 1) % every == 0 or epoch + 1 == training.epochs or stop)):
+        ((epoch + 1) % every == 0 or epoch + 1 == training.epochs or stop) and
+        time.perf_counter() - last_saved >= training.checkpoint_seconds):
       arrays = {f'state_{i}': distributed.local_value(leaf)
                 for i, leaf in enumerate(jax.tree_util.tree_leaves(run.state))}
       if best is not None:
@@ -371,6 +376,7 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
           fingerprint=fingerprint, history=history,
           best_epoch=best_epoch, best_value=best_value,
           bad_epochs=bad_epochs))
+      last_saved = time.perf_counter()
     if stop:
       logging.info('Early stopping after epoch %d (best %d).', epoch + 1,
                    best_epoch)
