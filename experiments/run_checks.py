@@ -152,7 +152,8 @@ def run_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
       k * num_classes + np.arange(num_classes)]))
   hand = manual_fn or functools.partial(gradients.manual_grad, loss=loss)
   num_params = k * num_classes + num_classes
-  batch = int(max(1, min(picked.shape[0], _SLOPE_BATCH_VALUES // num_params)))
+  batch = int(max(1, min(picked.shape[0],
+                         _SLOPE_BATCH_VALUES // num_params)))
   num_picked = picked.shape[0]   # padded to whole batches, cut off below
   picked = np.concatenate([picked, np.full(-num_picked % batch, picked[-1])])
 
