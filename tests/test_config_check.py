@@ -38,6 +38,8 @@ BAD = [
     ('optimizer.decay_rate', 1.5, 'must be <= 1'),
     ('optimizer.decay_rate', 0.0, 'must be > 0'),
     ('train.checkpoint_every', -1, 'must be >= 0'),
+    ('train.checkpoint_seconds', -5.0, 'must be >= 0'),
+    ('train.checkpoint_seconds', float('nan'), 'must be a finite number'),
     ('train.steps_per_call', 0, 'must be >= 1, got 0'),
     ('train.steps_per_call', 2.5, 'integer'),
     ('data.train', '/nonexistent/train.tsv', 'existing file'),
