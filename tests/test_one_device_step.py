@@ -54,3 +54,22 @@ def test_one_device_gathers_nothing():
   spec = types.SimpleNamespace(distributed=False)
   got = one_device_step._gather_all(spec, arrays)
   assert all(got[k] is arrays[k] for k in arrays)
+
+
+def test_eight_byte_values_travel_on_their_own():
+  """Under jax_enable_x64 an int64 or float64 array is gathered exactly
+  beside the packed ones (int32 words would truncate it)."""
+  rng = np.random.default_rng(2)
+  arrays = _arrays(2, rng)
+  with jax.enable_x64(True):
+    arrays['big'] = rng.integers(2**40, 2**62, (2, 2, 3))
+    arrays['wide'] = rng.standard_normal((2, 2, 3))
+    spec = types.SimpleNamespace(distributed=True)
+    got = jax.vmap(lambda a: one_device_step._gather_all(spec, a),
+                   axis_name=distributed.AXIS)(
+                       {k: jnp.asarray(v) for k, v in arrays.items()})
+    for name, value in arrays.items():
+      want = value.reshape((-1,) + value.shape[2:])
+      have = np.asarray(got[name][1])
+      assert have.dtype == value.dtype, name
+      assert have.tobytes() == want.tobytes(), name

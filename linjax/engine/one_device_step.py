@@ -37,7 +37,7 @@ def _as_words(a):
     undo = lambda w: jax.lax.bitcast_convert_type(w, a.dtype)
   elif flat.dtype == jnp.int32:
     words, undo = flat, (lambda w: w)
-  else:   # uint8 multi-hot labels, int16, bool: exact in int32
+  else:   # uint8 multi-hot labels, int16, bool (< 4 bytes): exact in int32
     words, undo = flat.astype(jnp.int32), (lambda w: w.astype(a.dtype))
   return words, undo
 
@@ -48,17 +48,22 @@ def _gather_all(spec, arrays: dict) -> dict:
   The identity on one device; ``spec`` is the step's Spec
   (linjax/engine/step.py). Over several devices or processes, one
   all-gather of every array packed into one int32 buffer (values of 4
-  bytes or fewer: all a training step holds), each unpacked bit for bit.
+  bytes or fewer: all a float32 training step holds), each unpacked bit
+  for bit.
   """
   if not spec.distributed:
     return dict(arrays)
-  names = list(arrays)
+  gather = lambda v: jax.lax.all_gather(v, AXIS, tiled=True)
+  # 8-byte values (only under jax_enable_x64) travel on their own.
+  out = {n: gather(a) for n, a in arrays.items() if a.dtype.itemsize > 4}
+  names = [n for n in arrays if n not in out]
+  if not names:
+    return out
   packed = [_as_words(arrays[n]) for n in names]
   widths = [words.shape[1] for words, _ in packed]
-  gathered = jax.lax.all_gather(
-      jnp.concatenate([words for words, _ in packed], axis=1), AXIS,
-      tiled=True)                                            # [S, sum widths]
-  out, offset = {}, 0
+  gathered = gather(jnp.concatenate([words for words, _ in packed],
+                                    axis=1))                 # [S, sum widths]
+  offset = 0
   for name, (_, undo), width in zip(names, packed, widths):
     part = undo(gathered[:, offset:offset + width])
     out[name] = part.reshape((gathered.shape[0],) + arrays[name].shape[1:])
