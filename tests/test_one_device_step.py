@@ -33,20 +33,23 @@ def _arrays(num_devices, rng):
       mask=rng.uniform(0, 2, (num_devices, 2, 5)).astype(np.float32))
 
 
-def test_one_gather_gives_every_array_bit_for_bit():
-  rng = np.random.default_rng(0)
-  arrays = _arrays(3, rng)
+def _assert_gathered_exactly(arrays, num_devices):
+  """`_gather_all` over ``num_devices`` vmapped devices: every device holds
+  all devices' sub-batches, in device order, byte for byte."""
   spec = types.SimpleNamespace(distributed=True)
   got = jax.vmap(lambda a: one_device_step._gather_all(spec, a),
                  axis_name=distributed.AXIS)(
                      {k: jnp.asarray(v) for k, v in arrays.items()})
   for name, value in arrays.items():
-    # Every device holds all devices' sub-batches, in device order.
     want = value.reshape((-1,) + value.shape[2:])
-    for device in range(3):
+    for device in range(num_devices):
       have = np.asarray(got[name][device])
       assert have.dtype == value.dtype and have.shape == want.shape, name
       assert have.tobytes() == want.tobytes(), name
+
+
+def test_one_gather_gives_every_array_bit_for_bit():
+  _assert_gathered_exactly(_arrays(3, np.random.default_rng(0)), 3)
 
 
 def test_one_device_gathers_nothing():
@@ -61,15 +64,7 @@ def test_eight_byte_values_travel_on_their_own():
   beside the packed ones (int32 words would truncate it)."""
   rng = np.random.default_rng(2)
   arrays = _arrays(2, rng)
+  arrays['big'] = rng.integers(2**40, 2**62, (2, 2, 3))
+  arrays['wide'] = rng.standard_normal((2, 2, 3))
   with jax.enable_x64(True):
-    arrays['big'] = rng.integers(2**40, 2**62, (2, 2, 3))
-    arrays['wide'] = rng.standard_normal((2, 2, 3))
-    spec = types.SimpleNamespace(distributed=True)
-    got = jax.vmap(lambda a: one_device_step._gather_all(spec, a),
-                   axis_name=distributed.AXIS)(
-                       {k: jnp.asarray(v) for k, v in arrays.items()})
-    for name, value in arrays.items():
-      want = value.reshape((-1,) + value.shape[2:])
-      have = np.asarray(got[name][1])
-      assert have.dtype == value.dtype, name
-      assert have.tobytes() == want.tobytes(), name
+    _assert_gathered_exactly(arrays, 2)
