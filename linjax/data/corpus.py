@@ -79,25 +79,35 @@ def read_corpus(path, format: str = '',  # pylint: disable=redefined-builtin
     raise DataError(f'format {fmt!r} needs a '
                     f'{"folder" if fmt == "folder" else "file"}.',
                     path=path, fix='check data.format.')
-  multi = None
-  if multi_label:
-    if not label_separator or (fmt == 'tsv' and '\t' in label_separator):
-      raise DataError(f'label separator {label_separator!r} cannot split a '
-                      'label field.', path=path, fix='set '
-                      'data.label_separator to e.g. "," or "|".')
-    if max_per_class:
-      raise DataError('max_per_class applies to single-label corpora.',
-                      path=path, fix='set data.max_per_class=0 with '
-                      'multi_label.')
-    multi = LabelSets(label_separator, bool(allow_unlabeled))
-  elif allow_unlabeled:
-    raise DataError('allow_unlabeled needs multi_label=True (a single-label '
-                    'document needs its class).', path=path,
-                    fix='set data.multi_label=True or drop allow_unlabeled.')
+  multi = label_sets(path, fmt, multi_label, label_separator,
+                     allow_unlabeled, max_per_class)
   data = readers.read(path, fmt, text_column, label_column, lenient, multi)
   if max_per_class:
     data = cap_per_class(data, max_per_class, seed, str(path))
   return data
+
+
+def label_sets(path, fmt: str, multi_label: bool, label_separator: str = ',',
+               allow_unlabeled: bool = False,
+               max_per_class: int = 0) -> LabelSets | None:
+  """The readers' multi-label settings (None: single-label), or DataError
+  naming ``path`` for settings that cannot go together."""
+  if not multi_label:
+    if allow_unlabeled:
+      raise DataError('allow_unlabeled needs multi_label=True (a '
+                      'single-label document needs its class).', path=path,
+                      fix='set data.multi_label=True or drop '
+                      'allow_unlabeled.')
+    return None
+  if not label_separator or (fmt == 'tsv' and '\t' in label_separator):
+    raise DataError(f'label separator {label_separator!r} cannot split a '
+                    'label field.', path=path, fix='set '
+                    'data.label_separator to e.g. "," or "|".')
+  if max_per_class:
+    raise DataError('max_per_class applies to single-label corpora.',
+                    path=path, fix='set data.max_per_class=0 with '
+                    'multi_label.')
+  return LabelSets(label_separator, bool(allow_unlabeled))
 
 
 def cap_per_class(data: Dataset, max_per_class: int, seed: int = 0,
