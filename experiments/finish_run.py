@@ -75,8 +75,9 @@ class Scoring:
 
   Attributes:
     evaluate: ``(params, x, y) -> dict(loss, accuracy)`` over every process.
-    predict_test: ``(params, test_x, test_y) -> (test_y, proba [N, C])`` of
-      the whole test split (gathered from every process).
+    predict_test: ``(params, x, y, loss='softmax') -> (y, proba [N, C])``
+      of the whole split (the test split, or the validation split of a
+      multi-label run's threshold; gathered from every process).
     write_test_split: writes the carved test split as JSONL to the path it
       is given; None: no test split to write.
     is_writer: whether this process writes into the workdir and prints.
@@ -161,13 +162,18 @@ def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any]:
     results['val_loss'] = float(val_eval['loss'])
   report = threshold = None
   if multilabel_run.is_multilabel(t.options.training):
-    # Val accuracy is P@1; the labels need a threshold.
-    threshold = multilabel_run.choose_threshold(fit.params, t.val_x, t.val_y)
+    # Val accuracy is P@1; the labels need a threshold, tuned on the whole
+    # validation split (every process's part).
+    threshold = multilabel_run.DEFAULT_THRESHOLD
+    if t.val_x is not None:
+      threshold = multilabel_run.threshold_of(*scoring.predict_test(
+          fit.params, t.val_x, t.val_y, loss='sigmoid')[::-1])
     results.update(threshold=threshold, test_accuracy=None,
                    test_macro_f1=None, test_micro_f1=None, test_report=None)
     if t.test_x is not None:
-      proba = predict_with_progress(fit.params, t.test_x, loss='sigmoid')
-      results.update(multilabel_run.test_results(t.test_y, proba, names,
+      test_y, proba = scoring.predict_test(fit.params, t.test_x, t.test_y,
+                                           loss='sigmoid')
+      results.update(multilabel_run.test_results(test_y, proba, names,
                                                  threshold))
     return results, report, threshold
   if t.test_x is not None:

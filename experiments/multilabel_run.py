@@ -65,16 +65,23 @@ def load_splits(config) -> Splits:
   if dc.test:
     test = data.read_corpus(dc.test, dc.format, dc.text_column,
                             dc.label_column, dc.lenient, **kwargs)
-    unknown = label_map.unknown_labels(test.labels)
-    if unknown:
-      logging.warning('%s: %d label(s) never seen in training are ignored: '
-                      '%s', dc.test, len(unknown), ', '.join(
-                          f'{k!r} ({n})' for k, n in list(unknown.items())[:10]))
-    test = (test.texts, label_map.encode_multi(test.labels, unknown='ignore'))
+    test = (test.texts, encode_test(label_map, test.labels, dc.test))
   else:
     test = None
   return run_data.carve_splits(texts, Y, test, dc, seed,
                                data.multilabel_split, label_map, dc.train)
+
+
+def encode_test(label_map, label_sets, path) -> np.ndarray:
+  """The test documents' multi-hot [N, C]; a label never seen in training
+  is dropped with a warning (fastText's ``test`` does the same) and the
+  documents stay."""
+  unknown = label_map.unknown_labels(label_sets)
+  if unknown:
+    logging.warning('%s: %d label(s) never seen in training are ignored: '
+                    '%s', path, len(unknown), ', '.join(
+                        f'{k!r} ({n})' for k, n in list(unknown.items())[:10]))
+  return label_map.encode_multi(label_sets, unknown='ignore')
 
 
 def label_names(y, names) -> list:
@@ -100,9 +107,17 @@ def choose_threshold(params, val_x, val_y) -> float:
   without one)."""
   if val_x is None or not val_x.num_docs:
     return DEFAULT_THRESHOLD
-  from linjax.analysis import multilabel_metrics as mm  # pylint: disable=g-import-not-at-top
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
-  proba = scoring.predict_proba(params, val_x, loss='sigmoid')
+  return threshold_of(scoring.predict_proba(params, val_x, loss='sigmoid'),
+                      val_y)
+
+
+def threshold_of(proba, val_y) -> float:
+  """The threshold of the best micro-F1 of validation probabilities
+  [N, C] against their multi-hot [N, C] (0.5 without documents)."""
+  if not np.shape(proba)[0]:
+    return DEFAULT_THRESHOLD
+  from linjax.analysis import multilabel_metrics as mm  # pylint: disable=g-import-not-at-top
   threshold, _ = mm.tune_threshold(proba, val_y)
   return float(threshold)
 

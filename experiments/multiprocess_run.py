@@ -41,8 +41,11 @@ What a run of P processes does, and why it trains the 1-process model:
   error, instead of leaving the others waiting.
 
 Not supported with several processes (a one-line `ConfigError`):
-``features.buckets=0``, ``train.loss=sigmoid`` (multi-label) and a folder
-corpus (``data.format=folder|fortune``: give files or a glob).
+``features.buckets=0`` and a folder corpus (``data.format=folder|fortune``:
+give files or a glob). Multi-label (``train.loss=sigmoid``) runs: the
+union of the processes' tags, the 1-process splits, and the threshold
+tuned on the whole validation split (experiments/sharded_splits.py,
+experiments/finish_run.py).
 """
 
 from __future__ import annotations
@@ -86,9 +89,6 @@ def check_config(config) -> None:
                     'run on several processes (each would number its own '
                     'vocabulary); use hashing, e.g. '
                     '--config.features.buckets=1048576')
-  if config.train.loss == 'sigmoid':
-    problems.append('--config.train.loss=sigmoid (multi-label) cannot run '
-                    'on several processes yet; run it on one process')
   for key in ('train', 'test'):
     path = config.data[key]
     if config.data.format in ('folder', 'fortune') or (
@@ -302,9 +302,12 @@ class Group:
       return dict(loss=float(m['loss']), accuracy=float(m['accuracy']))
     from linjax.engine import distributed  # pylint: disable=g-import-not-at-top
     n = x.num_docs
-    total = distributed.all_sum([m['loss'] * n, m['accuracy'] * n, n])
+    # Multi-label accuracy is P@1 over the documents with a label.
+    counted = m.get('counted', n) if n else 0
+    total = distributed.all_sum([m['loss'] * n, m['accuracy'] * counted, n,
+                                 counted])
     return dict(loss=float(total[0] / max(total[2], 1)),
-                accuracy=float(total[1] / max(total[2], 1)))
+                accuracy=float(total[1] / max(total[3], 1)))
 
   def gather_rows(self, *arrays):
     """Every process's rows of each array, one after another in process

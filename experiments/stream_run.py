@@ -136,8 +136,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
         stream_data.write_test_split(path, config, data.test_idx)
     return finish_run.finish(trained, finish_run.Scoring(
         evaluate=stream_data.evaluate,
-        predict_test=lambda params, x, y: (
-            y, stream_data.predict_proba(params, x)),
+        predict_test=lambda params, x, y, loss='softmax': (
+            y, stream_data.predict_proba(params, x)),   # softmax only
         write_test_split=write_test_split, streamed=True), stage)
   finally:
     shutil.rmtree(folder, ignore_errors=True)

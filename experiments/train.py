@@ -254,8 +254,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
           config.data.text_column, config.data.label_column))
   return finish_run.finish(trained, finish_run.Scoring(
       evaluate=group.evaluate,
-      predict_test=lambda params, x, y: group.gather_rows(
-          y, finish_run.predict_with_progress(params, x)),
+      predict_test=lambda params, x, y, loss='softmax': group.gather_rows(
+          y, finish_run.predict_with_progress(params, x, loss=loss)),
       write_test_split=write_test_split, is_writer=group.is_writer), stage)
 
 

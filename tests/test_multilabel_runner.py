@@ -19,8 +19,9 @@ COMMON = 'the a tool for linux and of'.split()
 FAST = ['--config.train.checkpoint_every=0']
 
 
-def _write_fasttext(path, n, seed, untagged_every=0):
-  """Documents with 1-3 tags (or none every ``untagged_every``-th line)."""
+def _write_fasttext(path, n, seed, untagged_every=0, noise=0.0):
+  """Documents with 1-3 tags (or none every ``untagged_every``-th line); a
+  ``noise`` share of them also takes the words of a random tag."""
   rng = np.random.default_rng(seed)
   names = sorted(TAGS)
   lines = []
@@ -29,7 +30,10 @@ def _write_fasttext(path, n, seed, untagged_every=0):
       tags = []
     else:
       tags = list(rng.choice(names, rng.integers(1, 4), replace=False))
-    words = [w for t in tags for w in rng.choice(TAGS[t], 2)]
+    sources = list(tags)
+    if noise and rng.random() < noise:
+      sources.append(names[rng.integers(len(names))])
+    words = [w for t in sources for w in rng.choice(TAGS[t], 2)]
     words += list(rng.choice(COMMON, 4))
     rng.shuffle(words)
     lines.append(' '.join([f'__label__{t}' for t in tags] + words))
