@@ -106,10 +106,10 @@ class TrainOptions:
     checkpoint_every: epochs between checkpoints (with a checkpoint_dir);
       0: none.
     checkpoint_seconds: and at least this many seconds since the training
-      began or the last checkpoint (a checkpoint of a 72 MB W takes ~0.3 s:
-      a run of a few seconds would spend more on checkpoints than an
-      interrupt could cost it; as TensorFlow's ``save_checkpoints_secs``).
-      0: every ``checkpoint_every`` epochs.
+      began or the last checkpoint (0: every ``checkpoint_every`` epochs;
+      a checkpoint of a 72 MB W takes ~0.3 s, so a run of a few seconds
+      would spend more on checkpoints than an interrupt could cost it; as
+      TensorFlow's ``save_checkpoints_secs``).
     steps_per_call: K, steps per call of the compiled program (its shapes
       do not depend on the number of steps, so it compiles while the host
       featurises).
