@@ -39,6 +39,17 @@ def read_options(data_config) -> dict:
               allow_unlabeled=bool(get('allow_unlabeled', False)))
 
 
+def require_train_file(data_config) -> None:
+  """DataError unless ``data.train`` names a corpus: the demo corpus has
+  one label per document."""
+  if not data_config.train:
+    from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+    raise data.DataError("train.loss='sigmoid' (multi-label) needs a "
+                         'multi-label corpus in data.train; the demo corpus '
+                         'has one label per document.',
+                         fix='set --config.data.train.')
+
+
 def load_splits(config) -> Splits:
   """`run_data.load_splits` for multi-label data: multi-hot [N, C] labels.
 
@@ -47,11 +58,7 @@ def load_splits(config) -> Splits:
   """
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   dc, seed = config.data, int(config.train.seed)
-  if not dc.train:
-    raise data.DataError("train.loss='sigmoid' (multi-label) needs a "
-                         'multi-label corpus in data.train; the demo corpus '
-                         'has one label per document.',
-                         fix='set --config.data.train.')
+  require_train_file(dc)
   kwargs = read_options(dc)
   corpus = data.read_corpus(dc.train, dc.format, dc.text_column,
                             dc.label_column, dc.lenient, dc.max_per_class,

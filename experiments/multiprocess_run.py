@@ -300,14 +300,7 @@ class Group:
         loss=0.0, accuracy=0.0)
     if not self.multi:
       return dict(loss=float(m['loss']), accuracy=float(m['accuracy']))
-    from linjax.engine import distributed  # pylint: disable=g-import-not-at-top
-    n = x.num_docs
-    # Multi-label accuracy is P@1 over the documents with a label.
-    counted = m.get('counted', n) if n else 0
-    total = distributed.all_sum([m['loss'] * n, m['accuracy'] * counted, n,
-                                 counted])
-    return dict(loss=float(total[0] / max(total[2], 1)),
-                accuracy=float(total[1] / max(total[3], 1)))
+    return scoring.over_processes(m, x.num_docs)
 
   def gather_rows(self, *arrays):
     """Every process's rows of each array, one after another in process

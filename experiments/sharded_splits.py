@@ -83,11 +83,7 @@ def load(config, group) -> run_data.Splits:
   multi = multilabel_run.is_multilabel(config)
   label_sets = None
   if multi:
-    if not dc.train:
-      raise data.DataError("train.loss='sigmoid' (multi-label) needs a "
-                           'multi-label corpus in data.train; the demo '
-                           'corpus has one label per document.',
-                           fix='set --config.data.train.')
+    multilabel_run.require_train_file(dc)
     with group.agreed():
       label_sets = data.label_sets(
           dc.train, dc.format or data.infer_format(dc.train), True,

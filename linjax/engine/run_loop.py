@@ -382,11 +382,6 @@ def validation_metrics(state: step_lib.TrainState, val_x: CsrFeatures,
   else:
     V, scale, b = (distributed.local_array(a) for a in (V, scale, b))
   z = scoring.logits_scaled(V, scale, b, val_x, batch_size)
-  m = scoring.loss_and_accuracy(z, val_y)
-  n_val = float(val_x.num_docs)
-  counted = float(m.get('counted', n_val))  # the documents accuracy counts
   # A process may hold no validation document (its loss is then NaN).
-  total = distributed.all_sum([m['loss'] * n_val if n_val else 0.0,
-                               m['accuracy'] * counted, n_val, counted])
-  return dict(loss=float(total[0] / max(total[2], 1)),
-              accuracy=float(total[1] / max(total[3], 1)))
+  return scoring.over_processes(scoring.loss_and_accuracy(z, val_y),
+                                val_x.num_docs)

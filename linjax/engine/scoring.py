@@ -218,6 +218,21 @@ def loss_and_accuracy(z: np.ndarray, y: np.ndarray) -> dict:
               accuracy=float((z.argmax(-1) == y).mean()) if y.size else 0.0)
 
 
+def over_processes(metrics: dict, num_docs: int) -> dict:
+  """dict(loss, accuracy) over every process's `loss_and_accuracy` of its
+  ``num_docs`` documents: the loss weighted by documents, the accuracy by
+  the documents it counts (multi-label: those with a label); float64 sums
+  in process order, so every process gets the same numbers. A process
+  with no document adds nothing."""
+  from linjax.engine import distributed  # pylint: disable=g-import-not-at-top
+  n = float(num_docs)
+  counted = float(metrics.get('counted', n)) if n else 0.0
+  total = distributed.all_sum([metrics['loss'] * n if n else 0.0,
+                               metrics['accuracy'] * counted, n, counted])
+  return dict(loss=float(total[0] / max(total[2], 1)),
+              accuracy=float(total[1] / max(total[3], 1)))
+
+
 def evaluate(params: Params, x: CsrFeatures, y) -> dict:
   """dict(loss=mean NLL, accuracy) on (x, y); see `loss_and_accuracy`."""
   return loss_and_accuracy(predict_logits(params, x), y)
