@@ -44,7 +44,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _config(train: str, test: str):
-  from experiments.configs import default  # pylint: disable=g-import-not-at-top
+  from linjax.cli.configs import default  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.data.train, config.data.test = train, test
   return config
@@ -54,7 +54,7 @@ def fasttext_worker(corpus: pathlib.Path, budget: float, threads: int) -> dict:
   """fastText's autotune on the split `experiments.train` would use."""
   import fasttext  # pylint: disable=g-import-not-at-top
   from benchmarks import peers  # pylint: disable=g-import-not-at-top
-  from experiments import train as train_runner  # pylint: disable=g-import-not-at-top
+  from linjax.cli import train as train_runner  # pylint: disable=g-import-not-at-top
   fasttext.FastText.eprint = lambda *a, **k: None
   splits = train_runner.load_splits(_config(str(corpus / 'train.tsv'),
                                             str(corpus / 'test.tsv')))

@@ -126,7 +126,7 @@ def jax_info() -> dict:
 
 
 def _linjax_config(corpus_dir: Path, compile_cache: str):
-  from experiments.configs import default  # pylint: disable=g-import-not-at-top
+  from linjax.cli.configs import default  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.data.train = str(corpus_dir / 'train.tsv')
   config.data.test = str(corpus_dir / 'test.tsv')
@@ -152,7 +152,7 @@ def _choose_by_sweep(config, tr: peers.Corpus, row: dict,
   fitted on the rest. Test is never seen. The caller refits on all of train.
   """
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from experiments import config_check  # pylint: disable=g-import-not-at-top
+  from linjax.cli import config_check  # pylint: disable=g-import-not-at-top
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   from linjax.engine import hyper_sweep  # pylint: disable=g-import-not-at-top
   from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
@@ -185,8 +185,8 @@ def _run_linjax(corpus_dir: Path, system: str, scale: int, row: dict,
   """Featurise, fit and predict with linjax; fills row; returns (pred, true)."""
   t0 = time.perf_counter()
   import jax  # pylint: disable=g-import-not-at-top,unused-import
-  from experiments import config_check  # pylint: disable=g-import-not-at-top
-  from experiments import train as train_runner  # pylint: disable=g-import-not-at-top
+  from linjax.cli import config_check  # pylint: disable=g-import-not-at-top
+  from linjax.cli import train as train_runner  # pylint: disable=g-import-not-at-top
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
@@ -275,7 +275,7 @@ def _run_linjax_runner(corpus_dir: Path, scale: int, row: dict,
   import shutil  # pylint: disable=g-import-not-at-top
   import tempfile  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top,unused-import
-  from experiments import train as train_runner  # pylint: disable=g-import-not-at-top
+  from linjax.cli import train as train_runner  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
   row['import_rss_mb'] = round(peak_rss_mb(), 1)
   row.update(jax_info())

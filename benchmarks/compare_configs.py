@@ -37,7 +37,7 @@ from absl import logging
 import numpy as np
 
 from benchmarks import config_overrides
-from experiments import config_check
+from linjax.cli import config_check
 
 FLAGS = flags.FLAGS
 
@@ -196,7 +196,7 @@ def format_table(rows: Sequence[dict]) -> str:
 
 def main(argv):
   with config_check.runner_main(argv, data_dir=FLAGS.data_dir):
-    from experiments.configs import default  # pylint: disable=g-import-not-at-top
+    from linjax.cli.configs import default  # pylint: disable=g-import-not-at-top
     data_dir = Path(FLAGS.data_dir).expanduser()
     if not data_dir.is_dir():
       raise config_check.ConfigError(f'--data_dir: no such folder: '

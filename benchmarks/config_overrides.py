@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from experiments import config_check
+from linjax.cli import config_check
 
 
 def parse_value(text: str, like, flag: str):

@@ -30,7 +30,7 @@ import numpy as np
 
 from benchmarks import config_overrides
 from benchmarks import peers
-from experiments import config_check
+from linjax.cli import config_check
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('data_dir', None, 'Folder of corpora, each NAME/train.tsv '
@@ -143,7 +143,7 @@ def whole_epoch(spec, state, batches, hyper, seed, epoch):
 def main(argv):
   with config_check.runner_main(argv, data_dir=FLAGS.data_dir):
     corpus_dir = _check_flags()
-    from experiments.configs import default  # pylint: disable=g-import-not-at-top
+    from linjax.cli.configs import default  # pylint: disable=g-import-not-at-top
     options = config_overrides.apply_overrides(default.get_config(),
                                                FLAGS.override, '--override')
     import jax  # pylint: disable=g-import-not-at-top

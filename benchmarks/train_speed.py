@@ -172,9 +172,9 @@ def main(argv):
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from benchmarks import config_overrides  # pylint: disable=g-import-not-at-top
-  from experiments import config_check  # pylint: disable=g-import-not-at-top
-  from experiments import train as train_runner  # pylint: disable=g-import-not-at-top
-  from experiments.configs import default  # pylint: disable=g-import-not-at-top
+  from linjax.cli import config_check  # pylint: disable=g-import-not-at-top
+  from linjax.cli import train as train_runner  # pylint: disable=g-import-not-at-top
+  from linjax.cli.configs import default  # pylint: disable=g-import-not-at-top
   from linjax.engine import chunk_program  # pylint: disable=g-import-not-at-top
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
   from linjax.engine import training  # pylint: disable=g-import-not-at-top

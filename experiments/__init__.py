@@ -1,7 +1,3 @@
-"""linjax's experiment runners (absl programs over ml_collections configs)."""
-
-import logging
-
-# JAX logs at INFO that it looked for a TPU and found none; on every run of
-# every runner that line is noise, so only its warnings and errors are shown.
-logging.getLogger('jax._src.xla_bridge').setLevel(logging.WARNING)
+"""Thin ``python -m experiments.X`` entry points to the ``linjax`` command
+(`linjax.cli`) and the config files (`configs/`), for use from the
+repository; installed, the same is ``linjax X`` from any folder."""

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from benchmarks import config_overrides
-from experiments import config_check
-from experiments.configs import default
+from linjax.cli import config_check
+from linjax.cli.configs import default
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = {'sports': 'ball goal team match score win player coach'.split(),

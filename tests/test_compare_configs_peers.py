@@ -15,8 +15,8 @@ from sklearn import metrics as sk_metrics
 
 from benchmarks import compare_configs
 from benchmarks import peers
-from experiments import config_check
-from experiments.configs import default
+from linjax.cli import config_check
+from linjax.cli.configs import default
 from linjax.data import corpus as data
 
 WORDS = {'sports': 'ball goal team match score win player coach'.split(),

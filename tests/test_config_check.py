@@ -2,9 +2,9 @@
 
 import pytest
 
-from experiments.configs import default
-from experiments import config_check
-from experiments.config_check import ConfigError
+from linjax.cli.configs import default
+from linjax.cli import config_check
+from linjax.cli.config_check import ConfigError
 
 BAD = [
     ('optimizer.learning_rate', -1.0, 'must be > 0, got -1'),

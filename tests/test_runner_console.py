@@ -10,9 +10,9 @@ import re
 import numpy as np
 import pytest
 
-from experiments import console
-from experiments import run_checks
-from experiments.configs import default
+from linjax.cli import console
+from linjax.cli import run_checks
+from linjax.cli.configs import default
 from test_runners import _write_tsv
 from test_runners import assert_one_line_error
 from test_runners import run

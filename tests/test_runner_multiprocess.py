@@ -202,8 +202,8 @@ def test_a_bad_cluster_flag_fails_in_one_line(tmp_path):
 def test_settings_a_multi_process_run_cannot_honour(flags, overrides,
                                                      fragment):
   """Refused before joining: no process waits for the others."""
-  from experiments import multiprocess_run  # pylint: disable=g-import-not-at-top
-  from experiments.configs import default  # pylint: disable=g-import-not-at-top
+  from linjax.cli import multiprocess_run  # pylint: disable=g-import-not-at-top
+  from linjax.cli.configs import default  # pylint: disable=g-import-not-at-top
   from linjax.core.errors import ConfigError  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   for key, value in overrides.items():
@@ -215,8 +215,8 @@ def test_settings_a_multi_process_run_cannot_honour(flags, overrides,
 
 
 def test_one_process_joins_nothing():
-  from experiments import multiprocess_run  # pylint: disable=g-import-not-at-top
-  from experiments.configs import default  # pylint: disable=g-import-not-at-top
+  from linjax.cli import multiprocess_run  # pylint: disable=g-import-not-at-top
+  from linjax.cli.configs import default  # pylint: disable=g-import-not-at-top
   group = multiprocess_run.join(default.get_config(), '127.0.0.1:1', 1, 0)
   assert (group.multi, group.is_writer, group.count) == (False, True, 1)
 
@@ -224,8 +224,8 @@ def test_one_process_joins_nothing():
 def test_a_glob_of_files_is_the_corpus_they_make_one_after_another(corpus):
   """One process reading ``part-*.tsv`` gets the splits of the file those
   parts make in sorted order (what a multi-process run's parts add up to)."""
-  from experiments import run_data  # pylint: disable=g-import-not-at-top
-  from experiments.configs import default  # pylint: disable=g-import-not-at-top
+  from linjax.cli import run_data  # pylint: disable=g-import-not-at-top
+  from linjax.cli.configs import default  # pylint: disable=g-import-not-at-top
   train, base = corpus
   header, *lines = train.read_text().splitlines()
   folder = base / 'parts'

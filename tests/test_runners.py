@@ -166,9 +166,9 @@ def test_bad_flags_fail_fast(tmp_path, args, fragments):
 
 
 def test_train_and_evaluate_validates_first(tmp_path):
-  from experiments import train as train_runner  # pylint: disable=g-import-not-at-top
-  from experiments.configs import default  # pylint: disable=g-import-not-at-top
-  from experiments.config_check import ConfigError  # pylint: disable=g-import-not-at-top
+  from linjax.cli import train as train_runner  # pylint: disable=g-import-not-at-top
+  from linjax.cli.configs import default  # pylint: disable=g-import-not-at-top
+  from linjax.cli.config_check import ConfigError  # pylint: disable=g-import-not-at-top
   from test_config_check import BAD  # pylint: disable=g-import-not-at-top
   for key, value, message in BAD:
     config = default.get_config()

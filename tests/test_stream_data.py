@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from experiments import run_data
-from experiments import stream_data
-from experiments import stream_run
-from experiments import train
-from experiments.configs import default
+from linjax.cli import run_data
+from linjax.cli import stream_data
+from linjax.cli import stream_run
+from linjax.cli import train
+from linjax.cli.configs import default
 from linjax.data import corpus
 from linjax.text import chunked_fit
 from linjax.text import csr

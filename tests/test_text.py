@@ -444,7 +444,7 @@ def test_defaults_are_the_options_defaults():
 
 def test_default_config_features_are_featurizer_options():
   sys.path.insert(0, str(REPO))
-  from experiments.configs import default  # pylint: disable=g-import-not-at-top
+  from linjax.cli.configs import default  # pylint: disable=g-import-not-at-top
   features = default.get_config().features.to_dict()
   options = text.FeaturizerOptions(**features)
   assert dataclasses.asdict(options) == features

@@ -7,9 +7,9 @@ from absl import flags
 from ml_collections import config_flags
 import pytest
 
-from experiments import cli
-from experiments import config_check
-from experiments.configs import default
+from linjax.cli import runner_flags as cli
+from linjax.cli import config_check
+from linjax.cli.configs import default
 from linjax.core.errors import ConfigError
 from linjax.engine.options import TrainOptions
 

@@ -1,10 +1,10 @@
 """A multi-process run's data: each process's part of the 1-process splits.
 
 `load(config, group)` is `run_data.load_splits` for process i of P (see
-experiments/multiprocess_run.py): it reads only this process's shard of
+linjax/cli/multiprocess_run.py): it reads only this process's shard of
 ``data.train`` (and of ``data.test``), gathers the labels, and keeps this
 process's documents of the splits a single process would carve. With
-``train.loss=sigmoid`` (multi-label, experiments/multilabel_run.py) the
+``train.loss=sigmoid`` (multi-label, linjax/cli/multilabel_run.py) the
 labels are tag sets: the label map is the union of every process's tags,
 the splits are `multilabel_split`'s of the whole multi-hot matrix, and a
 test tag never seen in training is dropped, as on one process.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import run_data
+from linjax.cli import run_data
 
 
 def _read_part(path: str, dc, group, multi=None):
@@ -76,7 +76,7 @@ def load(config, group) -> run_data.Splits:
     DataError: an unreadable part, a bad line, no documents, fewer than two
       classes, or a test label that training never saw.
   """
-  from experiments import multilabel_run  # pylint: disable=g-import-not-at-top
+  from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   from linjax.engine import distributed  # pylint: disable=g-import-not-at-top
   dc, seed = config.data, int(config.train.seed)

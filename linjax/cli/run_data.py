@@ -4,7 +4,7 @@
 files, or the demo corpus) and carves the stratified validation and test
 splits; `start_precompile` starts compiling the training program before
 featurisation. Both are also
-reachable as ``experiments.train.load_splits``/``start_precompile`` (the
+reachable as ``linjax.cli.train.load_splits``/``start_precompile`` (the
 other runners and benchmarks/ use them from there).
 """
 
@@ -17,67 +17,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from experiments import config_check
-
-
-class Splits(NamedTuple):
-  """Texts and int32 labels of each split, and the label map.
-
-  Multi-label runs (``train.loss='sigmoid'``, experiments/multilabel_run.py)
-  hold multi-hot uint8 [N, C] labels instead.
-
-  ``val_*`` are empty lists/arrays when ``data.val_fraction`` is 0, and
-  ``test_*`` when ``data.test_fraction`` is 0 and there is no ``data.test``.
-  """
-
-  train_texts: list
-  train_y: np.ndarray
-  val_texts: list
-  val_y: np.ndarray
-  test_texts: list
-  test_y: np.ndarray
-  label_map: object
-  source: str
-
-
-def carve_indices(y: np.ndarray, dc, seed: int, split,
-                  has_test_file: bool):
-  """(train, validation, test) int64 indices into a corpus of labels ``y``:
-  a test split of ``data.test_fraction`` unless there is a test file (then
-  None), and a validation split of ``data.val_fraction`` of what remains.
-  ``split(y, fraction, seed)`` -> (keep, held out) indices. The one rule
-  of every runner path: in memory, out of core, one part per process."""
-  test_idx = None
-  if has_test_file:
-    train_idx = np.arange(y.shape[0], dtype=np.int64)
-  else:
-    train_idx, test_idx = split(y, dc.test_fraction, seed)
-  keep, val = split(y[train_idx], dc.val_fraction, seed + 1)
-  return train_idx[keep], train_idx[val], test_idx
-
-
-def carve_splits(texts, y, test, dc, seed: int, split, label_map,
-                 source: str) -> Splits:
-  """The train/validation/test `Splits` of a read corpus.
-
-  ``test``: (texts, labels) of ``data.test``, or None to carve a test split
-  of ``data.test_fraction``; the validation split of ``data.val_fraction``
-  is carved from what remains. ``split(y, fraction, seed)`` -> (keep, held
-  out) indices: stratified for single labels, by rarest label for
-  multi-label.
-  """
-  train_idx, val_idx, test_idx = carve_indices(y, dc, seed, split,
-                                               test is not None)
-  if test is not None:
-    test_texts, test_y = test
-  else:
-    test_texts = [texts[i] for i in test_idx]
-    test_y = y[test_idx]
-  return Splits(
-      train_texts=[texts[i] for i in train_idx], train_y=y[train_idx],
-      val_texts=[texts[i] for i in val_idx], val_y=y[val_idx],
-      test_texts=test_texts, test_y=np.asarray(test_y, y.dtype),
-      label_map=label_map, source=source)
+from linjax.cli import config_check
+from linjax.cli.splits import carve_indices  # pylint: disable=unused-import
+from linjax.cli.splits import carve_splits
+from linjax.cli.splits import Splits
 
 
 def _read(path: str, dc, max_per_class: int = 0, seed: int = 0):
@@ -101,7 +44,7 @@ def load_splits(config) -> Splits:
       test label that training never saw.
   """
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
-  from experiments import multilabel_run  # pylint: disable=g-import-not-at-top
+  from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
   if multilabel_run.is_multilabel(config):
     return multilabel_run.load_splits(config)
   dc, seed = config.data, int(config.train.seed)
@@ -198,7 +141,7 @@ def test_scores(params, featurizer, splits: Splits,
   threshold, P@k and R@k (`multilabel_run.test_results`, less the report)."""
   if not splits.test_texts:
     return {}
-  from experiments import multilabel_run  # pylint: disable=g-import-not-at-top
+  from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
   names = splits.label_map.names

@@ -18,8 +18,8 @@ from __future__ import annotations
 from absl import logging
 import numpy as np
 
-from experiments import run_data
-from experiments.run_data import Splits
+from linjax.cli import splits as splits_lib
+from linjax.cli.splits import Splits
 
 DEFAULT_THRESHOLD = 0.5
 REPORT_KS = (1, 5)
@@ -75,7 +75,7 @@ def load_splits(config) -> Splits:
     test = (test.texts, encode_test(label_map, test.labels, dc.test))
   else:
     test = None
-  return run_data.carve_splits(texts, Y, test, dc, seed,
+  return splits_lib.carve_splits(texts, Y, test, dc, seed,
                                data.multilabel_split, label_map, dc.train)
 
 

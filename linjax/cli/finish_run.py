@@ -1,8 +1,8 @@
 """Finishing a training run: results.json, the saved model, plots, a summary.
 
-The in-memory runner (experiments/train.py), its multi-process variant
-(experiments/multiprocess_run.py) and the out-of-core one
-(experiments/stream_run.py) read and train differently but finish alike:
+The in-memory runner (linjax/cli/train.py), its multi-process variant
+(linjax/cli/multiprocess_run.py) and the out-of-core one
+(linjax/cli/stream_run.py) read and train differently but finish alike:
 `finish` takes the `Trained` run and its `Scoring`, what differs between
 them (how the splits are scored: in memory, per chunk or summed over the
 processes; who writes), evaluates the model on train, validation and test,
@@ -22,9 +22,9 @@ from typing import Any, Callable
 from absl import logging
 import numpy as np
 
-from experiments import console
-from experiments import multilabel_run
-from experiments import workdir as workdir_lib
+from linjax.cli import console
+from linjax.cli import multilabel_run
+from linjax.cli import workdir as workdir_lib
 
 
 @dataclasses.dataclass
@@ -140,7 +140,7 @@ def write_plots(workdir: str, history, report, top, label_names) -> list:
 def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any]:
   """results.json's counts, timings and metrics; the test report (single
   label) and the multi-label threshold, each None when there is none."""
-  from experiments import run_checks  # pylint: disable=g-import-not-at-top
+  from linjax.cli import run_checks  # pylint: disable=g-import-not-at-top
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   fit, names = t.fit, t.label_map.names
   results = dict(

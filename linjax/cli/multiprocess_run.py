@@ -44,8 +44,8 @@ Not supported with several processes (a one-line `ConfigError`):
 ``features.buckets=0`` and a folder corpus (``data.format=folder|fortune``:
 give files or a glob). Multi-label (``train.loss=sigmoid``) runs: the
 union of the processes' tags, the 1-process splits, and the threshold
-tuned on the whole validation split (experiments/sharded_splits.py,
-experiments/finish_run.py).
+tuned on the whole validation split (linjax/cli/sharded_splits.py,
+linjax/cli/finish_run.py).
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-from experiments import config_check
-from experiments import run_data
+from linjax.cli import config_check
+from linjax.cli import run_data
 from linjax.core.errors import ConfigError
 
 FLAG_NAMES = ('--coordinator_address', '--num_processes', '--process_id')
@@ -229,7 +229,7 @@ class Group:
   def prepare_workdir(self, workdir: str, overwrite: bool, checkpoints: bool):
     """`workdir.prepare` on process 0; the others get its state. With
     ``checkpoints``, every process must see process 0's checkpoints."""
-    from experiments import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+    from linjax.cli import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
     if not self.multi:
       return workdir_lib.prepare(workdir, overwrite)
     from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
@@ -255,7 +255,7 @@ class Group:
 
   def forget_finished_run(self, run) -> None:
     """`workdir.forget_finished_run` (process 0), seen by every process."""
-    from experiments import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+    from linjax.cli import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
     if self.is_writer:
       workdir_lib.forget_finished_run(run)
     self.barrier()
@@ -273,7 +273,7 @@ class Group:
     """This process's part of each split of the 1-process run."""
     if not self.multi:
       return run_data.load_splits(config)
-    from experiments import sharded_splits  # pylint: disable=g-import-not-at-top
+    from linjax.cli import sharded_splits  # pylint: disable=g-import-not-at-top
     return sharded_splits.load(config, self)
 
   def fit_transform(self, featurizer, texts):

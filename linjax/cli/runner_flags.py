@@ -2,22 +2,25 @@
 ends bad flags in one line, and ``--help`` that lists every config key.
 
 `define_config_flag` and `parse_flags` are also reachable as
-``experiments.train.define_config_flag``/``parse_flags`` (the other runners
+``linjax.cli.train.define_config_flag``/``parse_flags`` (the other runners
 use them from there).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
 from absl import flags
 from ml_collections import config_flags
 
-from experiments import config_check
-from experiments import console
+from linjax.cli import config_check
+from linjax.cli import console
 
 DEFAULT_CONFIG = console.DEFAULT_CONFIG
+# The running subcommand's module name, set by `linjax.cli.main.run_command`.
+COMMAND_MODULE: list = []
 HELP_FLAGS = ('--help', '-help', '-h', '-?', '--helpshort', '--helpfull')
 
 FLAGS = flags.FLAGS
@@ -53,9 +56,20 @@ def define_config_flag(help_text: str) -> None:
 
 
 def print_help() -> None:
-  """The runner's usage, its flags and (with --config) every config key."""
-  from absl import app  # pylint: disable=g-import-not-at-top
-  app.usage(shorthelp=True, writeto_stdout=True)
+  """The runner's usage, its flags and (with --config) every config key.
+
+  absl's own usage describes the ``__main__`` module; under the ``linjax``
+  command that is the dispatcher, so the running subcommand's module
+  (`linjax.cli.main.run_command` records it) is described instead.
+  """
+  module = sys.modules.get(COMMAND_MODULE[0]) if COMMAND_MODULE else None
+  if module is None:
+    from absl import app  # pylint: disable=g-import-not-at-top
+    app.usage(shorthelp=True, writeto_stdout=True)
+  else:
+    print(module.__doc__ or f'USAGE: {sys.argv[0]} [flags]')
+    print('flags:')
+    print(FLAGS.module_help(module.__name__))
   if 'config' in FLAGS:
     print()
     print(console.config_help())
@@ -65,7 +79,11 @@ def parse_flags(argv):
   """Flag parser for `app.run`: bad flags end in one line, not a traceback;
   ``--help`` prints the usage (and config keys) and exits 0."""
   if any(a in HELP_FLAGS for a in argv[1:]):
-    print_help()
+    try:
+      print_help()
+      sys.stdout.flush()
+    except BrokenPipeError:   # `linjax train --help | head`: not an error
+      os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(0)
   renamed = config_check.renamed_flag(argv)
   if renamed:

@@ -13,7 +13,7 @@ device. Then `train_and_evaluate` runs instead of the in-memory runner:
    appended to a `CsrStore` on disk (linjax/text/csr_store.py). A chunk's
    texts are freed before the next is read; the first chunk's are kept as
    the sample the saved model's bucket names come from.
-2. The splits, by global index exactly as experiments/run_data.py carves
+2. The splits, by global index exactly as linjax/cli/run_data.py carves
    them (`split_indices`); the training documents' document frequencies,
    added up over the stored chunks; the final weights of each chunk, routed
    to one store per split (training order = file order, as in memory).
@@ -37,10 +37,10 @@ from typing import NamedTuple
 from absl import logging
 import numpy as np
 
-from experiments import config_check
-from experiments import console
-from experiments import run_data
-from experiments import workdir as workdir_lib
+from linjax.cli import config_check
+from linjax.cli import console
+from linjax.cli import run_data
+from linjax.cli import workdir as workdir_lib
 
 # An in-memory run's peak RSS per byte of its training file (healthtweets
 # x64: 7.3 GB for a 272 MB file; x8: 1.4 GB for 34 MB).

@@ -3,7 +3,7 @@
 * `quick_gradcheck`: the library's three-way gradient check
   (`linjax.check_grad`: jax.grad, the hand-derived gradient and central
   finite differences of every coordinate, in float64) on a few real
-  training documents and only their features (experiments/gradcheck.py).
+  training documents and only their features (linjax/cli/gradcheck.py).
 * `run_gradcheck`: the check every training run makes, three-way too, on
   the same real documents, but as ONE compiled program at XLA's
   optimisation level 0: jax.grad and the hand-derived gradient compared on

@@ -1,6 +1,6 @@
 """The runner config: its validation and the one adapter to library options.
 
-`to_options(config)` turns the ConfigDict of experiments/configs/default.py
+`to_options(config)` turns the ConfigDict of linjax/cli/configs/default.py
 into the library's typed options (`RunOptions`: `FeaturizerOptions`,
 `OptimizerOptions`, `TrainOptions`); the library never sees the config.
 `validate(config)` checks the runner's own keys (``data.*``,
@@ -180,7 +180,7 @@ def validate(config, prefix: str = '--config.') -> RunOptions:
 
   Args:
     config: an `ml_collections.ConfigDict` (or nested dict) with the sections
-      of experiments/configs/default.py; absent keys are not checked.
+      of linjax/cli/configs/default.py; absent keys are not checked.
     prefix: prepended to key names in messages (``''`` for library callers).
 
   Raises:
@@ -202,7 +202,7 @@ _USER_ERRORS = (('linjax.data.readers', 'DataError'),
                 ('linjax.saved_model', 'ModelFileError'),
                 ('linjax.engine.training', 'TrainingDiverged'),
                 ('linjax.engine.checkpoint', 'CheckpointError'),
-                ('experiments.multiprocess_run', 'ProcessFailed'))
+                ('linjax.cli.multiprocess_run', 'ProcessFailed'))
 
 
 def user_error_types() -> tuple:
@@ -212,7 +212,7 @@ def user_error_types() -> tuple:
   `linjax.saved_model.ModelFileError`,
   `linjax.engine.training.TrainingDiverged`,
   `linjax.engine.checkpoint.CheckpointError`,
-  `experiments.multiprocess_run.ProcessFailed` (another process of a
+  `linjax.cli.multiprocess_run.ProcessFailed` (another process of a
   multi-process run failed) and OSError (unreadable or unwritable paths).
   """
   types = [ConfigError, OSError]

@@ -1,7 +1,7 @@
 """`experiments.train`'s run when the corpus is read out of core.
 
-`train_and_evaluate` is `experiments.train.train_and_evaluate` for a corpus
-that experiments/stream_data.py streams (single labels, one process): the
+`train_and_evaluate` is `linjax.cli.train.train_and_evaluate` for a corpus
+that linjax/cli/stream_data.py streams (single labels, one process): the
 same steps, files and results, with the data on disk in the workdir while
 the run lasts. Differences a user sees: the saved model's bucket names come
 from the training documents of the first chunk of ``data.train`` (a
@@ -21,12 +21,12 @@ import time
 from absl import logging
 import numpy as np
 
-from experiments import config_check
-from experiments import console
-from experiments import finish_run
-from experiments import run_data
-from experiments import stream_data
-from experiments import workdir as workdir_lib
+from linjax.cli import config_check
+from linjax.cli import console
+from linjax.cli import finish_run
+from linjax.cli import run_data
+from linjax.cli import stream_data
+from linjax.cli import workdir as workdir_lib
 
 
 def _fit(options, data, checkpoint_dir, callback, keep: int,
@@ -57,11 +57,11 @@ def _fit(options, data, checkpoint_dir, callback, keep: int,
 def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                        stage: console.Stage | None = None,
                        chunk_bytes: int = stream_data.CHUNK_BYTES) -> dict:
-  """As `experiments.train.train_and_evaluate` (see module docstring)."""
+  """As `linjax.cli.train.train_and_evaluate` (see module docstring)."""
   options = config_check.validate(config)
   run = workdir_lib.prepare(workdir, overwrite)
   stage = stage or console.Stage()
-  from experiments import run_checks  # pylint: disable=g-import-not-at-top
+  from linjax.cli import run_checks  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
   from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
 

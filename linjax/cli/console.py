@@ -8,7 +8,7 @@ and a clean exit on Ctrl-C or SIGTERM.
   and the last) when it is a file or a pipe.
 * `config_help`: every config key with its default and a one-line
   description, from the options dataclasses' ``Attributes:`` sections and the
-  comments of experiments/configs/default.py (the one source of both).
+  comments of linjax/cli/configs/default.py (the one source of both).
 * `raise_on_signals`: SIGINT and SIGTERM raise `Interrupted` (not an
   `Exception`, so no ``except Exception`` swallows it); the runner prints
   one line and exits 128 + the signal number (130, 143).
@@ -159,7 +159,7 @@ _WHAT = {'data.train': 'the training data: a TSV (label<TAB>text header), '
 def config_help(config_path: str = DEFAULT_CONFIG) -> str:
   """A table of every key of the config at ``config_path``: the key, its
   default, and a one-line description."""
-  from experiments import config_check  # pylint: disable=g-import-not-at-top
+  from linjax.cli import config_check  # pylint: disable=g-import-not-at-top
   import importlib.util  # pylint: disable=g-import-not-at-top
   spec = importlib.util.spec_from_file_location('_help_config', config_path)
   module = importlib.util.module_from_spec(spec)

@@ -1,0 +1,74 @@
+"""``linjax``: one installed command with subcommands, usable from any folder.
+
+  linjax train --workdir=run1                     # the demo corpus
+  linjax train --config.data.train=train.tsv --config.data.test=test.tsv --workdir=run1
+  linjax predict --model=run1/model --input=texts.txt
+  linjax SUBCOMMAND --help                        # its flags and config keys
+
+Each subcommand is an absl program in ``linjax/cli/`` with the same flags
+and ``--config.x.y=value`` overrides as ``python -m experiments.X`` from the
+repository. ``python -m linjax`` is the same command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# Subcommand -> (module in linjax.cli, one line for the usage).
+COMMANDS = {
+    'train': ('train', 'train and evaluate a model; writes results, the '
+              'model and the report into --workdir'),
+    'predict': ('predict', 'label each line of a file (or stdin) with a '
+                'saved model'),
+    'evaluate': ('evaluate', 'metrics of a saved model on a labelled file'),
+    'autotune': ('autotune', 'search learning rate, L2 and epochs on the '
+                 'validation split; writes best_config.py'),
+    'sweep': ('sweep', 'a grid of learning rates and L2 strengths trained '
+              'as one vmapped program'),
+    'landscape': ('landscape', "the lecture's loss-landscape demos"),
+    'gradcheck': ('gradcheck', 'jax.grad vs the hand-derived gradient vs '
+                  'finite differences on real data'),
+}
+
+
+def usage() -> str:
+  width = max(map(len, COMMANDS))
+  lines = ['usage: linjax SUBCOMMAND [--flags]  (linjax SUBCOMMAND --help '
+           'for its flags)', '', 'subcommands:']
+  lines += [f'  {name:<{width}}  {text}'
+            for name, (_, text) in COMMANDS.items()]
+  return '\n'.join(lines)
+
+
+def run_command(name: str, argv: list[str] | None = None) -> None:
+  """Runs subcommand ``name`` with ``argv`` (default: ``sys.argv[1:]``) as
+  its flags; exits with the subcommand's status."""
+  argv = sys.argv[1:] if argv is None else argv
+  if name not in COMMANDS:
+    sys.exit(f'error: linjax has no subcommand {name!r}; one of: '
+             f'{", ".join(COMMANDS)} (linjax --help)')
+  # absl and ml_collections read the flags (and --config.x.y overrides)
+  # from sys.argv: the subcommand sees only its own.
+  sys.argv = [f'linjax {name}', *argv]
+  module_name = f'linjax.cli.{COMMANDS[name][0]}'
+  from linjax.cli import runner_flags  # pylint: disable=g-import-not-at-top
+  runner_flags.COMMAND_MODULE[:] = [module_name]   # for --help
+  importlib.import_module(module_name).command()
+
+
+def run() -> None:
+  """The ``linjax`` console script."""
+  args = sys.argv[1:]
+  if not args or args[0] in ('-h', '--help', 'help'):
+    print(usage())
+    sys.exit(0 if args else 2)
+  if args[0] == '--version':
+    from linjax import __version__  # pylint: disable=g-import-not-at-top
+    print(f'linjax {__version__}')
+    return
+  run_command(args[0], args[1:])
+
+
+if __name__ == '__main__':
+  run()
