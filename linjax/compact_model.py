@@ -14,9 +14,12 @@ Shapes: F features, C classes, R rows of W that are not all zero.
   - ``int8``: symmetric 8-bit codes q in [-127, 127] with a float32 scale
     ``s`` per row (``int8_scale='row'``, ``W.scale`` [R]) or per column
     (``'column'``, ``W.scale`` [C]): ``s = max |w| / 127`` over the row or
-    column, ``q = round(w / s)``, loaded as ``q * s``: error at most
-    ``s / 2`` per weight. A row's largest weight decides its class scores
-    most, so per-row scales keep more of it (see BUILD_NOTES).
+    column, ``q = round(w / s)`` (the nearest code, the quotient taken in
+    float64), loaded as ``q * s`` in float32: error at most ``s / 2`` per
+    weight, plus that product's float32 rounding (half a unit in the last
+    place of the loaded weight, up to ``127 * 2^-24 * s``). A row's largest
+    weight decides its class scores most, so per-row scales keep more of it
+    (see BUILD_NOTES).
 
 * The featurizer's long lists (document frequencies, bucket names) are the
   other large part of a model: each list of at least `MIN_LIST` integers
@@ -53,7 +56,9 @@ def quantize_int8(rows: np.ndarray, int8_scale: str = 'row'):
   """(codes int8 [R, C], scale float32 [R] or [C]) of finite ``rows``.
 
   ``s = max |w| / 127`` over each row (or column), ``q = round(w / s)``; an
-  all-zero column gets ``s = 0`` and codes 0.
+  all-zero column gets ``s = 0`` and codes 0. The quotient is taken in
+  float64: in float32 a ratio just above a half-way point (91.500003) can
+  round to it and then to the farther code.
   """
   rows = np.asarray(rows, np.float32)
   if not np.all(np.isfinite(rows)):
@@ -62,7 +67,7 @@ def quantize_int8(rows: np.ndarray, int8_scale: str = 'row'):
   axis = 1 if int8_scale == 'row' else 0
   amax = np.max(np.abs(rows), axis=axis, initial=0.0)
   scale = (amax / np.float32(127.0)).astype(np.float32)
-  safe = np.where(scale > 0, scale, np.float32(1.0))
+  safe = np.where(scale > 0, scale, np.float32(1.0)).astype(np.float64)
   safe = safe[:, None] if axis == 1 else safe[None, :]
   codes = np.clip(np.rint(rows / safe), -127, 127).astype(np.int8)
   return codes, scale
