@@ -29,6 +29,8 @@ COMMANDS = {
     'landscape': ('landscape', "the lecture's loss-landscape demos"),
     'gradcheck': ('gradcheck', 'jax.grad vs the hand-derived gradient vs '
                   'finite differences on real data'),
+    'plots': ('plots', "draw a finished run's PNG plots (curves, confusion "
+              'matrix, templates)'),
 }
 
 
