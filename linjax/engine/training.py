@@ -272,7 +272,7 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
         optimizer: OptimizerOptions = OptimizerOptions(),
         training: TrainOptions = TrainOptions(),
         val_x: CsrFeatures | None = None, val_y=None,
-        callback: Callable[[dict], None] | None = None,
+        callback: Callable[[dict], bool | None] | None = None,
         checkpoint_dir: str | None = None, init: Params | None = None,
         mesh=None, num_shards: int | None = None,
         sample_weight=None) -> FitResult:
@@ -288,7 +288,9 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
     training: TrainOptions (batches, epochs, l2, seed, early stopping, ...).
     val_x, val_y: optional validation split for per-epoch metrics and early
       stopping (``training.patience`` > 0 restores the best epoch's params).
-    callback: called with each epoch's history record.
+    callback: called with each epoch's history record; returning True
+      stops the training after that epoch (a convergence rule of the
+      caller's, e.g. `LinjaxClassifier`'s ``tol``).
     checkpoint_dir: write a checkpoint every ``training.checkpoint_every``
       epochs (at least ``training.checkpoint_seconds`` apart) and resume
       from the latest one found there.
@@ -355,15 +357,15 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
       record['val_loss'], record['val_accuracy'] = m['loss'], m['accuracy']
       value = record['val_' + metric]
     history.append(record)
-    if callback is not None:
-      callback(dict(record))
+    asked_to_stop = callback is not None and callback(dict(record)) is True
     if value is not None and run_loop.better(metric, value, best_value):
       best_value, best_epoch, bad_epochs = value, epoch + 1, 0
       if patience > 0:
         best = step_lib.state_params(run.state)
     elif value is not None:
       bad_epochs += 1
-    stop = patience > 0 and value is not None and bad_epochs >= patience
+    stop = asked_to_stop or (patience > 0 and value is not None and
+                             bad_epochs >= patience)
     every = training.checkpoint_every
     if (checkpoint_dir and jax.process_index() == 0 and every and
         ((epoch + 1) % every == 0 or epoch + 1 == training.epochs or stop) and
@@ -378,8 +380,9 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
           bad_epochs=bad_epochs))
       last_saved = time.perf_counter()
     if stop:
-      logging.info('Early stopping after epoch %d (best %d).', epoch + 1,
-                   best_epoch)
+      if not asked_to_stop:
+        logging.info('Early stopping after epoch %d (best %d).', epoch + 1,
+                     best_epoch)
       break
   final = step_lib.state_params(run.state)
   if patience > 0 and best is not None:
