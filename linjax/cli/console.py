@@ -12,6 +12,8 @@ and a clean exit on Ctrl-C or SIGTERM.
 * `raise_on_signals`: SIGINT and SIGTERM raise `Interrupted` (not an
   `Exception`, so no ``except Exception`` swallows it); the runner prints
   one line and exits 128 + the signal number (130, 143).
+* `bounded_list`, `short_name`: lists and names in a message, bounded in
+  length ("'a', 'b', ... and 880 more"), so that no warning is a page long.
 """
 
 from __future__ import annotations
@@ -92,6 +94,28 @@ def phase(label: str):
   start = time.perf_counter()
   yield
   logging.info('%s: done in %.2f s', label, time.perf_counter() - start)
+
+
+# Bounded messages.
+
+LIST_ITEMS = 10     # items of a list shown in a message at most
+NAME_WIDTH = 60     # characters of one name shown at most
+
+
+def short_name(name, width: int = NAME_WIDTH) -> str:
+  """``name`` as a str of at most ``width`` characters (cut with '...')."""
+  name = str(name)
+  return name if len(name) <= width else name[:width - 3] + '...'
+
+
+def bounded_list(items, limit: int = LIST_ITEMS, sep: str = ', ') -> str:
+  """The first ``limit`` of ``items`` (strs) joined by ``sep``, then
+  ``... and N more`` if there are more."""
+  items = list(items)
+  shown = sep.join(items[:limit])
+  if len(items) > limit:
+    shown += f'{sep}... and {len(items) - limit} more'
+  return shown
 
 
 # --help: every config key, its default and a one-line description.

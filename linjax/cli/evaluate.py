@@ -27,6 +27,7 @@ import numpy as np
 
 from linjax.cli import config_check
 from linjax.cli import console
+from linjax.cli import label_checks
 from linjax.cli import train as train_runner
 from linjax.cli import workdir as workdir_lib
 
@@ -120,6 +121,10 @@ def evaluate(model_dir: str, data_path: str, format: str = '',  # pylint: disabl
                    text_column or trained.get('text_column', 'text'),
                    label_column or trained.get('label_column', 'label'),
                    lenient, **multilabel)
+  label_checks.check_known_labels(   # not a page of zeros
+      [l for labels in corpus.labels for l in (
+          labels if isinstance(labels, tuple) else (labels,))],
+      model.label_map.names, '--data', data_path)
   if multilabel:
     report = _evaluate_multilabel(model, corpus, threshold)
     report.update(model=str(model_dir), data=str(data_path), loss=model.loss)

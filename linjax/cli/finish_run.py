@@ -23,6 +23,7 @@ from absl import logging
 import numpy as np
 
 from linjax.cli import console
+from linjax.cli import label_checks
 from linjax.cli import multilabel_run
 from linjax.cli import workdir as workdir_lib
 
@@ -45,6 +46,12 @@ class Trained:
       ``num_devices``, or ``streamed``).
     guard: the run's `run_checks.DivergenceGuard`.
     gradcheck_job: a `run_checks.GradcheckInBackground` or None.
+    test_texts: the test split's texts (for report.html), or None.
+    refit: the `FitResult` of the refit on train + validation
+      (linjax/cli/refit.py), whose params are the saved model's; None: the
+      saved model is ``fit``'s.
+    timeline: the run's `run_timeline.Timeline` (None: a new one).
+    plots: draw the PNG plots (`write_plots`).
   """
   config: Any
   options: Any
@@ -67,6 +74,15 @@ class Trained:
   where: dict
   guard: Any
   gradcheck_job: Any = None
+  test_texts: list | None = None
+  refit: Any = None
+  timeline: Any = None
+  plots: bool = False
+
+  @property
+  def params(self):
+    """The saved model's params: the refit's, else the fit's."""
+    return (self.refit or self.fit).params
 
 
 @dataclasses.dataclass
@@ -140,7 +156,6 @@ def write_plots(workdir: str, history, report, top, label_names) -> list:
 def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any]:
   """results.json's counts, timings and metrics; the test report (single
   label) and the multi-label threshold, each None when there is none."""
-  from linjax.cli import run_checks  # pylint: disable=g-import-not-at-top
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   fit, names = t.fit, t.label_map.names
   results = dict(
@@ -179,7 +194,7 @@ def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any]:
   if t.test_x is not None:
     test_y, proba = scoring.predict_test(fit.params, t.test_x, t.test_y)
     report = metrics.classification_report(test_y, proba, names)
-    run_checks.warn_about_labels([], report.get('absent_classes') or ())
+    label_checks.warn_about_labels([], report.get('absent_classes') or ())
   results.update(
       test_accuracy=report and report['accuracy'],
       test_macro_f1=report and report['macro_f1'],

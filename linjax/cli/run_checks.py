@@ -23,8 +23,9 @@
   the largest epoch mean was 2.8 log C at the default learning rate, 11.5
   at 4x and 50 at 16x (all recovered, the trained models at most 0.31 log
   C at up to 4x); at ``learning_rate=1e30`` it is about 1e28 log C.
-* `warn_about_labels`: classes with very few training documents, and
-  classes absent from the test split (macro-F1 leaves them out).
+
+The label checks (rare, absent or wrong-looking classes) are in
+linjax/cli/label_checks.py.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ import numpy as np
 from linjax.engine import training
 
 EPOCH_FACTOR = 100.0   # stop when an epoch's mean loss > this x log C
-RARE_CLASS_DOCS = 5    # fewer training documents than this: warn
 
 
 def _small_problem(x, y, num_docs: int, max_features: int):
@@ -283,21 +283,3 @@ class DivergenceGuard:
         '= %.3g. Its predictions are not to be trusted. %s', train_loss,
         self.initial_name, self.initial, self._advice())
     return True
-
-
-def warn_about_labels(train_labels, absent=()) -> None:
-  """Warns about rare training classes and classes absent from the test
-  split (``absent``: their names)."""
-  from linjax.data import corpus  # pylint: disable=g-import-not-at-top
-  rare = corpus.rare_classes(train_labels, RARE_CLASS_DOCS)
-  if rare:
-    listed = ', '.join(f'{label!r} ({n})' for label, n in rare.items())
-    logging.warning('%d class%s with fewer than %d training documents: %s. '
-                    'Their templates are unreliable; check for typos or '
-                    'labels written another way.', len(rare),
-                    'es' if len(rare) > 1 else '', RARE_CLASS_DOCS, listed)
-  if len(absent):
-    logging.warning('%d class%s absent from the test split: %s; macro-F1 '
-                    'averages over the classes present.', len(absent),
-                    'es' if len(absent) > 1 else '',
-                    ', '.join(repr(a) for a in absent))

@@ -39,15 +39,60 @@ def _override_error(error: BaseException, argv) -> str:
           (f' (did you mean {hint.group(1)!r}?)' if hint else ''))
 
 
+CONFIG_DIR = os.path.dirname(DEFAULT_CONFIG)
+
+
+def builtin_configs() -> list:
+  """Names of the built-in configs (linjax/cli/configs/NAME.py)."""
+  return sorted(name[:-3] for name in os.listdir(CONFIG_DIR)
+                if name.endswith('.py') and not name.startswith('_'))
+
+
+def resolve_config_name(argv: list) -> list:
+  """``argv`` with ``--config=NAME`` (a built-in config, e.g. ``multilabel``)
+  replaced by that config's path; a file of that name wins.
+
+  Raises:
+    SystemExit: one line for a ``--config`` file that does not exist.
+  """
+  out, i = list(argv), 0
+  while i < len(out):
+    arg = out[i]
+    if arg in ('--config', '-config') and i + 1 < len(out):
+      i += 1
+      value, prefix = out[i], ''
+    elif arg.startswith(('--config=', '-config=')):
+      prefix, value = arg.split('=', 1)
+      prefix += '='
+    else:
+      i += 1
+      continue
+    path = value.split(':', 1)[0]   # ml_collections' FILE:ARGS
+    if not os.path.exists(path):
+      if path in builtin_configs():
+        out[i] = prefix + os.path.join(CONFIG_DIR, path + '.py') + (
+            value[len(path):])
+      else:
+        sys.exit(f'error: --config={value}: no such file; give a python '
+                 f'file with get_config(), or a built-in config: '
+                 f'{", ".join(builtin_configs())}')
+    i += 1
+  return out
+
+
 def define_config_flag(help_text: str) -> None:
   """``--config`` (default: configs/default.py) with ``--config.x.y`` overrides.
 
-  ml_collections reads the overrides from sys.argv while defining the flag
-  when the default config is used; an unknown key then exits with one line.
+  ``--config=NAME`` names a built-in config (`builtin_configs`). ml_collections
+  reads the overrides from sys.argv while defining the flag when the default
+  config is used; an unknown key then exits with one line.
   """
   renamed = config_check.renamed_flag(sys.argv)
   if renamed:   # ml_collections would fail on it with a confusing message
     sys.exit(f'error: {renamed}')
+  sys.argv[:] = resolve_config_name(sys.argv)
+  help_text += (f' A path, or a built-in config: '
+                f'{", ".join(builtin_configs())} (default: default).')
   try:
     config_flags.DEFINE_config_file('config', DEFAULT_CONFIG, help_text,
                                     lock_config=True)

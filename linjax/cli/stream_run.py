@@ -24,6 +24,7 @@ import numpy as np
 from linjax.cli import config_check
 from linjax.cli import console
 from linjax.cli import finish_run
+from linjax.cli import label_checks
 from linjax.cli import run_data
 from linjax.cli import stream_data
 from linjax.cli import workdir as workdir_lib
@@ -82,9 +83,11 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                  'F=%d features, %d non-zeros in train',
                  data.train_x.num_docs, num_val, num_test, len(names),
                  data.featurizer.num_features, data.train_x.nnz)
-    run_checks.warn_about_labels(np.repeat(   # one name per document
+    label_checks.check_training_labels(np.repeat(   # one name per document
         np.asarray(names, object),
-        np.bincount(data.train_y, minlength=len(names))).tolist())
+        np.bincount(data.train_y, minlength=len(names))).tolist(),
+        data.train_x.num_docs, options.training.loss,
+        config.data.label_separator, config.data.lenient)
     gradcheck_job = None
     if config.train.gradcheck:
       n = min(256, data.train_x.num_docs)

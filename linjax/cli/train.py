@@ -49,6 +49,7 @@ from absl import logging
 from linjax.cli import config_check
 from linjax.cli import console
 from linjax.cli import finish_run
+from linjax.cli import label_checks
 from linjax.cli import multilabel_run
 from linjax.cli import multiprocess_run
 from linjax.cli import run_data
@@ -170,8 +171,10 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                *(group.total(len(texts)) for texts in (
                    splits.train_texts, splits.val_texts, splits.test_texts)),
                len(names))
-  run_checks.warn_about_labels(
-      multilabel_run.flat_label_names(splits.train_y, names))
+  label_checks.check_training_labels(   # stops wrong-looking labels
+      multilabel_run.flat_label_names(splits.train_y, names),
+      group.total(len(splits.train_texts)), options.training.loss,
+      config.data.label_separator, config.data.lenient)
 
   stage.phase = 'featurising'
   # F and C are known: compile the training program while featurising.
@@ -264,7 +267,8 @@ def main(argv):
   console.short_log_format()
   stage = console.Stage()
   try:
-    with console.raise_on_signals():
+    with console.raise_on_signals(), workdir_lib.cleaned_up_on_failure(
+        FLAGS.workdir):   # a failed run leaves the workdir as it found it
       with config_check.runner_main(argv, workdir=FLAGS.workdir):
         # Before any JAX call: join the other processes, if any.
         group = multiprocess_run.join(

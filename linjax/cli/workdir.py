@@ -10,6 +10,11 @@ A workdir is in one of three states, told apart before any work starts:
              from: refused unless ``--overwrite``, so a finished run's model,
              results and plots are never replaced by accident.
 
+A failed run (an error, not an interrupt) leaves the workdir as it found
+it: `cleaned_up_on_failure` removes what the run added (the folder itself
+if the run created it) and says so on the error's line; an interrupted run
+keeps everything, so that the same command resumes.
+
 `prepare` decides this, creates the folder and proves it writable before
 data are loaded, so a read-only mount or a typo fails in milliseconds with a
 line naming ``--workdir`` and the path. Nothing is deleted or truncated
@@ -21,10 +26,12 @@ runner writes goes to a temporary name first and is renamed over the old one
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
 import os
+import shutil
 import tempfile
 
 RESULTS = 'results.json'
@@ -168,6 +175,69 @@ def prepare(path: str, overwrite: bool, flag: str = '--workdir') -> State:
         f'nothing was changed. Pass --overwrite to replace it, or choose '
         f'another {flag}.')
   return State(path=path, finished=finished, checkpoints=has_checkpoints)
+
+
+def _entries(path: str) -> set:
+  try:
+    return set(os.listdir(path))
+  except OSError:
+    return set()
+
+
+def remove_added(path: str, existed: bool, before: set,
+                 flag: str = '--workdir') -> str:
+  """Removes the entries of folder ``path`` not in ``before`` (and the
+  folder, if it did not exist before and is then empty); returns a note
+  saying what was removed, or '' if nothing was."""
+  added = sorted(_entries(path) - before)
+  for name in added:
+    target = os.path.join(path, name)
+    if os.path.isdir(target) and not os.path.islink(target):
+      shutil.rmtree(target, ignore_errors=True)
+    else:
+      with contextlib.suppress(OSError):
+        os.remove(target)
+  if not existed and os.path.isdir(path) and not _entries(path):
+    with contextlib.suppress(OSError):
+      os.rmdir(path)
+    return f'removed {flag}={path}, which this run created'
+  if added:
+    return (f'removed what this run wrote into {flag}={path}: '
+            f'{", ".join(added[:5])}{" ..." if len(added) > 5 else ""}')
+  return ''
+
+
+@contextlib.contextmanager
+def cleaned_up_on_failure(path: str | None, flag: str = '--workdir'):
+  """On a failure inside the block, removes what the block added to folder
+  ``path`` (the folder too if it created it) and appends a note to the
+  one-line error.
+
+  A failure is a ``SystemExit`` with a non-zero status (the runners' one-line
+  user errors) or an ``Exception``. An interrupt (`console.Interrupted`,
+  KeyboardInterrupt) keeps everything: the same command resumes. A refused
+  finished run adds nothing, so nothing of it is touched.
+  """
+  if not path:
+    yield
+    return
+  existed = os.path.isdir(path)
+  before = _entries(path)
+  try:
+    yield
+  except SystemExit as e:
+    if e.code in (0, None):
+      raise
+    note = remove_added(path, existed, before, flag)
+    if note and isinstance(e.code, str):
+      raise SystemExit(f'{e.code} ({note})') from None
+    if note:
+      import sys  # pylint: disable=g-import-not-at-top
+      sys.stderr.write(f'{note}\n')
+    raise
+  except Exception:
+    remove_added(path, existed, before, flag)
+    raise
 
 
 def forget_finished_run(state: State) -> None:

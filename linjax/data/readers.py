@@ -380,8 +380,12 @@ def _read_fasttext(path: Path, lenient: bool,
       several += len(tags) > 1
       sink.add(rest.strip(), tags[0], number)
   if several:
-    logger.warning('%s: %d line(s) have several labels; each keeps its first '
-                   '(multi_label=True reads them all).', path, several)
+    # The fix a command-line user types (the library's is multi_label=True).
+    logger.warning('%s: %d line(s) have several labels; each keeps its first. '
+                   'Multi-label training keeps them all: '
+                   '--config.train.loss=sigmoid (or --config=multilabel; in '
+                   'Python read_corpus(..., multi_label=True)).', path,
+                   several)
   return _finish(sink, bad)
 
 
