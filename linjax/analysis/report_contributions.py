@@ -1,0 +1,246 @@
+"""Per-token contributions of a linear model, on the documents' own text.
+
+Host numpy. Shapes: N documents, T tokens, S feature slots, F features,
+C classes.
+
+A document's score for class c is ``sum_s weight[s] * W[id[s], c] + b[c]``
+over its feature slots s (one slot per occurrence of an n-gram, or of a
+shape n-gram; a feature seen k times in the document gives each
+occurrence 1/k of its final weight, as `Featurizer.analyze` splits it).
+A slot covers the n tokens of its n-gram; its contribution to "class t
+against class o" is ``weight[s] * (W[id[s], t] - W[id[s], o])``, shared
+evenly by the tokens it covers. A token's contribution is the sum of its
+shares, so the tokens of a document add up exactly to
+``logit_t - logit_o - (b_t - b_o)``: the salience of a linear model is
+exact.
+
+`Slots` holds this layout for a batch of documents: the tokens' character
+spans in the original text (a shape token has the span of the word it
+shapes) and the slots flat. `document_slots` gets it from the featuriser's
+batch analysis (``Featurizer.analyze_batch``) when it has one, else from
+`reference_slots`, one document at a time from ``Featurizer.analyze``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from linjax.text import shapes as shapes_lib
+from linjax.text import tokenizer as tokenizer_lib
+
+
+class Slots(NamedTuple):
+  """Tokens and feature slots of N documents, flat.
+
+  doc_offsets: int64 [N+1]; document n owns tokens
+    ``doc_offsets[n]:doc_offsets[n+1]``.
+  start, end: int64 [T] each token's span in its document's original text,
+    in code points (Python str indices).
+  slot_doc: int64 [S] the document of each slot.
+  slot_feature: int64 [S] its feature id in [0, F).
+  slot_weight: float64 [S] its share of the feature's final weight.
+  slot_first: int64 [S] its first covered token (an index into T).
+  slot_length: int64 [S] the number of tokens it covers (consecutive).
+  """
+  doc_offsets: np.ndarray
+  start: np.ndarray
+  end: np.ndarray
+  slot_doc: np.ndarray
+  slot_feature: np.ndarray
+  slot_weight: np.ndarray
+  slot_first: np.ndarray
+  slot_length: np.ndarray
+
+  @property
+  def num_docs(self) -> int:
+    return self.doc_offsets.shape[0] - 1
+
+
+def token_contributions(W, slots: Slots, target, other) -> np.ndarray:
+  """float64 [T]: each token's share of ``logit_target - logit_other``.
+
+  Args:
+    W: [F, C] the weights.
+    slots: the documents' `Slots`.
+    target: int [N] the class each document is explained for.
+    other: int [N] the class it is explained against; -1: none (the raw
+      score of ``target``, e.g. a sigmoid label).
+
+  Returns:
+    float64 [T]; per document they sum to the score difference minus the
+    bias difference.
+  """
+  W = np.asarray(W)
+  target = np.asarray(target, np.int64)
+  other = np.asarray(other, np.int64)
+  doc = slots.slot_doc
+  rows = W[slots.slot_feature]                      # [S, C]
+  score = rows[np.arange(doc.shape[0]), target[doc]].astype(np.float64)
+  against = other[doc]
+  has_other = against >= 0
+  score[has_other] -= rows[np.flatnonzero(has_other), against[has_other]]
+  share = slots.slot_weight * score / np.maximum(slots.slot_length, 1)
+  # Every (slot, covered token) pair: the slot's share goes to each token.
+  length = slots.slot_length
+  pair_slot = np.repeat(np.arange(length.shape[0]), length)
+  first_pair = np.cumsum(length) - length
+  token = (slots.slot_first[pair_slot] + np.arange(pair_slot.shape[0])
+           - first_pair[pair_slot])
+  return np.bincount(token, weights=share[pair_slot],
+                     minlength=slots.start.shape[0])
+
+
+def merged_spans(slots: Slots, values: np.ndarray):
+  """Per document, its distinct token spans and their summed values.
+
+  A shape token shares its word's span; their contributions add up.
+
+  Args:
+    slots: the `Slots` of N documents.
+    values: float [T] per-token values (`token_contributions`).
+
+  Returns:
+    (doc_offsets int64 [N+1], start int64 [U], end int64 [U], value
+    float64 [U]): the U distinct (document, start, end) spans, in reading
+    order within each document.
+  """
+  num = slots.start.shape[0]
+  doc_of = np.repeat(np.arange(slots.num_docs),
+                     np.diff(slots.doc_offsets)).astype(np.int64)
+  if not num:
+    return (np.zeros(slots.num_docs + 1, np.int64),) + (
+        np.zeros(0, np.int64),) * 2 + (np.zeros(0),)
+  order = np.lexsort((slots.end, slots.start, doc_of))
+  d, s, e = doc_of[order], slots.start[order], slots.end[order]
+  new = np.ones(num, bool)
+  new[1:] = (d[1:] != d[:-1]) | (s[1:] != s[:-1]) | (e[1:] != e[:-1])
+  group = np.cumsum(new) - 1
+  value = np.bincount(group, weights=np.asarray(values, np.float64)[order],
+                      minlength=int(group[-1]) + 1)
+  offsets = np.searchsorted(d[new], np.arange(slots.num_docs + 1))
+  return offsets.astype(np.int64), s[new], e[new], value
+
+
+def utf16_offsets(text: str, positions: np.ndarray) -> np.ndarray:
+  """Code-point positions in ``text`` -> UTF-16 code-unit positions.
+
+  JavaScript strings index UTF-16 code units: a character outside the
+  Basic Multilingual Plane (an emoji) counts twice.
+  """
+  positions = np.asarray(positions, np.int64)
+  if not text or max(text) <= '\uffff':
+    return positions
+  points = np.frombuffer(text.encode('utf-32-le', 'surrogatepass'),
+                         np.uint32)
+  astral = np.concatenate([[0], np.cumsum(points > 0xFFFF)])
+  return positions + astral[positions]
+
+
+# The reference analysis: one document at a time. ------------------------------
+
+_URL = tokenizer_lib.URL_REGEX.pattern
+_TOKEN_PATTERNS = {
+    'words_punct': re.compile(_URL + r'|\w+|[^\w\s]', re.IGNORECASE),
+    'tweet': re.compile(_URL + r'|\w+|(?<!\w)[#@]\w+|[^\w\s]', re.IGNORECASE),
+    'words': re.compile(r'(?u)\b\w\w+\b'),
+    'whitespace': re.compile(r'\S+'),
+}
+
+
+def _token_spans(text: str, lowercase: bool, kind: str):
+  """[(start, end, token string as featurised, cased token)] of one text."""
+  lowered = text.lower() if lowercase else text
+  back = None
+  if len(lowered) != len(text):   # rare: a character lower-cases to several
+    lengths = [len(ch.lower()) for ch in text]
+    back = np.repeat(np.arange(len(text)), lengths)
+    back = np.append(back, len(text))
+  url_aware = kind in ('words_punct', 'tweet')
+  out = []
+  for m in _TOKEN_PATTERNS[kind].finditer(lowered):
+    s, e = m.span()
+    if back is not None:
+      s, e = int(back[s]), int(back[e])
+    token = m.group()
+    cased = text[s:e]
+    if url_aware and tokenizer_lib.URL_REGEX.fullmatch(token):
+      token = cased = tokenizer_lib.URL_TOKEN
+    out.append((s, e, token, cased))
+  return out
+
+
+def _occurrences(featurizer, text: str):
+  """[(string, first token, n tokens)] of every n-gram and shape n-gram,
+  and the tokens' spans (shape tokens after the words, with their spans)."""
+  settings = featurizer.settings
+  toks = _token_spans(text, settings['lowercase'], settings['tokenizer'])
+  spans = [(s, e) for s, e, _, _ in toks]
+  words = [t for _, _, t, _ in toks]
+  grams = []
+  for n in range(1, settings['ngrams'] + 1):
+    grams += [(' '.join(words[i:i + n]), i, n)
+              for i in range(len(words) - n + 1)]
+  if settings['shape_ngrams']:
+    shaped = [(shapes_lib.token_shape(c), (s, e)) for s, e, _, c in toks]
+    shaped = [(sh, span) for sh, span in shaped if sh is not None]
+    base = len(spans)
+    spans += [span for _, span in shaped]
+    names = [sh for sh, _ in shaped]
+    for n in range(1, settings['shape_ngrams'] + 1):
+      grams += [(' '.join(names[i:i + n]), base + i, n)
+                for i in range(len(names) - n + 1)]
+  return grams, spans
+
+
+def reference_slots(featurizer, texts: Sequence[str]) -> Slots:
+  """`Slots` of ``texts``, one document at a time (`Featurizer.analyze`).
+
+  Each distinct n-gram string of ``analyze`` (its weight already split by
+  count) is shared evenly by its occurrences, found by re-tokenising the
+  original text with spans; a string ``analyze`` does not return (outside
+  the vocabulary, or dropped by min_df) gets no slot.
+  """
+  offsets, starts, ends = [0], [], []
+  slot_doc, slot_feature, slot_weight, slot_first, slot_length = (
+      [], [], [], [], [])
+  for n_doc, text in enumerate(texts):
+    grams, spans = _occurrences(featurizer, text)
+    base = len(starts)
+    starts += [s for s, _ in spans]
+    ends += [e for _, e in spans]
+    offsets.append(len(starts))
+    by_string: dict[str, list] = {}
+    for string, first, n in grams:
+      by_string.setdefault(string, []).append((first, n))
+    for string, feature_id, weight in featurizer.analyze(text):
+      where = by_string.get(string, ())
+      for first, n in where:
+        slot_doc.append(n_doc)
+        slot_feature.append(feature_id)
+        slot_weight.append(weight / len(where))
+        slot_first.append(base + first)
+        slot_length.append(n)
+  i64 = lambda v: np.asarray(v, np.int64)  # pylint: disable=unnecessary-lambda-assignment
+  return Slots(i64(offsets), i64(starts), i64(ends), i64(slot_doc),
+               i64(slot_feature), np.asarray(slot_weight, np.float64),
+               i64(slot_first), i64(slot_length))
+
+
+def document_slots(featurizer, texts: Sequence[str]) -> Slots:
+  """`Slots` of ``texts``: the featuriser's batch analysis if it has one,
+  else `reference_slots`."""
+  batch = getattr(featurizer, 'analyze_batch', None)
+  if batch is None:
+    return reference_slots(featurizer, texts)
+  return from_batch_analysis(batch(list(texts)))
+
+
+def from_batch_analysis(analysis) -> Slots:
+  """`Slots` from ``Featurizer.analyze_batch``'s result (its field names
+  are read as they are; see linjax/text/featurizer.py)."""
+  get = (analysis.get if isinstance(analysis, dict)
+         else lambda k: getattr(analysis, k))
+  return Slots(*(np.asarray(get(k)) for k in Slots._fields))

@@ -1,0 +1,202 @@
+r"""Writes the error-analysis page of a saved model on a labelled corpus.
+
+  linjax report --model=DIR/model --data=test.tsv [--out=report.html]
+  python -m experiments.report --model=DIR/model --data=test.tsv
+
+``report.html`` is one self-contained file (data, CSS and script inline; it
+opens from ``file://`` and makes no request): the metrics and the training
+curves, the per-class table, the confusion matrix (a click lists those
+documents), the documents with each token coloured by its exact
+contribution, the class templates and the calibration
+(linjax/analysis/report_data.py, report_page.py). A training run writes
+one into its workdir by itself (`write_report`, called by
+linjax/cli/finish_run.py). A multi-label model (``train.loss=sigmoid``)
+reads ``--data`` as multi-label with the run's settings and applies its
+saved threshold (or ``--threshold``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from linjax.cli import config_check
+from linjax.cli import console
+from linjax.cli import workdir as workdir_lib
+
+FLAGS = flags.FLAGS
+
+DEFAULT_MAX_DOCS = 2000
+REPORT = 'report.html'
+
+
+def define_flags() -> None:
+  flags.DEFINE_string('model', None, 'A saved model directory (workdir/model).')
+  flags.DEFINE_string('data', None, 'Labelled corpus: TSV, CSV, JSONL, '
+                      'fastText or a folder (as data.train in the config).')
+  flags.DEFINE_string('out', REPORT, 'The page to write.')
+  flags.DEFINE_string('format', '', 'Corpus format; empty: from the '
+                      'extension.')
+  flags.DEFINE_string('text_column', '', 'CSV/JSONL/TSV text column; empty: '
+                      'as in training.')
+  flags.DEFINE_string('label_column', '', 'Label column; empty: as in '
+                      'training.')
+  flags.DEFINE_bool('lenient', False, 'Skip bad lines instead of failing.')
+  flags.DEFINE_float('threshold', None, 'Multi-label models: a label is '
+                     'predicted at probability >= this (default: the '
+                     'model\'s saved threshold).', lower_bound=0.0,
+                     upper_bound=1.0)
+  flags.DEFINE_integer('max_docs', DEFAULT_MAX_DOCS, 'Documents embedded in '
+                       'the page at most: the misclassified first, then a '
+                       'stratified sample of the others.', lower_bound=0)
+
+
+def write_report(path: str, *, texts, y_true, proba, params, featurizer,
+                 label_names, threshold=None, history=(), info=None,
+                 config=None, max_docs: int = DEFAULT_MAX_DOCS,
+                 flag: str = '--out') -> dict:
+  """Builds the page of one labelled split and writes it atomically.
+
+  Args:
+    path: the file to write.
+    texts: the N documents as read; y_true: int [N] or multi-hot [N, C];
+      proba: float [N, C] the model's probabilities of them.
+    params: the model's Params (W [F, C], b [C]); featurizer: fitted.
+    label_names: the C names; threshold: a multi-label model's threshold
+      (None: single-label).
+    history: the per-epoch records; info: facts for the summary; config:
+      the run's settings (nested dict).
+    max_docs: documents embedded at most.
+    flag: the flag a write error names.
+
+  Returns:
+    dict(path, bytes, seconds, docs): what was written and how long the
+    page took to build and write.
+  """
+  from linjax.analysis import report_data  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import report_page  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  payload = report_data.build_payload(
+      texts=texts, y_true=y_true, proba=proba, W=np.asarray(params.W),
+      b=np.asarray(params.b), featurizer=featurizer, label_names=label_names,
+      threshold=threshold, history=history, info=info, config=config,
+      options=report_data.ReportOptions(max_docs=max_docs))
+  corpus = (info or {}).get('corpus')
+  page = report_page.render(payload, title='linjax report' + (
+      f': {os.path.basename(str(corpus))}' if corpus else ''))
+  workdir_lib.write_atomic(path, page, flag=flag)
+  return dict(path=path, bytes=len(page.encode('utf-8', 'replace')),
+              seconds=time.perf_counter() - start,
+              docs=len(payload['docs']['text']))
+
+
+def _read_corpus(data_path: str, model):
+  """The labelled corpus at ``data_path``, read with the model's settings
+  (multi-label ones for a sigmoid model); errors name ``--data``."""
+  from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
+  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
+  trained = model.config.get('data', {})
+  multilabel = (multilabel_run.read_options(trained)
+                if model.loss == 'sigmoid' else {})
+  try:
+    corpus = data.read_corpus(
+        data_path, FLAGS.format or '',
+        FLAGS.text_column or trained.get('text_column', 'text'),
+        FLAGS.label_column or trained.get('label_column', 'label'),
+        FLAGS.lenient, **multilabel)
+  except data.DataError as e:
+    message = config_check.one_line(e)
+    for key in ('format', 'text_column', 'label_column', 'lenient'):
+      message = message.replace(f'data.{key}', f'--{key}')
+    raise data.DataError(f'--data: {message}') from None
+  if not corpus.texts:
+    raise data.DataError('--data: no documents.', path=data_path,
+                         fix='give --data a labelled corpus.')
+  return corpus, bool(multilabel)
+
+
+def _run_record(model_dir: str) -> tuple[list, dict]:
+  """The training history and results of the run that saved the model
+  (its workdir's metrics.jsonl and results.json), when they are there."""
+  workdir = os.path.dirname(os.path.abspath(model_dir))
+  history, results = [], {}
+  try:
+    with open(os.path.join(workdir, workdir_lib.METRICS),
+              encoding='utf-8') as f:
+      history = [json.loads(line) for line in f if line.strip()]
+    with open(os.path.join(workdir, workdir_lib.RESULTS),
+              encoding='utf-8') as f:
+      results = json.load(f)
+  except (OSError, ValueError):
+    pass   # a model copied out of its run: no curves
+  return [h for h in history if isinstance(h, dict)], results
+
+
+def report_for_model(model_dir: str, data_path: str, out: str,
+                     threshold: float | None = None,
+                     max_docs: int = DEFAULT_MAX_DOCS) -> dict:
+  """`write_report` of the saved model at ``model_dir`` on ``data_path``."""
+  from linjax import saved_model  # pylint: disable=g-import-not-at-top
+  from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
+  model = saved_model.load(model_dir)
+  with console.phase(f'reading {data_path}'):
+    corpus, multilabel = _read_corpus(data_path, model)
+  names = model.label_map.names
+  if multilabel:
+    unknown = model.label_map.unknown_labels(corpus.labels)
+    if unknown:
+      logging.warning('%d label(s) of --data the model never saw are '
+                      'ignored: %s', len(unknown), console.bounded_list(
+                          list(map(repr, unknown))))
+    y = model.label_map.encode_multi(corpus.labels, unknown='ignore')
+    if threshold is None:
+      threshold = multilabel_run.saved_threshold(model)
+  else:
+    y = model.label_map.encode(corpus.labels, corpus.sources)
+    threshold = None
+  progress = console.Progress('predicting', len(corpus.texts), 'documents')
+  parts = []
+  for start in range(0, len(corpus.texts), 16384):
+    parts.append(model.predict_proba(corpus.texts[start:start + 16384]))
+    progress.update(start + len(parts[-1]))
+  history, results = _run_record(model_dir)
+  info = dict(corpus=str(data_path), model=str(model_dir),
+              num_test=len(corpus.texts))
+  for key in ('num_train', 'num_val', 'train_seconds'):
+    if results.get(key) is not None:
+      info[key] = results[key]
+  with console.phase(f'writing {out}'):
+    return write_report(
+        out, texts=corpus.texts, y_true=y, proba=np.concatenate(parts),
+        params=model.params, featurizer=model.featurizer, label_names=names,
+        threshold=threshold, history=history, info=info,
+        config=model.config, max_docs=max_docs)
+
+
+def main(argv):
+  console.short_log_format()
+  with config_check.runner_main(argv, model=FLAGS.model, data=FLAGS.data):
+    workdir_lib.check_output_file(FLAGS.out, '--out')
+    workdir_lib.check_model_dir(FLAGS.model)
+    written = report_for_model(FLAGS.model, FLAGS.data, FLAGS.out,
+                               FLAGS.threshold, FLAGS.max_docs)
+    print(f'wrote {written["path"]} ({workdir_lib.format_bytes(written["bytes"])}'
+          f', {written["docs"]} documents, {written["seconds"]:.2f} s); '
+          'open it in a browser')
+
+
+def command() -> None:
+  """``linjax report``: defines the flags, parses them and runs `main`."""
+  from linjax.cli import runner_flags  # pylint: disable=g-import-not-at-top
+  define_flags()
+  app.run(main, flags_parser=runner_flags.parse_flags)
+
+
+if __name__ == '__main__':
+  command()
