@@ -24,6 +24,7 @@ import numpy as np
 
 from linjax.analysis import metrics as metrics_lib
 from linjax.analysis import multilabel_metrics as ml_metrics
+from linjax.analysis import report_calibration as calibration_lib
 from linjax.analysis import report_contributions as contributions
 from linjax.analysis import report_templates as templates_lib
 
@@ -140,79 +141,6 @@ def estimated_bytes(texts: Sequence[str]) -> np.ndarray:
   return 4.0 * np.fromiter(map(len, texts), np.float64, len(texts)) + 40.0
 
 
-# Calibration. ------------------------------------------------------------------
-
-
-def reliability(confidence, outcome, num_bins: int = 15) -> dict:
-  """The reliability diagram and the expected calibration error.
-
-  Bins are equal-width on [0, 1]: bin b holds the predictions whose
-  confidence lies in ``(b / num_bins, (b + 1) / num_bins]`` (the first also
-  0), as `metrics.expected_calibration_error`.
-
-  Args:
-    confidence: float [K] predicted probabilities.
-    outcome: [K] 1 where the prediction was right (the label present), 0
-      where not.
-    num_bins: B.
-
-  Returns:
-    dict with ``lower``, ``upper`` (float [B] bin edges), ``count`` (int
-    [B]), ``accuracy`` and ``confidence`` (float [B] means of outcome and
-    confidence; None for an empty bin), and ``ece``:
-    ``sum_b count_b / K * |accuracy_b - confidence_b|``.
-  """
-  confidence = np.asarray(confidence, np.float64).ravel()
-  outcome = np.asarray(outcome, np.float64).ravel()
-  bins = np.clip(np.ceil(confidence * num_bins).astype(np.int64) - 1, 0,
-                 num_bins - 1)
-  count = np.bincount(bins, minlength=num_bins)
-  hits = np.bincount(bins, weights=outcome, minlength=num_bins)
-  conf = np.bincount(bins, weights=confidence, minlength=num_bins)
-  total = max(confidence.shape[0], 1)
-  mean = lambda s: [float(v / n) if n else None for v, n in zip(s, count)]  # pylint: disable=unnecessary-lambda-assignment
-  return dict(lower=(np.arange(num_bins) / num_bins).tolist(),
-              upper=(np.arange(1, num_bins + 1) / num_bins).tolist(),
-              count=count.tolist(), accuracy=mean(hits),
-              confidence=mean(conf),
-              ece=float(np.abs(hits - conf).sum() / total))
-
-
-def threshold_curve(Y, proba, thresholds=None) -> dict:
-  """Micro- and macro-F1 of a multi-label prediction at each threshold.
-
-  Args:
-    Y: multi-hot [N, C].
-    proba: float [N, C] label probabilities.
-    thresholds: float [G] (default 0.02, 0.04, .., 0.98).
-
-  Returns:
-    dict with ``thresholds``, ``micro_f1`` and ``macro_f1`` (float [G]),
-    as `multilabel_metrics.micro_f1`/`macro_f1` (zero_division 0).
-  """
-  thresholds = (np.round(np.arange(0.02, 0.99, 0.02), 2) if thresholds is None
-                else np.asarray(thresholds, np.float64))
-  Y = np.asarray(Y) > 0
-  proba = np.asarray(proba, np.float64)
-  # Per label: its probabilities sorted, to count the predictions at or
-  # above each threshold without a [G, N, C] array.
-  true_sorted = np.sort(np.where(Y, proba, -np.inf), axis=0)
-  all_sorted = np.sort(proba, axis=0)
-  num = proba.shape[0]
-  above = lambda s: num - np.stack([np.searchsorted(s[:, c], thresholds)  # pylint: disable=unnecessary-lambda-assignment
-                                    for c in range(s.shape[1])], axis=1)
-  tp = above(true_sorted).astype(np.float64)            # [G, C]
-  predicted = above(all_sorted).astype(np.float64)
-  support = Y.sum(axis=0).astype(np.float64)[None, :]
-  den = predicted + support                             # 2tp + fp + fn
-  f1 = np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 0.0)
-  tp_all, den_all = tp.sum(1), den.sum(1)
-  micro = np.where(den_all > 0, 2 * tp_all / np.where(den_all > 0, den_all, 1),
-                   0.0)
-  return dict(thresholds=thresholds.tolist(), micro_f1=micro.tolist(),
-              macro_f1=f1.mean(axis=1).tolist())
-
-
 # Documents. --------------------------------------------------------------------
 
 
@@ -324,7 +252,8 @@ def _single_label_parts(y_true, proba, names, options) -> dict:
   report = metrics_lib.classification_report(y_true, proba, names)
   pred = np.asarray(proba).argmax(axis=1)
   confidence = np.asarray(proba).max(axis=1)
-  calibration = reliability(confidence, pred == y_true, options.num_bins)
+  calibration = calibration_lib.reliability(confidence, pred == y_true,
+                                            options.num_bins)
   return dict(
       metrics=dict(accuracy=report['accuracy'], macro_f1=report['macro_f1'],
                    macro_precision=report['macro_precision'],
@@ -337,7 +266,8 @@ def _single_label_parts(y_true, proba, names, options) -> dict:
 
 def _multi_label_parts(Y, proba, names, threshold, options) -> dict:
   report = ml_metrics.multilabel_report(Y, proba, threshold, (1, 5), names)
-  calibration = reliability(proba, np.asarray(Y) > 0, options.num_bins)
+  calibration = calibration_lib.reliability(proba, np.asarray(Y) > 0,
+                                            options.num_bins)
   metrics = {k: report[k] for k in (
       'micro_f1', 'macro_f1', 'micro_precision', 'micro_recall', 'p_at_1',
       'r_at_1', 'p_at_5', 'r_at_5', 'labels_per_document',
@@ -345,7 +275,7 @@ def _multi_label_parts(Y, proba, names, threshold, options) -> dict:
   metrics['ece'] = calibration['ece']
   return dict(metrics=metrics, per_class=report['per_label'],
               confusion=None, calibration=calibration,
-              threshold_curve=threshold_curve(Y, proba))
+              threshold_curve=calibration_lib.threshold_curve(Y, proba))
 
 
 def flat_settings(config: dict | None) -> dict:
@@ -428,3 +358,52 @@ def build_payload(*, texts: Sequence[str], y_true, proba, W, b, featurizer,
       errors_embedded=int(wrong[chosen].sum()))
   payload.update(parts)
   return payload
+
+
+def model_payload(*, W, b, featurizer, label_names: Sequence[str],
+                  threshold: float | None = None,
+                  history: Sequence[dict] = (), info: dict | None = None,
+                  config: dict | None = None,
+                  options: ReportOptions = ReportOptions()) -> dict[str, Any]:
+  """The payload of a model without labelled documents (the what-if page):
+  ``version``, ``kind``, ``labels``, ``info``, ``settings``, ``history``,
+  ``templates`` and ``threshold`` as in `build_payload`."""
+  names = [str(n) for n in label_names]
+  return dict(
+      version=PAYLOAD_VERSION,
+      kind='single' if threshold is None else 'multi', labels=names,
+      info=dict(info or {}, created=datetime.datetime.now().isoformat(
+          timespec='seconds')),
+      settings=flat_settings(config),
+      history=[{k: v for k, v in h.items() if isinstance(v, (int, float))}
+               for h in history],
+      threshold=threshold,
+      templates=templates_lib.class_templates(W, b, featurizer, names,
+                                              options.top_features))
+
+
+def explain_text(text: str, proba, featurizer, W,
+                 threshold: float | None = None) -> dict[str, Any]:
+  """One text's prediction and highlights (the what-if page's answer).
+
+  Args:
+    text: the document.
+    proba: float [C] the model's probabilities of it.
+    featurizer: the fitted featuriser; W: [F, C] the weights.
+    threshold: a multi-label model's threshold; None: single-label.
+
+  Returns:
+    dict with ``pred`` (class id; multi-label: the label ids at or above
+    the threshold, best first), ``proba`` (C floats), ``target``,
+    ``other`` and ``spans`` as in `document_table` (single-label: the
+    prediction against the runner-up; multi-label: the top label's score).
+  """
+  proba = np.asarray(proba, np.float64)[None, :]
+  if threshold is None:
+    y = proba.argmax(axis=1)
+  else:
+    y = proba >= threshold
+  table = document_table([text], y, proba, [0], featurizer, W, threshold)
+  return dict(pred=table['pred'][0], proba=_rounded(proba[0], 5),
+              target=table['target'][0], other=table['other'][0],
+              spans=table['spans'][0])

@@ -96,9 +96,12 @@ def write_report(path: str, *, texts, y_true, proba, params, featurizer,
               docs=len(payload['docs']['text']))
 
 
-def _read_corpus(data_path: str, model):
+def _read_corpus(data_path: str, model, format: str = '',  # pylint: disable=redefined-builtin
+                 text_column: str = '', label_column: str = '',
+                 lenient: bool = False):
   """The labelled corpus at ``data_path``, read with the model's settings
-  (multi-label ones for a sigmoid model); errors name ``--data``."""
+  (multi-label ones for a sigmoid model) where a flag is empty; errors
+  name ``--data``."""
   from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   trained = model.config.get('data', {})
@@ -106,10 +109,10 @@ def _read_corpus(data_path: str, model):
                 if model.loss == 'sigmoid' else {})
   try:
     corpus = data.read_corpus(
-        data_path, FLAGS.format or '',
-        FLAGS.text_column or trained.get('text_column', 'text'),
-        FLAGS.label_column or trained.get('label_column', 'label'),
-        FLAGS.lenient, **multilabel)
+        data_path, format or '',
+        text_column or trained.get('text_column', 'text'),
+        label_column or trained.get('label_column', 'label'),
+        lenient, **multilabel)
   except data.DataError as e:
     message = config_check.one_line(e)
     for key in ('format', 'text_column', 'label_column', 'lenient'):
@@ -138,16 +141,33 @@ def _run_record(model_dir: str) -> tuple[list, dict]:
   return [h for h in history if isinstance(h, dict)], results
 
 
-def report_for_model(model_dir: str, data_path: str, out: str,
-                     threshold: float | None = None,
-                     max_docs: int = DEFAULT_MAX_DOCS) -> dict:
-  """`write_report` of the saved model at ``model_dir`` on ``data_path``."""
-  from linjax import saved_model  # pylint: disable=g-import-not-at-top
+def model_payload(model, model_dir: str, data_path: str | None,
+                  threshold: float | None = None,
+                  max_docs: int = DEFAULT_MAX_DOCS,
+                  read_options: dict | None = None) -> dict:
+  """The report payload of a loaded model on ``data_path`` (read with
+  ``read_options``: format, text_column, label_column, lenient); without
+  data, only its templates, settings and training curves (the what-if
+  page)."""
+  from linjax.analysis import report_data  # pylint: disable=g-import-not-at-top
   from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
-  model = saved_model.load(model_dir)
-  with console.phase(f'reading {data_path}'):
-    corpus, multilabel = _read_corpus(data_path, model)
+  history, results = _run_record(model_dir)
   names = model.label_map.names
+  multilabel = model.loss == 'sigmoid'
+  if multilabel and threshold is None:
+    threshold = multilabel_run.saved_threshold(model)
+  info = dict(model=str(model_dir))
+  for key in ('num_train', 'num_val', 'train_seconds'):
+    if results.get(key) is not None:
+      info[key] = results[key]
+  W, b = np.asarray(model.params.W), np.asarray(model.params.b)
+  if data_path is None:
+    return report_data.model_payload(
+        W=W, b=b, featurizer=model.featurizer, label_names=names,
+        threshold=threshold if multilabel else None, history=history,
+        info=info, config=model.config)
+  with console.phase(f'reading {data_path}'):
+    corpus, _ = _read_corpus(data_path, model, **(read_options or {}))
   if multilabel:
     unknown = model.label_map.unknown_labels(corpus.labels)
     if unknown:
@@ -155,28 +175,41 @@ def report_for_model(model_dir: str, data_path: str, out: str,
                       'ignored: %s', len(unknown), console.bounded_list(
                           list(map(repr, unknown))))
     y = model.label_map.encode_multi(corpus.labels, unknown='ignore')
-    if threshold is None:
-      threshold = multilabel_run.saved_threshold(model)
   else:
     y = model.label_map.encode(corpus.labels, corpus.sources)
-    threshold = None
   progress = console.Progress('predicting', len(corpus.texts), 'documents')
   parts = []
   for start in range(0, len(corpus.texts), 16384):
     parts.append(model.predict_proba(corpus.texts[start:start + 16384]))
     progress.update(start + len(parts[-1]))
-  history, results = _run_record(model_dir)
-  info = dict(corpus=str(data_path), model=str(model_dir),
-              num_test=len(corpus.texts))
-  for key in ('num_train', 'num_val', 'train_seconds'):
-    if results.get(key) is not None:
-      info[key] = results[key]
+  info.update(corpus=str(data_path), num_test=len(corpus.texts))
+  return report_data.build_payload(
+      texts=corpus.texts, y_true=y, proba=np.concatenate(parts), W=W, b=b,
+      featurizer=model.featurizer, label_names=names,
+      threshold=threshold if multilabel else None, history=history,
+      info=info, config=model.config,
+      options=report_data.ReportOptions(max_docs=max_docs))
+
+
+def report_for_model(model_dir: str, data_path: str, out: str,
+                     threshold: float | None = None,
+                     max_docs: int = DEFAULT_MAX_DOCS,
+                     read_options: dict | None = None) -> dict:
+  """Writes the report of the saved model at ``model_dir`` on
+  ``data_path`` to ``out``; returns dict(path, bytes, seconds, docs)."""
+  from linjax import saved_model  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import report_page  # pylint: disable=g-import-not-at-top
+  model = saved_model.load(model_dir)
+  start = time.perf_counter()
+  payload = model_payload(model, model_dir, data_path, threshold, max_docs,
+                          read_options)
   with console.phase(f'writing {out}'):
-    return write_report(
-        out, texts=corpus.texts, y_true=y, proba=np.concatenate(parts),
-        params=model.params, featurizer=model.featurizer, label_names=names,
-        threshold=threshold, history=history, info=info,
-        config=model.config, max_docs=max_docs)
+    page = report_page.render(payload, title='linjax report: '
+                              + os.path.basename(str(data_path)))
+    workdir_lib.write_atomic(out, page, flag='--out')
+  return dict(path=out, bytes=len(page.encode('utf-8')),
+              seconds=time.perf_counter() - start,
+              docs=len(payload['docs']['text']))
 
 
 def main(argv):
@@ -184,8 +217,10 @@ def main(argv):
   with config_check.runner_main(argv, model=FLAGS.model, data=FLAGS.data):
     workdir_lib.check_output_file(FLAGS.out, '--out')
     workdir_lib.check_model_dir(FLAGS.model)
-    written = report_for_model(FLAGS.model, FLAGS.data, FLAGS.out,
-                               FLAGS.threshold, FLAGS.max_docs)
+    written = report_for_model(
+        FLAGS.model, FLAGS.data, FLAGS.out, FLAGS.threshold, FLAGS.max_docs,
+        dict(format=FLAGS.format, text_column=FLAGS.text_column,
+             label_column=FLAGS.label_column, lenient=FLAGS.lenient))
     print(f'wrote {written["path"]} ({workdir_lib.format_bytes(written["bytes"])}'
           f', {written["docs"]} documents, {written["seconds"]:.2f} s); '
           'open it in a browser')
