@@ -31,6 +31,10 @@ COMMANDS = {
                   'finite differences on real data'),
     'plots': ('plots', "draw a finished run's PNG plots (curves, confusion "
               'matrix, templates)'),
+    'report': ('report', 'report.html of a saved model on a labelled file: '
+               'errors, token contributions, templates, calibration'),
+    'explore': ('explore', 'a what-if page on 127.0.0.1: type a text, see '
+                'the prediction and each token\'s contribution'),
 }
 
 
