@@ -430,3 +430,39 @@ def test_explore_server_predicts_and_refuses(tmp_path):
   finally:
     server.shutdown()
     server.server_close()
+
+
+@pytest.mark.parametrize('shape,k', [((500, 4), 5), ((7, 3), 5), ((40, 2), 20)])
+def test_top_rows_against_a_full_sort(shape, k):
+  from linjax.analysis import report_templates
+  rng = np.random.default_rng(shape[0])
+  W = rng.normal(size=shape).astype(np.float32)
+  W[rng.random(shape[0]) < 0.5] = 0.0          # untouched rows
+  W[3, 0] = 0.0
+  positive, negative = report_templates.top_rows(W, k)
+  for c in range(shape[1]):
+    col = W[:, c]
+    pos = [i for i in np.argsort(-col, kind='stable') if col[i] > 0][:k]
+    neg = [i for i in np.argsort(col, kind='stable') if col[i] < 0][:k]
+    assert [i for i in positive[c] if i >= 0] == pos
+    assert [i for i in negative[c] if i >= 0] == neg
+
+
+def test_templates_name_features_and_mark_collisions():
+  from linjax.analysis import report_templates
+  texts, _ = make_corpus()
+  vocab = text.Featurizer(ngrams=1, buckets=0, min_df=1).fit(texts)
+  W = np.zeros((vocab.num_features, 2), np.float32)
+  names = vocab.feature_names(range(vocab.num_features))
+  W[names.index('rocket'), 0], W[names.index('cheese'), 0] = 2.0, -1.0
+  t = report_templates.class_templates(W, np.zeros(2), vocab, ['a', 'b'], 3)
+  assert [(f['names'], f['weight'], f['collision']) for f in t[0]['positive']
+          ] == [(['rocket'], 2.0, False)]
+  assert [f['names'] for f in t[0]['negative']] == [['cheese']]
+  assert t[1]['positive'] == t[1]['negative'] == []
+  # 4 buckets for dozens of n-grams: every named bucket is a collision.
+  hashed = text.Featurizer(ngrams=1, buckets=4, min_df=1).fit(texts)
+  W = np.arange(1, 9, dtype=np.float32).reshape(4, 2)
+  t = report_templates.class_templates(W, np.zeros(2), hashed, ['a', 'b'], 4)
+  for f in t[0]['positive']:
+    assert len(f['names']) > 1 and f['collision']

@@ -131,12 +131,41 @@ def utf16_offsets(text: str, positions: np.ndarray) -> np.ndarray:
   Basic Multilingual Plane (an emoji) counts twice.
   """
   positions = np.asarray(positions, np.int64)
-  if not text or max(text) <= '\uffff':
+  if text.isascii() or max(text) <= '\uffff':
     return positions
   points = np.frombuffer(text.encode('utf-32-le', 'surrogatepass'),
                          np.uint32)
   astral = np.concatenate([[0], np.cumsum(points > 0xFFFF)])
   return positions + astral[positions]
+
+
+def encoded_spans(texts: Sequence[str], offsets: np.ndarray,
+                  start: np.ndarray, end: np.ndarray,
+                  value: np.ndarray) -> list[str]:
+  """Each document's spans as one compact string for the page.
+
+  Args:
+    texts: the N documents.
+    offsets, start, end, value: `merged_spans` of their tokens.
+
+  Returns:
+    N strings ``'start,end,value,start,end,value,...'``: spans in UTF-16
+    code units (JavaScript's string indices), values to 3 significant
+    digits (the sign of any non-zero value kept).
+  """
+  start = np.asarray(start, np.int64).copy()
+  end = np.asarray(end, np.int64).copy()
+  for n, text in enumerate(texts):
+    if not text.isascii():   # rare: only these can hold astral characters
+      lo, hi = offsets[n], offsets[n + 1]
+      start[lo:hi] = utf16_offsets(text, start[lo:hi])
+      end[lo:hi] = utf16_offsets(text, end[lo:hi])
+  fields = [''] * (3 * start.shape[0])
+  fields[0::3] = map(str, start.tolist())
+  fields[1::3] = map(str, end.tolist())
+  fields[2::3] = map('{:.3g}'.format, np.asarray(value).tolist())
+  return [','.join(fields[3 * lo:3 * hi])
+          for lo, hi in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
 
 
 # The reference analysis: one document at a time. ------------------------------

@@ -144,13 +144,6 @@ def estimated_bytes(texts: Sequence[str]) -> np.ndarray:
 # Documents. --------------------------------------------------------------------
 
 
-def _significant(values, digits: int = 3) -> list:
-  """Floats rounded to ``digits`` significant digits (short in JSON; the
-  sign of a non-zero value is kept)."""
-  fmt = f'{{:.{digits}g}}'.format
-  return list(map(float, map(fmt, np.asarray(values, np.float64).tolist())))
-
-
 def _rounded(values, decimals: int = 4) -> list:
   return np.round(np.asarray(values, np.float64), decimals).tolist()
 
@@ -207,8 +200,8 @@ def document_table(texts: Sequence[str], y_true, proba, chosen, featurizer,
     ``true``/``pred`` (class id, or lists of label ids, predicted best
     first), ``conf`` (probability of the explained class), ``loss``,
     ``target``/``other`` (`explained_classes`) and ``spans``: per document
-    a flat list ``[start, end, contribution, ...]`` over its tokens' spans
-    in UTF-16 code units (JavaScript's string indices).
+    the string ``'start,end,contribution,...'`` over its tokens' spans
+    (`report_contributions.encoded_spans`).
   """
   chosen = np.asarray(chosen, np.int64)
   proba = np.asarray(proba, np.float64)[chosen]
@@ -229,16 +222,8 @@ def document_table(texts: Sequence[str], y_true, proba, chosen, featurizer,
     loss = -np.where(y > 0, np.log(p), np.log1p(-p)).sum(axis=1)
   slots = contributions.document_slots(featurizer, texts)
   values = contributions.token_contributions(W, slots, target, other)
-  offsets, start, end, value = contributions.merged_spans(slots, values)
-  value = np.asarray(_significant(value), np.float64)
-  spans = []
-  for n, text in enumerate(texts):
-    lo, hi = offsets[n], offsets[n + 1]
-    s = contributions.utf16_offsets(text, start[lo:hi])
-    e = contributions.utf16_offsets(text, end[lo:hi])
-    flat = np.empty((hi - lo, 3), object)
-    flat[:, 0], flat[:, 1], flat[:, 2] = s.tolist(), e.tolist(), value[lo:hi]
-    spans.append(flat.ravel().tolist())
+  spans = contributions.encoded_spans(
+      texts, *contributions.merged_spans(slots, values))
   return dict(index=chosen.tolist(), text=texts, true=true, pred=pred,
               conf=_rounded(proba[rows, target]), loss=_rounded(loss),
               target=target.tolist(), other=other.tolist(), spans=spans)

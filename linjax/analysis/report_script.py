@@ -298,7 +298,9 @@ function confusion() {
 }
 
 // Highlighted text. -----------------------------------------------------------
-function highlighted(text, spans) {
+function highlighted(text, encoded) {
+  // encoded: 'start,end,contribution,...' (UTF-16 offsets into text).
+  const spans = encoded ? encoded.split(',').map(Number) : [];
   const out = el('span', {class: 'doctext'});
   let maxAbs = 0;
   for (let i = 2; i < spans.length; i += 3) maxAbs = Math.max(maxAbs, Math.abs(spans[i]));

@@ -70,28 +70,31 @@ def top_rows(W, k: int) -> tuple[np.ndarray, np.ndarray]:
     marked -1.
   """
   W = np.asarray(W)
-  rows = np.flatnonzero(np.any(W != 0, axis=1))
-  sub = W[rows]
-  kk = min(k, rows.shape[0])
-  num_classes = W.shape[1]
+  # Rows with a non-zero weight: one pass of W against itself (a weight
+  # whose square underflows, under 1e-19 in float32, counts as 0).
+  rows = np.flatnonzero(np.einsum('ij,ij->i', W, W))
+  sub = np.ascontiguousarray(W[rows].T)                  # [C, R]
+  num_rows = rows.shape[0]
+  kk = min(k, num_rows)
   if kk == 0:
-    empty = np.zeros((num_classes, 0), np.int64)
+    empty = np.zeros((W.shape[1], 0), np.int64)
     return empty, empty
-  out = []
-  for sign in (1.0, -1.0):
-    scores = -sign * sub          # smallest first = largest signed weight
-    if kk < rows.shape[0]:
-      part = np.argpartition(scores, kk - 1, axis=0)[:kk]     # [kk, C]
-    else:
-      part = np.broadcast_to(np.arange(rows.shape[0])[:, None],
-                             (rows.shape[0], num_classes))
-    vals = np.take_along_axis(scores, part, axis=0)
-    order = np.argsort(vals, axis=0, kind='stable')
-    part = np.take_along_axis(part, order, axis=0)
-    vals = np.take_along_axis(vals, order, axis=0)
-    ids = np.where(vals < 0, rows[part], -1)
-    out.append(ids.T.astype(np.int64))
-  return out[0], out[1]
+  # Partial sorts per class: the kk smallest, then the kk largest (two
+  # single-kth partitions beat one with two kth by 2-3x here).
+  if 2 * kk < num_rows:
+    part = np.concatenate([np.argpartition(sub, kk - 1, axis=1)[:, :kk],
+                           np.argpartition(-sub, kk - 1, axis=1)[:, :kk]],
+                          axis=1)
+  else:
+    part = np.broadcast_to(np.arange(num_rows), sub.shape)
+  vals = np.take_along_axis(sub, part, axis=1)
+  order = np.argsort(vals, axis=1, kind='stable')
+  part = np.take_along_axis(part, order, axis=1)
+  vals = np.take_along_axis(vals, order, axis=1)
+  positive = np.where(vals[:, ::-1][:, :kk] > 0, rows[part[:, ::-1][:, :kk]],
+                      -1)
+  negative = np.where(vals[:, :kk] < 0, rows[part[:, :kk]], -1)
+  return positive.astype(np.int64), negative.astype(np.int64)
 
 
 def class_templates(W, b, featurizer, label_names: Sequence[str],
