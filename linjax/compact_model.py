@@ -152,19 +152,48 @@ def _smallest_int(values: np.ndarray) -> np.ndarray:
   raise OverflowError  # not reached: values are int64
 
 
-def _as_array(items: list):
-  """(array, encoding) for a list worth storing as an array, else None."""
+def _from_ndarray(values: np.ndarray):
+  """(array, encoding) of a 1-D integer or float numpy array, else None."""
+  if values.ndim != 1 or values.shape[0] < MIN_LIST:
+    return None
+  if values.dtype.kind in 'iu' and values.dtype.itemsize <= 8 and not (
+      values.dtype == np.uint64 and values.size and values.max() >= 2**63):
+    values = values.astype(np.int64)
+    if np.all(values[1:] >= values[:-1]):
+      delta = _smallest_int(np.diff(values, prepend=0))
+      if np.array_equal(np.cumsum(delta, dtype=np.int64), values):
+        return delta, 'delta'
+    return _smallest_int(values), 'plain'
+  if values.dtype.kind == 'f':
+    return values.astype(np.float64), 'plain'
+  return None
+
+
+def _as_array(items):
+  """(array, encoding) for a list (or a 1-D numpy array: no list round trip)
+  worth storing as an array, else None.
+
+  Exact: ints (not bools) within int64 and floats (float64, as Python's)
+  only; a delta encoding is kept only if its int64 cumulative sum gives the
+  values back (it could overflow for values spanning more than 2^63).
+  """
+  if isinstance(items, np.ndarray):
+    return _from_ndarray(items)
   if len(items) < MIN_LIST:
     return None
-  if all(type(v) is int for v in items):
-    if not all(-2**63 <= v < 2**63 for v in (min(items), max(items))):
+  kinds = set(map(type, items))   # C speed; bools and numpy scalars differ
+  if kinds == {int}:
+    try:
+      values = np.fromiter(items, np.int64, len(items))
+    except OverflowError:   # beyond int64: stays a JSON list
       return None
-    values = np.asarray(items, np.int64)
     if np.all(values[1:] >= values[:-1]):
-      return _smallest_int(np.diff(values, prepend=0)), 'delta'
+      delta = _smallest_int(np.diff(values, prepend=0))
+      if np.array_equal(np.cumsum(delta, dtype=np.int64), values):
+        return delta, 'delta'
     return _smallest_int(values), 'plain'
-  if all(type(v) is float for v in items):
-    return np.asarray(items, np.float64), 'plain'
+  if kinds == {float}:
+    return np.fromiter(items, np.float64, len(items)), 'plain'
   return None
 
 
@@ -180,7 +209,9 @@ def lists_to_arrays(value, prefix: str):
   """Moves long number lists out of a JSON value (descending into objects).
 
   Args:
-    value: a JSON-able dict (e.g. ``Featurizer.to_dict()``).
+    value: a JSON-able dict (e.g. ``Featurizer.to_dict()``); 1-D integer
+      or float numpy arrays may stand in for long lists (saved alike, with
+      no round trip through Python lists; a short one becomes a list).
     prefix: the arrays' name prefix (``featurizer``).
 
   Returns:
@@ -195,17 +226,17 @@ def lists_to_arrays(value, prefix: str):
         raise ValueError(f'save: {path} has a key {REF!r}, reserved by the '
                          'saved-model format')
       return {k: visit(v, f'{path}/{k}') for k, v in node.items()}
-    if isinstance(node, list):
+    if isinstance(node, (list, tuple, np.ndarray)):
       found = _as_array(node)
       if found is not None:
         name = path
         while name in arrays:
           name += '_'
         array, encoding = found
-        if _from_array(array, encoding) != node:  # not expected; be sure
-          return node
         arrays[name] = array
         return {REF: name, 'encoding': encoding}
+      if isinstance(node, np.ndarray):
+        return node.tolist()
     return node
 
   return visit(value, prefix), arrays

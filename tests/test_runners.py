@@ -65,16 +65,38 @@ def trained(tmp_path_factory):
               stdout=proc.stdout)
 
 
+PNGS = ('curves.png', 'confusion_matrix.png', 'templates.png')
+
+
 def test_train_writes_everything(trained):
   workdir = trained['workdir']
-  for name in ('results.json', 'metrics.jsonl', 'curves.png',
-               'confusion_matrix.png', 'templates.png', 'model/model.json'):
+  for name in ('results.json', 'metrics.jsonl', 'model/model.json'):
     assert (workdir / name).is_file(), name
+  for name in PNGS:   # drawn on demand (linjax plots), or with --plots
+    assert not (workdir / name).exists(), name
   assert len(os.listdir(workdir / 'model')) >= 2     # the manifest and arrays
   assert not (workdir / 'checkpoints').exists()      # removed after success
   assert not (workdir / 'test_split.jsonl').exists()  # data.test was given
-  assert (workdir / 'curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
   results = json.loads((workdir / 'results.json').read_text())
+  assert results['plots'] == []
+  # The phases in the order they ran, within the process's life.
+  phases = [p['phase'] for p in results['timeline']]
+  main = [p for p in phases if p != 'gradient check (background)']
+  assert main == ['start', 'imports', 'read', 'featurise', 'train', 'refit',
+                  'evaluate', 'top features', 'save',
+                  'gradient check wait'], phases
+  assert 'gradient check (background)' in phases
+  spans = [(p['start_s'], p['end_s']) for p in results['timeline']
+           if p['phase'] != 'gradient check (background)']
+  assert spans[0][0] == 0.0 and all(a <= b for a, b in spans)
+  assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # one by one
+  assert results['refit']['epochs'] == 2
+  assert results['refit']['num_docs'] == 150
+  # The templates of every class, as the summary prints them.
+  assert [t['label'] for t in results['top_features']] == [
+      'health', 'sports', 'tech']
+  for t in results['top_features']:
+    assert t['features'] and all(w > 0 for _, w in t['features'])
   for key in ('test_accuracy', 'test_macro_f1', 'val_accuracy',
               'train_seconds', 'featurize_seconds', 'num_classes',
               'num_features', 'epochs_run', 'compile_seconds', 'gradcheck',
@@ -93,6 +115,17 @@ def test_train_writes_everything(trained):
   assert all(np.isfinite(e['train_loss']) for e in epochs)
   assert 'top features per class' in trained['stdout']
   assert 'health:' in trained['stdout']
+
+
+def test_plots_on_demand(trained, tmp_path):
+  proc = run('plots', f'--workdir={trained["workdir"]}',
+             f'--out={tmp_path}')
+  for name in PNGS:
+    assert (tmp_path / name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n', name
+    assert f'wrote {tmp_path / name}' in proc.stdout
+  proc = run('plots', f'--workdir={tmp_path / "none"}', check=False)
+  assert_one_line_error(proc, '--workdir', 'results.json')
+  assert not (tmp_path / 'none').exists()
 
 
 def test_evaluate_matches_training_results(trained):

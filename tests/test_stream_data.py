@@ -97,6 +97,9 @@ def _config(train_path, test_path='', max_host_mb=0):
   config.train.gradcheck = False
   config.train.max_host_mb = max_host_mb
   config.optimizer.learning_rate = 2.0
+  # A streamed run does not refit on train + validation (linjax/cli/
+  # refit.py): it equals the in-memory run without the refit.
+  config.data.refit = False
   return config
 
 

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from typing import Any, Callable
 
 from absl import logging
@@ -107,6 +106,9 @@ class Scoring:
   streamed: bool = False
 
 
+SUMMARY_CLASSES = 10   # classes whose top features the summary prints
+
+
 def fmt(value, spec: str = '.4f') -> str:
   """``value`` formatted, or 'n/a' for None."""
   return 'n/a' if value is None else format(value, spec)
@@ -155,9 +157,14 @@ def write_plots(workdir: str, history, report, top, label_names) -> list:
 
 def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any]:
   """results.json's counts, timings and metrics; the test report (single
-  label) and the multi-label threshold, each None when there is none."""
+  label) and the multi-label threshold, each None when there is none.
+
+  The validation metrics are the first fit's (``t.fit``: the documents
+  were held out from it); train and test metrics are the saved model's
+  (``t.params``: the refit's when there is one).
+  """
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
-  fit, names = t.fit, t.label_map.names
+  fit, names, params = t.fit, t.label_map.names, t.params
   results = dict(
       num_classes=len(names), num_features=t.featurizer.num_features,
       num_train=t.num_train, num_val=t.num_val, num_test=t.num_test,
@@ -166,7 +173,15 @@ def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any]:
       featurize_seconds=t.featurize_seconds,
       compile_seconds=fit.compile_seconds, train_seconds=fit.train_seconds,
       pack_seconds=fit.pack_seconds, **t.where)
-  train_eval = scoring.evaluate(fit.params, t.train_x, t.train_y)
+  results['refit'] = None
+  if t.refit is not None:
+    results['refit'] = dict(
+        epochs=t.refit.epochs_run, num_docs=t.num_train + t.num_val,
+        train_seconds=t.refit.train_seconds,
+        pack_seconds=t.refit.pack_seconds,
+        compile_seconds=t.refit.compile_seconds)
+    results['train_seconds'] += t.refit.train_seconds
+  train_eval = scoring.evaluate(params, t.train_x, t.train_y)
   results['train_accuracy'] = float(train_eval['accuracy'])
   results['train_loss'] = float(train_eval['loss'])
   results['worse_than_initial'] = t.guard.check_model(results['train_loss'])
@@ -186,13 +201,13 @@ def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any]:
     results.update(threshold=threshold, test_accuracy=None,
                    test_macro_f1=None, test_micro_f1=None, test_report=None)
     if t.test_x is not None:
-      test_y, proba = scoring.predict_test(fit.params, t.test_x, t.test_y,
+      test_y, proba = scoring.predict_test(params, t.test_x, t.test_y,
                                            loss='sigmoid')
       results.update(multilabel_run.test_results(test_y, proba, names,
                                                  threshold))
     return results, report, threshold
   if t.test_x is not None:
-    test_y, proba = scoring.predict_test(fit.params, t.test_x, t.test_y)
+    test_y, proba = scoring.predict_test(params, t.test_x, t.test_y)
     report = metrics.classification_report(test_y, proba, names)
     label_checks.warn_about_labels([], report.get('absent_classes') or ())
   results.update(
@@ -203,15 +218,36 @@ def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any]:
   return results, report, threshold
 
 
+def _gradcheck_record(t: Trained, scoring: Scoring, stage, timeline):
+  """results.json's ``gradcheck`` (waits for the background check)."""
+  if t.gradcheck_job is None:
+    return None
+  from linjax import saved_model  # pylint: disable=g-import-not-at-top
+  stage.phase = 'finishing the gradient check'
+  with timeline.phase('gradient check wait'):
+    check = t.gradcheck_job.result()
+  waited = timeline.seconds('gradient check wait')
+  (logging.info if check.passed else logging.warning)('%s', check.format())
+  record = dict(passed=check.passed, num_params=check.num_params,
+                max_rel_error=check.max_rel_error, seconds=check.seconds)
+  if not scoring.streamed:
+    record['wait_seconds'] = waited
+  span = getattr(t.gradcheck_job, 'span', None)
+  if span is not None:
+    timeline.add('gradient check (background)', *span)
+  return saved_model.jsonable(record)
+
+
 def finish(t: Trained, scoring: Scoring,
            stage: console.Stage | None = None) -> dict:
   """Evaluates, saves and reports a trained run.
 
   Every process evaluates (the metrics are global); the writer alone then
-  saves the model into ``workdir/model``, draws the plots, writes the
-  carved test split, waits for the gradient check, writes results.json,
-  removes the checkpoints (``train.remove_checkpoints``) and prints the
-  summary.
+  saves the model into ``workdir/model``, writes the carved test split,
+  draws the plots (``t.plots``), waits for the gradient check, writes
+  results.json, removes the checkpoints (``train.remove_checkpoints``) and
+  prints the summary. Each step is a phase of ``t.timeline``, recorded in
+  results.json's ``timeline``.
 
   Args:
     t: the trained run.
@@ -224,46 +260,48 @@ def finish(t: Trained, scoring: Scoring,
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
   from linjax.analysis import interpret  # pylint: disable=g-import-not-at-top
   from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+  from linjax.cli import run_timeline  # pylint: disable=g-import-not-at-top
   stage = stage or console.Stage()
+  timeline = t.timeline or run_timeline.Timeline()
   config, names = t.config, t.label_map.names
-  results, report, threshold = _metrics(t, scoring)
-  results['config'] = config.to_dict()
-  results = saved_model.jsonable(results)
+  with timeline.phase('evaluate'):
+    results, report, threshold = _metrics(t, scoring)
+    results['config'] = config.to_dict()
+    results = saved_model.jsonable(results)
   if not scoring.is_writer:   # process 0 writes and prints
     return results
 
   stage.phase = 'saving the model'
-  top = interpret.top_features(t.fit.params, t.featurizer, names, k=10)
+  with timeline.phase('top features'):
+    top = interpret.top_features(t.params, t.featurizer, names, k=10)
+    results['top_features'] = saved_model.jsonable(top)
   summary = {k: results[k] for k in (
       'test_accuracy', 'test_macro_f1', 'val_accuracy', 'train_seconds',
       'num_classes', 'num_features', 'epochs_run')}
   if threshold is not None:
     summary['threshold'] = threshold   # what predict and evaluate apply
   model_dir = t.run.join(workdir_lib.MODEL)
-  saved_model.save(model_dir, t.fit.params, t.featurizer, t.label_map,
-                   config, extra=summary, loss=t.options.training.loss)
-  results['model_bytes'] = workdir_lib.disk_size(model_dir)
-  results['plots'] = write_plots(t.workdir, t.fit.history, report, top, names)
-  if scoring.write_test_split is not None:
-    results['test_split'] = t.run.join(workdir_lib.TEST_SPLIT)
-    scoring.write_test_split(results['test_split'])
-  results['gradcheck'] = None
-  if t.gradcheck_job is not None:
-    stage.phase = 'finishing the gradient check'
-    waited = time.perf_counter()
-    check = t.gradcheck_job.result()
-    waited = time.perf_counter() - waited
-    (logging.info if check.passed else logging.warning)('%s', check.format())
-    record = dict(passed=check.passed, num_params=check.num_params,
-                  max_rel_error=check.max_rel_error, seconds=check.seconds)
-    if not scoring.streamed:
-      record['wait_seconds'] = waited
-    results['gradcheck'] = saved_model.jsonable(record)
-  workdir_lib.write_atomic(t.run.join(workdir_lib.RESULTS),
-                           json.dumps(results, indent=1))
+  with timeline.phase('save'):
+    saved_model.save(model_dir, t.params, t.featurizer, t.label_map,
+                     config, extra=summary, loss=t.options.training.loss)
+    results['model_bytes'] = workdir_lib.disk_size(model_dir)
+    if scoring.write_test_split is not None:
+      results['test_split'] = t.run.join(workdir_lib.TEST_SPLIT)
+      scoring.write_test_split(results['test_split'])
+  results['plots'] = []
+  if t.plots:
+    with timeline.phase('plots'):
+      results['plots'] = write_plots(t.workdir, t.fit.history, report, top,
+                                     names)
+  results['gradcheck'] = _gradcheck_record(t, scoring, stage, timeline)
   freed = 0
   if t.options.training.checkpoint_every and config.train.remove_checkpoints:
     freed = checkpoint.remove(t.run.join(workdir_lib.CHECKPOINTS))
+  # Written last: the time after the timeline's end is results.json, the
+  # summary and the process's exit.
+  results['timeline'] = timeline.as_json()
+  workdir_lib.write_atomic(t.run.join(workdir_lib.RESULTS),
+                           json.dumps(results, indent=1))
   print_summary(results, top, t.workdir, model_dir, freed, threshold,
                 scoring.streamed)
   return results
@@ -296,7 +334,10 @@ def print_summary(results: dict, top, workdir: str, model_dir: str,
           f'{fmt(results["test_macro_f1"])}  val accuracy '
           f'{fmt(results["val_accuracy"])}  {timing})')
   print('top features per class:')
-  print(interpret.format_top_features(top, k=5))
+  print(interpret.format_top_features(top[:SUMMARY_CLASSES], k=5))
+  if len(top) > SUMMARY_CLASSES:
+    print(f'  ... and {len(top) - SUMMARY_CLASSES} more classes (all in '
+          f'{workdir}/results.json, top_features)')
   print(f'wrote {workdir}/results.json and {model_dir} '
         f'({workdir_lib.format_bytes(results["model_bytes"])} on disk)' +
         (f'; removed the checkpoints ({workdir_lib.format_bytes(freed)})'

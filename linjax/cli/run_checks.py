@@ -212,16 +212,21 @@ class GradcheckInBackground:
 
   def __init__(self, *args, **kwargs):
     self._report = self._error = None
+    self.span = None   # (start, end) in seconds since the process started
     self._thread = threading.Thread(target=self._run, args=args,
                                     kwargs=kwargs, name='linjax-gradcheck',
                                     daemon=True)
     self._thread.start()
 
   def _run(self, *args, **kwargs):
+    from linjax.cli import run_timeline  # pylint: disable=g-import-not-at-top
+    start = run_timeline.now()
     try:
       self._report = run_gradcheck(*args, **kwargs)
     except Exception as e:  # pylint: disable=broad-except
       self._error = e
+    finally:
+      self.span = (start, run_timeline.now())
 
   def result(self):
     """The `GradCheckReport` (re-raises the thread's error)."""

@@ -57,23 +57,26 @@ def _fit(options, data, checkpoint_dir, callback, keep: int,
 
 def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                        stage: console.Stage | None = None,
-                       chunk_bytes: int = stream_data.CHUNK_BYTES) -> dict:
+                       chunk_bytes: int = stream_data.CHUNK_BYTES,
+                       plots: bool = False, timeline=None) -> dict:
   """As `linjax.cli.train.train_and_evaluate` (see module docstring)."""
+  from linjax.cli import run_timeline  # pylint: disable=g-import-not-at-top
+  timeline = timeline or run_timeline.Timeline()
   options = config_check.validate(config)
   run = workdir_lib.prepare(workdir, overwrite)
   stage = stage or console.Stage()
-  from linjax.cli import run_checks  # pylint: disable=g-import-not-at-top
-  from linjax import saved_model  # pylint: disable=g-import-not-at-top
-  from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
-
-  run_data.enable_compile_cache(config)
+  with timeline.phase('imports'):
+    from linjax.cli import run_checks  # pylint: disable=g-import-not-at-top
+    from linjax import saved_model  # pylint: disable=g-import-not-at-top
+    from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+    run_data.enable_compile_cache(config)
   folder = tempfile.mkdtemp(prefix='.stream-', dir=workdir)
   try:
     stage.phase = 'reading and featurising the data'
-    with console.phase(f'reading and featurising {config.data.train} '
-                       f'({workdir_lib.format_bytes(os.path.getsize(config.data.train))}) '
-                       f'in chunks of {workdir_lib.format_bytes(chunk_bytes)}'
-                       ' (out of core)'):
+    size = workdir_lib.format_bytes(os.path.getsize(config.data.train))
+    with timeline.phase('read and featurise'), console.phase(
+        f'reading and featurising {config.data.train} ({size}) in chunks of '
+        f'{workdir_lib.format_bytes(chunk_bytes)} (out of core)'):
       data = stream_data.read_and_featurise(config, options, folder,
                                             chunk_bytes)
     names = data.label_map.names
@@ -117,8 +120,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     stage.epochs_done = checkpoint.latest_epoch(checkpoint_dir) or 0
     stage.training = True
     try:
-      fit = _fit(options, data, checkpoint_dir if every else None, callback,
-                 int(config.train.keep_checkpoints), overwrite)
+      with timeline.phase('train'):
+        fit = _fit(options, data, checkpoint_dir if every else None,
+                   callback, int(config.train.keep_checkpoints), overwrite)
     finally:
       log.close()
     stage.training, stage.phase = False, 'evaluating'
@@ -132,7 +136,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
         num_train=data.train_x.num_docs, num_val=num_val, num_test=num_test,
         load_seconds=data.load_seconds,
         featurize_seconds=data.featurize_seconds, where=dict(streamed=True),
-        guard=guard, gradcheck_job=gradcheck_job)
+        guard=guard, gradcheck_job=gradcheck_job, timeline=timeline,
+        plots=plots)
     write_test_split = None
     if data.test_idx is not None and data.test_idx.size:
       def write_test_split(path: str) -> None:

@@ -39,6 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.label_column = 'label'  # CSV/JSONL field holding the label
   config.data.val_fraction = 0.1  # stratified validation split carved from train
   config.data.test_fraction = 0.2  # held-out test split when data.test is empty
+  config.data.refit = True        # then train the saved model on train + validation (val metrics: the first fit's)
   config.data.max_per_class = 0   # cap documents per class (0: no cap); the demo sets its own
   config.data.lenient = False     # skip (count and log) bad lines instead of failing
   config.data.label_separator = ','  # multi-label (train.loss=sigmoid): separates the labels of a TSV/CSV label field
