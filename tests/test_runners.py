@@ -70,7 +70,8 @@ PNGS = ('curves.png', 'confusion_matrix.png', 'templates.png')
 
 def test_train_writes_everything(trained):
   workdir = trained['workdir']
-  for name in ('results.json', 'metrics.jsonl', 'model/model.json'):
+  for name in ('results.json', 'metrics.jsonl', 'model/model.json',
+               'report.html'):
     assert (workdir / name).is_file(), name
   for name in PNGS:   # drawn on demand (linjax plots), or with --plots
     assert not (workdir / name).exists(), name
@@ -83,7 +84,7 @@ def test_train_writes_everything(trained):
   phases = [p['phase'] for p in results['timeline']]
   main = [p for p in phases if p != 'gradient check (background)']
   assert main == ['start', 'imports', 'read', 'featurise', 'train', 'refit',
-                  'evaluate', 'top features', 'save',
+                  'evaluate', 'top features', 'report', 'save', 'report',
                   'gradient check wait'], phases
   assert 'gradient check (background)' in phases
   spans = [(p['start_s'], p['end_s']) for p in results['timeline']

@@ -282,7 +282,8 @@ def build_payload(*, texts: Sequence[str], y_true, proba, W, b, featurizer,
                   label_names: Sequence[str], threshold: float | None = None,
                   history: Sequence[dict] = (), info: dict | None = None,
                   config: dict | None = None,
-                  options: ReportOptions = ReportOptions()) -> dict[str, Any]:
+                  options: ReportOptions = ReportOptions(),
+                  templates: list | None = None) -> dict[str, Any]:
   """Everything the report shows, JSON-able.
 
   Args:
@@ -297,6 +298,8 @@ def build_payload(*, texts: Sequence[str], y_true, proba, W, b, featurizer,
     info: free-form facts for the summary (corpus, model, counts, timings).
     config: the run's settings (a nested dict), listed in the summary.
     options: `ReportOptions`.
+    templates: `report_templates.class_templates` computed already (a
+      run asks for the names before it saves the model); None: computed.
 
   Returns:
     A dict: ``version``, ``kind`` ('single' | 'multi'), ``labels``,
@@ -336,8 +339,9 @@ def build_payload(*, texts: Sequence[str], y_true, proba, W, b, featurizer,
       history=[{k: v for k, v in h.items() if isinstance(v, (int, float))}
                for h in history],
       threshold_curve=None,
-      templates=templates_lib.class_templates(W, b, featurizer, names,
-                                              options.top_features),
+      templates=templates if templates is not None else (
+          templates_lib.class_templates(W, b, featurizer, names,
+                                        options.top_features)),
       docs=docs, docs_total=int(proba.shape[0]),
       errors_total=int(wrong.sum()),
       errors_embedded=int(wrong[chosen].sum()))

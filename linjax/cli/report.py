@@ -60,7 +60,7 @@ def define_flags() -> None:
 def write_report(path: str, *, texts, y_true, proba, params, featurizer,
                  label_names, threshold=None, history=(), info=None,
                  config=None, max_docs: int = DEFAULT_MAX_DOCS,
-                 flag: str = '--out') -> dict:
+                 flag: str = '--out', templates=None) -> dict:
   """Builds the page of one labelled split and writes it atomically.
 
   Args:
@@ -74,6 +74,7 @@ def write_report(path: str, *, texts, y_true, proba, params, featurizer,
       the run's settings (nested dict).
     max_docs: documents embedded at most.
     flag: the flag a write error names.
+    templates: the class templates if computed already (`run_templates`).
 
   Returns:
     dict(path, bytes, seconds, docs): what was written and how long the
@@ -86,7 +87,8 @@ def write_report(path: str, *, texts, y_true, proba, params, featurizer,
       texts=texts, y_true=y_true, proba=proba, W=np.asarray(params.W),
       b=np.asarray(params.b), featurizer=featurizer, label_names=label_names,
       threshold=threshold, history=history, info=info, config=config,
-      options=report_data.ReportOptions(max_docs=max_docs))
+      options=report_data.ReportOptions(max_docs=max_docs),
+      templates=templates)
   corpus = (info or {}).get('corpus')
   page = report_page.render(payload, title='linjax report' + (
       f': {os.path.basename(str(corpus))}' if corpus else ''))
@@ -94,6 +96,73 @@ def write_report(path: str, *, texts, y_true, proba, params, featurizer,
   return dict(path=path, bytes=len(page.encode('utf-8', 'replace')),
               seconds=time.perf_counter() - start,
               docs=len(payload['docs']['text']))
+
+
+def _max_docs(config) -> int:
+  """A run's ``report.max_docs`` (default `DEFAULT_MAX_DOCS`; 0: no page)."""
+  section = config.get('report') if hasattr(config, 'get') else None
+  if section is None:
+    return DEFAULT_MAX_DOCS
+  return int(section.get('max_docs', DEFAULT_MAX_DOCS))
+
+
+def run_templates(t) -> list | None:
+  """The class templates of a trained run (`finish_run.Trained` ``t``),
+  with their features' names: asked before the model is saved, so that the
+  saved model keeps those names. None when the run writes no report."""
+  from linjax.analysis import report_templates  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import report_data  # pylint: disable=g-import-not-at-top
+  if t.test_texts is None or not _max_docs(t.config):
+    return None
+  return report_templates.class_templates(
+      np.asarray(t.params.W), np.asarray(t.params.b), t.featurizer,
+      t.label_map.names, report_data.ReportOptions().top_features)
+
+
+def write_run_report(t, test_scores, threshold, templates=None) -> dict:
+  """Writes a training run's report.html into its workdir.
+
+  Args:
+    t: the run (`finish_run.Trained`: its params, featuriser, labels, test
+      texts, history, config and workdir).
+    test_scores: (y [N] or multi-hot [N, C], proba [N, C]) of the test
+      split, as the run scored it; None: no test split.
+    threshold: the multi-label threshold (None: single-label).
+    templates: `run_templates(t)`, or None to compute them here.
+
+  Returns:
+    results.json's keys: ``report`` (the path), ``report_seconds``,
+    ``report_bytes`` and ``report_docs``; empty when there is no page to
+    write (no test split, no test texts on this process, or
+    ``report.max_docs=0``); ``report`` None and ``report_error`` when
+    building it failed (a warning says why; the run's other outputs stay).
+  """
+  max_docs = _max_docs(t.config)
+  if test_scores is None or t.test_texts is None or not max_docs:
+    return {}
+  y, proba = test_scores
+  if len(t.test_texts) != np.shape(proba)[0]:   # a part of a larger split
+    return {}
+  config = t.config.to_dict() if hasattr(t.config, 'to_dict') else t.config
+  data = config.get('data', {})
+  info = dict(corpus=data.get('train') or 'the demo corpus',
+              test=data.get('test') or 'held out from the training data',
+              num_train=t.num_train, num_val=t.num_val, num_test=t.num_test,
+              train_seconds=t.fit.train_seconds, workdir=t.workdir)
+  try:
+    written = write_report(
+        t.run.join(REPORT), texts=t.test_texts, y_true=y, proba=proba,
+        params=t.params, featurizer=t.featurizer,
+        label_names=t.label_map.names, threshold=threshold,
+        history=t.fit.history, info=info, config=config, max_docs=max_docs,
+        flag='--workdir', templates=templates)
+  except Exception as e:  # pylint: disable=broad-except
+    # The trained model and its results matter more than the page.
+    logging.warning('report.html not written: %s', config_check.one_line(e),
+                    exc_info=not isinstance(e, OSError))
+    return dict(report=None, report_error=config_check.one_line(e))
+  return dict(report=written['path'], report_seconds=written['seconds'],
+              report_bytes=written['bytes'], report_docs=written['docs'])
 
 
 def _read_corpus(data_path: str, model, format: str = '',  # pylint: disable=redefined-builtin
