@@ -1,8 +1,9 @@
 """Token hashes straight from the text: `hashed_tokens.hash_batch` is exact.
 
-The vectorised path must give, for every document, exactly the FNV-1a hash
-(`hashing.fnv1a_32`, the published reference) of each token of the
-per-document regex tokenizer (`tokenizer.tokenize`), and the word shape
+The vectorised path must give, for every document, exactly the hash of each
+token of the per-document regex tokenizer (`tokenizer.tokenize`): for
+``poly64`` the one-token Python reference `poly_hash.poly64`, for ``fnv1a``
+`hashing.fnv1a_32` (the published FNV-1a), and the word shape
 (`shapes.token_shape`) of each original-case token: on hand-written edge
 cases, on generated Unicode text (hypothesis), and on every shared corpus.
 The kernels behind it are checked one by one: the character table against
@@ -29,6 +30,7 @@ from linjax.text import featurizer
 from linjax.text import hashed_counts
 from linjax.text import hashed_tokens
 from linjax.text import hashing
+from linjax.text import poly_hash
 from linjax.text import shapes
 from linjax.text import tokenizer
 from linjax.text import weighting
@@ -63,7 +65,11 @@ def _data_dir() -> Path:
               Path(__file__).resolve().parents[1].parent / 'shared' / 'data')
 
 
-def _reference(docs, lowercase):
+ONE_TOKEN = {hashing.POLY64: poly_hash.poly64, hashing.FNV1A: hashing.fnv1a_32}
+DTYPE = {hashing.POLY64: np.uint64, hashing.FNV1A: np.uint32}
+
+
+def _reference(docs, lowercase, kind):
   """Per document: hashes of the regex tokens, shape indices of the cased."""
   index = {s: i for i, s in enumerate(shapes.SHAPES)}
   out = []
@@ -71,7 +77,7 @@ def _reference(docs, lowercase):
     words = tokenizer.tokenize(doc, lowercase)
     cased = tokenizer.tokenize(doc, False)
     shaped = [index[s] for s in map(shapes.token_shape, cased) if s]
-    out.append(([hashing.fnv1a_32(t) for t in words], shaped))
+    out.append(([ONE_TOKEN[kind](t) for t in words], shaped))
   return out
 
 
@@ -79,10 +85,13 @@ def _split(values, lengths):
   return np.split(values, np.cumsum(lengths)[:-1]) if len(lengths) else []
 
 
-def _assert_exact(docs, lowercase, with_shapes=True):
-  got = hashed_tokens.hash_batch(docs, lowercase, with_shapes)
-  assert got.hashes.dtype == np.uint32 and got.lengths.shape == (len(docs),)
-  want = _reference(docs, lowercase)
+def _assert_exact(docs, lowercase, with_shapes=True, kind=hashing.POLY64):
+  if kind == hashing.FNV1A and any(
+      0xD800 <= ord(c) <= 0xDFFF for doc in docs for c in doc):
+    kind = hashing.POLY64  # a lone surrogate has no UTF-8 (tested below)
+  got = hashed_tokens.hash_batch(docs, lowercase, with_shapes, kind)
+  assert got.hashes.dtype == DTYPE[kind] and got.lengths.shape == (len(docs),)
+  want = _reference(docs, lowercase, kind)
   for n, (hashes, shaped) in enumerate(want):
     assert _split(got.hashes, got.lengths)[n].tolist() == hashes, docs[n]
     if with_shapes:
@@ -92,50 +101,64 @@ def _assert_exact(docs, lowercase, with_shapes=True):
     assert got.shapes is None and got.shape_lengths is None
 
 
+@pytest.mark.parametrize('kind', hashing.HASHES)
 @pytest.mark.parametrize('lowercase', [True, False])
 @pytest.mark.parametrize('with_shapes', [True, False])
-def test_edge_cases(lowercase, with_shapes):
-  _assert_exact(EDGE_DOCS, lowercase, with_shapes)
-  _assert_exact([], lowercase, with_shapes)
+def test_edge_cases(lowercase, with_shapes, kind):
+  _assert_exact(EDGE_DOCS, lowercase, with_shapes, kind)
+  _assert_exact([], lowercase, with_shapes, kind)
   for doc in EDGE_DOCS:  # alone, so each special case is the whole batch.
-    _assert_exact([doc], lowercase, with_shapes)
+    _assert_exact([doc], lowercase, with_shapes, kind)
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.text(alphabet=ALPHABET, max_size=40), max_size=12),
-       st.booleans())
-def test_generated_text(docs, lowercase):
-  _assert_exact(docs, lowercase)
+       st.booleans(), st.sampled_from(hashing.HASHES))
+def test_generated_text(docs, lowercase, kind):
+  _assert_exact(docs, lowercase, kind=kind)
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(st.one_of(st.text(alphabet=ALPHABET, max_size=6),
                                    st.sampled_from(URL_PIECES)), max_size=8)
-                .map(''.join), max_size=10), st.booleans())
-def test_generated_text_with_urls(docs, lowercase):
-  _assert_exact(docs, lowercase)
+                .map(''.join), max_size=10), st.booleans(),
+       st.sampled_from(hashing.HASHES))
+def test_generated_text_with_urls(docs, lowercase, kind):
+  _assert_exact(docs, lowercase, kind=kind)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.text(max_size=30), max_size=8), st.booleans())
-def test_any_unicode(docs, lowercase):
-  _assert_exact(docs, lowercase)
+@given(st.lists(st.text(max_size=30), max_size=8), st.booleans(),
+       st.sampled_from(hashing.HASHES))
+def test_any_unicode(docs, lowercase, kind):
+  _assert_exact(docs, lowercase, kind=kind)
 
 
+def test_tokens_across_the_hash_blocks():
+  # Tokens that cross poly_hash.BLOCK boundaries, some longer than a block.
+  block = poly_hash.BLOCK
+  docs = ['ab ' * (block // 3) + 'Σx' * block + ' tail',
+          'q' * (block - 1) + ' ' + 'Z' * (3 * block + 5) + '. ΣΑΣ',
+          'x' * (block + 7)]
+  for lowercase in (True, False):
+    _assert_exact(docs, lowercase, kind=hashing.POLY64)
+
+
+@pytest.mark.parametrize('kind', hashing.HASHES)
 @pytest.mark.parametrize('corpus',
                          ['healthtweets', 'sms_spam', 'fortunes', 'manpages'])
-def test_real_corpora(corpus):
+def test_real_corpora(corpus, kind):
   path = _data_dir() / corpus / 'train.tsv'
   if not path.exists():
     pytest.skip(f'{path} not found (set LINJAX_DATA_DIR)')
   docs = read_corpus(path).texts
   for lowercase in (True, False):
-    got = hashed_tokens.hash_batch(docs, lowercase, True)
+    got = hashed_tokens.hash_batch(docs, lowercase, True, kind)
     # The batch reference: tokenize_batch is itself tested against the regex.
     words = tokenizer.tokenize_batch(docs, lowercase, 'words_punct')
     np.testing.assert_array_equal(got.lengths, words.lengths)
     np.testing.assert_array_equal(
-        got.hashes, hashing.hash_tokens(words.strings)[words.tok])
+        got.hashes, hashing.hash_tokens(words.strings, kind)[words.tok])
     cased = tokenizer.tokenize_batch(docs, False, 'words_punct')
     index = {s: i for i, s in enumerate(shapes.SHAPES)}
     of_string = np.array([index.get(shapes.token_shape(s), -1)
@@ -153,12 +176,13 @@ def test_only_w_lower_cases_to_w():
       'W', 'w']
 
 
-def test_lone_surrogates_fail_as_in_the_token_path():
+def test_lone_surrogates_fail_in_fnv1a_as_in_the_token_path():
+  # poly64 reads code points: lone surrogates hash (test_any_unicode).
   for doc in ('\ud800', 'a \udfff b'):
     with pytest.raises(UnicodeEncodeError):
-      hashing.hash_tokens(tokenizer.tokenize(doc))
+      hashing.hash_tokens(tokenizer.tokenize(doc), hashing.FNV1A)
     with pytest.raises(UnicodeEncodeError):
-      hashed_tokens.hash_batch(['fine', doc], True, True)
+      hashed_tokens.hash_batch(['fine', doc], True, True, hashing.FNV1A)
 
 
 # -- the kernels ---------------------------------------------------------------
@@ -193,6 +217,36 @@ def test_shape_ids_match_token_shape_on_every_word_character():
     want = [index[shapes.token_shape(t)] for t in tokens]
     bad = np.flatnonzero(got != np.array(want))
     assert not bad.size, [tokens[i] for i in bad[:5]]
+
+
+def test_poly_hash_matches_its_reference():
+  tokens = ['', 'a', 'foobar', 'ünïcödé', '😀', '\x00', '\x00\x00', 'ab', 'ba',
+            '\ud800', 'x' * 63, 'y' * (poly_hash.BLOCK + 3), 'z' * 70000]
+  got = hashing.hash_tokens(tokens, hashing.POLY64)
+  assert got.dtype == np.uint64
+  assert got.tolist() == [poly_hash.poly64(t) for t in tokens]
+  assert len(set(got.tolist())) == len(tokens)
+  # The reference is the formula of the module docstring.
+  t = 'héllo'
+  total = sum(ord(c) * pow(poly_hash.P, i, 2**64) for i, c in enumerate(t))
+  assert poly_hash.poly64(t) == poly_hash.fmix64(
+      (total + len(t) * poly_hash.LENGTH_MIX) % 2**64)
+  # The vectorised finaliser is the scalar one, on values over all 64 bits.
+  values = np.random.default_rng(0).integers(0, 2**64, 1000, np.uint64,
+                                              endpoint=False)
+  assert poly_hash.finalize(values.copy()).tolist() == [
+      poly_hash.fmix64(v) for v in values.tolist()]
+
+
+def test_lower_case_table_is_str_lower_over_all_of_unicode():
+  points = np.arange(0x110000, dtype=np.uint32)
+  char_table.properties(points)
+  low = char_table.lower_case(points)
+  for p in range(0x110000):
+    if 0xD800 <= p <= 0xDFFF:
+      continue
+    lowered = chr(p).lower()
+    assert low[p] == (ord(lowered) if len(lowered) == 1 else p), hex(p)
 
 
 def test_hash_spans_matches_fnv1a():

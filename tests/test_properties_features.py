@@ -12,6 +12,7 @@ import numpy as np
 
 from linjax.text import featurizer as text
 from linjax.text import hashing
+from linjax.text import poly_hash
 from linjax.text import tokenizer
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -34,7 +35,8 @@ SETTING_VALUES = st.fixed_dictionaries(dict(
     min_df=st.integers(1, 2),
     shape_ngrams=st.integers(0, 2),
     weighting=st.sampled_from(['tf', 'binary', 'tfidf', 'sublinear_tfidf']),
-    normalize=st.sampled_from(['l2', 'none'])))
+    normalize=st.sampled_from(['l2', 'none']),
+    hash=st.sampled_from(hashing.HASHES)))
 
 
 def _dense(x):
@@ -99,6 +101,9 @@ def test_rows_are_independent_and_well_formed(train, texts, options):
 @settings(max_examples=50, deadline=None)
 @given(tokens=st.lists(st.text(_UNICODE, max_size=12), max_size=20))
 def test_vectorised_hash_equals_reference(tokens):
-  got = hashing.hash_tokens(tokens)
+  got = hashing.hash_tokens(tokens, hashing.FNV1A)
   assert got.dtype == np.uint32 and got.shape == (len(tokens),)
   assert got.tolist() == [hashing.fnv1a_32(t) for t in tokens]
+  got = hashing.hash_tokens(tokens, hashing.POLY64)
+  assert got.dtype == np.uint64 and got.shape == (len(tokens),)
+  assert got.tolist() == [poly_hash.poly64(t) for t in tokens]

@@ -14,7 +14,7 @@ import pytest
 
 from linjax.text import shapes
 from linjax.text import featurizer as text
-from linjax.text import hashing
+from linjax.text import poly_hash
 from linjax.text import tokenizer
 
 
@@ -39,10 +39,10 @@ def plain_featurizer(**settings) -> text.Featurizer:
 
 
 def _bucket(tokens, buckets):
-  """Pure-Python FNV-1a and fastText n-gram combination (as test_text.py)."""
-  h = hashing.fnv1a_32(tokens[0])
+  """Pure-Python poly64 and fastText n-gram combination (as test_text.py)."""
+  h = poly_hash.poly64(tokens[0])
   for token in tokens[1:]:
-    h = (h * 116049371 + hashing.fnv1a_32(token)) % 2**64
+    h = (h * 116049371 + poly_hash.poly64(token)) % 2**64
   return h % buckets
 
 

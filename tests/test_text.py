@@ -2,7 +2,8 @@
 
 Counts, binary, TF-IDF, sublinear TF-IDF and L2 are compared with
 scikit-learn's vectorizers given the same tokenizer and vocabulary; hashed ids
-with an independent pure-Python FNV-1a / fastText n-gram computation.
+with an independent pure-Python poly64 (or FNV-1a) / fastText n-gram
+computation.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from linjax.core.errors import ConfigError
 from linjax.text import featurizer as text
 from linjax.text import hashed_counts
 from linjax.text import hashing
+from linjax.text import poly_hash
 from linjax.text import tokenizer
 from linjax.text import weighting
 
@@ -120,39 +122,48 @@ def test_fnv1a_reference_vectors():
 def test_hash_tokens_matches_reference():
   tokens = ['', 'a', 'foobar', 'ünïcödé', '#flu', 'x' * 300, '😀', 'ab', 'ba']
   np.testing.assert_array_equal(
-      text.hash_tokens(tokens),
+      text.hash_tokens(tokens, hashing.FNV1A),
       np.array([hashing.fnv1a_32(t) for t in tokens], np.uint32))
-  assert text.hash_tokens([]).shape == (0,)
+  np.testing.assert_array_equal(
+      text.hash_tokens(tokens, hashing.POLY64),
+      np.array([poly_hash.poly64(t) for t in tokens], np.uint64))
+  for kind in hashing.HASHES:
+    assert text.hash_tokens([], kind).shape == (0,)
 
 
-def _gram_bucket(tokens, buckets):
+ONE_TOKEN = {hashing.POLY64: poly_hash.poly64, hashing.FNV1A: hashing.fnv1a_32}
+
+
+def _gram_bucket(tokens, buckets, kind=hashing.POLY64):
   """Independent pure-Python bucket of one n-gram (fastText combination)."""
-  h = hashing.fnv1a_32(tokens[0])
+  h = ONE_TOKEN[kind](tokens[0])
   for token in tokens[1:]:
-    h = (h * 116049371 + hashing.fnv1a_32(token)) % 2**64
+    h = (h * 116049371 + ONE_TOKEN[kind](token)) % 2**64
   return h % buckets
 
 
-def _reference_hashed_counts(docs, ngrams, buckets):
+def _reference_hashed_counts(docs, ngrams, buckets, kind=hashing.POLY64):
   """Bag of hashed 1..ngrams-grams of each document."""
   rows = []
   for doc in docs:
     tokens = tokenizer.tokenize(doc)
     rows.append(collections.Counter(
-        _gram_bucket(tokens[i:i + n], buckets) for n in range(1, ngrams + 1)
-        for i in range(len(tokens) - n + 1)))
+        _gram_bucket(tokens[i:i + n], buckets, kind)
+        for n in range(1, ngrams + 1) for i in range(len(tokens) - n + 1)))
   return rows
 
 
+@pytest.mark.parametrize('kind', hashing.HASHES)
 @pytest.mark.parametrize('ngrams,buckets', [(1, 2**20), (2, 2**20), (3, 1000),
                                             (2, 7)])
-def test_hashed_ngram_ids_and_counts(ngrams, buckets):
-  f = plain_featurizer(ngrams=ngrams, buckets=buckets, normalize='none')
+def test_hashed_ngram_ids_and_counts(ngrams, buckets, kind):
+  f = plain_featurizer(ngrams=ngrams, buckets=buckets, normalize='none',
+                       hash=kind)
   x = f.fit_transform(TRAIN + TEST)
   x.validate()
   assert x.num_features == buckets
   for n, expected in enumerate(_reference_hashed_counts(TRAIN + TEST, ngrams,
-                                                        buckets)):
+                                                        buckets, kind)):
     lo, hi = x.indptr[n], x.indptr[n + 1]
     assert list(x.ids[lo:hi]) == sorted(expected)  # unique, ascending
     np.testing.assert_array_equal(x.weights[lo:hi],

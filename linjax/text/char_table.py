@@ -17,6 +17,13 @@ Bits of an entry:
        case mapping of several characters (e.g. "ß".upper() == "SS"): string
        rules over such characters are left to ``str`` itself.
   FILLED  always set, so that an entry of 0 means "not filled yet".
+
+A second table, filled with the first, holds each code point's lower case
+(``ord(c.lower())``; the code point itself for U+0130, the one character
+whose lower case is two characters). ``str.lower`` of a text is that, code
+point by code point, except for a capital sigma at the end of a word (it
+becomes final sigma): `properties_and_lower` leaves that case to the
+caller.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ UPPER, LOWER, DIGIT, CASE_DIFFERS, RARE, FILLED = 4, 8, 16, 32, 64, 128
 _BLOCK = 8  # log2 of the code points filled at a time.
 _NUM_CODE_POINTS = 0x110000
 _TABLE = np.zeros(_NUM_CODE_POINTS, np.uint8)
+_LOWER = np.zeros(_NUM_CODE_POINTS, np.uint32)  # untouched pages cost nothing
 _FILLED = np.zeros(_NUM_CODE_POINTS >> _BLOCK, bool)
 _LOCK = threading.Lock()
 
@@ -60,16 +68,35 @@ def _fill(blocks: np.ndarray) -> None:
       if _FILLED[block]:
         continue
       first = block << _BLOCK
-      _TABLE[first:first + (1 << _BLOCK)] = [
-          char_properties(chr(p)) for p in range(first, first + (1 << _BLOCK))]
+      chars = [chr(p) for p in range(first, first + (1 << _BLOCK))]
+      _TABLE[first:first + (1 << _BLOCK)] = [char_properties(c) for c in chars]
+      _LOWER[first:first + (1 << _BLOCK)] = [
+          ord(low) if len(low) == 1 else ord(c)
+          for c, low in zip(chars, map(str.lower, chars))]
       _FILLED[block] = True
 
 
-def properties(points: np.ndarray) -> np.ndarray:
-  """uint8 [n] table entries of n code points (uint32 [n], < 0x110000)."""
-  props = np.take(_TABLE, points)
-  if props.shape[0] and props.min() < FILLED:
+def properties(points: np.ndarray, out: np.ndarray | None = None
+               ) -> np.ndarray:
+  """uint8 [n] table entries of n code points (uint32 [n], < 0x110000).
+
+  ``out``: a uint8 array of at least n entries to write them into (the
+  first n); the result is then ``out[:n]``.
+  """
+  n = points.shape[0]
+  props = np.take(_TABLE, points, out=None if out is None else out[:n])
+  if n and props.min() < FILLED:
     missing = points[props < FILLED] >> _BLOCK
     _fill(np.flatnonzero(np.bincount(missing, minlength=_FILLED.shape[0])))
-    props = np.take(_TABLE, points)
+    props = np.take(_TABLE, points, out=None if out is None else out[:n])
   return props
+
+
+def lower_case(points: np.ndarray) -> np.ndarray:
+  """uint32 [n] the lower case of each code point, one each (see the
+  module docstring: U+0130 stays, a capital sigma becomes non-final sigma).
+
+  Call it after `properties` of the same code points (that fills the
+  blocks both tables need).
+  """
+  return np.take(_LOWER, points)

@@ -10,8 +10,9 @@ into a `linjax.text.csr.CsrFeatures` corpus (N documents, F features):
 
 Feature ids come either from an explicit vocabulary (``buckets == 0``; ids
 ordered by training count, ties by string) or from the hashing trick
-(`linjax.text.hashing`: FNV-1a tokens, fastText's n-gram combiner,
-``h % buckets``; unigrams and n-grams share the bucket space). Tokenisation is
+(`linjax.text.hashing`: ``poly64`` token hashes, or FNV-1a for models saved
+before format version 4, fastText's n-gram combiner, ``h % buckets``;
+unigrams and n-grams share the bucket space). Tokenisation is
 `linjax.text.tokenizer`, the vocabulary and the names of hash buckets
 `linjax.text.ngram_names`, counting and weighting `linjax.text.weighting`.
 
@@ -37,6 +38,7 @@ from linjax.text import hashed_tokens
 from linjax.text import ngram_names
 from linjax.text import shapes
 # The pieces of the pipeline; names callers reach as `text.X` are re-exported.
+from linjax.text.hashing import FNV1A
 from linjax.text.hashing import NGRAM_MULTIPLIER
 from linjax.text.hashing import hash_tokens
 from linjax.text.hashing import ngram_starts
@@ -104,13 +106,14 @@ class Featurizer:
                min_df: int = _DEFAULT.min_df,
                shape_ngrams: int = _DEFAULT.shape_ngrams,
                weighting: str = _DEFAULT.weighting,
-               normalize: str = _DEFAULT.normalize):
+               normalize: str = _DEFAULT.normalize,
+               hash: str = _DEFAULT.hash):  # pylint: disable=redefined-builtin
     # Validated (ConfigError naming `features.x`) by FeaturizerOptions.
     self._options = FeaturizerOptions(
         lowercase=lowercase, tokenizer=tokenizer, ngrams=ngrams,
         buckets=buckets, min_count=min_count, max_vocab=max_vocab,
         min_df=min_df, shape_ngrams=shape_ngrams, weighting=weighting,
-        normalize=normalize)
+        normalize=normalize, hash=hash)
     self._settings = self._options.to_dict()
     for key, value in self._settings.items():
       setattr(self, key, value)
@@ -183,7 +186,7 @@ class Featurizer:
         toks = tokenize_batch(texts, True, self.tokenizer)
       toks = shapes.add_shape_segment(toks, cased)
     if self.hashing:
-      toks = toks._replace(hashes=hash_tokens(toks.strings))
+      toks = toks._replace(hashes=hash_tokens(toks.strings, self.hash))
     return toks
 
   @property
@@ -276,7 +279,8 @@ class Featurizer:
     """Counts of all documents, hashed straight from the text."""
     _check_texts(texts)
     return hashed_counts.count_hashed(texts, self.lowercase, self.ngrams,
-                                      self.shape_ngrams, self.buckets)
+                                      self.shape_ngrams, self.buckets,
+                                      self.hash)
 
   def _weigh(self, counts: csr.CsrFeatures) -> csr.CsrFeatures:
     return apply_weighting(counts, self.weighting, self.normalize, self._df,
@@ -455,7 +459,7 @@ class Featurizer:
     names are a token table, the bucket of each name, and the names' token
     indices row-major [K, max(ngrams, shape_ngrams)] (-1 pads shorter n-grams).
     """
-    d: dict[str, Any] = {'type': 'linjax.text.Featurizer', 'version': 1,
+    d: dict[str, Any] = {'type': 'linjax.text.Featurizer', 'version': 2,
                          'settings': self.settings, 'fitted': self._fitted,
                          'vocabulary': self._vocab, 'document_frequency': None,
                          'bucket_names': None}
@@ -474,7 +478,11 @@ class Featurizer:
     if d.get('type') != 'linjax.text.Featurizer':
       raise ValueError('not a saved linjax Featurizer (missing '
                        "type='linjax.text.Featurizer')")
-    featurizer = cls(**d['settings'])
+    settings = dict(d['settings'])
+    # Saved before the `hash` setting (its version 1, a model's format
+    # version <= 3): those hashed with FNV-1a.
+    settings.setdefault('hash', FNV1A)
+    featurizer = cls(**settings)
     featurizer._fitted = bool(d['fitted'])
     if d.get('vocabulary') is not None:
       featurizer._set_vocabulary(list(d['vocabulary']))

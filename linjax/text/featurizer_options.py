@@ -18,6 +18,7 @@ import numpy as np
 
 from linjax.core.errors import Checker
 from linjax.core.errors import is_int
+from linjax.text.hashing import HASHES
 from linjax.text.tokenizer import TOKENIZERS
 from linjax.text.weighting import NORMALIZATIONS
 from linjax.text.weighting import WEIGHTINGS
@@ -42,6 +43,10 @@ class FeaturizerOptions:
       linjax/text/shapes.py); 0: off.
     weighting: tf | binary | tfidf | sublinear_tfidf.
     normalize: l2 | none, of each document's weights.
+    hash: the token hash in hashing mode: poly64 (a polynomial over the
+      token's code points with a 64-bit finaliser, vectorised) | fnv1a
+      (32-bit FNV-1a of its UTF-8 bytes: the hash of models saved before
+      format version 4, which load with it).
 
   Numpy integers and booleans are stored as Python ones, so that the
   options (and a saved featuriser's settings) are plain JSON.
@@ -57,6 +62,7 @@ class FeaturizerOptions:
   shape_ngrams: int = 2
   weighting: str = 'sublinear_tfidf'
   normalize: str = 'l2'
+  hash: str = HASHES[0]
 
   def __post_init__(self):
     c = Checker(self, 'features')
@@ -73,6 +79,7 @@ class FeaturizerOptions:
     c.integer('shape_ngrams', lo=0)
     c.choice('weighting', WEIGHTINGS)
     c.choice('normalize', NORMALIZATIONS)
+    c.choice('hash', HASHES)
     c.done()
     for field in dataclasses.fields(self):
       value = getattr(self, field.name)

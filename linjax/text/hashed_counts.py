@@ -22,12 +22,14 @@ from linjax.text import csr
 from linjax.text import hashed_tokens
 from linjax.text import worker_pool
 from linjax.text.hashing import NGRAM_MULTIPLIER
+from linjax.text.hashing import POLY64
 from linjax.text.weighting import count_keys
 
 CHUNK_CHARS = 1 << 18  # characters featurised at a time.
 
 def count_hashed(texts: Sequence[str], lowercase: bool, ngrams: int,
-                 shape_ngrams: int, buckets: int) -> csr.CsrFeatures:
+                 shape_ngrams: int, buckets: int,
+                 hash_kind: str = POLY64) -> csr.CsrFeatures:
   """Counts of the hashed n-grams of N ``words_punct`` documents.
 
   Args:
@@ -36,6 +38,7 @@ def count_hashed(texts: Sequence[str], lowercase: bool, ngrams: int,
     ngrams: word n-grams 1..ngrams.
     shape_ngrams: word-shape n-grams 1..shape_ngrams (0: none).
     buckets: F, the hash buckets.
+    hash_kind: the token hash (`linjax.text.hashing.HASHES`).
 
   Returns:
     CsrFeatures [N, F] of counts, ids unique and ascending in each row.
@@ -46,25 +49,27 @@ def count_hashed(texts: Sequence[str], lowercase: bool, ngrams: int,
       ends, np.arange(CHUNK_CHARS, int(ends[-1]) if texts else 0,
                       CHUNK_CHARS), side='right').tolist() + [len(texts)]
   # Keys doc * F + bucket of a chunk fit in 32 bits (sorted twice as fast)
-  # when it has at most 2**32 / F documents.
-  max_docs = (1 << 32) // buckets
+  # when it has fewer than 2**32 / F documents (`key_dtype`).
+  max_docs = ((1 << 32) - 1) // buckets
   if max_docs >= _MIN_DOCS_32:
     cuts += list(range(0, len(texts), max_docs))
   cuts = sorted(set(cuts))
   chunks = [texts[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:])] or [[]]
   parts = worker_pool.map_in_order(
       lambda chunk: _count_chunk(chunk, lowercase, ngrams, shape_ngrams,
-                                 buckets), chunks)
+                                 buckets, hash_kind), chunks)
   return parts[0] if len(parts) == 1 else csr.concatenate(parts)
 
 
 def _count_chunk(texts: list[str], lowercase: bool, ngrams: int,
-                 shape_ngrams: int, buckets: int) -> csr.CsrFeatures:
-  hashed = hashed_tokens.hash_batch(texts, lowercase, shape_ngrams > 0)
-  dtype = np.uint32 if len(texts) * buckets <= 1 << 32 else np.int64
+                 shape_ngrams: int, buckets: int,
+                 hash_kind: str) -> csr.CsrFeatures:
+  hashed = hashed_tokens.hash_batch(texts, lowercase, shape_ngrams > 0,
+                                    hash_kind)
+  dtype = key_dtype(len(texts), buckets)
   keys = gram_keys(hashed.hashes, hashed.lengths, ngrams, buckets, dtype)
   if hashed.shapes is not None:
-    keys += gram_keys(hashed_tokens.SHAPE_HASHES[hashed.shapes],
+    keys += gram_keys(hashed_tokens.SHAPE_HASHES[hash_kind][hashed.shapes],
                       hashed.shape_lengths, shape_ngrams, buckets, dtype)
   return count_keys(np.concatenate(keys), len(texts), buckets)
 
@@ -72,20 +77,34 @@ def _count_chunk(texts: list[str], lowercase: bool, ngrams: int,
 _MIN_DOCS_32 = 256  # smaller chunks would cost more than 32-bit keys save.
 
 
+def key_dtype(num_docs: int, buckets: int) -> type:
+  """uint32 if every key ``doc * F + bucket`` of N documents, and `gap`'s
+  value, fit in 32 bits; else int64."""
+  return np.uint32 if num_docs * buckets < (1 << 32) else np.int64
+
+
+def gap(dtype) -> int:
+  """The key that marks an n-gram across documents (`gram_keys`): larger
+  than every real key of `key_dtype`, so it sorts last."""
+  return int(np.iinfo(dtype).max)
+
+
 def gram_keys(hashes: np.ndarray, lengths: np.ndarray, order: int,
               buckets: int, dtype=np.int64) -> list[np.ndarray]:
   """Keys ``doc * F + bucket`` of the n-grams 1..order of N documents.
 
   Args:
-    hashes: uint32 [T] token hashes, flat in document order.
+    hashes: uint32 or uint64 [T] token hashes, flat in document order.
     lengths: int64 [N] tokens per document.
     order: the largest n.
     buckets: F.
-    dtype: of the keys: int64, or uint32 if N * F <= 2**32.
+    dtype: of the keys, `key_dtype`.
 
   Returns:
-    Key arrays, one per n, of the n-grams that lie inside one document; an
-    n-gram's bucket is its fastText hash (uint64, wrapping) modulo F.
+    Key arrays, one per n; an n-gram's bucket is its fastText hash (uint64,
+    wrapping) modulo F. An n-gram that does not lie inside one document
+    has the key `gap(dtype)` (`count_keys` drops those): marking the few
+    document ends costs less than filtering every n-gram.
   """
   doc = np.repeat(np.arange(lengths.shape[0], dtype=dtype) * dtype(buckets),
                   lengths)
@@ -97,8 +116,14 @@ def gram_keys(hashes: np.ndarray, lengths: np.ndarray, order: int,
   keys = [doc + bucket_of(flat)]
   gram = flat
   mult = np.uint64(NGRAM_MULTIPLIER)
+  doc_ends = np.cumsum(lengths)
   for n in range(2, order + 1):
     gram = gram[:-1] * mult + flat[n - 1:]  # wraps modulo 2**64.
-    head = doc[:1 - n]
-    keys.append((head + bucket_of(gram))[head == doc[n - 1:]])
+    key = bucket_of(gram)
+    key += doc[:1 - n]
+    # The n-gram at t crosses a document end e when e - n < t < e.
+    across = (doc_ends[:, None] - np.arange(1, n)).ravel()
+    across = across[(across >= 0) & (across < key.shape[0])]
+    key[across] = gap(dtype)
+    keys.append(key)
   return keys

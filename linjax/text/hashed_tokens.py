@@ -1,23 +1,27 @@
 """Documents -> the hash of every token (and its word shape), vectorised.
 
 numpy only, no JAX. A hashing `linjax.text.Featurizer` needs of each token
-only its FNV-1a hash (`linjax.text.hashing`) and, with word shapes, the shape
-of its original-case form (`linjax.text.shapes`); it never needs the token
-strings themselves. `hash_batch` computes exactly those for a batch of
+only its hash (`linjax.text.hashing`: ``poly64`` by default, ``fnv1a`` for
+models saved before it) and, with word shapes, the shape of its
+original-case form (`linjax.text.shapes`); it never needs the token strings
+themselves. `hash_batch` computes exactly those for a batch of
 ``words_punct`` documents, from the joined text's code points, without
 making a string per token:
 
   characters -> classes and case bits (`char_table`) -> token bounds
-  (`fast_tokenizer.token_bounds`) -> FNV-1a of each token's UTF-8 bytes in
-  the lower-cased text (`hashing.hash_spans`) and shapes (`shapes.shape_ids`)
+  (`fast_tokenizer.token_bounds`) -> the hash of each token of the
+  lower-cased text (poly64: `poly_hash.span_hashes` over the code points,
+  lower-cased by `char_table.lower_case`; fnv1a: `hashing.hash_spans` over
+  the UTF-8 bytes) and shapes (`shapes.shape_ids`)
 
 URLs become one token '<url>' where the reference tokenizer finds them
 (`url_spans`). Lower-casing keeps every character's class and length except
 U+0130 ("İ" becomes "i" and a combining dot): documents holding it take the
 reference path (`tokenizer.tokenize_batch`, then `hashing.hash_tokens`) and
-are spliced back in document order. The result equals hashing the reference
-tokens; tests compare the two on every shared corpus and on generated
-Unicode text.
+are spliced back in document order. A capital sigma lower-cases by context
+(final sigma): a batch holding one lower-cases with ``str.lower``. The
+result equals hashing the reference tokens; tests compare the two on every
+shared corpus and on generated Unicode text.
 """
 
 from __future__ import annotations
@@ -29,9 +33,14 @@ import numpy as np
 
 from linjax.text import char_table
 from linjax.text import fast_tokenizer as fast
+from linjax.text import poly_hash
 from linjax.text import shapes
+from linjax.text.hashing import FNV1A
 from linjax.text.hashing import hash_spans
 from linjax.text.hashing import hash_tokens
+from linjax.text.hashing import HASHES
+from linjax.text.hashing import POLY64
+from linjax.text.tokenizer import point_url_hints
 from linjax.text.tokenizer import Tokens
 from linjax.text.tokenizer import splice_docs
 from linjax.text.tokenizer import tokenize_batch
@@ -40,10 +49,12 @@ from linjax.text.tokenizer import URL_TOKEN
 from linjax.text.tokenizer import url_hints
 
 KIND = 'words_punct'  # the tokenizer this module reproduces.
-SHAPE_HASHES = hash_tokens(shapes.SHAPES)  # uint32 [len(SHAPES)]
-URL_HASH = hash_tokens([URL_TOKEN])[0]
+# Per hash: the hashes of the shape pseudo-tokens (`shapes.SHAPES`) and '<url>'.
+SHAPE_HASHES = {kind: hash_tokens(shapes.SHAPES, kind) for kind in HASHES}
+URL_HASH = {kind: hash_tokens([URL_TOKEN], kind)[0] for kind in HASHES}
 
 _DOTTED_CAPITAL_I = '\u0130'  # lower-cases to two characters.
+_CAPITAL_SIGMA = '\u03a3'  # lower-cases by context.
 
 
 class HashedTokens(NamedTuple):
@@ -53,23 +64,25 @@ class HashedTokens(NamedTuple):
   (its word tokens that have a shape, in order); without shapes those two
   fields are None.
   """
-  hashes: np.ndarray  # uint32 [T] FNV-1a of each (lower-cased) token.
+  hashes: np.ndarray  # [T] of each (lower-cased) token: uint64 poly64 or
+  #                     uint32 fnv1a.
   lengths: np.ndarray  # int64 [N]
   shapes: np.ndarray | None = None  # int8 [S] indices into shapes.SHAPES.
   shape_lengths: np.ndarray | None = None  # int64 [N]
 
 
-def hash_batch(texts: Sequence[str], lowercase: bool,
-               with_shapes: bool) -> HashedTokens:
+def hash_batch(texts: Sequence[str], lowercase: bool, with_shapes: bool,
+               hash_kind: str = POLY64) -> HashedTokens:
   """The hashes (and shapes) of the ``words_punct`` tokens of N documents.
 
   Args:
     texts: [N] documents.
     lowercase: hash the lower-cased tokens (shapes always see the case).
     with_shapes: also give each document's word shapes.
+    hash_kind: ``poly64`` or ``fnv1a`` (`hashing.HASHES`).
 
   Returns:
-    `HashedTokens`: exactly `hash_tokens` of the tokens of
+    `HashedTokens`: exactly ``hash_tokens(..., hash_kind)`` of the tokens of
     ``tokenize_batch(texts, lowercase, 'words_punct')``, and the shapes of
     ``tokenize_batch(texts, False, 'words_punct')``'s tokens, as
     `linjax.text.shapes.add_shape_segment` takes them.
@@ -79,7 +92,7 @@ def hash_batch(texts: Sequence[str], lowercase: bool,
   special = special_docs(texts, joined, lowercase)
   plain = emptied(texts, special)
   scanned = scan(plain, joined if plain is texts else None, lowercase,
-                 with_shapes)
+                 with_shapes, hash_kind)
   if with_shapes:
     keep = scanned.shapes >= 0
     kept_before = np.zeros(keep.shape[0] + 1, np.int64)
@@ -93,7 +106,7 @@ def hash_batch(texts: Sequence[str], lowercase: bool,
     return fast_part
   return _splice(fast_part, special,
                  _reference([texts[i] for i in special.tolist()], lowercase,
-                            with_shapes))
+                            with_shapes, hash_kind))
 
 
 def emptied(texts: list[str], docs: np.ndarray) -> list[str]:
@@ -131,7 +144,8 @@ def special_docs(texts: Sequence[str], joined: str,
 
 
 def url_spans(text: str, classes: np.ndarray,
-              lowered: str | None = None) -> tuple[list[int], list[int]]:
+              hints: tuple[list[int], list[int]] | None = None
+              ) -> tuple[list[int], list[int]]:
   """The URLs the reference ``words_punct`` tokenizer replaces by '<url>'.
 
   The reference (`tokenizer.tokenize`) scans a text matching
@@ -145,12 +159,12 @@ def url_spans(text: str, classes: np.ndarray,
   Args:
     text: the text (documents joined by '\\n', which no URL crosses).
     classes: uint8 [n] its characters' classes (`char_table.CLASS_BITS`).
-    lowered: ``text.lower()`` if at hand and of the same length.
+    hints: ``tokenizer.url_hints(text)`` if at hand.
 
   Returns:
     (starts, ends): the URLs, in order, characters starts[i]:ends[i].
   """
-  schemes, wwws = url_hints(text, lowered)
+  schemes, wwws = url_hints(text) if hints is None else hints
   if not schemes and not wwws:
     return [], []
   # 'https://', 'http://', 'ftp://' start 5, 4 or 3 characters before '://'.
@@ -173,47 +187,40 @@ class Scan(NamedTuple):
   """A batch of documents that need no reference path, scanned (`scan`).
 
   T tokens in document order; character offsets are into the documents
-  joined by '\\n', byte offsets into ``data``.
+  joined by '\\n'.
   """
-  source: str  # the joined text whose tokens are hashed (lower-cased).
-  data: np.ndarray  # uint8 [B] its UTF-8.
   starts: np.ndarray  # int64 [T] first character of each token.
   ends: np.ndarray  # int64 [T] one past its last.
-  byte_starts: np.ndarray  # int64 [T]
-  byte_lengths: np.ndarray  # int64 [T]
   urls: np.ndarray  # int64 [K] the tokens that are URLs ('<url>').
-  hashes: np.ndarray  # uint32 [T] FNV-1a of each token's string.
+  hashes: np.ndarray  # [T] each token's hash (see `HashedTokens`).
   lengths: np.ndarray  # int64 [N] tokens per document.
   shapes: np.ndarray | None  # int8 [T] shape index, -1: none (or None).
 
 
 def scan(texts: list[str], joined: str | None, lowercase: bool,
-         with_shapes: bool) -> Scan:
+         with_shapes: bool, hash_kind: str = POLY64) -> Scan:
   """Tokens, hashes and shapes of documents that need no reference path.
 
   Args:
     texts: [N] documents, none of them `special_docs`.
     joined: ``'\\n'.join(texts)`` if at hand, else None.
-    lowercase, with_shapes: as in `hash_batch`.
+    lowercase, with_shapes, hash_kind: as in `hash_batch`.
 
   Returns:
     `Scan`.
 
   Raises:
-    UnicodeEncodeError: on a lone surrogate (it has no UTF-8), as
-      `hashing.hash_tokens` does.
+    UnicodeEncodeError: fnv1a only, on a lone surrogate (it has no UTF-8),
+      as `hashing.hash_tokens` does.
   """
+  if hash_kind not in HASHES:
+    raise ValueError(f'hash_kind must be one of {HASHES}, got {hash_kind!r}')
   if joined is None:
     joined = '\n'.join(texts)
-  # Lower-casing document by document keeps ASCII documents on str's fast
-  # path; '\n' does not change how Python lower-cases a final sigma.
-  source = '\n'.join(map(str.lower, texts)) if lowercase else joined
-  data = np.frombuffer(source.encode('utf-8'), np.uint8)
   points = fast.code_points(joined)
   props = char_table.properties(points)
   classes = props & np.uint8(char_table.CLASS_BITS)
-  url_starts, url_ends = url_spans(joined, classes,
-                                   source if lowercase else None)
+  url_starts, url_ends = url_spans(joined, classes, point_url_hints(points))
   at = np.array(url_starts, np.int64)
   if url_starts:
     # A URL becomes one token at its first character, as if punctuation.
@@ -227,7 +234,38 @@ def scan(texts: list[str], joined: str | None, lowercase: bool,
   # Tokens per document: those starting in [offset, offset + length].
   lengths = np.diff(np.searchsorted(
       starts, np.append(_doc_offsets(texts), len(joined) + 1)))
-  if data.shape[0] == points.shape[0]:  # ASCII: a byte per character.
+  if hash_kind == POLY64:
+    hashes = poly_hash.span_hashes(_lowered_points(texts, joined, points)
+                                   if lowercase else points, starts, ends)
+  else:
+    hashes = _fnv_hashes(texts, joined, lowercase, points.shape[0], starts,
+                         ends)
+  urls = np.searchsorted(starts, at)
+  hashes[urls] = URL_HASH[hash_kind]
+  shape = None
+  if with_shapes:
+    shape = shapes.shape_ids(props, starts, ends, lambda a, b: joined[a:b])
+  return Scan(starts, ends, urls, hashes, lengths, shape)
+
+
+def _lowered_points(texts: list[str], joined: str,
+                    points: np.ndarray) -> np.ndarray:
+  """uint32 [n] the code points of ``'\\n'.join(t.lower() for t in texts)``
+  (no `special_docs` among ``texts``: the same length as ``joined``)."""
+  if _CAPITAL_SIGMA in joined:  # final sigma: str.lower knows the context.
+    return fast.code_points('\n'.join(map(str.lower, texts)))
+  return char_table.lower_case(points)
+
+
+def _fnv_hashes(texts: list[str], joined: str, lowercase: bool, n: int,
+                starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+  """uint32 [T] FNV-1a of the tokens' UTF-8 bytes in the (lower-cased) text
+  (``n`` characters)."""
+  # Lower-casing document by document keeps ASCII documents on str's fast
+  # path; '\n' does not change how Python lower-cases a final sigma.
+  source = '\n'.join(map(str.lower, texts)) if lowercase else joined
+  data = np.frombuffer(source.encode('utf-8'), np.uint8)
+  if data.shape[0] == n:  # ASCII: a byte per character.
     byte_starts, byte_lengths = starts, ends - starts
   else:  # A character starts at each byte that is not a continuation byte.
     starts_char = np.empty(data.shape[0] + 1, bool)
@@ -236,21 +274,14 @@ def scan(texts: list[str], joined: str | None, lowercase: bool,
     byte_at = np.flatnonzero(starts_char)
     byte_starts = byte_at[starts]
     byte_lengths = byte_at[ends] - byte_starts
-  hashes = hash_spans(data, byte_starts, byte_lengths)
-  urls = np.searchsorted(starts, at)
-  hashes[urls] = URL_HASH
-  shape = None
-  if with_shapes:
-    shape = shapes.shape_ids(props, starts, ends, lambda a, b: joined[a:b])
-  return Scan(source, data, starts, ends, byte_starts, byte_lengths, urls,
-              hashes, lengths, shape)
+  return hash_spans(data, byte_starts, byte_lengths)
 
 
-def _reference(texts: list[str], lowercase: bool,
-               with_shapes: bool) -> HashedTokens:
+def _reference(texts: list[str], lowercase: bool, with_shapes: bool,
+               hash_kind: str) -> HashedTokens:
   """`hash_batch` from the reference tokenizer and `hash_tokens`."""
   toks = tokenize_batch(texts, lowercase, KIND)
-  hashes = hash_tokens(toks.strings)[toks.tok]
+  hashes = hash_tokens(toks.strings, hash_kind)[toks.tok]
   if not with_shapes:
     return HashedTokens(hashes, toks.lengths)
   cased = tokenize_batch(texts, False, KIND) if lowercase else toks

@@ -1,9 +1,13 @@
-"""Feature hashing: FNV-1a token hashes and n-gram id arithmetic.
+"""Feature hashing: token hashes and n-gram id arithmetic.
 
-numpy only, no JAX. A token hashes to the 32-bit FNV-1a of its UTF-8 bytes; an
-n-gram combines its tokens' hashes as fastText does (``h = h * 116049371 +
-h_next`` in uint64) and its feature id is ``h % buckets``. The hash is stable
-across processes and machines (Python's ``hash`` is salted).
+numpy only, no JAX. A token hashes, by the featuriser's ``hash`` setting
+(`HASHES`), to its ``poly64`` (`linjax.text.poly_hash`: a polynomial over its
+code points with a 64-bit finaliser, uint64; the default, vectorised over a
+whole text) or to the 32-bit FNV-1a of its UTF-8 bytes (``fnv1a``, uint32:
+the hash of models saved before format version 4). An n-gram combines its
+tokens' hashes as fastText does (``h = h * 116049371 + h_next`` in uint64)
+and its feature id is ``h % buckets``. Both hashes are stable across
+processes and machines (Python's ``hash`` is salted).
 
 The n-gram helpers work on tokens stored flat, in document order, with a
 length per document: `ngram_starts` finds the n-grams that stay inside one
@@ -17,7 +21,11 @@ from typing import Sequence
 
 import numpy as np
 
+from linjax.text import poly_hash
+
 NGRAM_MULTIPLIER = 116049371  # fastText's n-gram hash combiner.
+POLY64, FNV1A = 'poly64', 'fnv1a'
+HASHES = (POLY64, FNV1A)  # the token hashes; the first is the default.
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
@@ -31,7 +39,17 @@ def fnv1a_32(token: str) -> int:
   return h
 
 
-def hash_tokens(tokens: Sequence[str]) -> np.ndarray:
+def hash_tokens(tokens: Sequence[str], kind: str = FNV1A) -> np.ndarray:
+  """The hashes of U token strings: uint32 [U] `fnv1a_32` (``kind`` fnv1a)
+  or uint64 [U] `poly_hash.poly64` (``kind`` poly64), vectorised."""
+  if kind == POLY64:
+    return poly_hash.hash_strings(tokens)
+  if kind != FNV1A:
+    raise ValueError(f'hash must be one of {HASHES}, got {kind!r}')
+  return _fnv1a_tokens(tokens)
+
+
+def _fnv1a_tokens(tokens: Sequence[str]) -> np.ndarray:
   """Vectorised `fnv1a_32`: uint32 [U] hashes of U tokens.
 
   One numpy step per byte position, over the tokens at least that long.

@@ -54,38 +54,27 @@ def token_shape(token: str) -> str | None:
   return '<xX>' if token.lower() != token.upper() else '<w>'
 
 
-# Counts over a token of the characters that are upper case, lower case, not
-# digits, of differing cases, rare (`char_table.RARE`), packed in one int32
-# (_FIELD bits each): differences of a running sum give them exactly for
-# tokens shorter than 2**_FIELD characters.
-_FIELD = 6
-_UNIT = {name: 1 << (_FIELD * i) for i, name in enumerate(
-    ('upper', 'lower', 'not_digit', 'differs', 'rare'))}
-_PACKED = np.array(
-    [(_UNIT['upper'] if p & char_table.UPPER else 0)
-     + (_UNIT['lower'] if p & char_table.LOWER else 0)
-     + (0 if p & char_table.DIGIT else _UNIT['not_digit'])
-     + (_UNIT['differs'] if p & char_table.CASE_DIFFERS else 0)
-     + (_UNIT['rare'] if p & char_table.RARE else 0) for p in range(256)],
-    np.int32)
-_LOW = sum(unit * ((1 << (_FIELD - 1)) - 1) for unit in _UNIT.values())
-_TOP = sum(unit << (_FIELD - 1) for unit in _UNIT.values())
-# Multiplying bits 0, 6, 12, 18, 24 by this puts them at bits 20..24, with no
-# carry between the partial products (their other bits are all distinct).
-_GATHER = sum(1 << (5 * i) for i in range(5))
-
-
-def _nonzero_fields(packed: np.ndarray) -> np.ndarray:
-  """int64 [M]: bit i set iff field i of ``packed`` is not 0 (5 fields)."""
-  top = (((packed & _LOW) + _LOW) | packed) & _TOP  # a field's top bit
-  return ((top.astype(np.int64) >> (_FIELD - 1)) * _GATHER >> 20) & 31
+# What `shape_ids` reads of a character: its `char_table` bits UPPER, LOWER,
+# DIGIT (flipped: "not a digit"), CASE_DIFFERS and RARE, in place in its
+# byte; eight characters are read at once as the bytes of a 64-bit word.
+_FLAG_BITS = (char_table.UPPER | char_table.LOWER | char_table.DIGIT
+              | char_table.CASE_DIFFERS | char_table.RARE)
+_EVERY_BYTE = 0x0101010101010101
+_FLAGS = np.uint64(_FLAG_BITS * _EVERY_BYTE)
+_NOT_DIGIT = np.uint64(char_table.DIGIT * _EVERY_BYTE)
+# _BYTES[j]: the low j bytes of a word (a token's first j characters).
+_BYTES = np.array([(1 << (8 * j)) - 1 for j in range(8)] + [2**64 - 1],
+                  np.uint64)
+_WINDOW = 8  # characters per word
+_LONG = 64  # tokens this long or longer: `token_shape` on the string.
 
 
 def _shape_of_code(code: int) -> int:
   """`token_shape`'s rules on what `shape_ids` knows of a word token: which
-  fields of the whole token (bits 0-4) and of its tail (bits 5-6: upper,
-  lower) are not 0, whether its first character is upper case (bit 7), and
-  whether it has one character (bit 8)."""
+  of upper-case, lower-case, non-digit, differing-case and rare characters
+  it holds (bits 0-4), which of upper- and lower-case ones its tail (all
+  but the first character) holds (bits 5-6), whether its first character
+  is upper case (bit 7), and whether it has one character (bit 8)."""
   upper, lower, not_digit, differs = (code >> i & 1 for i in range(4))
   tail_upper, tail_lower, first_upper, single = (code >> i & 1
                                                  for i in range(5, 9))
@@ -100,7 +89,22 @@ def _shape_of_code(code: int) -> int:
   return _INDEX['<xX>' if differs else '<w>']
 
 
-_SHAPE_OF_CODE = np.array([_shape_of_code(c) for c in range(1 << 9)], np.int8)
+# Indexed by a code of `_shape_of_code` plus, in bits 9-10, the class of the
+# token's first character: no shape (-1) unless it is a word character.
+_SHAPE_OF_CODE = np.array(
+    [_shape_of_code(c & 511) if c >> 9 == WORD else -1
+     for c in range(1 << 11)], np.int8)
+_RARE_CODE = np.uint64(char_table.RARE >> 2)  # bit 4: decided by str.
+_U8, _U2, _U3, _U5, _U9, _U32 = (np.uint64(v) for v in (8, 2, 3, 5, 9, 32))
+
+
+def _either_byte(x: np.ndarray) -> np.ndarray:
+  """uint64 [T], in place: the OR of the 8 bytes of each word in its low
+  byte (the higher bytes are left over; mask them)."""
+  x |= x >> _U32
+  x |= x >> np.uint64(16)
+  x |= x >> _U8
+  return x
 
 
 def shape_ids(props: np.ndarray, starts: np.ndarray, ends: np.ndarray,
@@ -111,8 +115,10 @@ def shape_ids(props: np.ndarray, starts: np.ndarray, ends: np.ndarray,
   (`linjax.text.char_table`) occur in the token and in its tail (all but the
   first character): ``str.islower`` of a string means no upper- (or title-)
   case character and at least one lower-case one, ``isdigit`` only digits,
-  and so on. Tokens with a `char_table.RARE` character, or of 2**6
-  characters or more, are decided by `token_shape` on their string.
+  and so on. Which properties occur is the OR of the characters' property
+  bytes, eight characters at a time as one 64-bit word. Tokens with a
+  `char_table.RARE` character, or of `_LONG` characters or more, are
+  decided by `token_shape` on their string.
 
   Args:
     props: uint8 [n] `char_table.properties` of the text's code points.
@@ -124,27 +130,53 @@ def shape_ids(props: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     int8 [T]: the index of each token's shape in `SHAPES`, -1 for a token
     without one (not starting with a word character).
   """
-  out = np.full(starts.shape[0], -1, np.int8)
-  first = props[starts]
-  word = np.flatnonzero(first & char_table.CLASS_BITS == WORD)
-  if word.shape[0] == 0:
-    return out
-  running = np.zeros(props.shape[0] + 1, np.int32)
-  np.cumsum(np.take(_PACKED, props), out=running[1:])  # wraps: differences
-  starts, ends, first = starts[word], ends[word], first[word]  # stay exact.
-  whole = running[ends] - running[starts]
+  n = props.shape[0]
+  padded = np.zeros(n + _WINDOW, np.uint8)
+  padded[:n] = props
+  # words[p]: the property bytes of characters p .. p + 7 (p's the lowest).
+  words = np.ndarray((n,), '<u8', buffer=padded, strides=(1,))
   length = ends - starts
-  code = _nonzero_fields(whole)
-  code |= (_nonzero_fields(whole - _PACKED[first]) & 3) << 5  # the tail's
-  code |= (first & char_table.UPPER != 0).astype(np.int64) << 7
-  code |= (length == 1).astype(np.int64) << 8
-  shape = _SHAPE_OF_CODE[code]
-  # Title case and long case mappings (RARE, field 4) and long tokens: str.
-  unsure = np.flatnonzero((code & 16 != 0) | (length >= 1 << _FIELD))
-  for t in unsure.tolist():
+  bytes_in = np.take(_BYTES, np.minimum(length, _WINDOW))
+  head = np.take(words, starts)  # np.take: faster than [] on this view
+  head &= bytes_in
+  flags = head & _FLAGS
+  bytes_in &= _NOT_DIGIT
+  flags ^= bytes_in
+  tail = _either_byte(flags >> _U8)
+  long = np.flatnonzero(length > _WINDOW)
+  for offset in range(_WINDOW, _LONG, _WINDOW):
+    long = long[length[long] > offset]
+    if long.shape[0] == 0:
+      break
+    more = np.take(words, starts[long] + offset)
+    more &= _FLAGS
+    bytes_in = np.take(_BYTES, np.minimum(length[long] - offset, _WINDOW))
+    more &= bytes_in
+    bytes_in &= _NOT_DIGIT
+    more ^= bytes_in
+    tail[long] |= _either_byte(more)
+  # code: bits 0-4 the whole token's flags, 5-6 the tail's upper and lower,
+  # 7 first upper, 8 one character, 9-10 the first character's class.
+  flags &= np.uint64(0xFF)  # the first character's
+  code = tail | flags
+  code >>= _U2
+  code &= np.uint64(31)
+  tail &= np.uint64(char_table.UPPER | char_table.LOWER)
+  tail <<= _U3
+  code |= tail
+  flags &= np.uint64(char_table.UPPER)
+  flags <<= _U5
+  code |= flags
+  code |= (length == 1).view(np.uint8).astype(np.uint64) << np.uint64(8)
+  head &= np.uint64(char_table.CLASS_BITS)
+  head <<= _U9
+  code |= head
+  shape = np.take(_SHAPE_OF_CODE, code.view(np.int64))
+  # Title case and long case mappings (RARE) and long tokens: str.
+  unsure = np.flatnonzero(((code & _RARE_CODE) != 0) | (length >= _LONG))
+  for t in unsure[shape[unsure] >= 0].tolist():
     shape[t] = _INDEX[token_shape(token(int(starts[t]), int(ends[t])))]
-  out[word] = shape
-  return out
+  return shape
 
 
 def string_shapes(strings: Sequence[str]) -> np.ndarray:
