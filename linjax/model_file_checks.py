@@ -22,13 +22,14 @@ from linjax import tensor_file
 from linjax.model_digest import ModelFileError
 
 FORMAT = 'linjax.saved_model'
-READS = (2, 3)   # versions `load` reads
+READS = (2, 3, 4)   # versions `load` reads
 MANIFEST = 'model.json'
 ARRAY_FILE = 'arrays.safetensors'
 _REQUIRED = {1: ('arrays', 'labels', 'featurizer'),
              2: ('arrays', 'labels', 'featurizer', 'loss', 'digest'),
              3: ('arrays', 'weights', 'labels', 'featurizer', 'loss',
                  'digest')}
+_REQUIRED[4] = _REQUIRED[3]  # 4 adds the featurizer's settings.hash
 _NPY_ARRAYS = ('W', 'b')  # versions 1 and 2
 
 
@@ -64,9 +65,11 @@ def read_manifest(path: pathlib.Path, versions=READS) -> dict:
         f'linjax); retrain, or if you trust it run once: python -c "from '
         f'linjax import saved_model; saved_model.upgrade(\'{path}\')"')
   if found not in versions:
-    reads = ' and '.join(str(v) for v in versions)
+    *most, last = (str(v) for v in versions)
+    reads = (f'versions {", ".join(most)} and {last}' if most
+             else f'version {last}')
     raise ModelFileError(f'{file}: unsupported format version {found!r}; '
-                         f'this linjax reads version {reads}' +
+                         f'this linjax reads {reads}' +
                          (' (a newer linjax saved it: upgrade linjax)'
                           if isinstance(found, int) and found > max(READS)
                           else ''))

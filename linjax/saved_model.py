@@ -1,6 +1,6 @@
 """A trained model on disk: one safetensors file plus a sealed JSON manifest.
 
-Layout of a saved model directory (format version 3; no pickle anywhere)::
+Layout of a saved model directory (format version 4; no pickle anywhere)::
 
   model/
     model.json          manifest (UTF-8 JSON, see below)
@@ -17,7 +17,7 @@ same test accuracy (BUILD_NOTES).
 
 ``model.json`` holds::
 
-  format: "linjax.saved_model"      format_version: 3
+  format: "linjax.saved_model"      format_version: 4
   linjax_version: "0.1.0"           created: ISO-8601 UTC time
   loss: "softmax" (or "sigmoid", multi-label)
   weights: {"shape": [F, C], "rows": R, "precision": "int8",
@@ -40,8 +40,13 @@ is wrong ("labels differ from those the model was saved with"). With
 ``LINJAX_MODEL_KEY`` set the digest is an HMAC that a forger cannot
 recompute (see linjax/model_digest.py).
 
-Older formats: version 2 (dense ``W.npy`` and ``b.npy``, read with
-``allow_pickle=False``) still loads, and `convert` rewrites one as version 3;
+Older formats: version 3 is version 4's layout from before the featurizer's
+``hash`` setting (its featurizer hashes tokens with FNV-1a; version 4's
+records ``settings.hash``, by default ``poly64``): it loads, with FNV-1a, so
+it predicts as it did; an older linjax refuses version 4 instead of
+featurising with the wrong hash. Version 2 (dense ``W.npy`` and ``b.npy``,
+read with ``allow_pickle=False``) still loads, and `convert` rewrites one as
+the current version (keeping its hash);
 version 1 (before the digest) is refused with a message, and `upgrade` seals
 one as version 2 once you have decided to trust it.
 
@@ -76,7 +81,7 @@ from linjax.model_file_checks import ARRAY_FILE
 from linjax.model_file_checks import FORMAT
 from linjax.model_file_checks import MANIFEST
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: the featurizer records its token hash (poly64).
 LOSSES = ('softmax', 'sigmoid')
 PRECISIONS = compact_model.PRECISIONS
 
@@ -237,7 +242,7 @@ def load(path) -> SavedModel:
   """Reads and verifies a model directory written by `save`.
 
   Args:
-    path: the model directory (format version 3, or 2).
+    path: the model directory (format version 4, 3 or 2).
 
   Returns:
     A SavedModel.
@@ -299,9 +304,10 @@ def convert(source, destination, precision: str = 'float32',
             int8_scale: str = 'row') -> pathlib.Path:
   """Loads (and verifies) a saved model, saves it again in this format.
 
-  Turns a version 2 model into a compact version 3 one, or a float32 model
-  into a float16/int8 one; ``destination`` may equal ``source``. Config,
-  extra and loss are kept.
+  Turns a version 2 or 3 model into a compact current one, or a float32
+  model into a float16/int8 one; ``destination`` may equal ``source``.
+  Config, extra, loss and the featurizer (its token hash included: a model
+  cannot be rehashed without its training texts) are kept.
 
   Returns:
     The destination directory.
@@ -319,7 +325,7 @@ def upgrade(path) -> pathlib.Path:
   labels or featurizer cannot be detected now: call this only on a model you
   trust. The manifest is rewritten atomically as version 2 (loss 'softmax',
   the only loss version 1 had; its dense .npy arrays stay) and then loaded
-  to check it. `convert` then makes it a compact version 3 model.
+  to check it. `convert` then makes it a compact current-version model.
 
   Returns:
     The directory path.
