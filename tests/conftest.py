@@ -9,3 +9,10 @@ cache pass their own folders.
 import os
 
 os.environ['LINJAX_COMPILE_CACHE'] = '0'
+
+
+def pytest_configure(config):
+  # Slow tests run in CI too (the README's test command has no -m filter);
+  # `-m "not slow"` leaves them out of a quick local run.
+  config.addinivalue_line('markers', 'slow: a test that takes minutes '
+                          '(e.g. tests/test_install.py)')

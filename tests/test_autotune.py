@@ -11,8 +11,10 @@ import importlib.util
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -326,3 +328,142 @@ def test_runner_tunes_a_multilabel_model_that_train_retrains(tmp_path):
   assert results['val_accuracy'] == pytest.approx(out['best']['val_accuracy'])
   for key in ('test_accuracy', 'test_micro_f1', 'test_macro_f1'):
     assert results[key] == pytest.approx(out[key]), key
+
+
+# -- issue 23: diverging trials excluded, trials kept and resumed -------------
+
+
+def _guard_check(num_classes=3):
+  """The rule that stops `train` (run_checks.DivergenceGuard.check_epoch)."""
+  from linjax.cli import run_checks
+  return run_checks.DivergenceGuard(num_classes, 1.0).check_epoch
+
+
+WIDE = dataclasses.replace(OPTIONS, learning_rate=(0.5, 1e7), num_configs=8)
+
+
+def test_diverging_trials_are_excluded_and_the_choice_trains(corpus):
+  check = _guard_check()
+  result = autotune.autotune(*corpus[:2], 3, val_x=corpus[2],
+                             val_y=corpus[3], training=TRAINING,
+                             options=WIDE, epoch_check=check)
+  diverged = [t for t in result.trials if t.get('diverged')]
+  assert diverged, 'the range reaches learning rates that diverge'
+  assert all('Training diverged at epoch' in t['diverged'] for t in diverged)
+  assert all(t['rung'] == 0 for t in diverged)          # never promoted
+  assert not result.best.get('diverged')
+  # Without the rule the same search picks or promotes what train refuses.
+  plain = autotune.autotune(*corpus[:2], 3, val_x=corpus[2], val_y=corpus[3],
+                            training=TRAINING, options=WIDE)
+  assert not any(t.get('diverged') for t in plain.trials)
+  # train's rule passes every epoch of a plain fit of the chosen config.
+  x, y, _, _ = corpus
+  fit = _refit(result.best, x, y, TRAINING)
+  for entry in fit.history:
+    check(entry['epoch'], entry['train_loss'])
+
+
+def test_resume_takes_the_previous_trials_and_gives_the_same_choice(corpus):
+  x, y, vx, vy = corpus
+  options = dataclasses.replace(OPTIONS, brackets=2)
+  written = []
+  full = autotune.autotune(x, y, 3, val_x=vx, val_y=vy, training=TRAINING,
+                           options=options, on_trials=written.extend)
+  assert [_key(t) for t in written] == [_key(t) for t in full.trials]
+  for keep in (len(written) // 2, len(written)):   # the best among them too
+    previous = [json.loads(json.dumps(t)) for t in written[:keep]]
+    again = []
+    resumed = autotune.autotune(x, y, 3, val_x=vx, val_y=vy,
+                                training=TRAINING, options=options,
+                                previous=previous, on_trials=again.extend)
+    assert len(again) == len(written) - keep            # only the rest
+    assert sum(bool(t.get('resumed')) for t in resumed.trials) == keep
+    assert _key(resumed.best) == _key(full.best)
+    np.testing.assert_allclose(resumed.params.W, full.params.W, rtol=2e-5,
+                               atol=2e-6)
+    np.testing.assert_allclose(resumed.params.b, full.params.b, rtol=2e-5,
+                               atol=2e-6)
+
+
+def _search_flags(train_file, work):
+  return [f'--config.data.train={train_file}', *FAST, '--num_configs=6',
+          '--brackets=25', '--epochs=1,2,3', '--max_models=4',
+          f'--workdir={work}']
+
+
+def test_runner_interrupted_search_resumes_with_its_trials(tmp_path):
+  train_file = _write_tsv(tmp_path / 'train.tsv', 300, 0)
+  reference = tmp_path / 'reference'
+  proc = _run('autotune', *_search_flags(train_file, reference))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  work = tmp_path / 'tune'
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT))
+  child = subprocess.Popen(
+      [sys.executable, '-m', 'experiments.autotune',
+       *_search_flags(train_file, work)], cwd=ROOT, env=env,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  trials = work / 'autotune_trials.jsonl'
+  deadline = time.monotonic() + 240
+  while time.monotonic() < deadline and child.poll() is None:
+    if trials.is_file() and len(trials.read_text().splitlines()) >= 3:
+      break
+    time.sleep(0.02)
+  child.send_signal(signal.SIGINT)
+  _, err = child.communicate(timeout=120)
+  assert child.returncode == 130, err[-3000:]
+  assert 'Traceback' not in err
+  last = err.strip().splitlines()[-1]
+  assert last.startswith('linjax autotune: interrupted;') and (
+      'rerun the same command to resume' in last), last
+  kept = [json.loads(l) for l in trials.read_text().splitlines()[1:]]
+  assert kept and not (work / 'autotune.json').exists()
+  assert f'{len(kept)} trial(s) kept' in last
+  proc = _run('autotune', *_search_flags(train_file, work))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f'resuming with the {len(kept)} trial(s)' in proc.stderr
+  out = json.loads((work / 'autotune.json').read_text())
+  ref = json.loads((reference / 'autotune.json').read_text())
+  assert out['resumed_trials'] == len(kept)
+  assert _key(out['best']) == _key(ref['best'])
+  assert len(out['trials']) == len(ref['trials'])
+  for trial in kept:   # the kept trials are in the result as they were
+    assert any(_key(t) == _key(trial) and t.get('resumed')
+               for t in out['trials'])
+  # A finished search is never replaced without --overwrite.
+  before = (work / 'autotune.json').read_bytes()
+  proc = _run('autotune', *_search_flags(train_file, work))
+  assert proc.returncode == 1
+  assert 'holds a finished search' in proc.stderr.strip().splitlines()[-1]
+  assert (work / 'autotune.json').read_bytes() == before
+  # Another search's trials are not mixed in.
+  (work / 'autotune.json').unlink()
+  proc = _run('autotune', *_search_flags(train_file, work), '--seed=3')
+  assert proc.returncode == 1
+  assert 'trials of another search' in proc.stderr.strip().splitlines()[-1]
+
+
+def test_runner_diverging_range(tmp_path):
+  train_file = _write_tsv(tmp_path / 'train.tsv', 300, 0)
+  flags = [f'--config.data.train={train_file}', *FAST, '--num_configs=6',
+           '--brackets=1', '--epochs=1,2', '--max_models=4']
+  work = tmp_path / 'all'
+  proc = _run('autotune', *flags, '--learning_rates=1e6,1e8',
+              f'--workdir={work}')
+  last = proc.stderr.strip().splitlines()[-1]
+  assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+  assert 'every configuration trained on all the data diverged' in last
+  assert 'Fix: leave --learning_rates out' in last
+  assert not work.exists()                      # the failed run cleaned up
+  work = tmp_path / 'some'
+  proc = _run('autotune', *flags, '--learning_rates=1,1e6',
+              f'--workdir={work}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads((work / 'autotune.json').read_text())
+  assert any(t.get('diverged') for t in out['trials'])
+  assert 'were excluded' in proc.stderr
+  # The short console prefix of train, not absl's.
+  assert not any(l[:1] in 'IWEF' and l[1:5].isdigit()
+                 for l in proc.stderr.splitlines())
+  proc = _run('train', f'--config={work / "best_config.py"}',
+              f'--workdir={tmp_path / "train"}')
+  assert proc.returncode == 0, proc.stderr[-3000:]

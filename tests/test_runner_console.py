@@ -232,7 +232,10 @@ def test_huge_learning_rate_fails_and_writes_nothing(trained, tmp_path):
   assert_one_line_error(proc, 'diverged at epoch 1', 'x the initial loss',
                         '--config.optimizer.learning_rate=1e+30')
   assert 'Fatal' not in proc.stderr
-  assert sorted(p.name for p in workdir.iterdir()) == []
+  # Issue 23: the failed run removes the workdir it created, and says so.
+  assert not workdir.exists()
+  assert f'(removed --workdir={workdir}, which this run created)' in (
+      proc.stderr.strip().splitlines()[-1])
 
 
 def test_evaluate_names_its_flags(trained, tmp_path):

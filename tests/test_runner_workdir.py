@@ -247,3 +247,24 @@ def test_interrupt_then_resume_gives_the_uninterrupted_model(
             for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert logged == list(range(1, 61))
   shutil.rmtree(reference)
+
+
+def test_failed_run_removes_only_what_it_added(data, tmp_path):
+  """Issue 23: a failed run leaves its workdir as it found it (an existing
+  folder keeps its own files; what the run wrote is removed)."""
+  workdir = tmp_path / 'mine'
+  workdir.mkdir()
+  (workdir / 'notes.txt').write_text('keep me')
+  proc = train(data, workdir, *QUICK, '--config.optimizer.learning_rate=1e30',
+               check=False)
+  assert_one_line_error(proc, 'diverged at epoch 1')
+  assert sorted(p.name for p in workdir.iterdir()) == ['notes.txt']
+  assert (workdir / 'notes.txt').read_text() == 'keep me'
+  # A run refused before any work (a finished run there) changes nothing.
+  done = tmp_path / 'done'
+  train(data, done, *QUICK)
+  before = snapshot(done)
+  proc = train(data, done, *QUICK, check=False)
+  assert_one_line_error(proc, 'holds a finished run')
+  assert 'removed' not in proc.stderr.strip().splitlines()[-1]
+  assert snapshot(done) == before

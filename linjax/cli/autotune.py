@@ -21,16 +21,30 @@ budget counts featurisation and the search (not reading the files). Writes to
   autotune.png     validation accuracy of every trial against its learning
                    rate, by rung, and the best so far against time
 
+  autotune_trials.jsonl  every trial as soon as its batch has trained (the
+                   first line identifies the search)
+
 With ``--config.train.loss=sigmoid`` (multi-label data, see
 linjax/cli/multilabel_run.py) the validation "accuracy" that chooses is
 P@1; the chosen model's threshold is tuned on the validation split and the
 test metrics are P@1 (``test_accuracy``), micro- and macro-F1 at it.
+
+The contract of ``train``: a finished search (autotune.json) in --workdir
+is refused unless ``--overwrite``; Ctrl-C stops with one line (exit 130)
+and keeps the trials so far, and the same command resumes them (the same
+config, data and search flags; ``--time_budget`` may change, and counts the
+time the kept trials took); a failed search removes what it added to
+--workdir. A trial whose training loss explodes is excluded by the rule
+that stops ``train`` (linjax/cli/run_checks.py, ``DivergenceGuard``), so
+``best_config.py`` always trains; if every trial on all the data diverges
+the search stops with the fix.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -42,9 +56,12 @@ from absl import app
 from absl import flags
 from absl import logging
 from linjax.cli import config_check
+from linjax.cli import console
+from linjax.cli import label_checks
 from linjax.cli import multilabel_run
 from linjax.cli import run_data
 from linjax.cli import train as train_runner
+from linjax.cli import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
@@ -69,6 +86,23 @@ flags.DEFINE_integer('num_configs', 0, '> 0: this many first-rung '
                      'configurations per bracket, whatever the time (a fixed, '
                      'reproducible plan).')
 flags.DEFINE_integer('brackets', 0, '> 0: stop after this many brackets.')
+flags.DEFINE_bool('overwrite', False, 'Replace a finished search in '
+                  '--workdir (or discard the kept trials of an interrupted '
+                  'one).')
+
+RESULT = 'autotune.json'
+TRIALS = 'autotune_trials.jsonl'
+OUTPUTS = ('best_config.py', RESULT, 'autotune.txt', 'autotune.png')
+# Trials kept so far (for the interrupt line) and where.
+_KEPT = dict(count=0, path=None)
+
+
+def interrupted_note() -> str:
+  """The rest of the line `linjax.cli.main` prints on Ctrl-C."""
+  if not _KEPT['path']:
+    return 'no trial had finished; rerun the same command to start again'
+  return (f'{_KEPT["count"]} trial(s) kept in {_KEPT["path"]}; rerun the '
+          f'same command to resume')
 
 
 def _numbers(name: str, values, kind=float) -> tuple:
@@ -120,25 +154,127 @@ def chosen_config(config, best: dict, token_budget: int | None = None):
 
 
 def write_config(path: str, config, header: str) -> None:
-  """A python file whose ``get_config()`` returns ``config``."""
+  """A python file whose ``get_config()`` returns ``config`` (atomically)."""
   body = pprint.pformat(config.to_dict(), indent=1, width=79, sort_dicts=True)
-  with open(path, 'w', encoding='utf-8') as f:
-    f.write(f'"""{header}"""\n\nimport ml_collections\n\n\n'
-            f'def get_config() -> ml_collections.ConfigDict:\n'
-            f'  return ml_collections.ConfigDict(\n')
-    f.write('\n'.join('      ' + line for line in body.splitlines()))
-    f.write(')\n')
+  workdir_lib.write_atomic(path, (
+      f'"""{header}"""\n\nimport ml_collections\n\n\n'
+      f'def get_config() -> ml_collections.ConfigDict:\n'
+      f'  return ml_collections.ConfigDict(\n' +
+      '\n'.join('      ' + line for line in body.splitlines()) + ')\n'))
 
 
 def format_table(trials: list, best: dict) -> str:
   lines = [f'{"bracket":>7s} {"rung":>4s} {"docs":>7s} {"lr":>9s} {"l2":>9s} '
            f'{"epochs":>6s} {"val_acc":>8s} {"val_loss":>8s} {"at s":>6s}']
   for t in trials:
+    note = ('  <- chosen' if t is best else
+            '  diverged' if t.get('diverged') else '')
     lines.append(f'{t["bracket"]:7d} {t["rung"]:4d} {t["docs"]:7d} '
                  f'{t["lr"]:9.4g} {t["l2"]:9.3g} {t["epochs"]:6d} '
-                 f'{t["val_accuracy"]:8.4f} {t["val_loss"]:8.4f} '
-                 f'{t["elapsed"]:6.1f}' + ('  <- chosen' if t is best else ''))
+                 f'{_number(t["val_accuracy"]):8.4f} '
+                 f'{_number(t["val_loss"]):8.4f} '
+                 f'{t["elapsed"]:6.1f}' + note)
   return '\n'.join(lines)
+
+
+def _number(value) -> float:
+  return math.nan if value is None else float(value)
+
+
+# -- the workdir: refuse, resume, keep each trial ------------------------------
+
+
+def search_identity(config, options) -> dict:
+  """What a resumed search must share with the interrupted one: the config,
+  the search flags (not the time budget) and the data files' sizes and
+  modification times."""
+  files = {}
+  for key in ('train', 'test'):
+    path = config.data[key]
+    if path and os.path.exists(path):
+      files[key] = [os.path.abspath(path), os.path.getsize(path),
+                    int(os.path.getmtime(path))]
+  searched = {k: v for k, v in dataclasses.asdict(options).items()
+              if k != 'time_budget'}
+  identity = dict(config=config.to_dict(), options=searched, files=files)
+  text = json.dumps(identity, sort_keys=True, default=str)
+  return dict(search=hashlib.sha256(text.encode()).hexdigest()[:16],
+              files=files)
+
+
+def prepare_workdir(workdir: str, overwrite: bool, identity: dict) -> list:
+  """Checks ``workdir`` before any work; returns the kept trials of an
+  interrupted search to resume (or []).
+
+  Raises:
+    PathError: a finished search without ``overwrite``; kept trials of
+      another search without ``overwrite``; not a writable folder.
+  """
+  workdir_lib.ensure_writable_dir(workdir, '--workdir')
+  finished = os.path.isfile(os.path.join(workdir, RESULT))
+  trials_path = os.path.join(workdir, TRIALS)
+  if finished and not overwrite:
+    raise workdir_lib.PathError(
+        f'--workdir={workdir} holds a finished search ({RESULT}, '
+        f'best_config.py); nothing was changed. Pass --overwrite to replace '
+        f'it, or choose another --workdir.')
+  if overwrite:
+    if os.path.exists(trials_path):
+      os.remove(trials_path)
+    return []
+  if not os.path.isfile(trials_path):
+    return []
+  header, trials = read_trials(trials_path)
+  if header.get('search') != identity['search']:
+    raise workdir_lib.PathError(
+        f'--workdir={workdir} holds the trials of another search (another '
+        f'config, data or search flag; {TRIALS}); nothing was changed. '
+        f'Rerun with the flags of that search to resume it, or pass '
+        f'--overwrite to discard its trials.')
+  return trials
+
+
+def read_trials(path: str) -> tuple[dict, list]:
+  """(header, trials) of a trials file; a line cut short by an interrupt
+  is dropped."""
+  header, trials = {}, []
+  with open(path, encoding='utf-8') as f:
+    for number, line in enumerate(f):
+      try:
+        value = json.loads(line)
+      except ValueError:
+        continue
+      if number == 0 and 'search' in value:
+        header = value
+      elif isinstance(value, dict) and 'lr' in value:
+        trials.append({k: (math.nan if v is None and k.startswith('val_')
+                           else v) for k, v in value.items()})
+  return header, trials
+
+
+class TrialLog:
+  """autotune_trials.jsonl: the header, then each trial as it finishes
+  (flushed and synced per batch, so an interrupt keeps them)."""
+
+  def __init__(self, path: str, identity: dict, kept: list):
+    self.path = path
+    fresh = not os.path.isfile(path)
+    self._file = open(path, 'a', encoding='utf-8')  # pylint: disable=consider-using-with
+    if fresh:
+      self._file.write(json.dumps(dict(search=identity['search'],
+                                       files=identity['files'])) + '\n')
+      self._file.flush()
+    _KEPT.update(count=len(kept), path=path)
+
+  def write(self, trials: list) -> None:
+    for trial in trials:
+      self._file.write(json.dumps(_finite_or_none(trial)) + '\n')
+    self._file.flush()
+    os.fsync(self._file.fileno())
+    _KEPT['count'] += len(trials)
+
+  def close(self) -> None:
+    self._file.close()
 
 
 def plot(trials: list, path: str) -> None:
@@ -172,11 +308,21 @@ def plot(trials: list, path: str) -> None:
   plt.close(fig)
 
 
-def run(config, workdir: str, options) -> dict:
+def run(config, workdir: str, options, overwrite: bool = False) -> dict:
   """The search and its outputs (see the module docstring)."""
   from linjax.engine import autotune  # pylint: disable=g-import-not-at-top
+  from linjax.engine.training import TrainingDiverged  # pylint: disable=g-import-not-at-top
+  from linjax.cli import run_checks  # pylint: disable=g-import-not-at-top
+  config_check.validate(config)   # a bad flag fails before the workdir
+  identity = search_identity(config, options)
+  kept = prepare_workdir(workdir, overwrite, identity)
   run_options, splits, featurizer, train_x, val_x, featurize_seconds = (
       run_data.featurise_for_validation(config, workdir, 'autotune'))
+  label_checks.check_training_labels(
+      multilabel_run.flat_label_names(splits.train_y,
+                                      splits.label_map.names),
+      len(splits.train_texts), run_options.training.loss,
+      config.data.label_separator, config.data.lenient)
   start = time.perf_counter() - featurize_seconds   # featurising + search
   # The data's rules fix the step's T once (as fit would); the epochs are
   # searched, so max_steps is off.
@@ -191,12 +337,48 @@ def run(config, workdir: str, options) -> dict:
   logging.info('autotune: %d training and %d validation documents, %.0f s '
                'left after featurising', len(splits.train_texts),
                len(splits.val_texts), options.time_budget)
-  result = autotune.autotune(train_x, splits.train_y, len(names),
-                             val_x=val_x, val_y=splits.val_y,
-                             optimizer=run_options.optimizer,
-                             training=searched, options=options,
-                             log=logging.info)
+  if kept:
+    logging.info('autotune: resuming with the %d trial(s) kept in %s',
+                 len(kept), os.path.join(workdir, TRIALS))
+  # The rule that stops `train` (an epoch's mean loss > 100 x the initial
+  # loss) excludes a trial, so the chosen configuration trains.
+  guard = run_checks.DivergenceGuard(len(names),
+                                     run_options.optimizer.learning_rate,
+                                     run_options.training.loss)
+
+  def epoch_check(epoch: int, loss: float) -> None:
+    try:
+      guard.check_epoch(epoch, loss)
+    except TrainingDiverged as e:   # without the advice for the base lr
+      raise run_checks.LossExploded(str(e).split(' Try ')[0]) from None
+
+  log = TrialLog(os.path.join(workdir, TRIALS), identity, kept)
+  try:
+    result = autotune.autotune(train_x, splits.train_y, len(names),
+                               val_x=val_x, val_y=splits.val_y,
+                               optimizer=run_options.optimizer,
+                               training=searched, options=options,
+                               log=logging.info, epoch_check=epoch_check,
+                               on_trials=log.write, previous=kept)
+  except TrainingDiverged:
+    lr = run_options.optimizer.learning_rate
+    lo, hi = tuple(options.learning_rate) or (lr / 16.0, lr * 4.0)
+    fix = (f'leave --learning_rates out (the range around '
+           f'--config.optimizer.learning_rate={lr:g}: {lr / 16:g} to '
+           f'{lr * 4:g})' if options.learning_rate and lo > lr / 16 else
+           f'a lower range, e.g. --learning_rates={lo / 64:g},{lo:g}')
+    raise config_check.ConfigError(
+        f'every configuration trained on all the data diverged (learning '
+        f'rates {lo:g} to {hi:g}). Fix: {fix}') from None
+  finally:
+    log.close()
   best = result.best
+  diverged = sum(bool(t.get('diverged')) for t in result.trials)
+  if diverged:
+    logging.warning('%d of %d trials diverged (an epoch\'s mean training '
+                    'loss above %g x the initial loss) and were excluded.',
+                    diverged, len(result.trials), run_checks.EPOCH_FACTOR)
+  guard.check_model(best['train_loss'])
   out = dict(best=best, trials=result.trials, plan=result.plan,
              search_seconds=result.seconds,
              compile_seconds=result.compile_seconds,
@@ -211,22 +393,24 @@ def run(config, workdir: str, options) -> dict:
                                   out.get('threshold')))
   out['peak_rss_mb'] = resource.getrusage(
       resource.RUSAGE_SELF).ru_maxrss / 1024
+  out['resumed_trials'] = len(kept)
   write_config(
       os.path.join(workdir, 'best_config.py'),
       chosen_config(config, best, searched.token_budget),
-      f'Chosen by experiments.autotune on '
+      f'Chosen by linjax autotune on '
       f'{datetime.date.today().isoformat()}: validation accuracy '
       f'{best["val_accuracy"]:.4f} with optimizer.learning_rate='
       f'{best["lr"]:.6g}, train.l2={best["l2"]:.3g}, train.epochs='
       f'{best["epochs"]}.')
-  with open(os.path.join(workdir, 'autotune.json'), 'w',
-            encoding='utf-8') as f:
-    json.dump(_finite_or_none(out), f, indent=1)
   table = format_table(result.trials, best)
-  with open(os.path.join(workdir, 'autotune.txt'), 'w',
-            encoding='utf-8') as f:
-    f.write(table + '\n')
-  plot(result.trials, os.path.join(workdir, 'autotune.png'))
+  workdir_lib.write_atomic(os.path.join(workdir, 'autotune.txt'),
+                           table + '\n')
+  png = os.path.join(workdir, 'autotune.png')
+  plot(result.trials, png + '.tmp.png')
+  os.replace(png + '.tmp.png', png)
+  # Last: its presence marks the search finished.
+  workdir_lib.write_atomic(os.path.join(workdir, RESULT),
+                           json.dumps(_finite_or_none(out), indent=1))
   full = sum(t['rung'] == result.plan['rungs'] - 1 for t in result.trials)
   print(f'{len(result.trials)} trials ({full} on all {len(splits.train_texts)}'
         f' training documents) in {result.seconds:.1f} s (+ '
@@ -241,7 +425,7 @@ def run(config, workdir: str, options) -> dict:
     print(f'test accuracy of the chosen model {out["test_accuracy"]:.4f}, '
           f'macro-F1 {out["test_macro_f1"]:.4f}')
   print(f'wrote {os.path.join(workdir, "best_config.py")} (train it with '
-        f'python -m experiments.train --config='
+        f'linjax train --config='
         f'{os.path.join(workdir, "best_config.py")} --workdir=...)')
   return out
 
@@ -258,9 +442,13 @@ def _finite_or_none(value):
 
 
 def main(argv):
-  with config_check.runner_main(argv, workdir=FLAGS.workdir):
-    options = autotune_options()
-    run(FLAGS.config, FLAGS.workdir, options)
+  console.short_log_format()
+  # A failed search removes what it added to --workdir; an interrupted one
+  # keeps its trials (linjax.cli.main prints the line).
+  with workdir_lib.cleaned_up_on_failure(FLAGS.workdir):
+    with config_check.runner_main(argv, workdir=FLAGS.workdir):
+      options = autotune_options()
+      run(FLAGS.config, FLAGS.workdir, options, FLAGS.overwrite)
 
 
 def command() -> None:

@@ -13,7 +13,10 @@ A multi-label model (``train.loss=sigmoid``) reads ``--data`` as multi-label
 micro and macro F1 at ``--threshold`` (default: the one saved with the
 model), P@k and R@k as fastText's ``test`` reports them, and per-label
 precision and recall (linjax/analysis/multilabel_metrics.py); labels the
-model never saw are ignored, with a warning.
+model never saw are ignored, with a warning. Data with none of the model's
+labels stop with one line in either mode (every metric would be 0).
+``--out`` and ``--confusion_png`` never replace a file without
+``--overwrite``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ flags.DEFINE_string('label_column', '', 'Label column; empty: as in training.')
 flags.DEFINE_bool('lenient', False, 'Skip bad lines instead of failing.')
 flags.DEFINE_string('out', '', 'Write the report as JSON to this file.')
 flags.DEFINE_string('confusion_png', '', 'Also plot the confusion matrix.')
+flags.DEFINE_bool('overwrite', False, 'Replace existing --out and '
+                  '--confusion_png files.')
 flags.DEFINE_float('threshold', None, 'Multi-label models: a label is '
                    'predicted at probability >= this (default: the '
                    'model\'s saved threshold).', lower_bound=0.0,
@@ -162,10 +167,13 @@ def format_confusion(cm, names) -> str:
 def main(argv):
   console.short_log_format()
   with config_check.runner_main(argv, model=FLAGS.model, data=FLAGS.data):
-    # Output paths are checked before any work.
+    # Output paths are checked before any work; none is replaced without
+    # --overwrite.
     for flag in ('out', 'confusion_png'):
       if FLAGS[flag].value:
-        workdir_lib.check_output_file(FLAGS[flag].value, f'--{flag}')
+        workdir_lib.check_new_output(FLAGS[flag].value, f'--{flag}',
+                                     FLAGS.overwrite)
+    workdir_lib.check_model_dir(FLAGS.model)
     report = evaluate(FLAGS.model, FLAGS.data, FLAGS.format,
                       FLAGS.text_column, FLAGS.label_column, FLAGS.lenient,
                       FLAGS.threshold)

@@ -8,6 +8,11 @@
 Each subcommand is an absl program in ``linjax/cli/`` with the same flags
 and ``--config.x.y=value`` overrides as ``python -m experiments.X`` from the
 repository. ``python -m linjax`` is the same command.
+
+Ctrl-C (SIGINT) or SIGTERM stops any subcommand with one line and exit
+status 130 or 143; what was finished stays (each subcommand writes its
+files atomically, and ``train`` and ``autotune`` resume when rerun). A
+subcommand module may define ``interrupted_note()``, the rest of that line.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ COMMANDS = {
     'sweep': ('sweep', 'a grid of learning rates and L2 strengths trained '
               'as one vmapped program'),
     'landscape': ('landscape', "the lecture's loss-landscape demos"),
+    'convert': ('convert', 'a saved model in float16 or int8 (smaller; '
+                'never overwrites without --overwrite)'),
+    'explain': ('explain', 'why a text gets its label rather than the '
+                'runner-up: each n-gram\'s part of the margin'),
     'gradcheck': ('gradcheck', 'jax.grad vs the hand-derived gradient vs '
                   'finite differences on real data'),
     'plots': ('plots', "draw a finished run's PNG plots (curves, confusion "
@@ -58,9 +67,20 @@ def run_command(name: str, argv: list[str] | None = None) -> None:
   # from sys.argv: the subcommand sees only its own.
   sys.argv = [f'linjax {name}', *argv]
   module_name = f'linjax.cli.{COMMANDS[name][0]}'
+  from linjax.cli import console  # pylint: disable=g-import-not-at-top
   from linjax.cli import runner_flags  # pylint: disable=g-import-not-at-top
   runner_flags.COMMAND_MODULE[:] = [module_name]   # for --help
-  importlib.import_module(module_name).command()
+  module = None
+  try:
+    with console.raise_on_signals():
+      module = importlib.import_module(module_name)
+      module.command()
+  except (console.Interrupted, KeyboardInterrupt) as e:
+    code = getattr(e, 'exit_code', 130)
+    note = getattr(module, 'interrupted_note', None)
+    note = note() if note else 'nothing finished was changed'
+    sys.stderr.write(f'linjax {name}: interrupted; {note}\n')
+    console.exit_process(code)
 
 
 def run() -> None:

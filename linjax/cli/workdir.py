@@ -136,6 +136,42 @@ def check_output_file(path: str, flag: str) -> None:
                     f'denied); choose another path.')
 
 
+def check_model_dir(path: str, flag: str = '--model') -> None:
+  """Fails now, naming ``flag``, if ``path`` is no saved model folder; a run
+  folder (``RUN/model`` holds the model) gets the flag to type.
+
+  Raises:
+    PathError: a missing path, a file, or a run folder.
+  """
+  if not os.path.exists(path):
+    raise PathError(f'{flag}={path}: no such folder; give a saved model '
+                    f'folder (a run\'s DIR/{MODEL}).')
+  if not os.path.isdir(path):
+    raise PathError(f'{flag}={path}: is a file; give a saved model folder '
+                    f'(a run\'s DIR/{MODEL}).')
+  if (not os.path.isfile(os.path.join(path, 'model.json')) and
+      os.path.isfile(os.path.join(path, MODEL, 'model.json'))):
+    raise PathError(f'{flag}={path} is a run folder, not a saved model. '
+                    f'Fix: {flag}={os.path.join(path, MODEL)}')
+
+
+def check_new_output(path: str, flag: str, overwrite: bool,
+                     what: str = 'file') -> None:
+  """Refuses an output ``path`` that exists unless ``overwrite``; checks its
+  folder is writable (creating it if needed).
+
+  Raises:
+    PathError: naming ``flag`` and the fix.
+  """
+  if what == 'file':
+    check_output_file(path, flag)
+  else:
+    ensure_writable_dir(os.path.dirname(os.path.abspath(path)), flag, path)
+  if os.path.exists(path) and not overwrite:
+    raise PathError(f'{flag}={path} exists; nothing was changed. Pass '
+                    f'--overwrite to replace it, or choose another {flag}.')
+
+
 @dataclasses.dataclass(frozen=True)
 class State:
   """What `prepare` found in a workdir."""

@@ -32,6 +32,19 @@ as ONE vmapped program (`run_loop.prepare` with M (lr, l2) pairs, as
   `training.fit` trains with that configuration and the same seed, which the
   result returns.
 
+Divergence and resuming (the runner's contract, `linjax autotune`):
+``epoch_check(epoch, mean training loss)`` is called for every epoch of
+every trial, as `training.fit`'s callback is; if it raises
+`TrainingDiverged` the trial is marked ``diverged`` (its message) and
+never chosen nor promoted, so the chosen configuration trains under the
+same rule. ``on_trials(trials)`` receives each batch's trials as soon as it
+has trained. ``previous`` trials (from an interrupted search with the same
+data, options and seed) are taken instead of training those
+configurations again: the draws are a function of the seed, so a rerun
+meets the same configurations, and its clock starts at the time the
+previous trials had used. If the chosen trial was a previous one, its
+model is trained once more at the end.
+
 Memory: the M states hold only the F' rows of W that training touches (the
 others stay zero, exactly: healthtweets has 98,625 of 2^20), and M is at most
 ``max_models`` and what fits in ``memory_mb``. Compilation: one program per
@@ -142,8 +155,13 @@ class _Search:
   """The state of one `autotune` call (see the module docstring)."""
 
   def __init__(self, x, y, num_classes, val_x, val_y, optimizer, training,
-               options, log):
-    self.start = time.perf_counter()
+               options, log, epoch_check=None, on_trials=None, previous=()):
+    self.epoch_check = epoch_check
+    self.on_trials = on_trials or (lambda trials: None)
+    self.previous = {_key(t): dict(t, resumed=True) for t in previous}
+    # The clock resumes where the previous trials left it.
+    self.start = time.perf_counter() - max(
+        [float(t.get('elapsed') or 0.0) for t in previous] + [0.0])
     self.options, self.log = options, log or (lambda message: None)
     self.y, self.num_classes, self.val_y = y, num_classes, val_y
     self.num_features = x.num_features
@@ -236,13 +254,50 @@ class _Search:
       l2_hi = min(l2_hi, self.l2_caps[epochs])
       if l2_hi >= l2_lo:
         l2 = float(math.exp(rng.uniform(math.log(l2_lo), math.log(l2_hi))))
-    check_decay(dataclasses.replace(self.optimizer, learning_rate=lr), l2)
+    optimizer = dataclasses.replace(self.optimizer, learning_rate=lr)
+    try:
+      check_decay(optimizer, l2)
+    except ConfigError:   # a huge learning rate leaves no room for L2
+      l2 = 0.0
+      check_decay(optimizer, l2)
     return dict(lr=lr, l2=l2, epochs=int(epochs))
 
   # -- training ---------------------------------------------------------------
 
   def train(self, configs, bracket: int, rung: int) -> list:
-    """Trains ``configs`` (same epochs) as one vmapped batch; their trials."""
+    """The trials of ``configs`` (same epochs): those in ``previous`` as
+    they were, the others trained as one vmapped batch."""
+    known = [self.previous.get(_key(dict(c, bracket=bracket, rung=rung)))
+             for c in configs]
+    fresh = [c for c, t in zip(configs, known) if t is None]
+    trained = iter(self._train(fresh, bracket, rung) if fresh else ())
+    trials = [t if t is not None else next(trained) for t in known]
+    reused = [t for t in known if t is not None]
+    if reused:
+      if not fresh and reused[0].get('batch_units'):   # the speed it had
+        self.timings.append((reused[0]['batch_units'],
+                             reused[0]['batch_seconds']))
+      for trial in reused:
+        self.trials.append(trial)
+        if rung == self.num_rungs - 1 and _better(trial, self.best):
+          self.best, self.best_params = trial, None   # trained at the end
+    return trials
+
+  def _diverged(self, epoch_losses) -> str:
+    """'' or the `epoch_check` message of the first epoch it refuses."""
+    if self.epoch_check is None:
+      return ''
+    for epoch, loss in enumerate(epoch_losses, 1):
+      try:
+        self.epoch_check(epoch, float(loss))
+      except TrainingDiverged as e:
+        return ' '.join(str(e).split())
+    return ''
+
+  def _train(self, configs, bracket: int, rung: int,
+             record: bool = True) -> list:
+    """Trains ``configs`` (same epochs) as one vmapped batch; their trials
+    (with ``record``: kept, timed and passed to ``on_trials``)."""
     x, y = self.x, self.y
     if self.subsets[rung] is not None:
       x, y = x.take(self.subsets[rung]), y[self.subsets[rung]]
@@ -263,23 +318,31 @@ class _Search:
                            learning_rates=[c['lr'] for c in padded],
                            l2s=[c['l2'] for c in padded],
                            data_parallel=False)
-    losses = np.concatenate([l for _, l, _ in run_loop.epochs(run)], axis=1)
+    per_epoch = [l for _, l, _ in run_loop.epochs(run)]
+    losses = np.concatenate(per_epoch, axis=1)
     trials = []
     for i, config in enumerate(configs):
       trial = dict(bracket=bracket, rung=rung,
                    fraction=self.fractions[rung], docs=int(x.num_docs),
                    **config, val_accuracy=math.nan, val_loss=math.nan,
                    train_loss=float(losses[i, -run.packed.num_steps:].mean()))
-      if np.all(np.isfinite(losses[i])):
+      diverged = self._diverged([l[i].mean() for l in per_epoch])
+      if diverged:
+        trial['diverged'] = diverged
+      elif np.all(np.isfinite(losses[i])):
         m = run_loop.validation_metrics(run.state, self.val_x, self.val_y,
                                         model_index=i)
         trial.update(val_accuracy=m['accuracy'], val_loss=m['loss'])
       trials.append(trial)
-      if rung == self.num_rungs - 1 and _better(trial, self.best):
-        self.best = trial
+      if not record or (rung == self.num_rungs - 1 and
+                        _better(trial, self.best)):
+        if record:
+          self.best = trial
         self.best_params = (np.asarray(run.state.V[i] * run.state.scale[i],
                                        np.float32),
                             np.asarray(run.state.b[i], np.float32))
+    if not record:
+      return trials
     seconds = time.perf_counter() - started
     if run.compile_seconds > 0:
       self.compiles[width] = run.compile_seconds
@@ -290,8 +353,10 @@ class _Search:
     self.timings.append((width * self.fractions[rung] * epochs,
                          seconds - run.compile_seconds))
     for trial in trials:
-      trial['elapsed'] = self.elapsed()
+      trial.update(elapsed=self.elapsed(), batch_units=self.timings[-1][0],
+                   batch_seconds=self.timings[-1][1])
     self.trials.extend(trials)
+    self.on_trials(trials)
     return trials
 
   def train_all(self, configs, bracket: int, rung: int) -> list:
@@ -378,6 +443,10 @@ class _Search:
         break
     if self.best is None or not np.isfinite(self.best['val_accuracy']):
       raise TrainingDiverged(0, 0, math.nan, self.lr_range[0])
+    if self.best_params is None:   # chosen from the previous trials
+      self._train([dict(lr=self.best['lr'], l2=self.best['l2'],
+                        epochs=self.best['epochs'])], self.best['bracket'],
+                  self.best['rung'], record=False)
     W = np.zeros((self.num_features, self.num_classes), np.float32)
     W[self.used] = self.best_params[0]
     return AutotuneResult(trials=self.trials, best=self.best,
@@ -389,6 +458,12 @@ class _Search:
 def _leaves(tree):
   import jax  # pylint: disable=g-import-not-at-top
   return jax.tree_util.tree_leaves(tree)
+
+
+def _key(trial: dict) -> tuple:
+  """What identifies a trial across runs of one search."""
+  return (int(trial['bracket']), int(trial['rung']), float(trial['lr']),
+          float(trial['l2']), int(trial['epochs']))
 
 
 def _rank_key(trial: dict):
@@ -407,7 +482,10 @@ def autotune(train_x: CsrFeatures, train_y, num_classes: int, *,
              optimizer: OptimizerOptions = OptimizerOptions(),
              training: TrainOptions = TrainOptions(),
              options: AutotuneOptions = AutotuneOptions(),
-             log: Callable[[str], None] | None = None) -> AutotuneResult:
+             log: Callable[[str], None] | None = None,
+             epoch_check: Callable[[int, float], None] | None = None,
+             on_trials: Callable[[list], None] | None = None,
+             previous=()) -> AutotuneResult:
   """Searches learning rate, L2 and epochs by successive halving (see above).
 
   Args:
@@ -421,9 +499,19 @@ def autotune(train_x: CsrFeatures, train_y, num_classes: int, *,
       searched, every other option applies to all configurations.
     options: AutotuneOptions.
     log: called with a line of progress now and then.
+    epoch_check: ``(epoch from 1, mean training loss)``, called for each
+      epoch of each trial; raising `TrainingDiverged` excludes the trial
+      (marked ``diverged``), as it stops `training.fit`.
+    on_trials: called with each batch's new trials once it has trained.
+    previous: trials of an interrupted run of the same search, taken
+      instead of training their configurations again.
 
   Returns:
     AutotuneResult; ``best`` holds the chosen lr, l2 and epochs.
+
+  Raises:
+    TrainingDiverged: no configuration trained on all the data without
+      diverging.
   """
   train_x.validate('train_x')
   val_x.validate('val_x')
@@ -432,4 +520,4 @@ def autotune(train_x: CsrFeatures, train_y, num_classes: int, *,
   run_loop.check_loss(y, training.loss, 'train_y')
   run_loop.check_loss(val_y, training.loss, 'val_y')
   return _Search(train_x, y, num_classes, val_x, val_y, optimizer, training,
-                 options, log).run()
+                 options, log, epoch_check, on_trials, previous).run()

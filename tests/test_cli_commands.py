@@ -1,0 +1,213 @@
+"""The commands beside train keep train's contract (issue 23): convert and
+explain, predict on a labelled file, --model given a run folder, outputs
+never replaced without --overwrite, Ctrl-C in one line (exit 130)."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from linjax import saved_model
+from test_runners import _write_tsv
+from test_runners import assert_one_line_error
+from test_runners import ROOT
+from test_runners import run
+
+FAST = ['--config.train.gradcheck=False', '--config.train.epochs=3']
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  base = tmp_path_factory.mktemp('commands')
+  train_file = _write_tsv(base / 'train.tsv', 150, 0)
+  test_file = _write_tsv(base / 'test.tsv', 30, 1)
+  workdir = base / 'run'
+  run('train', f'--config.data.train={train_file}',
+      f'--config.data.test={test_file}', *FAST, f'--workdir={workdir}')
+  return dict(base=base, train=train_file, test=test_file, workdir=workdir,
+              model=workdir / 'model')
+
+
+# -- convert -------------------------------------------------------------------
+
+
+def test_convert_writes_a_smaller_model_that_predicts_alike(trained, tmp_path):
+  out = tmp_path / 'int8'
+  proc = run('convert', f'--model={trained["model"]}', f'--out={out}',
+             '--precision=int8')
+  assert f'wrote {out}: int8' in proc.stdout
+  small, full = saved_model.load(out), saved_model.load(trained['model'])
+  assert small.precision == 'int8' and full.precision == 'float32'
+  assert small.meta['extra']['converted_from'] == dict(
+      model=str(trained['model']), precision='float32')
+  texts = [l.split('\t', 1)[1] for l in
+           trained['test'].read_text().splitlines()[1:]]
+  np.testing.assert_array_equal(small.predict_proba(texts).argmax(1),
+                                full.predict_proba(texts).argmax(1))
+  # Scales per row: each weight within half a step of its float32 value.
+  W, Wq = np.asarray(full.params.W), np.asarray(small.params.W)
+  step = np.abs(W).max(axis=1, keepdims=True) / 127
+  assert np.all(np.abs(W - Wq) <= step / 2 + 1e-6)
+
+
+def test_convert_never_replaces_without_overwrite(trained, tmp_path):
+  model = trained['model']
+  before = (model / 'model.json').read_bytes()
+  proc = run('convert', f'--model={model}', f'--out={model}', check=False)
+  assert_one_line_error(proc, f'--out={model} is --model itself',
+                        '--overwrite')
+  out = tmp_path / 'f16'
+  run('convert', f'--model={model}', f'--out={out}', '--precision=float16')
+  first = (out / 'model.json').read_bytes()
+  proc = run('convert', f'--model={model}', f'--out={out}',
+             '--precision=int8', check=False)
+  assert_one_line_error(proc, f'--out={out} holds a saved model',
+                        '--overwrite')
+  assert (out / 'model.json').read_bytes() == first
+  run('convert', f'--model={model}', f'--out={out}', '--precision=int8',
+      '--overwrite')
+  assert saved_model.load(out).precision == 'int8'
+  not_a_model = tmp_path / 'notes'
+  not_a_model.mkdir()
+  (not_a_model / 'keep.txt').write_text('mine')
+  proc = run('convert', f'--model={model}', f'--out={not_a_model}',
+             '--overwrite', check=False)
+  assert_one_line_error(proc, 'exists and is not a saved model')
+  assert (not_a_model / 'keep.txt').read_text() == 'mine'
+  assert (model / 'model.json').read_bytes() == before
+
+
+def test_convert_refuses_to_widen_int8(trained, tmp_path):
+  small = tmp_path / 'int8'
+  run('convert', f'--model={trained["model"]}', f'--out={small}')
+  for precision in ('float32', 'float16'):
+    proc = run('convert', f'--model={small}', f'--out={tmp_path / "w"}',
+               f'--precision={precision}', check=False)
+    assert_one_line_error(proc, f'--precision={precision}',
+                          'is stored as int8', 'convert the original')
+    assert not (tmp_path / 'w').exists()
+
+
+def test_run_folder_as_model_suggests_model(trained):
+  workdir = trained['workdir']
+  for command, extra in (('predict', ['--input=-']),
+                         ('evaluate', [f'--data={trained["test"]}']),
+                         ('convert', [f'--out={trained["base"] / "x"}']),
+                         ('explain', ['--text=hello'])):
+    proc = run(command, f'--model={workdir}', *extra, stdin='a text\n',
+               check=False)
+    assert_one_line_error(proc, f'--model={workdir} is a run folder',
+                          f'Fix: --model={workdir / "model"}')
+
+
+# -- explain -------------------------------------------------------------------
+
+
+def test_explain_margin_is_the_log_ratio_and_the_lines_add_up(trained):
+  text = 'doctor drug the patient of goal'
+  proc = run('explain', f'--model={trained["model"]}', f'--text={text}',
+             '--json')
+  out = json.loads(proc.stdout)
+  model = saved_model.load(trained['model'])
+  proba = model.predict_proba([text])[0].astype(np.float64)
+  order = np.argsort(-proba)
+  names = list(model.label_map.names)
+  assert out['label'] == names[order[0]]
+  assert out['against'] == names[order[1]]          # the runner-up
+  assert out['p_label'] == pytest.approx(proba[order[0]], rel=1e-5)
+  # Softmax: score difference = log(p_label / p_against).
+  assert out['margin'] == pytest.approx(
+      math.log(proba[order[0]] / proba[order[1]]), rel=1e-4, abs=1e-5)
+  parts = [n['contribution'] for n in out['ngrams']]
+  assert out['bias'] + sum(parts) == pytest.approx(out['margin'], abs=1e-9)
+  assert {'doctor', 'goal'} <= {n['ngram'] for n in out['ngrams']}
+  # The text report: its lines add up to the margin too.
+  proc = run('explain', f'--model={trained["model"]}', f'--text={text}',
+             '--top_k=2', f'--against={names[order[2]]}')
+  lines = proc.stdout.splitlines()
+  head = lines[0]
+  assert head.startswith(f'{out["label"]} (p=') and names[order[2]] in head
+  margin = float(head.split('margin ')[1].split(' ')[0])
+  bias = float(head.split('bias ')[1].split(' ')[0])
+  listed = [float(l.split()[0]) for l in lines[1:]]
+  assert len(lines) == 1 + 2 + 1                 # two n-grams, the rest
+  assert bias + sum(listed) == pytest.approx(margin, abs=2e-4)
+
+
+def test_explain_names_a_bad_label(trained):
+  proc = run('explain', f'--model={trained["model"]}', '--text=x',
+             '--label=nope', check=False)
+  assert_one_line_error(proc, '--label=nope: not a label of the model',
+                        "'health'")
+
+
+# -- predict -------------------------------------------------------------------
+
+
+def test_predict_on_a_labelled_tsv_takes_its_text_column(trained, tmp_path):
+  data = trained['test']
+  proc = run('predict', f'--model={trained["model"]}', f'--input={data}')
+  rows = data.read_text().splitlines()[1:]
+  assert len(proc.stdout.splitlines()) == len(rows)   # no header, no label
+  warning = [l for l in proc.stderr.splitlines() if 'labelled corpus' in l]
+  assert len(warning) == 1 and 'linjax evaluate' in warning[0]
+  texts = tmp_path / 'texts.txt'
+  texts.write_text(''.join(r.split('\t', 1)[1] + '\n' for r in rows))
+  plain = run('predict', f'--model={trained["model"]}', f'--input={texts}')
+  assert plain.stdout == proc.stdout
+  assert 'labelled corpus' not in plain.stderr
+  whole = run('predict', f'--model={trained["model"]}', f'--input={data}',
+              '--format=lines')
+  assert len(whole.stdout.splitlines()) == len(rows) + 1
+
+
+def test_predict_warns_about_blank_lines_and_keeps_them(trained):
+  proc = run('predict', f'--model={trained["model"]}', '--input=-',
+             stdin='doctor drug\n\ngoal team\n   \n')
+  assert len(proc.stdout.splitlines()) == 4
+  warning = [l for l in proc.stderr.splitlines() if 'blank' in l]
+  assert len(warning) == 1 and '2 blank document(s) (lines 2, 4)' in (
+      warning[0])
+
+
+def test_outputs_are_never_replaced_without_overwrite(trained, tmp_path):
+  out = tmp_path / 'predictions.txt'
+  out.write_text('earlier\n')
+  proc = run('predict', f'--model={trained["model"]}', '--input=-',
+             f'--out={out}', stdin='goal\n', check=False)
+  assert_one_line_error(proc, f'--out={out} exists', '--overwrite')
+  assert out.read_text() == 'earlier\n'
+  run('predict', f'--model={trained["model"]}', '--input=-', f'--out={out}',
+      '--overwrite', stdin='goal\n')
+  assert out.read_text().startswith('sports\t')
+  report = tmp_path / 'report.json'
+  report.write_text('{}')
+  proc = run('evaluate', f'--model={trained["model"]}',
+             f'--data={trained["test"]}', f'--out={report}', check=False)
+  assert_one_line_error(proc, f'--out={report} exists', '--overwrite')
+  assert report.read_text() == '{}'
+  run('evaluate', f'--model={trained["model"]}', f'--data={trained["test"]}',
+      f'--out={report}', '--overwrite')
+  assert json.loads(report.read_text())['num_examples'] == 30
+
+
+def test_ctrl_c_stops_any_command_in_one_line(trained):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT))
+  child = subprocess.Popen(
+      [sys.executable, '-m', 'experiments.predict',
+       f'--model={trained["model"]}', '--input=-'], cwd=ROOT, env=env,
+      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True)
+  time.sleep(3)            # reading stdin, which stays open
+  child.send_signal(signal.SIGINT)
+  _, err = child.communicate(timeout=60)
+  assert child.returncode == 130
+  assert 'Traceback' not in err and 'KeyboardInterrupt' not in err
+  assert err.strip().splitlines()[-1] == (
+      'linjax predict: interrupted; nothing finished was changed')
