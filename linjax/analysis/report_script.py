@@ -378,7 +378,13 @@ function drawDocuments() {
   picked.sort(SORTS[state.sort]);
   const shown = picked.slice(0, state.limit);
   docBody.replaceChildren(...shown.map(docRow));
-  docCount.textContent = `${picked.length} of ${NDOC} embedded documents match` +
+  let note = `${picked.length} of ${NDOC} embedded documents match`;
+  if (D.confusion && state.trueC >= 0 && state.predC >= 0 && !state.query && !state.wrongOnly) {
+    const total = D.confusion[state.trueC][state.predC];
+    note = `${total} test documents of ${L[state.trueC]} predicted as ${L[state.predC]}` +
+        (picked.length < total ? `; the report embeds ${picked.length} of them` : '');
+  }
+  docCount.textContent = note +
       (shown.length < picked.length ? `; showing the first ${shown.length}` : '') + '.';
   moreButton.classList.toggle('hidden', shown.length >= picked.length);
   moreButton.textContent = `show ${Math.min(500, picked.length - shown.length)} more`;

@@ -110,10 +110,11 @@ def load_explorer(model_dir: str, data_path: str | None = None,
   from linjax.analysis import report_page  # pylint: disable=g-import-not-at-top
   from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
   model = saved_model.load(model_dir)
-  if model.loss == 'sigmoid' and threshold is None:
-    threshold = multilabel_run.saved_threshold(model)
-  if model.loss != 'sigmoid':
+  report_cli.require_probabilities(model)
+  if not report_cli.is_multi_label(model):
     threshold = None
+  elif threshold is None:
+    threshold = multilabel_run.saved_threshold(model)
   payload = report_cli.model_payload(model, model_dir, data_path, threshold,
                                      max_docs, read_options)
   page = report_page.render(

@@ -140,6 +140,13 @@ def write_run_report(t, test_scores, threshold, templates=None) -> dict:
   max_docs = _max_docs(t.config)
   if test_scores is None or t.test_texts is None or not max_docs:
     return {}
+  from linjax.core import losses  # pylint: disable=g-import-not-at-top
+  get_loss = getattr(losses, 'get_loss', None)
+  if get_loss is not None and not getattr(
+      get_loss(t.options.training.loss), 'has_probabilities', True):
+    logging.info('no report.html: loss %r gives no probabilities',
+                 t.options.training.loss)
+    return {}
   y, proba = test_scores
   if len(t.test_texts) != np.shape(proba)[0]:   # a part of a larger split
     return {}
@@ -165,6 +172,22 @@ def write_run_report(t, test_scores, threshold, templates=None) -> dict:
               report_bytes=written['bytes'], report_docs=written['docs'])
 
 
+def is_multi_label(model) -> bool:
+  """Whether a saved model gives label sets (its loss's ``multi_label``)."""
+  return bool(getattr(model, 'multi_label', model.loss == 'sigmoid'))
+
+
+def require_probabilities(model) -> None:
+  """ConfigError unless the model's loss maps scores to probabilities (the
+  report's confidences, losses and calibration need them)."""
+  entry = getattr(model, 'loss_entry', None)
+  if entry is not None and not getattr(entry, 'has_probabilities', True):
+    raise config_check.ConfigError(
+        f'--model: trained with loss {model.loss!r}, which gives scores, not '
+        'probabilities; the report needs probabilities (train with '
+        "train.loss='softmax' or 'sigmoid').")
+
+
 def _read_corpus(data_path: str, model, format: str = '',  # pylint: disable=redefined-builtin
                  text_column: str = '', label_column: str = '',
                  lenient: bool = False):
@@ -175,7 +198,7 @@ def _read_corpus(data_path: str, model, format: str = '',  # pylint: disable=red
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   trained = model.config.get('data', {})
   multilabel = (multilabel_run.read_options(trained)
-                if model.loss == 'sigmoid' else {})
+                if is_multi_label(model) else {})
   try:
     corpus = data.read_corpus(
         data_path, format or '',
@@ -222,7 +245,8 @@ def model_payload(model, model_dir: str, data_path: str | None,
   from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
   history, results = _run_record(model_dir)
   names = model.label_map.names
-  multilabel = model.loss == 'sigmoid'
+  multilabel = is_multi_label(model)
+  require_probabilities(model)
   if multilabel and threshold is None:
     threshold = multilabel_run.saved_threshold(model)
   info = dict(model=str(model_dir))
