@@ -219,6 +219,22 @@ def test_filters_and_search(page, report):
   assert confidence == sorted(confidence, reverse=True)
 
 
+def test_multi_label_report_loads(browser, tmp_path):
+  url = 'file://' + fixtures.make_multi_label_report(tmp_path)
+  browser.get_log('performance')
+  browser.get_log('browser')
+  browser.get(url)
+  rows = wait_for(browser, lambda d: d.find_elements(
+      'css selector', '[data-testid=doc-row]'))
+  assert len(rows) == len(fixtures.make_corpus()[0])
+  assert browser.find_elements('css selector',
+                               '[data-testid=confusion-cell]') == []
+  assert any(',' in r.get_attribute('data-true') for r in rows)  # label sets
+  assert browser.find_elements('css selector', '#calibration svg')
+  assert console_errors(browser) == []
+  assert set(requested_urls(browser)) == {url}
+
+
 @pytest.fixture
 def whatif_server(report):
   from linjax.cli import explore

@@ -361,7 +361,8 @@ def test_report_command_writes_a_self_contained_page(tmp_path, capsys):
       'http://www.w3.org/2000/svg'}
 
 
-def test_report_on_a_multi_label_model(tmp_path):
+def make_multi_label_report(tmp_path) -> str:
+  """A multi-label model's report.html (random weights); its path."""
   from linjax.cli import report as report_cli
   texts, labels = make_corpus()
   tags = [(l, 'long') if len(t) > 45 else (l,) for t, l in zip(texts, labels)]
@@ -378,7 +379,11 @@ def test_report_on_a_multi_label_model(tmp_path):
   write_tsv(data, texts, [','.join(t) for t in tags])
   out = str(tmp_path / 'report.html')
   report_cli.report_for_model(model_dir, str(data), out)
-  page = open(out, encoding='utf-8').read()
+  return out
+
+
+def test_report_on_a_multi_label_model(tmp_path):
+  page = open(make_multi_label_report(tmp_path), encoding='utf-8').read()
   payload = json.loads(re.search(r'id="report-data">(.*?)</script>', page,
                                  re.S).group(1))
   assert payload['kind'] == 'multi' and payload['confusion'] is None
