@@ -43,7 +43,10 @@ def reliability(confidence, outcome, num_bins: int = 15) -> dict:
   hits = np.bincount(bins, weights=outcome, minlength=num_bins)
   conf = np.bincount(bins, weights=confidence, minlength=num_bins)
   total = max(confidence.shape[0], 1)
-  mean = lambda s: [float(v / n) if n else None for v, n in zip(s, count)]  # pylint: disable=unnecessary-lambda-assignment
+
+  def mean(sums):
+    return [float(v / n) if n else None for v, n in zip(sums, count)]
+
   return dict(lower=(np.arange(num_bins) / num_bins).tolist(),
               upper=(np.arange(1, num_bins + 1) / num_bins).tolist(),
               count=count.tolist(), accuracy=mean(hits),
@@ -72,8 +75,11 @@ def threshold_curve(Y, proba, thresholds=None) -> dict:
   true_sorted = np.sort(np.where(Y, proba, -np.inf), axis=0)
   all_sorted = np.sort(proba, axis=0)
   num = proba.shape[0]
-  above = lambda s: num - np.stack([np.searchsorted(s[:, c], thresholds)  # pylint: disable=unnecessary-lambda-assignment
-                                    for c in range(s.shape[1])], axis=1)
+
+  def above(column_sorted):   # [G, C] values >= each threshold
+    return num - np.stack([np.searchsorted(column_sorted[:, c], thresholds)
+                           for c in range(column_sorted.shape[1])], axis=1)
+
   tp = above(true_sorted).astype(np.float64)            # [G, C]
   predicted = above(all_sorted).astype(np.float64)
   support = Y.sum(axis=0).astype(np.float64)[None, :]

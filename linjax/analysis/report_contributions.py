@@ -252,10 +252,11 @@ def reference_slots(featurizer, texts: Sequence[str]) -> Slots:
         slot_weight.append(weight / len(where))
         slot_first.append(base + first)
         slot_length.append(n)
-  i64 = lambda v: np.asarray(v, np.int64)  # pylint: disable=unnecessary-lambda-assignment
-  return Slots(i64(offsets), i64(starts), i64(ends), i64(slot_doc),
-               i64(slot_feature), np.asarray(slot_weight, np.float64),
-               i64(slot_first), i64(slot_length))
+  ints = [np.asarray(v, np.int64) for v in (
+      offsets, starts, ends, slot_doc, slot_feature)]
+  return Slots(*ints, np.asarray(slot_weight, np.float64),
+               np.asarray(slot_first, np.int64),
+               np.asarray(slot_length, np.int64))
 
 
 def document_slots(featurizer, texts: Sequence[str]) -> Slots:

@@ -65,10 +65,11 @@ class ReportOptions:
                        'max_doc_bytes >= 0')
 
 
-# Sampling. ---------------------------------------------------------------------
+# Sampling. -------------------------------------------------------------------
 
 
-def stratified_order(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def stratified_order(groups: np.ndarray,
+                     rng: np.random.Generator) -> np.ndarray:
   """A permutation of [N] whose every prefix is stratified by ``groups``.
 
   Items are shuffled within their group and ranked by ``rank / group size``:
@@ -141,7 +142,7 @@ def estimated_bytes(texts: Sequence[str]) -> np.ndarray:
   return 4.0 * np.fromiter(map(len, texts), np.float64, len(texts)) + 40.0
 
 
-# Documents. --------------------------------------------------------------------
+# Documents. ------------------------------------------------------------------
 
 
 def _rounded(values, decimals: int = 4) -> list:
@@ -229,7 +230,7 @@ def document_table(texts: Sequence[str], y_true, proba, chosen, featurizer,
               target=target.tolist(), other=other.tolist(), spans=spans)
 
 
-# The whole payload. ------------------------------------------------------------
+# The whole payload. ----------------------------------------------------------
 
 
 def _single_label_parts(y_true, proba, names, options) -> dict:

@@ -314,7 +314,8 @@ def main(argv):
         FLAGS.model, FLAGS.data, FLAGS.out, FLAGS.threshold, FLAGS.max_docs,
         dict(format=FLAGS.format, text_column=FLAGS.text_column,
              label_column=FLAGS.label_column, lenient=FLAGS.lenient))
-    print(f'wrote {written["path"]} ({workdir_lib.format_bytes(written["bytes"])}'
+    size = workdir_lib.format_bytes(written['bytes'])
+    print(f'wrote {written["path"]} ({size}'
           f', {written["docs"]} documents, {written["seconds"]:.2f} s); '
           'open it in a browser')
 
