@@ -154,6 +154,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   timeline = run_timeline.Timeline()
   timeline.add('start', 0.0, run_timeline.now())   # interpreter, imports
   options = config_check.validate(config)
+  from linjax.cli import report as report_cli  # pylint: disable=g-import-not-at-top
+  report_cli.check_config(config)   # report.max_docs, before any work
   from linjax.cli import stream_data  # pylint: disable=g-import-not-at-top
   if stream_data.streams(config, options):  # larger than memory: out of core
     from linjax.cli import stream_run  # pylint: disable=g-import-not-at-top

@@ -19,6 +19,7 @@ import dataclasses
 
 import ml_collections
 
+from linjax.cli import report
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
 from linjax.text.featurizer_options import FeaturizerOptions
@@ -56,4 +57,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.compile_cache = 'auto'
   config.train.keep_checkpoints = 1  # newest checkpoints kept on disk while training
   config.train.remove_checkpoints = True  # delete the checkpoints after a successful run
+
+  config.report = ml_collections.ConfigDict()
+  # report.html in the workdir: documents embedded at most (the misclassified
+  # first, then a stratified sample); 0: no report.html.
+  config.report.max_docs = report.DEFAULT_MAX_DOCS
   return config
