@@ -106,6 +106,18 @@ def _max_docs(config) -> int:
   return int(section.get('max_docs', DEFAULT_MAX_DOCS))
 
 
+def check_config(config) -> None:
+  """ConfigError naming ``report.max_docs`` unless it is an int >= 0 (for
+  the runner to call before any work)."""
+  section = config.get('report') if hasattr(config, 'get') else None
+  value = None if section is None else section.get('max_docs')
+  if value is not None and (isinstance(value, bool) or
+                            not isinstance(value, int) or value < 0):
+    raise config_check.ConfigError(
+        f'report.max_docs must be an int >= 0 (0: no report.html), got '
+        f'{value!r}')
+
+
 def run_templates(t) -> list | None:
   """The class templates of a trained run (`finish_run.Trained` ``t``),
   with their features' names: asked before the model is saved, so that the
