@@ -471,3 +471,51 @@ def test_templates_name_features_and_mark_collisions():
   t = report_templates.class_templates(W, np.zeros(2), hashed, ['a', 'b'], 4)
   for f in t[0]['positive']:
     assert len(f['names']) > 1 and f['collision']
+
+
+def test_a_training_run_writes_its_report(tmp_path):
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  texts, labels = make_corpus(150, seed=5)
+  train = write_tsv(tmp_path / 'train.tsv', texts, labels)
+  test_texts, test_labels = make_corpus(60, seed=6)
+  test = write_tsv(tmp_path / 'test.tsv', test_texts, test_labels)
+
+  def train_run(workdir, *extra):
+    return subprocess.run(
+        [sys.executable, '-m', 'linjax', 'train', f'--workdir={workdir}',
+         f'--config.data.train={train}', f'--config.data.test={test}',
+         '--config.train.epochs=2', '--config.train.gradcheck=False',
+         '--config.train.checkpoint_every=0', *extra],
+        capture_output=True, text=True, cwd=root, timeout=300,
+        env=dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=root))
+
+  proc = train_run(tmp_path / 'run', '--config.report.max_docs=20')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  page_path = tmp_path / 'run' / 'report.html'
+  # The run's last line names the page.
+  assert str(page_path) in proc.stdout.strip().splitlines()[-1]
+  results = json.loads((tmp_path / 'run' / 'results.json').read_text())
+  assert results['report'] == str(page_path)
+  assert results['report_bytes'] == page_path.stat().st_size
+  assert results['report_seconds'] > 0 and results['report_docs'] == 20
+  payload = json.loads(re.search(
+      r'id="report-data">(.*?)</script>', page_path.read_text('utf-8'),
+      re.S).group(1))
+  # The page's numbers are the run's.
+  assert payload['metrics']['accuracy'] == pytest.approx(
+      results['test_accuracy'])
+  assert payload['confusion'] == results['test_report']['confusion_matrix']
+  assert [h['epoch'] for h in payload['history']] == [1, 2]
+  assert all(payload['docs']['text'][i] == test_texts[j]
+             for i, j in enumerate(payload['docs']['index']))
+  # report.max_docs=0: no page; a bad value fails before any work.
+  proc = train_run(tmp_path / 'none', '--config.report.max_docs=0')
+  assert proc.returncode == 0 and not (tmp_path / 'none' / 'report.html'
+                                       ).exists()
+  proc = train_run(tmp_path / 'bad', '--config.report.max_docs=-3')
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1].startswith(
+      'error: report.max_docs')
+  assert not (tmp_path / 'bad' / 'results.json').exists()
