@@ -64,7 +64,9 @@ function header() {
       'linjax report' + (corpus ? ': ' + corpus.split('/').pop() : '');
   const bits = [];
   if (corpus) bits.push('data ' + corpus);
+  if (info.test) bits.push('test ' + info.test);
   if (info.model) bits.push('model ' + info.model);
+  if (info.workdir) bits.push('run ' + info.workdir);
   if (info.created) bits.push('written ' + info.created);
   document.getElementById('subtitle').textContent = bits.join('  ·  ');
 }
@@ -456,7 +458,9 @@ function featureList(title, feats, sign) {
   const maxW = Math.max(1e-9, ...feats.map(f => Math.abs(f.weight)));
   for (const f of feats) {
     const name = f.names.length ? f.names[0] : `bucket ${f.id} (not seen in training)`;
-    const row = el('div', {class: 'feat', title: f.names.join('\n')},
+    const seen = f.names.map((n, i) => f.counts ? `${n} (seen ${f.counts[i]}×)` : n);
+    if (f.distinct > f.names.length) seen.push(`… and ${f.distinct - f.names.length} more n-grams`);
+    const row = el('div', {class: 'feat', title: seen.join('\n')},
         el('span', {class: 'w', text: (f.weight > 0 ? '+' : '') + f.weight.toFixed(2)}));
     const bar = el('span', {class: 'bar'});
     bar.style.width = `${Math.round(4 + 36 * Math.abs(f.weight) / maxW)}px`;
