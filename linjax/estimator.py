@@ -10,11 +10,15 @@
   by a `linjax.text.Featurizer` built from the featuriser parameters and
   fitted on the training texts;
 * a numeric feature matrix [N, F] (numpy array, scipy.sparse matrix or
-  array, or anything `sklearn.utils.check_array` takes), used as it is, with
-  no featuriser: the estimator then works after a `TfidfVectorizer` or
-  `HashingVectorizer` in a `Pipeline`. The default ``learning_rate`` (28,
-  plain SGD) suits rows of L2 norm 1, as those vectorisers give; for
-  unscaled features pass a smaller one, or ``optimizer='adam'``.
+  array, or anything `sklearn.utils.check_array` takes), with no
+  featuriser: the estimator then also works after a `TfidfVectorizer` or
+  `HashingVectorizer` in a `Pipeline`. Its units need no care
+  (`linjax.estimator_scaling`): a dense matrix is standardised inside the
+  estimator (``standardize``) and the model folded back onto the raw
+  columns, so ``decision_function(X) = X @ coef_.T + intercept_``; a sparse
+  one is used as it is; and the learning rate is divided by the training
+  rows' mean squared norm, so ``learning_rate`` is the step for rows of unit
+  norm, as linjax's featuriser and those vectorisers give.
 
 Prediction takes the kind ``fit`` saw. Anything else gets scikit-learn's
 errors (`validate_data`, `check_classification_targets`, `check_is_fitted`);
@@ -28,18 +32,33 @@ the parameter. The mapping (estimator parameter -> option field; it lives
 in `linjax.estimator_options`):
 
   lowercase, tokenizer, ngrams, buckets, min_count, max_vocab, min_df,
-  shape_ngrams, weighting, normalize  -> FeaturizerOptions (texts only)
+  shape_ngrams, weighting, normalize, hash -> FeaturizerOptions (texts only)
   optimizer -> OptimizerOptions.name; learning_rate, schedule, momentum,
   warmup_fraction, decay_rate, weight_decay, clip_norm -> OptimizerOptions
   batch_size, token_budget, docs_per_step, epochs, max_steps, l2, update
   -> TrainOptions;
-  random_state -> TrainOptions.seed
+  random_state -> TrainOptions.seed;
+  tol, n_iter_no_change, min_steps, standardize -> the estimator's own
+  `EstimatorOptions`.
 
-Left out: early stopping (``fit`` carves no validation split), checkpoints
-(no directory), ``train.steps_per_call`` and ``train.max_host_mb`` (speed
-and memory, not results) and ``train.loss``, which ``y`` decides.
-``class_weight`` is the estimator's own (dicts too), applied through
-``sample_weight`` (``train.class_weight`` stays 'none').
+Left out: early stopping on a validation split (``fit`` carves none),
+checkpoints (no directory), ``train.steps_per_call`` and
+``train.max_host_mb`` (speed and memory, not results) and ``train.loss``,
+which ``y`` decides. ``class_weight`` is the estimator's own (dicts too),
+applied through ``sample_weight`` (``train.class_weight`` stays 'none').
+
+How long `fit` trains (`linjax.estimator_convergence`), scikit-learn's
+``max_iter``/``tol``/``n_iter_no_change`` as a plan plus a stop: it plans
+``epochs`` passes, fewer on a large training set (``max_steps``: a pass
+counts ``max(N / batch_size, entries / token_budget)`` steps), more on a
+small one (as many as reach ``min_steps`` steps); the learning-rate
+schedule spans the plan. It stops earlier, as SGDClassifier does, once the
+training loss (each pass's mean step loss) has failed ``n_iter_no_change``
+passes in a row to fall below the best so far minus ``tol``. The shared
+corpora's texts take their ``epochs`` as before (their 8 passes are over
+1,000 steps); scikit-learn's toy sets 8 (digits: 1,437 rows, 171 steps a
+pass) to about 190 passes (iris: 120 rows, 4 steps a pass, plan 267), all
+but digits ending by ``tol``.
 
 Multi-label: a 2-D 0/1 ``y`` [N, C] (scikit-learn's multilabel-indicator,
 dense or sparse, as `OneVsRestClassifier` takes it) trains the sigmoid loss,
@@ -55,7 +74,13 @@ sum(W ** 2)`` with ``s_i`` = ``sample_weight[i] * class_weight[y_i]``;
 with ``sample_weight``, as `sklearn.utils.class_weight.compute_class_weight`).
 With the same weights, scikit-learn's ``LogisticRegression(C=1 / (2 * l2 *
 N))`` minimises the same objective (C = 1 / (l2 * N) for two classes, whose
-single coefficient vector is our ``W[:, 1] - W[:, 0]``).
+single coefficient vector is our ``W[:, 1] - W[:, 0]``) on texts, sparse or
+already standardised columns; with ``standardize`` the penalty is on the
+standardised columns' weights.
+
+Pickling (``pickle``, ``joblib``) stores the compact model, about the size
+of `linjax.saved_model.save`'s files, not W's zeros
+(`linjax.estimator_state`).
 """
 
 from __future__ import annotations
@@ -74,20 +99,29 @@ except ImportError as e:  # pragma: no cover
   raise ImportError('linjax.estimator needs scikit-learn >= 1.6: pip install '
                     'scikit-learn') from e
 
+from linjax import estimator_scaling as scaling
 from linjax.engine import training as engine
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
 from linjax.engine.scoring import predict_logits
+from linjax.estimator_convergence import planned_passes
+from linjax.estimator_convergence import ToleranceStop
 from linjax.estimator_inputs import features_of
+from linjax.estimator_inputs import fit_features
 from linjax.estimator_inputs import is_multilabel_indicator
 from linjax.estimator_inputs import multilabel_targets
 from linjax.estimator_inputs import sample_weights
 from linjax.estimator_inputs import targets
+from linjax.estimator_options import checked_step
+from linjax.estimator_options import EstimatorOptions
 from linjax.estimator_options import estimator_options
+from linjax.estimator_state import compact_state
+from linjax.estimator_state import full_state
 from linjax.text.csr import CsrFeatures
 from linjax.text.featurizer_options import FeaturizerOptions
 
 _F, _O, _T = FeaturizerOptions(), OptimizerOptions(), TrainOptions()
+_E = EstimatorOptions()
 
 
 class LinjaxClassifier(ClassifierMixin, BaseEstimator):
@@ -95,7 +129,7 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
 
   Args:
     lowercase, tokenizer, ngrams, buckets, min_count, max_vocab, min_df,
-      shape_ngrams, weighting, normalize: the featuriser of texts
+      shape_ngrams, weighting, normalize, hash: the featuriser of texts
       (`linjax.text.FeaturizerOptions`; unused for a feature matrix).
     optimizer: sgd | adagrad | adam.
     learning_rate, schedule, momentum, warmup_fraction, decay_rate,
@@ -104,10 +138,21 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     token_budget: feature slots per step (the static step shape).
     docs_per_step: raise the step's slots so that a step of long documents
       holds about this many (`TrainOptions.docs_per_step`; 0: off).
-    epochs: passes over the data in `fit` at most (`partial_fit` makes one).
-    max_steps: `fit` stops after the pass that reaches this many steps
-      (`TrainOptions.max_steps`; 0: always ``epochs`` passes).
-    l2: the penalty ``l2 * sum(W ** 2)`` on the mean loss (bias unpenalised).
+    epochs: passes `fit` plans (`partial_fit` makes one), fewer by
+      ``max_steps``, more by ``min_steps`` (see the module docstring).
+    max_steps: fewer passes than ``epochs`` where they would take more
+      steps than this (`TrainOptions.max_steps`; 0: off).
+    min_steps: more passes than ``epochs`` where they would take fewer
+      steps than this (0: off).
+    tol, n_iter_no_change: `fit` stops once the training loss has failed
+      ``n_iter_no_change`` passes in a row to fall below the best so far
+      minus ``tol`` (SGDClassifier's rule; tol=None: never early).
+    standardize: standardise the columns of a dense feature matrix (the
+      model is folded back onto the raw columns).
+    l2: the penalty ``l2 * sum(W ** 2)`` on the mean loss (bias
+      unpenalised). 'auto': ``1 / (2 N)`` on standardised columns (N rows:
+      LogisticRegression's default C=1), else 0 (texts, sparse matrices,
+      and `partial_fit`).
     update: auto | sparse | dense row updates.
     random_state: int seed of the document order (None or a RandomState:
       a seed drawn from it, as scikit-learn does).
@@ -121,23 +166,29 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     coef_, intercept_: scikit-learn's layout: [C, F] and [C], or for two
       classes [1, F] and [1] (class 1 minus class 0).
     featurizer_: the fitted Featurizer, or None for a feature matrix.
+    scaling_: a feature matrix's `NumericScaling` (column means and scales,
+      step factor), or None for texts.
     n_features_in_ (feature_names_in_): F of a feature matrix (its columns).
-    n_iter_: epochs run by the last call.
-    fit_result_: the engine's FitResult of the last call (history, timings).
+    n_iter_: passes run by the last call.
+    fit_result_: the engine's FitResult of the last call (history, timings;
+      its ``params`` is None: the model is ``params_``).
   """
 
   def __init__(self, *, lowercase=_F.lowercase, tokenizer=_F.tokenizer,
                ngrams=_F.ngrams, buckets=_F.buckets, min_count=_F.min_count,
                max_vocab=_F.max_vocab, min_df=_F.min_df,
                shape_ngrams=_F.shape_ngrams, weighting=_F.weighting,
-               normalize=_F.normalize, optimizer=_O.name,
+               normalize=_F.normalize, hash=_F.hash, optimizer=_O.name,
                learning_rate=_O.learning_rate, schedule=_O.schedule,
                momentum=_O.momentum, warmup_fraction=_O.warmup_fraction,
                decay_rate=_O.decay_rate, weight_decay=_O.weight_decay,
                clip_norm=_O.clip_norm, batch_size=_T.batch_size,
                token_budget=_T.token_budget, docs_per_step=_T.docs_per_step,
-               epochs=_T.epochs, max_steps=_T.max_steps, l2=_T.l2,
-               update=_T.update_path, random_state=_T.seed, class_weight=None):
+               epochs=_T.epochs, max_steps=_T.max_steps,
+               min_steps=_E.min_steps, tol=_E.tol,
+               n_iter_no_change=_E.n_iter_no_change, l2='auto',
+               update=_T.update_path, random_state=_T.seed,
+               standardize=_E.standardize, class_weight=None):
     self.lowercase = lowercase
     self.tokenizer = tokenizer
     self.ngrams = ngrams
@@ -148,6 +199,7 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     self.shape_ngrams = shape_ngrams
     self.weighting = weighting
     self.normalize = normalize
+    self.hash = hash
     self.optimizer = optimizer
     self.learning_rate = learning_rate
     self.schedule = schedule
@@ -161,13 +213,23 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     self.docs_per_step = docs_per_step
     self.epochs = epochs
     self.max_steps = max_steps
+    self.min_steps = min_steps
+    self.tol = tol
+    self.n_iter_no_change = n_iter_no_change
     self.l2 = l2
     self.update = update
     self.random_state = random_state
+    self.standardize = standardize
     self.class_weight = class_weight
 
   def __sklearn_is_fitted__(self) -> bool:
     return hasattr(self, 'params_')
+
+  def __getstate__(self):
+    return compact_state(super().__getstate__())
+
+  def __setstate__(self, state):
+    super().__setstate__(full_state(state))
 
   def __sklearn_tags__(self):
     tags = super().__sklearn_tags__()
@@ -190,19 +252,19 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     Returns:
       self.
     """
-    features, optimizer, training = estimator_options(self)
+    features, optimizer, training, own = estimator_options(self)
     for attr in ('classes_', 'params_', 'fit_result_', 'n_iter_',
-                 'multilabel_'):
+                 'multilabel_', 'scaling_'):
       self.__dict__.pop(attr, None)
-    x = features_of(self, X, features)
+    x = fit_features(self, X, features, training, sample_weight,
+                     own.standardize)
     Y = multilabel_targets(self, y, x.num_docs)
     self.multilabel_ = Y is not None
     if self.multilabel_:
       self.classes_ = np.arange(Y.shape[1])
       weights = sample_weights(self, sample_weight, np.zeros(Y.shape[0], int))
       return self._train(x, Y, weights, optimizer,
-                         dataclasses.replace(training, loss='sigmoid'),
-                         init=None)
+                         dataclasses.replace(training, loss='sigmoid'), own)
     y = targets(self, y, x.num_docs)
     classes, y_index = np.unique(y, return_inverse=True)
     if classes.shape[0] < 2:
@@ -210,7 +272,7 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
                        f'y holds one class: {classes[0]!r}.')
     self.classes_ = classes
     weights = sample_weights(self, sample_weight, y_index)
-    return self._train(x, y_index, weights, optimizer, training, init=None)
+    return self._train(x, y_index, weights, optimizer, training, own)
 
   def partial_fit(self, X, y, classes=None, sample_weight=None):
     """One epoch over a batch, from the current parameters (SGD's contract).
@@ -221,10 +283,12 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     reuse it as it is (a vocabulary, the IDF and min_df come from the first
     batch only). With hashing (``buckets`` > 0), ``weighting`` tf or binary
     and ``min_df=1`` it learns nothing from that batch: every batch is then
-    featurised exactly as by a fixed hashing featuriser. Batches of the same
-    sizes reuse the compiled program; the optimiser's state (momentum,
-    Adagrad, Adam) and the learning-rate schedule restart with each call, so
-    ``schedule='constant'`` keeps the rate steady across batches.
+    featurised exactly as by a fixed hashing featuriser. A feature matrix's
+    standardisation and step likewise come from the first batch. Batches
+    of the same sizes reuse the compiled program; the optimiser's state
+    (momentum, Adagrad, Adam) and the learning-rate schedule restart with
+    each call, so ``schedule='constant'`` keeps the rate steady across
+    batches. ``tol`` and ``min_steps`` do not apply (one pass a call).
 
     Args:
       X: a batch of N texts or a feature matrix [N, F].
@@ -235,7 +299,11 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     Returns:
       self.
     """
-    features, optimizer, training = estimator_options(self)
+    features, optimizer, training, own = estimator_options(self)
+    # One pass per call, and the step's shape fixed by token_budget (not by
+    # each batch's mean length), so every call reuses one compiled program.
+    training = dataclasses.replace(training, epochs=1, max_steps=0,
+                                   docs_per_step=0)
     first = not hasattr(self, 'params_')
     if getattr(self, 'multilabel_', False) or is_multilabel_indicator(y):
       raise ValueError(f'{type(self).__name__}.partial_fit takes single-label '
@@ -248,7 +316,8 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
       if all_classes.shape[0] < 2:
         raise ValueError(f'{type(self).__name__} needs at least two classes; '
                          f'classes holds one class: {all_classes[0]!r}.')
-      x = features_of(self, X, features)
+      x = fit_features(self, X, features, training, sample_weight,
+                       own.standardize)
       self.classes_ = all_classes
       self.multilabel_ = False
     else:
@@ -256,7 +325,7 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
           np.unique(column_or_1d(classes)), self.classes_):
         raise ValueError(f'classes={classes!r} is not the same as on the '
                          f'first call to partial_fit ({self.classes_!r}).')
-      x = features_of(self, X)
+      x = features_of(self, X, training=True)
     y = targets(self, y, x.num_docs)
     unknown = np.setdiff1d(y, self.classes_)
     if unknown.size:
@@ -264,21 +333,36 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
                        f'(classes: {self.classes_.tolist()}).')
     y_index = np.searchsorted(self.classes_, y)
     weights = sample_weights(self, sample_weight, y_index, partial=True)
-    # One pass per call, and the step's shape fixed by token_budget (not by
-    # each batch's mean length), so every call reuses one compiled program.
-    return self._train(x, y_index, weights, optimizer,
-                       dataclasses.replace(training, epochs=1, max_steps=0,
-                                           docs_per_step=0),
-                       init=None if first else self.params_)
+    return self._train(x, y_index, weights, optimizer, training, own,
+                       init=None if first else self.params_, plan=False)
 
   def _train(self, x: CsrFeatures, y_index, weights, optimizer, training,
-             init):
+             own: EstimatorOptions, init=None, plan: bool = True):
+    """Trains on ``x`` (in the training units) and keeps the raw model.
+
+    ``init`` (partial_fit's continuation) is on the raw columns; ``plan``:
+    `fit`'s passes and stop (False: ``training.epochs``, partial_fit's one).
+    """
+    numeric = getattr(self, 'scaling_', None)
+    if own.auto_l2 and plan:  # partial_fit: the data's size is unknown
+      training = dataclasses.replace(
+          training, l2=scaling.default_l2(numeric, x.num_docs))
+    optimizer = checked_step(self, optimizer, 1.0 if numeric is None
+                             else numeric.step, training.l2)
+    if numeric is not None and init is not None:
+      init = scaling.to_scaled(numeric, init)
+    stop = ToleranceStop(own.tol if plan else None, own.n_iter_no_change)
+    if plan:
+      training = planned_passes(x, training, own.min_steps)
     extra = {} if weights is None else {'sample_weight': weights}
     result = engine.fit(x, np.asarray(y_index, np.int32),
                         int(self.classes_.shape[0]), optimizer=optimizer,
-                        training=training, init=init, **extra)
-    self.fit_result_ = result
-    self.params_ = result.params
+                        training=training, init=init, callback=stop, **extra)
+    params = result.params
+    if numeric is not None:
+      params = scaling.to_raw(numeric, params)
+    self.params_ = params
+    self.fit_result_ = dataclasses.replace(result, params=None)
     self.n_iter_ = result.epochs_run
     return self
 

@@ -28,6 +28,9 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import column_or_1d
 from sklearn.utils.validation import validate_data
 
+from linjax import estimator_scaling as scaling
+from linjax.engine import training as engine
+from linjax.engine.options import TrainOptions
 from linjax.text.csr import CsrFeatures
 from linjax.text.featurizer import Featurizer
 from linjax.text.featurizer_options import FeaturizerOptions
@@ -59,21 +62,32 @@ def multilabel_targets(estimator, y, n: int) -> np.ndarray | None:
   return (Y != 0).astype(np.uint8)
 
 
+_ALL_ZERO = 'Sample weights must contain at least one non-zero number.'
+
+
+def checked_sample_weight(sample_weight, n: int) -> np.ndarray | None:
+  """float64 [N] ``sample_weight`` (a number: the same for all), or None."""
+  if sample_weight is None:
+    return None
+  if isinstance(sample_weight, numbers.Number):
+    sample_weight = np.full(n, sample_weight)
+  weights = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
+                        input_name='sample_weight')
+  if weights.shape != (n,):
+    raise ValueError(f'sample_weight.shape == {weights.shape}, '
+                     f'expected ({n},)!')
+  if (weights < 0).any():
+    raise ValueError('Negative values in data passed to sample_weight.')
+  if not weights.any():
+    raise ValueError(_ALL_ZERO)
+  return weights
+
+
 def sample_weights(estimator, sample_weight, y_index: np.ndarray,
                    partial: bool = False):
   """float32 [N] sample_weight times class_weight, or None."""
   n = y_index.shape[0]
-  weights = None
-  if sample_weight is not None:
-    if isinstance(sample_weight, numbers.Number):
-      sample_weight = np.full(n, sample_weight)
-    weights = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
-                          input_name='sample_weight')
-    if weights.shape != (n,):
-      raise ValueError(f'sample_weight.shape == {weights.shape}, '
-                       f'expected ({n},)!')
-    if (weights < 0).any():
-      raise ValueError('Negative values in data passed to sample_weight.')
+  weights = checked_sample_weight(sample_weight, n)
   if estimator.class_weight is not None:
     if partial and isinstance(estimator.class_weight, str):
       raise ValueError("class_weight 'balanced' is not supported by "
@@ -92,26 +106,57 @@ def sample_weights(estimator, sample_weight, y_index: np.ndarray,
   if weights is None:
     return None
   if not weights.any():
-    raise ValueError('Sample weights must contain at least one non-zero '
-                     'number.')
+    raise ValueError(_ALL_ZERO)
   return weights.astype(np.float32)
 
 
-def features_of(estimator, X, features: FeaturizerOptions | None = None):
-  """CsrFeatures [N, F] of X; with ``features``, (re)fits on X first."""
-  if isinstance(X, collections.abc.Iterator):
-    X = list(X)
+def fit_features(estimator, X, features: FeaturizerOptions,
+                 training: TrainOptions, sample_weight=None,
+                 standardize: bool = True) -> CsrFeatures:
+  """Fits what turns X into training features and returns them [N, F].
+
+  Texts: a `Featurizer` of ``features`` (``featurizer_``). A feature
+  matrix: its standardisation (learnt with ``sample_weight``) and step
+  factor for the steps ``training`` packs (``scaling_``, see
+  `linjax.estimator_scaling`), after scikit-learn's `validate_data`
+  (``n_features_in_``). The kind of X is decided here.
+  """
+  X = _listed(X)
+  texts = _as_texts(X)
+  for attr in ('n_features_in_', 'feature_names_in_'):
+    estimator.__dict__.pop(attr, None)
+  if texts is not None:
+    estimator.featurizer_ = Featurizer.from_options(features)
+    estimator.scaling_ = None
+    return estimator.featurizer_.fit_transform(texts)
+  estimator.featurizer_ = None
+  X = validate_data(estimator, X, accept_sparse=('csr', 'csc'),
+                    dtype=(np.float64, np.float32))
+  weights = checked_sample_weight(sample_weight, X.shape[0])
+  numeric = scaling.fit_scaling(X, weights, standardize)
+  x = _csr(scaling.apply(numeric, X))
+  estimator.scaling_ = scaling.with_step(numeric, x, _docs_per_step(
+      x, training))
+  return x
+
+
+def _docs_per_step(x: CsrFeatures, training: TrainOptions) -> float:
+  """About how many rows a training step holds (at least 1)."""
+  budget = engine.run_options(x, training).token_budget
+  mean = x.nnz / max(x.num_docs, 1)
+  return float(max(1.0, min(training.batch_size, budget / max(mean, 1.0))))
+
+
+def features_of(estimator, X, training: bool = False) -> CsrFeatures:
+  """CsrFeatures [N, F] of X, as the fitted estimator reads it.
+
+  A feature matrix is taken as given (the fitted parameters act on raw
+  columns), or with ``training`` in the units the model trains in
+  (``scaling_``, for `partial_fit`).
+  """
+  X = _listed(X)
   texts = _as_texts(X)
   name = type(estimator).__name__
-  if features is not None:  # fitting: the kind of X is decided here.
-    for attr in ('n_features_in_', 'feature_names_in_'):
-      estimator.__dict__.pop(attr, None)
-    if texts is not None:
-      estimator.featurizer_ = Featurizer.from_options(features)
-      return estimator.featurizer_.fit_transform(texts)
-    estimator.featurizer_ = None
-    return _csr(validate_data(estimator, X, accept_sparse=('csr', 'csc'),
-                              dtype=(np.float64, np.float32)))
   check_is_fitted(estimator)
   if estimator.featurizer_ is not None:
     if texts is None:
@@ -123,9 +168,11 @@ def features_of(estimator, X, features: FeaturizerOptions | None = None):
         f'{name} was fitted on a feature matrix of '
         f'{estimator.n_features_in_} columns, not on texts: fit it on texts, '
         'or put a vectorizer (e.g. TfidfVectorizer) before it in a Pipeline.')
-  return _csr(validate_data(estimator, X, reset=False,
-                            accept_sparse=('csr', 'csc'),
-                            dtype=(np.float64, np.float32)))
+  X = validate_data(estimator, X, reset=False, accept_sparse=('csr', 'csc'),
+                    dtype=(np.float64, np.float32))
+  if training and estimator.scaling_ is not None:
+    X = scaling.apply(estimator.scaling_, X)
+  return _csr(X)
 
 
 def is_multilabel_indicator(y) -> bool:
@@ -136,6 +183,11 @@ def is_multilabel_indicator(y) -> bool:
     return type_of_target(y) == 'multilabel-indicator'
   except ValueError:   # not a target at all: `targets` says why
     return False
+
+
+def _listed(X):
+  """An iterator (e.g. a generator of texts) as a list; X otherwise."""
+  return list(X) if isinstance(X, collections.abc.Iterator) else X
 
 
 def _as_texts(X) -> list | None:

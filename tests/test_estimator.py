@@ -28,6 +28,7 @@ from linjax.engine import training
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
 from linjax.estimator import LinjaxClassifier
+from linjax.estimator_options import EstimatorOptions
 from linjax.text.featurizer_options import FeaturizerOptions
 
 WORDS = {'sports': 'ball goal team match score win player coach'.split(),
@@ -50,8 +51,9 @@ def _task(n=90, seed=0, names=None):
   return texts, np.array(labels)
 
 
-FAST = dict(epochs=5, buckets=0, ngrams=1, min_df=1, shape_ngrams=0,
-            learning_rate=1.0)
+# Five passes, not the plan of min_steps (test_estimator_convergence.py).
+FAST = dict(epochs=5, min_steps=0, buckets=0, ngrams=1, min_df=1,
+            shape_ngrams=0, learning_rate=1.0)
 
 
 def _dense_problem(n=60, num_classes=3, seed=0):
@@ -62,11 +64,21 @@ def _dense_problem(n=60, num_classes=3, seed=0):
   return (X - X.mean(0)) / X.std(0), y
 
 
-def _converged(n, **kw):
-  """Full-batch SGD at a constant rate, to convergence (strongly convex)."""
+def _converged(X, **kw):
+  """Full-batch gradient descent at a constant step of 1, to convergence
+  (strongly convex), on X's raw columns (``standardize=False``): the
+  objective LogisticRegression minimises on X.
+
+  The estimator divides the learning rate by a factor from the data
+  (`linjax.estimator_scaling`); a one-pass fit reads it.
+  """
+  n = X.shape[0]
+  shape = dict(batch_size=n, token_budget=8 * n, min_steps=0,
+               standardize=kw.pop('standardize', False))
+  probe = LinjaxClassifier(epochs=1, **shape).fit(X, np.arange(n) % 2)
   return LinjaxClassifier(optimizer='sgd', schedule='constant',
-                          learning_rate=1.0, epochs=400, batch_size=n,
-                          token_budget=8 * n, **kw)
+                          learning_rate=1.0 / probe.scaling_.step,
+                          epochs=400, tol=None, **shape, **kw)
 
 
 # -- texts -------------------------------------------------------------------
@@ -203,15 +215,20 @@ def test_defaults_are_the_options_defaults():
   # Options the estimator leaves out (see linjax/estimator.py's docstring).
   # train.class_weight ('none' | 'balanced') gives way to the estimator's
   # own class_weight (None | 'balanced' | dict).
+  # train.l2 gives way to the estimator's l2='auto' (a number passes through).
   left_out = {'patience', 'metric', 'checkpoint_every', 'checkpoint_seconds',
-              'steps_per_call', 'max_host_mb', 'loss', 'class_weight'}
+              'steps_per_call', 'max_host_mb', 'loss', 'class_weight', 'l2'}
   for (cls, field), default in fields.items():
     if field in left_out:
-      assert field == 'class_weight' or field not in defaults
+      assert field in ('class_weight', 'l2') or field not in defaults
       continue
     param = renamed.get((cls, field), field)
     assert defaults.pop(param) == default, (cls, field)
-  assert defaults == {'class_weight': None}
+  own = EstimatorOptions()
+  assert defaults == {'class_weight': None, 'l2': 'auto', 'tol': own.tol,
+                      'n_iter_no_change': own.n_iter_no_change,
+                      'min_steps': own.min_steps,
+                      'standardize': own.standardize}
 
 
 def test_get_set_params_and_clone_round_trip():
@@ -262,6 +279,16 @@ def test_bad_parameters_name_the_parameter_at_fit():
        r"a dict \{label: weight\}, got 'auto'"),
       (dict(l2=1.0, learning_rate=1.0),
        r'l2 / weight_decay too large for learning_rate=1\.0'),
+      (dict(l2='none'), r"^LinjaxClassifier: l2 must be 'auto' or a number "
+       r">= 0, got 'none'$"),
+      (dict(l2=-0.5), r'^LinjaxClassifier: l2 must be >= 0, got -0\.5$'),
+      (dict(tol=-1e-3), r'^LinjaxClassifier: tol must be >= 0, got -0\.001$'),
+      (dict(n_iter_no_change=0), r'^LinjaxClassifier: n_iter_no_change must '
+       r'be >= 1, got 0$'),
+      (dict(min_steps=2.5), r'^LinjaxClassifier: min_steps must be an '
+       r'integer, got 2\.5$'),
+      (dict(standardize='yes'), r'^LinjaxClassifier: standardize must be '
+       r"True or False, got 'yes'$"),
   ]
   for params, message in cases:
     clf = LinjaxClassifier(**params)  # no validation before fit
@@ -282,11 +309,13 @@ def test_random_state_generator_draws_the_seed():
 
 
 def test_feature_matrices_dense_and_sparse_agree():
+  # Unstandardised: the same rows (a sparse X never is standardised).
   X, y = _dense_problem()
-  dense = LinjaxClassifier().fit(X, y)
+  dense = LinjaxClassifier(standardize=False).fit(X, y)
   assert dense.n_features_in_ == 4 and dense.featurizer_ is None
   for to_sparse in (sp.csr_matrix, sp.csc_matrix, sp.coo_array):
     clf = LinjaxClassifier().fit(to_sparse(X), y)
+    assert clf.scaling_.identity
     np.testing.assert_allclose(clf.predict_proba(to_sparse(X)),
                                dense.predict_proba(X), rtol=1e-6)
   with pytest.raises(ValueError, match='X has 3 features, but '
@@ -324,7 +353,7 @@ def test_sample_and_class_weights_match_logistic_regression():
                   dict(class_weight={0: 0.5, 1: 1.0, 2: 4.0}),
                   dict(class_weight='balanced', sample_weight=sw)):
     sample_weight = weights.pop('sample_weight', None)
-    ours = _converged(n, l2=l2, **weights).fit(X, y,
+    ours = _converged(X, l2=l2, **weights).fit(X, y,
                                                sample_weight=sample_weight)
     theirs = LogisticRegression(C=1 / (2 * l2 * n), tol=1e-10,
                                 max_iter=10_000, **weights)
@@ -336,7 +365,7 @@ def test_binary_weights_match_logistic_regression():
   X, y = _dense_problem(n=40, num_classes=2)
   n, l2 = 40, 0.01
   sw = np.random.default_rng(2).uniform(0.2, 3.0, size=n)
-  ours = _converged(n, l2=l2, class_weight={0: 3.0, 1: 1.0})
+  ours = _converged(X, l2=l2, class_weight={0: 3.0, 1: 1.0})
   ours.fit(X, y, sample_weight=sw)
   # Two softmax columns with L2 on both = one logistic vector with half the
   # penalty, so C doubles: C = 1 / (l2 N).
@@ -364,9 +393,9 @@ def test_sample_weight_equals_repetition_at_convergence():
   # over the repeated rows (also N), so both fits minimise one objective.
   X, y = _dense_problem(n=30)
   sw = np.tile([0, 1, 2, 1, 2, 0], 5)
-  weighted = _converged(30, l2=0.01).fit(X, y, sample_weight=sw)
-  repeated = _converged(30, l2=0.01).fit(X.repeat(sw, axis=0),
-                                         y.repeat(sw))
+  weighted = _converged(X, l2=0.01).fit(X, y, sample_weight=sw)
+  repeated = _converged(X, l2=0.01).fit(X.repeat(sw, axis=0),
+                                        y.repeat(sw))
   np.testing.assert_allclose(weighted.predict_proba(X),
                              repeated.predict_proba(X), atol=2e-4)
 
@@ -478,7 +507,7 @@ def test_multilabel_y_matches_one_vs_rest_logistic_regression():
   assert (Y.sum(1) == 0).any() and (Y.sum(1) > 1).any()
   n, l2 = Y.shape[0], 0.01
   sw = np.random.default_rng(3).uniform(0.2, 3.0, size=n)
-  ours = _converged(n, l2=l2).fit(X, Y, sample_weight=sw)
+  ours = _converged(X, l2=l2).fit(X, Y, sample_weight=sw)
   # OneVsRestClassifier is one LogisticRegression per column; fitted here
   # column by column because its fit routes no sample_weight by default.
   theirs = [LogisticRegression(C=1 / (2 * l2 * n), tol=1e-10,
@@ -501,7 +530,7 @@ def test_multilabel_y_matches_one_vs_rest_logistic_regression():
   assert pred.dtype == Y.dtype and pred.shape == Y.shape
   np.testing.assert_array_equal(pred, proba >= 0.5)
   # Unweighted, against OneVsRestClassifier itself.
-  ours = _converged(n, l2=l2).fit(X, Y)
+  ours = _converged(X, l2=l2).fit(X, Y)
   ovr = OneVsRestClassifier(LogisticRegression(
       C=1 / (2 * l2 * n), tol=1e-10, max_iter=10_000)).fit(X, Y)
   np.testing.assert_allclose(ours.predict_proba(X), ovr.predict_proba(X),
