@@ -5,6 +5,7 @@
 linjax/text/featurizer.py for the pipeline.
 """
 
+from linjax.text.bucket_contents import BucketContent
 from linjax.text.csr import CsrFeatures
 from linjax.text.featurizer import Featurizer
 from linjax.text.featurizer_options import FeaturizerOptions
@@ -13,5 +14,5 @@ from linjax.text.tokenizer import tokenize
 from linjax.text.weighting import NORMALIZATIONS
 from linjax.text.weighting import WEIGHTINGS
 
-__all__ = ('CsrFeatures', 'Featurizer', 'FeaturizerOptions', 'NORMALIZATIONS',
+__all__ = ('BucketContent', 'CsrFeatures', 'Featurizer', 'FeaturizerOptions', 'NORMALIZATIONS',
            'TOKENIZERS', 'WEIGHTINGS', 'tokenize')

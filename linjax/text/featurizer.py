@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from linjax.text import bucket_contents
 from linjax.text import csr
 from linjax.text import hashed_counts
 from linjax.text import hashed_tokens
@@ -43,6 +44,7 @@ from linjax.text.hashing import NGRAM_MULTIPLIER
 from linjax.text.hashing import hash_tokens
 from linjax.text.hashing import ngram_starts
 from linjax.text.ngram_names import NAMES_PER_BUCKET
+from linjax.text.bucket_contents import BucketContent
 from linjax.text.featurizer_options import FeaturizerOptions
 from linjax.text.tokenizer import Tokens
 from linjax.text.tokenizer import doc_lengths
@@ -78,8 +80,9 @@ class Featurizer:
   `linjax.core.errors.ConfigError` naming ``features.<setting>``.
 
   Hashing mode (``buckets > 0``) needs no fitting for ``tf``/``binary``;
-  `fit` still records, per bucket, up to `NAMES_PER_BUCKET` training strings
-  (most frequent first) for `feature_name`. Vocabulary mode (``buckets == 0``)
+  `fit` still keeps a reference to the training texts, so that
+  `bucket_names` can name the buckets asked for (the training n-grams in
+  them, most frequent first, and collisions) without fitting anything more. Vocabulary mode (``buckets == 0``)
   keeps every n-gram seen at least ``min_count`` times in training, at most
   ``max_vocab`` of them (0: all), ordered by count then string. The TF-IDF
   weightings fit the document frequencies on the training texts only.
@@ -122,9 +125,12 @@ class Featurizer:
     self._lookup: ngram_names.Lookup | None = None  # vocabulary mode.
     self._df: np.ndarray | None = None  # int64 [F] document frequencies.
     self._num_docs = 0
-    self._names: ngram_names.BucketNames | None = None  # hashing mode.
-    # Hashing mode: the training tokens, kept until a name is first needed.
-    self._pending_names: Tokens | None = None
+    # Hashing mode: the training texts (a reference, for `bucket_names`),
+    # the buckets named so far, and a model's names from before format 4.
+    self._name_texts: list[str] | None = None
+    self._named: dict[int, BucketContent] = {}
+    self._named_k = 0  # names kept per bucket in _named
+    self._old_names: ngram_names.BucketNames | None = None
 
   @classmethod
   def from_options(cls, options: FeaturizerOptions) -> Featurizer:
@@ -294,19 +300,24 @@ class Featurizer:
     self._lookup = ngram_names.build_lookup(vocab)
 
   def fit(self, texts: Sequence[str]) -> Featurizer:
-    """Learns the vocabulary or bucket names, and the IDF, from ``texts``."""
+    """Learns the vocabulary or IDF from ``texts`` (hashing mode: keeps a
+    reference to them for `bucket_names`)."""
     if self._hashes_directly:
       self._fit_texts(texts)
     else:
-      self._fit_tokens(self._tokens(texts))
+      self._fit_tokens(self._tokens(texts), texts)
     return self
 
-  def _fit_tokens(self, toks: Tokens) -> csr.CsrFeatures | None:
-    if self.hashing:
-      # Bucket names only serve explanations and saving: found on first use
-      # (`_bucket_names`), not in the time of every fit.
-      self._names, self._pending_names = None, toks
-    else:
+  def _keep_name_texts(self, texts: Sequence[str]) -> None:
+    # Bucket names serve explanations only: looked up when asked
+    # (`bucket_names`), for the buckets asked, not in the time of every fit.
+    self._name_texts = list(texts) if self.hashing else None
+    self._named, self._named_k, self._old_names = {}, 0, None
+
+  def _fit_tokens(self, toks: Tokens,
+                  texts: Sequence[str]) -> csr.CsrFeatures | None:
+    self._keep_name_texts(texts)
+    if not self.hashing:
       self._set_vocabulary(ngram_names.fit_vocabulary(
           toks, self._max_order, functools.partial(self._starts, toks),
           self.min_count, self.max_vocab))
@@ -314,8 +325,7 @@ class Featurizer:
 
   def _fit_texts(self, texts: Sequence[str]) -> csr.CsrFeatures | None:
     _check_texts(texts)
-    # The training texts, tokenised when a bucket name is first needed.
-    self._names, self._pending_names = None, list(texts)
+    self._keep_name_texts(texts)
     return self._fit_df(lambda: self._text_counts(texts))
 
   def _fit_df(self, counts_of_training) -> csr.CsrFeatures | None:
@@ -330,22 +340,12 @@ class Featurizer:
                  counts.num_docs)
     return counts
 
-  def _bucket_names(self) -> ngram_names.BucketNames | None:
-    """Hashing mode: the names of the buckets (computed once, on demand)."""
-    toks = self._pending_names
-    if toks is not None:
-      if not isinstance(toks, Tokens):
-        toks = self._tokens(toks)
-      # Passed from this module so that patching text.NAMES_PER_BUCKET works.
-      self._names = ngram_names.fit_bucket_names(
-          toks, self._max_order, functools.partial(self._starts, toks),
-          self.buckets, NAMES_PER_BUCKET)
-      self._pending_names = None
-    return self._names
-
   def __getstate__(self):
-    self._bucket_names()  # pickle names, not the training tokens
-    return self.__dict__
+    # The buckets named so far travel; the training texts do not (a pickle
+    # of a model should not hold its corpus): ask `bucket_names` first.
+    state = dict(self.__dict__)
+    state['_name_texts'] = None
+    return state
 
   def _set_df(self, df: np.ndarray, num_docs: int) -> None:
     self._df = df.astype(np.int64)
@@ -394,33 +394,90 @@ class Featurizer:
       return self._weigh(self._text_counts(texts) if counts is None
                          else counts)
     toks = self._tokens(texts)
-    counts = self._fit_tokens(toks)
+    counts = self._fit_tokens(toks, texts)
     if counts is None:
       return self._transform_tokens(toks)
     return self._weigh(counts)
 
   # -- explanations --------------------------------------------------------
 
+  def bucket_names(self, feature_ids: Sequence[int],
+                   k: int = NAMES_PER_BUCKET) -> list[BucketContent]:
+    """What each feature of ``feature_ids`` stands for: a `BucketContent`.
+
+    Hashing mode: up to ``k`` of the training n-grams that fell into the
+    bucket, most frequent first (ties by string), their training counts,
+    and how many distinct ones did (``num_distinct > 1``: a collision). They
+    are looked up for the ids asked only, in one vectorised pass over the
+    training texts that `fit` kept a reference to, and cached: ask once for
+    every id you need (e.g. the top features of all classes). A featuriser
+    loaded from a saved model knows the buckets named before it was saved
+    (`to_dict` keeps those); for others it returns `bucket_contents.EMPTY`.
+    Vocabulary mode: the entry's n-gram (counts unknown).
+
+    Args:
+      feature_ids: int [K] ids in [0, F).
+      k: names per bucket, >= 1.
+
+    Returns:
+      K `BucketContent`, in the order of ``feature_ids``.
+    """
+    ids = [int(i) for i in np.asarray(feature_ids).reshape(-1).tolist()]
+    for i in ids:
+      if not 0 <= i < self.num_features:
+        raise ValueError(f'feature id {i} is outside [0, '
+                         f'{self.num_features})')
+    if k < 1:
+      raise ValueError(f'bucket_names: k must be >= 1, got {k}')
+    if not self.hashing:
+      return [BucketContent((self._vocab[i],), (), 1) for i in ids]
+    missing = [i for i in dict.fromkeys(ids)
+               if i not in self._named or k > self._named_k]
+    if missing and self._name_texts is not None:
+      self._named.update(self._look_up_buckets(missing, max(k, self._named_k)))
+      self._named_k = max(k, self._named_k)
+    out = []
+    for i in ids:
+      content = self._named.get(i)
+      if content is None and self._old_names is not None:
+        content = _old_bucket_content(self._old_names, i)
+      content = content or bucket_contents.EMPTY
+      out.append(BucketContent(content.names[:k], content.counts[:k],
+                               content.num_distinct))
+    return out
+
+  def _look_up_buckets(self, ids: list[int],
+                       k: int) -> dict[int, BucketContent]:
+    """`BucketContent` of ``ids`` from the training texts (one pass)."""
+    tally = bucket_contents.Tally(self.buckets, ids,
+                                  hashed_tokens.SHAPE_HASHES[self.hash])
+    texts = self._name_texts
+    if self._hashes_directly:
+      parts = bucket_contents.hashed_parts(
+          texts, self.lowercase, tally.wants_shapes(self.shape_ngrams),
+          self.hash, hashed_counts.CHUNK_CHARS)
+    else:
+      parts = [bucket_contents.token_part(self._tokens(texts),
+                                          self.shape_ngrams > 0)]
+    for part in parts:
+      tally.add(part, self.ngrams, self.shape_ngrams)
+    return tally.contents(ids, k)
+
   def feature_name(self, feature_id: int) -> str:
     """The n-gram string of a feature id.
 
-    A hash bucket reads as the training strings seen in it joined with
-    ``' | '`` (most frequent first), or ``'<bucket 123>'`` if none.
+    A hash bucket reads as its `bucket_names` joined with ``' | '`` (most
+    frequent first), or ``'<bucket 123>'`` if none is known. Each call
+    for a bucket not named yet looks through the training texts: for many
+    ids use `feature_names` (one look for all).
     """
-    feature_id = int(feature_id)
-    if not 0 <= feature_id < self.num_features:
-      raise ValueError(f'feature id {feature_id} is outside [0, '
-                       f'{self.num_features})')
-    if not self.hashing:
-      return self._vocab[feature_id]
-    name = None
-    if self._bucket_names() is not None:
-      name = ngram_names.bucket_name(self._names, feature_id)
-    return f'<bucket {feature_id}>' if name is None else name
+    return self.feature_names([feature_id])[0]
 
   def feature_names(self, feature_ids: Sequence[int]) -> list[str]:
-    """`feature_name` of each id in ``feature_ids``."""
-    return [self.feature_name(i) for i in np.asarray(feature_ids).tolist()]
+    """`feature_name` of each id in ``feature_ids`` (one `bucket_names`)."""
+    ids = np.asarray(feature_ids).reshape(-1).tolist()
+    return [' | '.join(c.names) if c.names else f'<bucket {i}>'
+            for i, c in zip(ids, self.bucket_names(ids))]
 
   def analyze(self, text: str) -> list[tuple[str, int, float]]:
     """Explains one document: (n-gram string, feature id, final weight).
@@ -455,21 +512,33 @@ class Featurizer:
     """JSON-serialisable state; `from_dict` featurises identically.
 
     IDF is stored as sparse document frequencies (``ids``, ``counts``,
-    ``num_docs``) from which the idf vector is recomputed exactly. Bucket
-    names are a token table, the bucket of each name, and the names' token
-    indices row-major [K, max(ngrams, shape_ngrams)] (-1 pads shorter n-grams).
+    ``num_docs``) from which the idf vector is recomputed exactly.
+    ``named_buckets`` holds the `bucket_names` of the buckets named so far
+    (only those: name what a reader of the model needs, e.g. the top
+    features, before saving): ``ids``, ``names``, ``counts``,
+    ``num_distinct`` and ``k``. ``bucket_names`` is a model's from before
+    format version 4 (every bucket's names, kept as loaded): a token table,
+    the bucket of each name, and the names' token indices row-major
+    [K, max(ngrams, shape_ngrams)] (-1 pads shorter n-grams).
     """
     d: dict[str, Any] = {'type': 'linjax.text.Featurizer', 'version': 2,
                          'settings': self.settings, 'fitted': self._fitted,
                          'vocabulary': self._vocab, 'document_frequency': None,
-                         'bucket_names': None}
+                         'bucket_names': None, 'named_buckets': None}
     if self._df is not None:
       nonzero = np.flatnonzero(self._df)
       d['document_frequency'] = {'num_docs': self._num_docs,
                                  'ids': nonzero.tolist(),
                                  'counts': self._df[nonzero].tolist()}
-    if self._bucket_names() is not None:
-      d['bucket_names'] = ngram_names.bucket_names_to_dict(self._names)
+    if self._old_names is not None:  # as loaded, for a converted model
+      d['bucket_names'] = ngram_names.bucket_names_to_dict(self._old_names)
+    if self._named:
+      ids = sorted(self._named)
+      d['named_buckets'] = {
+          'ids': ids, 'k': self._named_k,
+          'names': [list(self._named[i].names) for i in ids],
+          'counts': [list(self._named[i].counts) for i in ids],
+          'num_distinct': [self._named[i].num_distinct for i in ids]}
     return d
 
   @classmethod
@@ -492,9 +561,17 @@ class Featurizer:
       dense[np.asarray(df['ids'], np.int64)] = df['counts']
       featurizer._set_df(dense, df['num_docs'])
     names = d.get('bucket_names')
-    if names is not None:
-      featurizer._names = ngram_names.bucket_names_from_dict(
+    if names is not None:  # every bucket's, without counts (before format 4)
+      featurizer._old_names = ngram_names.bucket_names_from_dict(
           names, featurizer._max_order)
+    named = d.get('named_buckets')
+    if named is not None:
+      featurizer._named = {
+          int(i): BucketContent(tuple(map(str, n)), tuple(map(int, c)),
+                                int(m))
+          for i, n, c, m in zip(named['ids'], named['names'],
+                                named['counts'], named['num_distinct'])}
+      featurizer._named_k = int(named['k'])
     return featurizer
 
   def save(self, path) -> None:
@@ -511,3 +588,14 @@ class Featurizer:
   def __repr__(self) -> str:
     args = ', '.join(f'{k}={v!r}' for k, v in self._settings.items())
     return f'Featurizer({args})'
+
+
+def _old_bucket_content(names: ngram_names.BucketNames,
+                        bucket: int) -> BucketContent | None:
+  """A bucket's names as a model saved before format 4 kept them (no counts;
+  at least as many distinct n-grams as names)."""
+  name = ngram_names.bucket_name(names, bucket)
+  if name is None:
+    return None
+  listed = tuple(name.split(' | '))
+  return BucketContent(listed, (), len(listed))
