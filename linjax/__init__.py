@@ -38,6 +38,11 @@ _PUBLIC = {
     'per_example_loss': ('linjax.core.losses', 'per_example_loss'),
     'l2_penalty': ('linjax.core.losses', 'l2_penalty'),
     'objective': ('linjax.core.losses', 'objective'),
+    # the table of losses: a user's own loss (README "Your own loss")
+    'Loss': ('linjax.core.losses', 'Loss'),
+    'get_loss': ('linjax.core.losses', 'get_loss'),
+    'register_loss': ('linjax.core.losses', 'register_loss'),
+    'loss_names': ('linjax.core.losses', 'loss_names'),
     'manual_grad': ('linjax.core.gradients', 'manual_grad'),
     'numerical_grad': ('linjax.core.gradients', 'numerical_grad'),
     'check_grad': ('linjax.core.gradients', 'check_grad'),

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from linjax.core import losses
+
 DEFAULT_THRESHOLD = 0.5   # a multi-label model saved without its own
 
 
@@ -26,7 +28,11 @@ class SavedModel:
   label_map: `linjax.data.LabelMap` with C names.
   config: the training config as a plain dict.
   meta: the whole manifest (versions, shapes, checksums, digest, extra).
-  loss: 'softmax' (one class per document) or 'sigmoid' (multi-label).
+  loss: the name of the loss that trained it, in the table of losses
+    (linjax/core/losses.py): 'softmax' (one class per document), 'sigmoid'
+    (multi-label), 'hinge', ... or a user's 'MODULE:NAME'. `loss_entry` is
+    its `Loss`: its label kind says whether the model is multi-label, its
+    probability map how scores become probabilities.
   """
 
   params: Any
@@ -37,6 +43,17 @@ class SavedModel:
   loss: str = 'softmax'
 
   @property
+  def loss_entry(self) -> losses.Loss:
+    """The `losses.Loss` of `loss` (its table entry)."""
+    return losses.get_loss(self.loss)
+
+  @property
+  def multi_label(self) -> bool:
+    """Whether the model gives each text a set of labels (a multi-label
+    loss such as sigmoid) rather than one."""
+    return self.loss_entry.multi_label
+
+  @property
   def precision(self) -> str:
     """How W was stored: float32 | float16 | int8 (float32 before v3)."""
     return self.meta.get('weights', {}).get('precision', 'float32')
@@ -44,21 +61,29 @@ class SavedModel:
   def predict_proba(self, texts) -> np.ndarray:
     """float32 [N, C] class probabilities of raw ``texts`` (N strings).
 
-    Softmax rows sum to 1; with the sigmoid loss each column is that label's
-    own probability.
+    The probability map of the model's loss: softmax rows sum to 1; with the
+    sigmoid loss each column is that label's own probability.
+
+    Raises:
+      ValueError: the loss has no probabilities (a margin loss, e.g. hinge:
+        use `decision_function` or `predict`).
     """
     from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
-    x = self.featurizer.transform(texts)
-    if self.loss == 'sigmoid':
-      z = np.asarray(scoring.predict_logits(self.params, x), np.float64)
-      return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)
-    return np.asarray(scoring.predict_proba(self.params, x))
+    return np.asarray(scoring.predict_proba(
+        self.params, self.featurizer.transform(texts), loss=self.loss))
+
+  def decision_function(self, texts) -> np.ndarray:
+    """float32 [N, C] scores ``x W + b`` of raw ``texts`` (any loss)."""
+    from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
+    return np.asarray(scoring.predict_logits(
+        self.params, self.featurizer.transform(texts)))
 
   @property
   def threshold(self) -> float | None:
     """A multi-label model's threshold: the one saved with it (the runner
-    tunes it on validation, ``extra.threshold``) or 0.5; None for softmax."""
-    if self.loss != 'sigmoid':
+    tunes it on validation, ``extra.threshold``) or 0.5; None for a model
+    of one label per text."""
+    if not self.multi_label:
       return None
     value = ((self.meta or {}).get('extra') or {}).get('threshold')
     return DEFAULT_THRESHOLD if value is None else float(value)
@@ -66,16 +91,19 @@ class SavedModel:
   def predict(self, texts) -> list:
     """The model's prediction for each of the N ``texts``.
 
-    Softmax: the most probable label name (a str). Sigmoid (multi-label):
+    One label per text (softmax, hinge, ...): the best-scored label name (a
+    str). Multi-label (sigmoid):
     the document's label set, `predict_sets` with the saved threshold, a
     tuple of names (maybe empty), best first; what a tag model predicts,
     as scikit-learn's one-vs-rest ``predict`` gives label sets, never one
     forced label. For the single best tag use ``predict_sets(texts,
     threshold=0, top_k=1)``.
     """
-    if self.loss == 'sigmoid':
+    if self.multi_label:
       return self.predict_sets(texts)
-    return self.label_map.decode(np.argmax(self.predict_proba(texts), axis=1))
+    scores = (self.predict_proba(texts) if self.loss_entry.has_probabilities
+              else self.decision_function(texts))
+    return self.label_map.decode(np.argmax(scores, axis=1))
 
   def predict_sets(self, texts, threshold: float | None = None,
                    top_k: int | None = None) -> list[tuple[str, ...]]:
@@ -93,7 +121,7 @@ class SavedModel:
       N tuples of label names; empty where no label reaches the threshold.
     """
     from linjax.analysis import multilabel_metrics  # pylint: disable=g-import-not-at-top
-    if self.loss != 'sigmoid':
+    if not self.multi_label:
       raise ValueError("predict_sets needs a multi-label model (loss "
                        f"'sigmoid'); this one was trained with {self.loss!r}:"
                        ' use predict (one label per text) or predict_proba.')

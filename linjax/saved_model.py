@@ -19,7 +19,9 @@ same test accuracy (BUILD_NOTES).
 
   format: "linjax.saved_model"      format_version: 4
   linjax_version: "0.1.0"           created: ISO-8601 UTC time
-  loss: "softmax" (or "sigmoid", multi-label)
+  loss: "softmax", "sigmoid" (multi-label), any name of the table of losses
+        (linjax/core/losses.py) or a user's "MODULE:NAME"; `load` finds it
+        in the table (importing MODULE) or fails naming it
   weights: {"shape": [F, C], "rows": R, "precision": "int8",
             "int8_scale": "row"}
   arrays: {"file": "arrays.safetensors", "bytes": n, "sha256": "...",
@@ -74,6 +76,7 @@ from linjax import compact_model
 from linjax import model_digest
 from linjax import model_file_checks
 from linjax import tensor_file
+from linjax.core import losses
 from linjax.loaded_model import SavedModel
 from linjax.model_digest import KEY_ENV  # pylint: disable=unused-import
 from linjax.model_digest import ModelFileError
@@ -82,7 +85,6 @@ from linjax.model_file_checks import FORMAT
 from linjax.model_file_checks import MANIFEST
 
 FORMAT_VERSION = 4  # 4: the featurizer records its token hash (poly64).
-LOSSES = ('softmax', 'sigmoid')
 PRECISIONS = compact_model.PRECISIONS
 
 
@@ -157,7 +159,7 @@ def _replace_dir(tmp: pathlib.Path, path: pathlib.Path) -> None:
 
 
 def save(path, params, featurizer, label_map, config=None,
-         extra: dict | None = None, loss: str = 'softmax',
+         extra: dict | None = None, loss='softmax',
          precision: str = 'float32', int8_scale: str = 'row'
          ) -> pathlib.Path:
   """Writes a model directory at ``path`` atomically (replacing any old one).
@@ -169,7 +171,13 @@ def save(path, params, featurizer, label_map, config=None,
     label_map: LabelMap (or a list of C names) mapping class ids to names.
     config: the training config (ConfigDict, options or dict), as JSON.
     extra: any JSON-able dict to keep alongside (e.g. the run's results).
-    loss: 'softmax' or 'sigmoid' (multi-label), how the scores are read.
+    loss: the loss that trained it: a name of the table of losses
+      (linjax/core/losses.py), a ``MODULE:NAME``, a function or a `Loss`;
+      its name is recorded (how the scores are read).
+
+  Raises:
+    ValueError: a bad argument (nothing is written).
+    linjax.core.losses.LossNotFound: ``loss`` is not in the table.
     precision: how W's non-zero rows are stored: 'float32' (exact),
       'float16' or 'int8' (see linjax/compact_model.py); b stays float32.
     int8_scale: 'row' or 'column', the int8 scales' axis.
@@ -192,8 +200,7 @@ def save(path, params, featurizer, label_map, config=None,
   if featurizer.num_features != W.shape[0]:
     raise ValueError(f'save: featurizer has {featurizer.num_features} '
                      f'features but W has {W.shape[0]} rows.')
-  if loss not in LOSSES:
-    raise ValueError(f'save: loss must be one of {LOSSES}, got {loss!r}.')
+  loss = losses.get_loss(loss).name
   compact_model.check_precision(precision, int8_scale)
   arrays = compact_model.compress_weights(W, precision, int8_scale)
   arrays['b'] = b
@@ -275,9 +282,14 @@ def load(path) -> SavedModel:
     raise ModelFileError(f'{manifest_file}: W {W.shape} and b {b.shape} do '
                          f'not form a [F, C], [C] model')
   labels, loss = manifest['labels'], manifest['loss']
-  if loss not in LOSSES:
-    raise ModelFileError(f'{manifest_file}: unknown loss {loss!r}, expected '
-                         f'one of {LOSSES}')
+  if not isinstance(loss, str):
+    raise ModelFileError(f'{manifest_file}: loss must be a name, got '
+                         f'{loss!r}')
+  try:
+    losses.get_loss(loss)
+  except losses.LossNotFound as e:
+    raise ModelFileError(f'{manifest_file}: the model was trained with loss '
+                         f'{loss!r}, which cannot be found here: {e}') from None
   if not isinstance(labels, list) or not all(isinstance(n, str)
                                              for n in labels):
     raise ModelFileError(f'{manifest_file}: labels must be a list of strings')

@@ -16,7 +16,7 @@ BAD = [
     ('train.epochs', 0, 'must be >= 1, got 0'),
     ('train.l2', -0.1, 'must be >= 0'),
     ('train.patience', -1, 'must be >= 0'),
-    ('optimizer.name', 'adamw2', "one of 'sgd', 'adagrad', 'adam'"),
+    ('optimizer.name', 'adamw2', "unknown optimizer 'adamw2'; known: sgd, adagrad, adam"),
     ('optimizer.schedule', 'sawtooth', 'must be one of'),
     ('features.weighting', 'bm25', 'must be one of'),
     ('features.tokenizer', 'bpe', 'must be one of'),

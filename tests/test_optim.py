@@ -116,18 +116,23 @@ class RowStateTest(chex.TestCase):
 
     @self.variant
     def roundtrip(state):
-      rows = optim.gather_state_rows(state, ids)
+      rows = optim.gather_state_rows(state, ids, params.W.shape)
       rows = jax_tree_add(rows, 1.0)
-      return optim.scatter_state_rows(state, rows, ids)
+      return optim.scatter_state_rows(state, rows, ids, params.W.shape)
 
     out = roundtrip(state)
     mu = np.asarray(out[0].mu.W)
     np.testing.assert_array_equal(mu[[1, 3]], 1.0)
     np.testing.assert_array_equal(mu[[0, 2, 4]], 0.0)
     np.testing.assert_array_equal(out[0].mu.b, 1.0)   # dense leaf: replaced
-    self.assertTrue(cfg.has_row_state)
-    self.assertTrue(opt_config(momentum=0.5).has_row_state)
-    self.assertFalse(opt_config().has_row_state)
+    self.assertTrue(optim.has_row_state(cfg))
+    self.assertTrue(optim.has_row_state(opt_config(momentum=0.5)))
+    self.assertFalse(optim.has_row_state(opt_config()))
+    # Found from the state tree, whatever the name: a clipped plain SGD has
+    # no row state, Lion and AdaBelief have theirs.
+    self.assertFalse(optim.has_row_state(opt_config(clip_norm=1.0)))
+    self.assertTrue(optim.has_row_state(opt_config(name='lion')))
+    self.assertTrue(optim.has_row_state(opt_config(name='adabelief')))
 
 
 def jax_tree_add(tree, v):

@@ -382,7 +382,9 @@ DAMAGE = [
      'duplicate label names'),
     (_sealed(_set('labels', ['a', 3, 'b'])), MODEL_JSON,
      'labels must be a list of strings'),
-    (_sealed(_set('loss', 'hinge')), MODEL_JSON, "unknown loss 'hinge'"),
+    (_sealed(_set('loss', 'no_such_loss')), MODEL_JSON,
+     "trained with loss 'no_such_loss', which cannot be found here: unknown "
+     "loss 'no_such_loss'"),
     (_sealed(lambda m: m['arrays'].update(file='../x.safetensors')),
      MODEL_JSON, "bad file entry for array 'arrays.safetensors'"),
     (_sealed(_set_ngrams(0)), MODEL_JSON, 'bad featurizer: features.ngrams'),
@@ -478,8 +480,10 @@ def test_sigmoid_loss_scores_each_label(tmp_path):
   want = 1 / (1 + np.exp(-_scores(params, featurizer, QUERIES)))
   np.testing.assert_allclose(loaded.predict_proba(QUERIES), want, rtol=1e-5,
                              atol=1e-6)
-  with pytest.raises(ValueError, match='loss must be one of'):
-    saved_model.save(tmp_path / 'm2', params, featurizer, 'abc', loss='hinge')
+  with pytest.raises(ValueError, match="unknown loss 'no_such_loss'"):
+    saved_model.save(tmp_path / 'm2', params, featurizer, 'abc',
+                     loss='no_such_loss')
+  assert not (tmp_path / 'm2').exists()
 
 
 def _reference_sets(proba, names, threshold, top_k=None):

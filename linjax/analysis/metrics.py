@@ -195,7 +195,8 @@ def expected_calibration_error(y_true, proba, num_bins: int = 15) -> float:
 
 
 def classification_report(y_true, proba, label_names=None,
-                          zero_division: float = 0.0) -> dict:
+                          zero_division: float = 0.0,
+                          probabilities: bool = True) -> dict:
   """Everything at once, JSON-ready: the runners' evaluation summary.
 
   Args:
@@ -203,6 +204,8 @@ def classification_report(y_true, proba, label_names=None,
     proba: float [N, C] predicted probabilities (predictions are the argmax).
     label_names: C names (default: '0'..'C-1').
     zero_division: see module docstring.
+    probabilities: False when ``proba`` are scores of a margin loss (hinge):
+      log_loss and ece are then None.
 
   Returns:
     dict with accuracy, macro_precision, macro_recall, macro_f1 (over the
@@ -228,8 +231,9 @@ def classification_report(y_true, proba, label_names=None,
       macro_f1=_macro(prf['f1'], present),
       absent_classes=[names[c] for c in range(num_classes)
                       if prf['support'][c] == 0],
-      log_loss=log_loss(y_true, proba),
-      ece=expected_calibration_error(y_true, proba),
+      log_loss=log_loss(y_true, proba) if probabilities else None,
+      ece=(expected_calibration_error(y_true, proba) if probabilities
+           else None),
       confusion_matrix=confusion_matrix(y_true, y_pred, num_classes).tolist(),
       per_class=[dict(label=names[c], precision=float(prf['precision'][c]),
                       recall=float(prf['recall'][c]), f1=float(prf['f1'][c]),

@@ -26,6 +26,7 @@ import sys
 import types
 from typing import NamedTuple
 
+from linjax.core import losses
 from linjax.core.errors import Checker
 from linjax.core.errors import ConfigError
 from linjax.core.errors import is_number
@@ -159,9 +160,14 @@ def _runner_problems(config) -> list:
     d.fail('label_separator', 'must be a non-empty string', separator)
   loss = config['train'].get('loss', 'softmax') if 'train' in config else (
       'softmax')
-  if getattr(data, 'allow_unlabeled', False) is True and loss != 'sigmoid':
-    d.fail('allow_unlabeled', "needs --config.train.loss=sigmoid (a document "
-           'with no tags is multi-label)', True)
+  try:
+    multi_label = losses.get_loss(loss).multi_label
+  except losses.LossNotFound:
+    multi_label = True   # TrainOptions names train.loss; not this flag too
+  if getattr(data, 'allow_unlabeled', False) is True and not multi_label:
+    d.fail('allow_unlabeled', 'needs a multi-label loss, e.g. '
+           '--config.train.loss=sigmoid (a document with no tags is '
+           'multi-label)', True)
   for key in ('gradcheck', 'remove_checkpoints'):
     if hasattr(train, key):
       t.boolean(key)

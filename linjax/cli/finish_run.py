@@ -89,10 +89,12 @@ class Scoring:
   """What the ways of running differ in when they finish.
 
   Attributes:
-    evaluate: ``(params, x, y) -> dict(loss, accuracy)`` over every process.
+    evaluate: ``(params, x, y, loss) -> dict(loss, accuracy)`` over every
+      process, the mean of the trained ``loss``.
     predict_test: ``(params, x, y, loss='softmax') -> (y, proba [N, C])``
       of the whole split (the test split, or the validation split of a
-      multi-label run's threshold; gathered from every process).
+      multi-label run's threshold; gathered from every process); the
+      scores themselves for a loss without probabilities (hinge).
     write_test_split: writes the carved test split as JSONL to the path it
       is given; None: no test split to write.
     is_writer: whether this process writes into the workdir and prints.
@@ -115,15 +117,19 @@ def fmt(value, spec: str = '.4f') -> str:
 
 
 def predict_with_progress(params, x, chunk: int = 16384,
-                          loss: str = 'softmax') -> np.ndarray:
-  """Class probabilities [N, C] of ``x``, in chunks of whole scoring batches."""
+                          loss='softmax') -> np.ndarray:
+  """Class probabilities [N, C] of ``x`` (the probability map of
+  ``loss``; the scores for a loss without one), in chunks of whole scoring
+  batches."""
+  from linjax.core import losses  # pylint: disable=g-import-not-at-top
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
+  predict = (scoring.predict_proba if losses.get_loss(loss).has_probabilities
+             else lambda params, x, loss: scoring.predict_logits(params, x))
   progress = console.Progress('evaluating', x.num_docs, 'documents')
   parts = []
   for start in range(0, x.num_docs, chunk):
     rows = np.arange(start, min(start + chunk, x.num_docs))
-    parts.append(np.asarray(scoring.predict_proba(params, x.take(rows),
-                                                  loss=loss)))
+    parts.append(np.asarray(predict(params, x.take(rows), loss=loss)))
     progress.update(int(rows[-1]) + 1)
   if not parts:   # a process of a multi-process run with no test document
     return np.zeros((0, np.shape(params.b)[-1]), np.float32)
@@ -165,8 +171,12 @@ def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any, Any]:
   (``t.params``: the refit's when there is one).
   """
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
+  from linjax.engine.options import train_loss  # pylint: disable=g-import-not-at-top
   fit, names, params = t.fit, t.label_map.names, t.params
-  results = dict(
+  # The loss that trained (its options bound): train and validation loss
+  # are its mean, results.json names it.
+  loss = train_loss(t.options.training)
+  results = dict(loss=loss.name, 
       num_classes=len(names), num_features=t.featurizer.num_features,
       num_train=t.num_train, num_val=t.num_val, num_test=t.num_test,
       labels=list(names), epochs_run=fit.epochs_run, best_epoch=fit.best_epoch,
@@ -182,13 +192,13 @@ def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any, Any]:
         pack_seconds=t.refit.pack_seconds,
         compile_seconds=t.refit.compile_seconds)
     results['train_seconds'] += t.refit.train_seconds
-  train_eval = scoring.evaluate(params, t.train_x, t.train_y)
+  train_eval = scoring.evaluate(params, t.train_x, t.train_y, loss)
   results['train_accuracy'] = float(train_eval['accuracy'])
   results['train_loss'] = float(train_eval['loss'])
   results['worse_than_initial'] = t.guard.check_model(results['train_loss'])
   results['val_accuracy'] = results['val_loss'] = None
   if t.val_x is not None:
-    val_eval = scoring.evaluate(fit.params, t.val_x, t.val_y)
+    val_eval = scoring.evaluate(fit.params, t.val_x, t.val_y, loss)
     results['val_accuracy'] = float(val_eval['accuracy'])
     results['val_loss'] = float(val_eval['loss'])
   report = threshold = test_scores = None
@@ -198,19 +208,21 @@ def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any, Any]:
     threshold = multilabel_run.DEFAULT_THRESHOLD
     if t.val_x is not None:
       threshold = multilabel_run.threshold_of(*scoring.predict_test(
-          fit.params, t.val_x, t.val_y, loss='sigmoid')[::-1])
+          fit.params, t.val_x, t.val_y, loss=loss)[::-1])
     results.update(threshold=threshold, test_accuracy=None,
                    test_macro_f1=None, test_micro_f1=None, test_report=None)
     if t.test_x is not None:
       test_y, proba = scoring.predict_test(params, t.test_x, t.test_y,
-                                           loss='sigmoid')
+                                           loss=loss)
       results.update(multilabel_run.test_results(test_y, proba, names,
                                                  threshold))
       test_scores = (test_y, proba)
     return results, report, threshold, test_scores
   if t.test_x is not None:
-    test_y, proba = scoring.predict_test(params, t.test_x, t.test_y)
-    report = metrics.classification_report(test_y, proba, names)
+    test_y, proba = scoring.predict_test(params, t.test_x, t.test_y,
+                                         loss=loss)
+    report = metrics.classification_report(
+        test_y, proba, names, probabilities=loss.has_probabilities)
     label_checks.warn_about_labels([], report.get('absent_classes') or ())
     test_scores = (test_y, proba)
   results.update(

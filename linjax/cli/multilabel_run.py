@@ -26,9 +26,14 @@ REPORT_KS = (1, 5)
 
 
 def is_multilabel(config_or_options) -> bool:
-  """Whether a config (``train.loss``) or `TrainOptions` asks for sigmoid."""
+  """Whether a config (``train.loss``) or `TrainOptions` asks for a
+  multi-label loss (sigmoid: its label kind in linjax/core/losses.py)."""
+  from linjax.core import losses  # pylint: disable=g-import-not-at-top
   train = getattr(config_or_options, 'train', config_or_options)
-  return getattr(train, 'loss', 'softmax') == 'sigmoid'
+  try:
+    return losses.get_loss(getattr(train, 'loss', 'softmax')).multi_label
+  except losses.LossNotFound:
+    return False   # the options' check names the flag
 
 
 def read_options(data_config) -> dict:

@@ -293,10 +293,11 @@ class Group:
 
   # -- evaluation -------------------------------------------------------
 
-  def evaluate(self, params, x, y) -> dict:
-    """dict(loss, accuracy) over every process's (x, y)."""
+  def evaluate(self, params, x, y, loss='softmax') -> dict:
+    """dict(loss, accuracy) over every process's (x, y); the mean of
+    ``loss``, the trained loss (`linjax.engine.options.train_loss`)."""
     from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
-    m = scoring.evaluate(params, x, y) if x.num_docs else dict(
+    m = scoring.evaluate(params, x, y, loss) if x.num_docs else dict(
         loss=0.0, accuracy=0.0)
     if not self.multi:
       return dict(loss=float(m['loss']), accuracy=float(m['accuracy']))

@@ -15,10 +15,12 @@
   0.50 s of CPU, `quick_gradcheck` 1.88 s; a whole demo run takes 0.8-1.4
   s more CPU with the check than without (3.6-4.3 s before), and never
   waited for it.
-* `DivergenceGuard`: the loss of the zero-initialised model is log C; an
-  epoch whose mean training loss exceeds ``EPOCH_FACTOR`` times that
-  stops the run, and a trained model whose training loss exceeds log C
-  itself (worse than predicting uniform probabilities) is reported loudly.
+* `DivergenceGuard`: the loss of the zero-initialised model (log C for
+  softmax, C log 2 for sigmoid, 1 for hinge: the trained loss's own, from
+  its table entry); an epoch whose mean training loss exceeds
+  ``EPOCH_FACTOR`` times that stops the run, and a trained model whose
+  training loss exceeds it itself (worse than the zero model, e.g. than
+  predicting uniform probabilities) is reported loudly.
   Measured with the default config on the shared corpora:
   the largest epoch mean was 2.8 log C at the default learning rate, 11.5
   at 4x and 50 at 16x (all recovered, the trained models at most 0.31 log
@@ -71,7 +73,7 @@ def _random_params(num_features: int, num_classes: int, seed: int):
 
 def quick_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
                     max_features: int = 2000, seed: int = 0,
-                    table_rows: int = 0):
+                    table_rows: int = 0, loss='softmax'):
   """`linjax.check_grad` on a few documents and only their features.
 
   Renumbering the documents' features 0..K-1 makes the finite differences
@@ -86,6 +88,7 @@ def quick_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
     max_features: distinct features used at most.
     seed: seed of the small random parameters.
     table_rows: rows of the lecture's per-coordinate slope table (0: none).
+    loss: the trained loss (a name of the table or its `Loss`).
 
   Returns:
     A `linjax.GradCheckReport`.
@@ -96,7 +99,7 @@ def quick_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
   return linjax.check_grad(
       _random_params(k, num_classes, seed),
       linjax.SparseFeatures(jnp.asarray(ids), jnp.asarray(weights)),
-      jnp.asarray(labels), l2=l2, table_rows=table_rows)
+      jnp.asarray(labels), l2=l2, table_rows=table_rows, loss=loss)
 
 
 # XLA:CPU compiles this small float64 program in half the time at level 0.
@@ -110,13 +113,15 @@ _GRADCHECK_COMPILER_OPTIONS = {'xla_backend_optimization_level': 0,
 def run_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
                   max_features: int = 2000, seed: int = 0, per_class: int = 8,
                   tolerance: float = 1e-6, eps: float = 1e-5,
-                  manual_fn=None, loss: str = 'softmax'):
+                  manual_fn=None, loss='softmax'):
   """The three-way check of a training run, in one compiled program.
 
   On the documents and parameters of `quick_gradcheck`, in float64:
-  ``jax.grad(objective)`` against the hand-derived gradient on every
-  coordinate, and against central finite differences on every bias and on
-  ``per_class`` random weights of each class. Errors are normwise per leaf
+  ``jax.grad(objective)`` of the trained loss against the hand-derived
+  gradient on every coordinate (where the loss's table entry has one, the
+  gradient the training step uses), and against central finite differences
+  on every bias and on ``per_class`` random weights of each class (every
+  loss). Errors are normwise per leaf
   (``max|a - b| / max|jax.grad|``), as in `linjax.check_grad`. The finite
   differences run in equal batches of coordinates (`_SLOPE_BATCH_VALUES`):
   69 tags (621 coordinates of 30 k parameters) took ~1 GB side by side,
@@ -129,8 +134,11 @@ def run_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
     tolerance: largest relative error that passes.
     eps: finite-difference step.
     manual_fn: ``(params, x, y, l2) -> Params``, the hand-written gradient
-      to check (default `linjax.manual_grad`).
-    loss: 'softmax' (y int [N]) or 'sigmoid' (y multi-hot [N, C]).
+      to check (default `linjax.manual_grad` where the loss has a
+      hand-derived gradient; none otherwise: the report has no 'manual').
+    loss: the trained loss, a name of the table of linjax/core/losses.py
+      or its `Loss` with settings bound (y int [N] or multi-hot [N, C] as
+      its label kind says).
 
   Returns:
     A `linjax.GradCheckReport` (``seconds``: compile and run).
@@ -150,7 +158,9 @@ def run_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
   picked = np.unique(np.concatenate([
       (rows * num_classes + np.arange(num_classes)[:, None]).ravel(),
       k * num_classes + np.arange(num_classes)]))
-  hand = manual_fn or functools.partial(gradients.manual_grad, loss=loss)
+  spec = losses.get_loss(loss)
+  hand = manual_fn or (functools.partial(gradients.manual_grad, loss=spec)
+                       if spec.hand_grad is not None else None)
   num_params = k * num_classes + num_classes
   batch = int(max(1, min(picked.shape[0],
                          _SLOPE_BATCH_VALUES // num_params)))
@@ -159,7 +169,7 @@ def run_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
 
   def program(params, ids, weights, labels, picked):
     features = linjax.SparseFeatures(ids, weights)
-    fn = lambda p: losses.objective(p, features, labels, l2, loss)
+    fn = lambda p: losses.objective(p, features, labels, l2, spec)
     flat, unravel = ravel_pytree(params)
 
     def slope(j):
@@ -169,8 +179,8 @@ def run_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
     # parameters: equal batches of them bound the memory (all 621
     # coordinates of 69 tags at once took ~1 GB).
     slopes = jax.lax.map(jax.vmap(slope), picked.reshape(-1, batch))
-    return (jax.grad(fn)(params), hand(params, features, labels, l2),
-            slopes.reshape(-1))
+    manual = None if hand is None else hand(params, features, labels, l2)
+    return jax.grad(fn)(params), manual, slopes.reshape(-1)
 
   with jax.enable_x64(True):
     start = time.perf_counter()
@@ -186,14 +196,16 @@ def run_gradcheck(x, y, num_classes: int, l2: float, num_docs: int = 32,
   flat_auto = np.concatenate([np.ravel(auto.W), np.ravel(auto.b)])
   numerical = {'W': picked < k * num_classes}
   numerical['b'] = ~numerical['W']
-  abs_err, rel_err = {'manual': {}, 'numerical': {}}, {'manual': {},
-                                                       'numerical': {}}
+  methods = ('numerical',) if manual is None else ('manual', 'numerical')
+  abs_err = {m: {} for m in methods}
+  rel_err = {m: {} for m in methods}
   for leaf in ('W', 'b'):
     scale = max(float(np.max(np.abs(getattr(auto, leaf)))),
                 np.finfo(np.float64).tiny)
-    diffs = {'manual': np.abs(getattr(manual, leaf) - getattr(auto, leaf)),
-             'numerical': np.abs(slopes[numerical[leaf]] -
+    diffs = {'numerical': np.abs(slopes[numerical[leaf]] -
                                  flat_auto[picked[numerical[leaf]]])}
+    if manual is not None:
+      diffs['manual'] = np.abs(getattr(manual, leaf) - getattr(auto, leaf))
     for method, diff in diffs.items():
       abs_err[method][leaf] = float(np.max(diff)) if diff.size else 0.0
       rel_err[method][leaf] = abs_err[method][leaf] / scale
@@ -244,21 +256,36 @@ class LossExploded(training.TrainingDiverged):
 
 
 class DivergenceGuard:
-  """Compares training losses with the initial loss log C.
+  """Compares training losses with the loss of the zero-initialised model.
 
   Args:
     num_classes: C.
     learning_rate: the run's, named in the advice.
-    loss: 'softmax', or 'sigmoid' (multi-label), whose initial loss is
-      C log 2 (every label's probability 1/2).
+    loss: the trained loss (a name of the table of linjax/core/losses.py or
+      its `Loss`, settings bound): the initial loss is its mean at all-zero
+      scores: log C for softmax (uniform probabilities), C log 2 for
+      sigmoid (every label's probability 1/2), 1 for the multiclass hinge.
+    labels: the training labels the initial loss is averaged over (None:
+      one document of class 0, or with no label for a multi-label loss;
+      the built-in losses' value does not depend on them).
   """
 
   def __init__(self, num_classes: int, learning_rate: float,
-               loss: str = 'softmax'):
-    if loss == 'sigmoid':
-      self.initial, self.initial_name = num_classes * math.log(2), 'C log 2'
-    else:
-      self.initial, self.initial_name = math.log(num_classes), 'log C'
+               loss='softmax', labels=None):
+    from linjax.core import losses  # pylint: disable=g-import-not-at-top
+    spec = losses.get_loss(loss)
+    if labels is None:
+      labels = (np.zeros((1, num_classes), np.uint8) if spec.multi_label
+                else np.zeros(1, np.int32))
+    labels = np.asarray(labels)
+    zero = np.zeros((labels.shape[0], num_classes), np.float32)
+    self.initial = float(np.mean(spec.host_loss(zero, labels)))
+    self.initial_name = "the zero model's loss"
+    for name, value in (('log C', math.log(num_classes)),
+                        ('C log 2', num_classes * math.log(2))):
+      if math.isclose(self.initial, value, rel_tol=1e-6):
+        self.initial, self.initial_name = value, name
+        break
     self.learning_rate = learning_rate
 
   def _advice(self) -> str:
@@ -278,13 +305,14 @@ class DivergenceGuard:
           f'limit is {EPOCH_FACTOR:g} x). {self._advice()}')
 
   def check_model(self, train_loss: float) -> bool:
-    """Warns loudly if the trained model's training loss exceeds log C;
-    returns whether it does."""
+    """Warns loudly if the trained model's training loss exceeds the
+    initial loss (e.g. log C); returns whether it does."""
     if train_loss <= self.initial:
       return False
     logging.warning(
-        '!!! the trained model is worse than predicting uniform '
-        'probabilities: its training loss %.3g exceeds the initial loss %s '
+        '!!! the trained model is worse than the zero model (e.g. than '
+        'uniform probabilities): its training loss %.3g exceeds the initial '
+        'loss %s '
         '= %.3g. Its predictions are not to be trusted. %s', train_loss,
         self.initial_name, self.initial, self._advice())
     return True

@@ -232,18 +232,19 @@ def read_and_featurise(config, options, folder: str,
       featurize_seconds=count_seconds + time.perf_counter() - start)
 
 
-def evaluate(params, x, y) -> dict:
-  """dict(loss=mean NLL, accuracy) of ``x`` (a CsrStore), chunk by chunk
-  with `scoring.evaluate` (numpy on the host: nothing compiled per chunk
-  shape), so the scores of the whole split are never held at once."""
+def evaluate(params, x, y, loss='softmax') -> dict:
+  """dict(loss=mean of the trained ``loss``, accuracy) of ``x`` (a
+  CsrStore), chunk by chunk with `scoring.evaluate` (numpy on the host:
+  nothing compiled per chunk shape), so the scores of the whole split are
+  never held at once."""
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
-  loss = correct = 0.0
+  total = correct = 0.0
   for lo, part in x.chunks(1 << 20):
-    part_eval = scoring.evaluate(params, part, y[lo:lo + part.num_docs])
-    loss += part_eval['loss'] * part.num_docs
+    part_eval = scoring.evaluate(params, part, y[lo:lo + part.num_docs], loss)
+    total += part_eval['loss'] * part.num_docs
     correct += part_eval['accuracy'] * part.num_docs
   n = max(x.num_docs, 1)
-  return dict(loss=loss / n, accuracy=correct / n)
+  return dict(loss=total / n, accuracy=correct / n)
 
 
 def predict_proba(params, x) -> np.ndarray:

@@ -69,6 +69,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     from linjax.cli import run_checks  # pylint: disable=g-import-not-at-top
     from linjax import saved_model  # pylint: disable=g-import-not-at-top
     from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+    from linjax.engine.options import train_loss  # pylint: disable=g-import-not-at-top
     run_data.enable_compile_cache(config)
   folder = tempfile.mkdtemp(prefix='.stream-', dir=workdir)
   try:
@@ -97,14 +98,14 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
       gradcheck_job = run_checks.GradcheckInBackground(
           data.train_x.take(np.arange(n)), data.train_y[:n], len(names),
           float(options.training.l2), seed=options.training.seed,
-          loss=options.training.loss)
+          loss=train_loss(options.training))
 
     checkpoint_dir = run.join(workdir_lib.CHECKPOINTS)
     if run.finished:
       workdir_lib.forget_finished_run(run)
     guard = run_checks.DivergenceGuard(len(names),
                                        options.optimizer.learning_rate,
-                                       options.training.loss)
+                                       train_loss(options.training))
     log = workdir_lib.MetricsLog(run.join(workdir_lib.METRICS))
     progress = console.Progress('epoch', options.training.epochs, every=0)
 

@@ -173,6 +173,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     from linjax.cli import run_checks  # pylint: disable=g-import-not-at-top
     from linjax import saved_model  # pylint: disable=g-import-not-at-top
     from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+    from linjax.engine.options import train_loss  # pylint: disable=g-import-not-at-top
     from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
     run_data.enable_compile_cache(config)
 
@@ -205,7 +206,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     if config.train.gradcheck and group.is_writer:
       gradcheck_job = run_checks.GradcheckInBackground(
           train_x, splits.train_y, len(names), float(options.training.l2),
-          seed=options.training.seed, loss=options.training.loss)
+          seed=options.training.seed, loss=train_loss(options.training))
     with console.phase(f'featurising {len(splits.val_texts)} validation and '
                        f'{len(splits.test_texts)} test documents'):
       # Every process, or none, has a split (some of its parts may be empty).
@@ -224,7 +225,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   epochs = options.training.epochs
   guard = run_checks.DivergenceGuard(len(names),
                                      options.optimizer.learning_rate,
-                                     options.training.loss)
+                                     train_loss(options.training))
   log = workdir_lib.MetricsLog(run.join(workdir_lib.METRICS))
   progress = console.Progress('epoch', epochs, every=0)
 
@@ -239,8 +240,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
         f'{finish_run.fmt(entry.get("val_accuracy"))}, '
         f'{entry.get("tokens_per_s") or 0.0:.0f} tokens/s'))
 
-  logging.info('training: %s, lr %g, %s schedule, %d epochs',
-               options.optimizer.name, options.optimizer.learning_rate,
+  logging.info('training: %s loss, %s, lr %g, %s schedule, %d epochs',
+               options.training.loss, options.optimizer.name,
+               options.optimizer.learning_rate,
                options.optimizer.schedule, epochs)
   every = options.training.checkpoint_every
   stage.epochs_done = checkpoint.latest_epoch(checkpoint_dir) or 0

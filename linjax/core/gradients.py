@@ -7,12 +7,15 @@
   With the multi-label ``sigmoid`` loss each label c is its own binary
   logistic regression: column c gets ``(sigmoid(z_ic) - Y_ic) x_i``, i.e.
   ``x_i^T (sigmoid(z_i) - Y_i)``, the same form with sigmoid for softmax and
-  the multi-hot row for the one-hot.
+  the multi-hot row for the one-hot. Any loss of the table with a
+  hand-derived score gradient (``Loss.hand_grad``) has one.
 * `numerical_grad`: central finite differences for every coordinate, evaluated
   the JAX way (vmap over chunks of basis directions, `lax.map` over chunks).
 * `jax.grad(objective)`.
 
-`check_grad` runs all three in float64 and reports their disagreement.
+`check_grad` runs all three in float64 and reports their disagreement; for
+a loss without a hand-derived gradient (hinge, a user's) it compares
+`jax.grad` with finite differences only.
 """
 
 from __future__ import annotations
@@ -33,32 +36,39 @@ from linjax.core.features import SparseFeatures
 
 
 def manual_grad(params: model.Params, x: model.Features, y: jax.Array,
-                l2: float = 0.0, loss: str = 'softmax') -> model.Params:
+                l2: float = 0.0, loss='softmax') -> model.Params:
   """Analytic gradient of `objective`, written out by hand.
+
+  The residual ``r_i = dloss_i / dz_i`` is the loss's hand-derived score
+  gradient (``Loss.hand_grad`` in the table of linjax/core/losses.py: ``p_i
+  - onehot(y_i)`` for softmax, ``sigmoid(z_i) - Y_i`` for sigmoid); then
+  ``dW = x^T r / N + 2 l2 W`` and ``db = sum_i r_i / N``.
 
   Args:
     params: Params with W [F, C], b [C].
     x: dense float [N, F] or SparseFeatures ([N, L], [N, L]).
     y: int [N] labels (softmax) or multi-hot [N, C] in {0, 1} (sigmoid).
     l2: L2 strength.
-    loss: 'softmax' or 'sigmoid' (see `losses.objective`).
+    loss: a loss of the table with a hand-derived gradient (see
+      `losses.get_loss`).
 
   Returns:
     Params: dW [F, C] and db [C].
+
+  Raises:
+    ValueError: the loss has no hand-derived gradient (its gradient is
+      `jax.grad` of the table's function; `check_grad` checks that against
+      finite differences).
   """
+  spec = losses.get_loss(loss)
+  if spec.hand_grad is None:
+    raise ValueError(f'manual_grad: loss {spec.name!r} has no hand-derived '
+                     'gradient (jax.grad of its function is its gradient).')
   z = model.logits(params, x)
   n, num_classes = z.shape
-  if loss == 'sigmoid':
-    losses.check_multi_hot(y, n, num_classes)
-    # residual[i, c] = sigmoid(z_ic) - Y_ic: each label on its own.
-    residual = (jax.nn.sigmoid(z) - jnp.asarray(y, z.dtype)) / n
-  elif loss == 'softmax':
-    losses.check_labels(y, n, num_classes)
-    p = losses.softmax(z)
-    # residual[i] = p_i - onehot(y_i): -1 + p_y on the target, p_k elsewhere.
-    residual = (p - jax.nn.one_hot(y, num_classes, dtype=p.dtype)) / n
-  else:
-    raise ValueError(f'loss must be one of {losses.LOSSES}, got {loss!r}.')
+  spec.check_labels(y, n, num_classes)
+  _, residual = spec.hand_grad(z, y, **dict(spec.settings))
+  residual = residual / n
   if isinstance(x, SparseFeatures):
     contrib = x.weights[..., None] * residual[:, None, :]      # [N, L, C]
     dW = jnp.zeros_like(params.W).at[x.ids].add(contrib.astype(params.W.dtype))
@@ -186,7 +196,7 @@ def check_grad(params: model.Params, x: model.Features, y: jax.Array,
                l2: float = 0.0, tolerance: float = 1e-6, eps: float = 1e-5,
                table_rows: int = 0,
                manual_fn: Callable | None = None,
-               loss: str = 'softmax') -> GradCheckReport:
+               loss='softmax') -> GradCheckReport:
   """Compares `jax.grad(objective)`, `manual_grad` and `numerical_grad`.
 
   Everything is cast to and computed in float64 (inside ``jax.enable_x64``),
@@ -205,8 +215,9 @@ def check_grad(params: model.Params, x: model.Features, y: jax.Array,
       coordinates.
     manual_fn: ``(params, x, y, l2) -> Params`` gradient to compare (default
       `manual_grad`); it must be traceable by `jax.jit`.
-    loss: 'softmax' or 'sigmoid', the objective's data loss (and
-      `manual_grad`'s).
+    loss: the objective's data loss, any loss of the table (see
+      `losses.get_loss`); without a hand-derived gradient (and no
+      ``manual_fn``) the report has no 'manual' entry.
 
   Returns:
     A GradCheckReport.
@@ -214,20 +225,23 @@ def check_grad(params: model.Params, x: model.Features, y: jax.Array,
   with jax.enable_x64(True):
     p64, x64 = _to_float64(params), _to_float64(x)
     y64 = jnp.asarray(y)
-    fn = lambda p: losses.objective(p, x64, y64, l2, loss)
-    hand = (functools.partial(manual_grad, loss=loss) if manual_fn is None
+    spec = losses.get_loss(loss)
+    fn = lambda p: losses.objective(p, x64, y64, l2, spec)
+    hand = (functools.partial(manual_grad, loss=spec) if manual_fn is None
             else manual_fn)
+    methods = (('autodiff', lambda: jax.jit(jax.grad(fn))(p64)),
+               ('manual', lambda: jax.jit(hand)(p64, x64, y64, l2)),
+               ('numerical', lambda: numerical_grad(fn, p64, eps)))
+    if manual_fn is None and spec.hand_grad is None:
+      methods = methods[::2]
     grads, seconds = {}, {}
-    for name, compute in (
-        ('autodiff', lambda: jax.jit(jax.grad(fn))(p64)),
-        ('manual', lambda: jax.jit(hand)(p64, x64, y64, l2)),
-        ('numerical', lambda: numerical_grad(fn, p64, eps))):
+    for name, compute in methods:
       start = time.perf_counter()
       grads[name] = jax.block_until_ready(compute())
       seconds[name] = time.perf_counter() - start
     ref = grads['autodiff']
     abs_err, rel_err = {}, {}
-    for method in ('manual', 'numerical'):
+    for method in [m for m, _ in methods[1:]]:
       abs_err[method], rel_err[method] = {}, {}
       for field in ref._fields:
         a = np.asarray(getattr(grads[method], field))

@@ -1,28 +1,60 @@
-"""Softmax, the two data losses and the L2 penalty.
+"""The losses: their per-example functions and the ONE table of them.
 
-Shapes: N examples, C classes. All functions are pure and work under
+Shapes: N examples, C classes. Every function is pure and works under
 `jax.jit`, `jax.grad` and `jax.vmap`.
 
-* ``softmax`` (one class per document): `softmax_loss`, the mean of
-  ``-log softmax(z_i)[y_i]`` with int labels y [N].
-* ``sigmoid`` (multi-label, a one-vs-rest binary logistic regression per
+A loss is a per-example function in optax's convention, ``loss(logits
+[..., C], labels) -> [...]``, with three facts about it, kept together in a
+`Loss` (the table, `_BUILT_IN`, is at the end of this module):
+
+* its label kind: `CLASS` (int labels [...], one class per document) or
+  `MULTI_HOT` (labels [..., C] in {0, 1}: a document has any number of
+  labels, multi-label data);
+* its probability map (`host_losses.PROBABILITIES`): 'softmax', 'sigmoid',
+  ..., or None for a margin loss, whose scores are no probabilities
+  (``predict_proba`` is then refused, as scikit-learn refuses it for
+  ``SGDClassifier(loss='hinge')``);
+* optionally a gradient with respect to the logits derived by hand
+  (`manual_grad` and `check_grad` compare autodiff with it) and a numpy twin
+  (host scoring, linjax/core/host_losses.py).
+
+Options, the saved model, the estimator, the engine (which differentiates
+the table's function with `jax.vjp`), validation and scoring all read this
+table through `get_loss`. Built in:
+
+* ``softmax`` (CLASS): `softmax_loss`, the mean of ``-log softmax(z_i)[y_i]``.
+* ``sigmoid`` (MULTI_HOT, a one-vs-rest binary logistic regression per
   label, fastText's ``-loss ova``): `sigmoid_loss`, the mean over documents
   of the sum over labels of the binary cross-entropy of ``sigmoid(z_ic)``
-  against a multi-hot Y [N, C] in {0, 1}. A document may have several labels
-  or none. The training step takes the per-document loss and its score
-  gradient together from `sigmoid_nll_and_score_grad` (one exp).
+  against ``Y_ic``. A document may have several labels or none.
 
-`objective(params, x, y, l2, loss=...)` adds the L2 penalty to either.
+A loss of your own: `register_loss` (then its name works wherever a loss
+name does), or the function itself, or ``MODULE:NAME`` naming it in an
+importable module (linjax/core/named_objects.py), which is how the runner
+(``--config.train.loss=mymod:myloss``) and a saved model find it.
+
+`objective(params, x, y, l2, loss=...)` adds the L2 penalty to any of them.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from linjax.core import host_losses
 from linjax.core import model
+from linjax.core import named_objects
 from linjax.core.features import is_concrete
+from linjax.core.named_objects import NameNotFound
+
+CLASS = 'class'            # labels int [...]: one class per document
+MULTI_HOT = 'multi_hot'    # labels [..., C] in {0, 1}: multi-label
+LABEL_KINDS = (CLASS, MULTI_HOT)
 
 
 def log_softmax(z: jax.Array) -> jax.Array:
@@ -65,6 +97,25 @@ def check_labels(y: jax.Array, num_examples: int, num_classes: int) -> None:
                        f'over [{lo}, {hi}].')
 
 
+def check_multi_hot(Y: jax.Array, num_examples: int,
+                    num_classes: int) -> None:
+  """Raises ValueError unless Y is [N, C] with values in {0, 1} (if concrete)."""
+  if jnp.ndim(Y) != 2 or tuple(jnp.shape(Y)) != (num_examples, num_classes):
+    raise ValueError(f'Y: expected multi-hot labels of shape [{num_examples}, '
+                     f'{num_classes}] (one column per label), got shape '
+                     f'{jnp.shape(Y)}.')
+  if is_concrete(Y) and jnp.size(Y):
+    values = np.asarray(Y)
+    bad = (values != 0) & (values != 1)
+    if bad.any():
+      n, c = np.argwhere(bad)[0]
+      raise ValueError(f'Y: multi-hot labels must be 0 or 1; Y[{n}, {c}] = '
+                       f'{values[n, c]}.')
+
+
+# -- softmax ------------------------------------------------------------------
+
+
 def nll_from_logits(z: jax.Array, y: jax.Array) -> jax.Array:
   """``-log softmax(z)[y]`` for scores z [..., C] and int labels y [...].
 
@@ -77,6 +128,23 @@ def nll_from_logits(z: jax.Array, y: jax.Array) -> jax.Array:
       logp, jnp.clip(y, 0, num_classes - 1)[..., None], axis=-1)[..., 0]
   valid = (y >= 0) & (y < num_classes)
   return jnp.where(valid, -picked, jnp.nan)
+
+
+def softmax_score_grad(z: jax.Array, y: jax.Array):
+  """(`nll_from_logits`, its gradient w.r.t. z derived by hand).
+
+  ``d(-log p_y)/dz = p - onehot(y)``: ``-1 + p_y`` on the target, ``p_k``
+  elsewhere (the lecture's form).
+
+  Returns:
+    (float [...], float [..., C]).
+  """
+  num_classes = z.shape[-1]
+  logp = log_softmax(z)
+  onehot = y[..., None] == jnp.arange(num_classes, dtype=y.dtype)
+  valid = (y >= 0) & (y < num_classes)  # a bad label gives NaN
+  nll = jnp.where(valid, -jnp.sum(jnp.where(onehot, logp, 0.0), -1), jnp.nan)
+  return nll, jnp.exp(logp) - onehot
 
 
 def example_loss(params: model.Params, x: model.Features,
@@ -106,20 +174,7 @@ def softmax_loss(params: model.Params, x: model.Features,
   return jnp.mean(nll_from_logits(z, y))
 
 
-def check_multi_hot(Y: jax.Array, num_examples: int,
-                    num_classes: int) -> None:
-  """Raises ValueError unless Y is [N, C] with values in {0, 1} (if concrete)."""
-  if jnp.ndim(Y) != 2 or tuple(jnp.shape(Y)) != (num_examples, num_classes):
-    raise ValueError(f'Y: expected multi-hot labels of shape [{num_examples}, '
-                     f'{num_classes}] (one column per label), got shape '
-                     f'{jnp.shape(Y)}.')
-  if is_concrete(Y) and jnp.size(Y):
-    values = np.asarray(Y)
-    bad = (values != 0) & (values != 1)
-    if bad.any():
-      n, c = np.argwhere(bad)[0]
-      raise ValueError(f'Y: multi-hot labels must be 0 or 1; Y[{n}, {c}] = '
-                       f'{values[n, c]}.')
+# -- sigmoid ------------------------------------------------------------------
 
 
 def binary_cross_entropy(z: jax.Array, Y: jax.Array) -> jax.Array:
@@ -145,14 +200,11 @@ def sigmoid_nll_from_logits(z: jax.Array, Y: jax.Array) -> jax.Array:
 
 
 def sigmoid_nll_and_score_grad(z: jax.Array, Y: jax.Array):
-  """`sigmoid_nll_from_logits` and its gradient w.r.t. z, sharing one exp.
+  """`sigmoid_nll_from_logits` and its gradient w.r.t. z, by hand.
 
   ``BCE = max(z, 0) - Y z + log1p(e)`` and ``sigmoid(z) = 1 / (1 + e)``
   (z >= 0) or ``e / (1 + e)`` (z < 0), with ``e = exp(-|z|)`` in (0, 1]:
-  stable for any finite score, and one exp and one log1p where
-  `binary_cross_entropy` plus `jax.nn.sigmoid` take three transcendental
-  groups. The training step uses it: its XLA program compiles in ~20 % less
-  CPU time (debian_tags' 69 labels: 1.24 -> 0.97 s).
+  stable for any finite score, one exp and one log1p.
 
   Args:
     z: float [..., C] scores.
@@ -190,17 +242,256 @@ def sigmoid_loss(params: model.Params, x: model.Features,
   return jnp.mean(sigmoid_nll_from_logits(z, Y))
 
 
-LOSSES = ('softmax', 'sigmoid')
+# -- the table ----------------------------------------------------------------
+
+
+class LossNotFound(NameNotFound):
+  """A loss name is neither in the table nor an importable MODULE:NAME."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+  """One loss: its per-example function and what the rest of linjax needs.
+
+  Attributes:
+    name: its name in the table (or its ``MODULE:NAME`` reference): what
+      the runner's ``--config.train.loss`` and a saved model hold.
+    per_example: ``(logits [..., C], labels, **settings) -> [...]``, the loss
+      of each example (labels int [...] for CLASS, [..., C] for MULTI_HOT).
+    label_kind: CLASS or MULTI_HOT.
+    probability: a key of `host_losses.PROBABILITIES` turning scores
+      [N, C] into probabilities, or None (a margin loss: no probabilities).
+    options: keyword options ``per_example`` takes (``train.X`` fields).
+    settings: the options' values bound to this Loss, ((name, value), ...).
+    hand_grad: ``(logits, labels, **settings) -> (loss [...], dloss/dlogits
+      [..., C])`` derived by hand, or None; the reference of `manual_grad`.
+    host: ``(logits, labels, **settings) -> float32 [N]``: ``per_example``
+      in numpy (`host_losses`), or None (then the JAX function is used).
+  """
+
+  name: str
+  per_example: Callable
+  label_kind: str = CLASS
+  probability: str | None = None
+  options: tuple = ()
+  settings: tuple = ()
+  hand_grad: Callable | None = None
+  host: Callable | None = None
+
+  def __post_init__(self):
+    if not isinstance(self.name, str) or not self.name:
+      raise ValueError(f'Loss: name must be a non-empty str, got '
+                       f'{self.name!r}.')
+    if not callable(self.per_example):
+      raise ValueError(f'Loss {self.name!r}: per_example must be a function, '
+                       f'got {self.per_example!r}.')
+    if self.label_kind not in LABEL_KINDS:
+      raise ValueError(f'Loss {self.name!r}: label_kind must be one of '
+                       f'{LABEL_KINDS}, got {self.label_kind!r}.')
+    if (self.probability is not None and
+        self.probability not in host_losses.PROBABILITIES):
+      raise ValueError(f'Loss {self.name!r}: probability must be None or one '
+                       f'of {tuple(host_losses.PROBABILITIES)}, got '
+                       f'{self.probability!r}.')
+
+  @property
+  def multi_label(self) -> bool:
+    """Whether its labels are multi-hot rows (multi-label data)."""
+    return self.label_kind == MULTI_HOT
+
+  def with_settings(self, **values) -> Loss:
+    """This loss with options bound (only those it takes; 0/None: unset)."""
+    bad = [k for k, v in values.items() if v and k not in self.options]
+    if bad:
+      raise ValueError(f'loss {self.name!r} takes no option {bad[0]!r} (it '
+                       f'takes: {", ".join(self.options) or "none"}).')
+    kept = dict(self.settings)
+    kept.update({k: v for k, v in values.items() if v})
+    return dataclasses.replace(self, settings=tuple(sorted(kept.items())))
+
+  def __call__(self, logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """float [...]: each example's loss, with the bound settings."""
+    return self.per_example(logits, labels, **dict(self.settings))
+
+  def value_and_score_grad(self, logits: jax.Array, labels: jax.Array,
+                           weights: jax.Array):
+    """(loss [D], ``d sum(weights * loss) / d logits`` [D, C]).
+
+    The hand-derived gradient where the table has one (the training step's
+    choice: the same numbers, less to compile), else autodiff (`jax.vjp` of
+    the per-example function). ``dataclasses.replace(loss,
+    hand_grad=None)`` is the same loss differentiated by JAX.
+    """
+    if self.hand_grad is not None:
+      value, grad = self.hand_grad(logits, labels, **dict(self.settings))
+      return value, grad * weights[..., None].astype(grad.dtype)
+    value, pullback = jax.vjp(lambda z: self(z, labels), logits)
+    return value, pullback(weights.astype(value.dtype))[0]
+
+  def check_labels(self, y, num_examples: int, num_classes: int) -> None:
+    """ValueError unless ``y`` has this loss's label kind and shape."""
+    if self.multi_label:
+      check_multi_hot(y, num_examples, num_classes)
+    else:
+      check_labels(y, num_examples, num_classes)
+
+  def mean(self, params: model.Params, x: model.Features,
+           y: jax.Array) -> jax.Array:
+    """Mean over the N examples of the loss of ``logits(params, x)``."""
+    z = model.logits(params, x)
+    self.check_labels(y, z.shape[0], z.shape[1])
+    return jnp.mean(self(z, y))
+
+  def host_loss(self, z, y) -> np.ndarray:
+    """float32 [N] per-example loss of host scores z [N, C] (numpy)."""
+    if self.host is not None:
+      return self.host(z, y, **dict(self.settings))
+    with jax.default_device(jax.devices('cpu')[0]):
+      return np.asarray(_jitted(self)(np.asarray(z, np.float32),
+                                      np.asarray(y)), np.float32)
+
+  @property
+  def has_probabilities(self) -> bool:
+    return self.probability is not None
+
+  def proba(self, z) -> np.ndarray:
+    """float32 [N, C] probabilities of host scores z [N, C].
+
+    Raises:
+      ValueError: for a margin loss (no probability map).
+    """
+    if self.probability is None:
+      raise ValueError(f'predict_proba is not available for loss '
+                       f'{self.name!r}: a margin loss gives scores, not '
+                       f'probabilities (use the scores, or train with a '
+                       f'probabilistic loss such as softmax).')
+    return host_losses.PROBABILITIES[self.probability](z)
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted(loss: Loss):
+  return jax.jit(loss.__call__)
+
+
+_BUILT_IN = (
+    Loss('softmax', nll_from_logits, CLASS, 'softmax',
+         hand_grad=softmax_score_grad,
+         host=host_losses.softmax_cross_entropy),
+    Loss('sigmoid', sigmoid_nll_from_logits, MULTI_HOT, 'sigmoid',
+         hand_grad=sigmoid_nll_and_score_grad,
+         host=host_losses.sigmoid_cross_entropy),
+)
+BUILT_IN_NAMES = tuple(loss.name for loss in _BUILT_IN)
+_TABLE = {loss.name: loss for loss in _BUILT_IN}
+
+
+def loss_names() -> tuple[str, ...]:
+  """The names in the table: the built-in losses, then registered ones."""
+  return tuple(_TABLE)
+
+
+def register_loss(name: str, fn: Callable | None = None, *,
+                  label_kind: str = CLASS, probability: str | None = None,
+                  options: tuple = (), hand_grad: Callable | None = None):
+  """Adds a loss of your own to the table under ``name``.
+
+  ``fn(logits [..., C], labels) -> [...]`` in optax's convention (e.g. built
+  from `optax.losses`); afterwards ``name`` works wherever a loss name does
+  (``TrainOptions(loss=name)``, ``LinjaxClassifier(loss=name)``, the runner
+  once the module that registers it is imported). Registering a name again
+  replaces it; a built-in name cannot be replaced. Used as a decorator when
+  ``fn`` is omitted::
+
+    @linjax.register_loss('poly1', probability='softmax')
+    def poly1(logits, labels): ...
+
+  Args:
+    name: the table's key (not a built-in's).
+    fn: the per-example function.
+    label_kind: CLASS (int labels [N]) or MULTI_HOT ([N, C] in {0, 1}).
+    probability: 'softmax', 'sigmoid', 'modified_huber' or None (a margin
+      loss: predict_proba is refused).
+    options: keyword options of ``fn`` set from ``train.X`` fields.
+    hand_grad: its gradient w.r.t. the logits, derived by hand, for
+      `check_grad` (optional).
+
+  Returns:
+    ``fn`` (or the decorator).
+  """
+  if fn is None:
+    return lambda f: register_loss(name, f, label_kind=label_kind,
+                                   probability=probability, options=options,
+                                   hand_grad=hand_grad)
+  if name in BUILT_IN_NAMES:
+    raise ValueError(f'register_loss: {name!r} is a built-in loss; choose '
+                     'another name.')
+  _TABLE[name] = Loss(name, fn, label_kind, probability, tuple(options),
+                      hand_grad=hand_grad)
+  return fn
+
+
+def _from_function(fn: Callable, name: str) -> Loss:
+  """The Loss of a bare function: its registered facts, or the defaults."""
+  for loss in _TABLE.values():
+    if loss.per_example is fn:
+      return dataclasses.replace(loss, name=name)
+  return Loss(name, fn)
+
+
+def get_loss(loss) -> Loss:
+  """The table's `Loss` for a name, a ``MODULE:NAME``, a function or a Loss.
+
+  A ``MODULE:NAME`` reference imports MODULE and takes its attribute NAME:
+  a `Loss`, or a function (with the facts `register_loss` gave it there, or
+  label kind CLASS and no probability map); the result is named by the
+  reference, so a model trained with it finds it again. A function not in
+  the table gets the defaults and is registered under its ``MODULE:NAME``
+  (or its own name when that does not import back to it).
+
+  Raises:
+    LossNotFound: one line naming the loss and what is wrong.
+  """
+  if isinstance(loss, Loss):
+    return loss
+  if isinstance(loss, str):
+    if loss in _TABLE:
+      return _TABLE[loss]
+    if not named_objects.is_reference(loss):
+      raise LossNotFound(f'unknown loss {loss!r}; known: '
+                         f'{", ".join(loss_names())}, or MODULE:NAME of a '
+                         f'function of yours')
+    try:
+      value = named_objects.resolve(loss)
+    except NameNotFound as e:
+      raise LossNotFound(f'loss {e}') from None
+    if isinstance(value, Loss):
+      found = dataclasses.replace(value, name=loss)
+    elif callable(value):
+      found = _from_function(value, loss)
+    else:
+      raise LossNotFound(f'loss {loss!r} names a {type(value).__name__}, '
+                         f'not a function')
+    _TABLE[loss] = found
+    return found
+  if callable(loss):
+    for entry in _TABLE.values():
+      if entry.per_example is loss:
+        return entry
+    # MODULE:QUALNAME: never a built-in's name; it imports back to the
+    # function unless it is local, a lambda or in __main__.
+    name = named_objects.reference_of(loss) or (
+        f'{getattr(loss, "__module__", "")}:'
+        f'{getattr(loss, "__qualname__", type(loss).__name__)}')
+    _TABLE[name] = found = Loss(name, loss)
+    return found
+  raise LossNotFound(f'a loss must be a name, MODULE:NAME or a function, '
+                     f'got {loss!r}')
 
 
 def data_loss(params: model.Params, x: model.Features, y: jax.Array,
-              loss: str = 'softmax') -> jax.Array:
-  """`softmax_loss` (y int [N]) or `sigmoid_loss` (y multi-hot [N, C])."""
-  if loss == 'softmax':
-    return softmax_loss(params, x, y)
-  if loss == 'sigmoid':
-    return sigmoid_loss(params, x, y)
-  raise ValueError(f'loss must be one of {LOSSES}, got {loss!r}.')
+              loss='softmax') -> jax.Array:
+  """The mean data loss of ``loss`` (`get_loss`) over the examples."""
+  return get_loss(loss).mean(params, x, y)
 
 
 def l2_penalty(params: model.Params, l2: float) -> jax.Array:
@@ -209,10 +500,11 @@ def l2_penalty(params: model.Params, l2: float) -> jax.Array:
 
 
 def objective(params: model.Params, x: model.Features, y: jax.Array,
-              l2: float = 0.0, loss: str = 'softmax') -> jax.Array:
+              l2: float = 0.0, loss='softmax') -> jax.Array:
   """``data loss + l2_penalty``: what training minimises (scalar).
 
-  ``loss`` 'softmax' (default): `softmax_loss`, y int [N]; 'sigmoid':
-  `sigmoid_loss`, y multi-hot [N, C].
+  ``loss``: a name of the table (default 'softmax': `softmax_loss`, y int
+  [N]; 'sigmoid': `sigmoid_loss`, y multi-hot [N, C]), a ``MODULE:NAME``, a
+  function or a `Loss`.
   """
   return data_loss(params, x, y, loss) + l2_penalty(params, l2)

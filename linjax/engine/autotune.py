@@ -62,6 +62,7 @@ from typing import Callable
 import numpy as np
 
 from linjax.core import model
+from linjax.core.losses import get_loss
 from linjax.core.errors import ConfigError
 from linjax.data.corpus import multilabel_split
 from linjax.data.corpus import stratified_split
@@ -189,7 +190,8 @@ class _Search:
         math.log(max(n / options.min_docs, 1.0)) / math.log(options.eta)))))
     self.fractions = [options.eta ** -(self.num_rungs - 1 - r)
                       for r in range(self.num_rungs)]
-    split = multilabel_split if y.ndim == 2 else stratified_split
+    split = (multilabel_split if get_loss(self.training.loss).multi_label
+             else stratified_split)
     self.subsets = [None if f >= 1 else np.sort(split(
         y, f, options.seed + r)[1]) for r, f in enumerate(self.fractions)]
     steps = run_loop.pack_steps(self.x, y, self.training, spec, 1, 0).num_steps
@@ -331,7 +333,7 @@ class _Search:
         trial['diverged'] = diverged
       elif np.all(np.isfinite(losses[i])):
         m = run_loop.validation_metrics(run.state, self.val_x, self.val_y,
-                                        model_index=i)
+                                        model_index=i, loss=run.spec.loss)
         trial.update(val_accuracy=m['accuracy'], val_loss=m['loss'])
       trials.append(trial)
       if not record or (rung == self.num_rungs - 1 and
@@ -515,9 +517,9 @@ def autotune(train_x: CsrFeatures, train_y, num_classes: int, *,
   """
   train_x.validate('train_x')
   val_x.validate('val_x')
-  y = run_loop.check_labels(train_y, train_x.num_docs, num_classes, 'train_y')
-  val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y')
-  run_loop.check_loss(y, training.loss, 'train_y')
-  run_loop.check_loss(val_y, training.loss, 'val_y')
+  y = run_loop.check_labels(train_y, train_x.num_docs, num_classes, 'train_y',
+                           training.loss)
+  val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y',
+                                training.loss)
   return _Search(train_x, y, num_classes, val_x, val_y, optimizer, training,
                  options, log, epoch_check, on_trials, previous).run()

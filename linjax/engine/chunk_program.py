@@ -158,7 +158,7 @@ def abstract_state(spec: Spec) -> TrainState:
   W = jax.ShapeDtypeStruct((spec.num_features, spec.num_classes), f32)
   b = jax.ShapeDtypeStruct((spec.num_classes,), f32)
   direction = optim.make_direction(spec.optimizer)
-  rows = W if spec.optimizer.has_row_state else jax.ShapeDtypeStruct(
+  rows = W if optim.has_row_state(spec.optimizer) else jax.ShapeDtypeStruct(
       (0, spec.num_classes), f32)
   opt_state = jax.eval_shape(direction.init, Params(rows, b))
   return TrainState(W, jax.ShapeDtypeStruct((), f32), b, opt_state,
@@ -191,9 +191,9 @@ def abstract_args(spec: Spec, chunk_steps: int, token_budget: int,
   k, s, t, u, d = (chunk_steps, spec.num_shards, token_budget, num_rows,
                    max_docs)
   i32, f32 = jnp.int32, jnp.float32
-  # Labels: a class id per document, or a multi-hot row (sigmoid loss).
+  # Labels: a class id per document, or a multi-hot row (the loss's kind).
   labels = (sds((k, s, d, spec.num_classes), jnp.uint8, split)
-            if spec.loss == 'sigmoid' else sds((k, s, d), i32, split))
+            if spec.loss.multi_label else sds((k, s, d), i32, split))
   split_step = spec.num_shards > 1   # linjax/engine/step_split.py
   batches = packing.PackedBatches(
       uids=sds((k, s, u), i32, split),

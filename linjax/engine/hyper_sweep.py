@@ -81,8 +81,10 @@ def sweep(train_x: CsrFeatures, train_y, num_classes: int, *,
   # The data's rules (docs_per_step, max_steps), exactly as `fit` applies
   # them, so each grid point trains the model `fit` would.
   training = run_options(train_x, training)
-  y = run_loop.check_labels(train_y, train_x.num_docs, num_classes, 'train_y')
-  val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y')
+  y = run_loop.check_labels(train_y, train_x.num_docs, num_classes, 'train_y',
+                           training.loss)
+  val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y',
+                                training.loss)
   run = run_loop.prepare(train_x, y, num_classes, optimizer, training,
                          learning_rates=[g[0] for g in grid],
                          l2s=[g[1] for g in grid], data_parallel=False)
@@ -94,7 +96,8 @@ def sweep(train_x: CsrFeatures, train_y, num_classes: int, *,
                   val_loss=float('nan'),
                   train_loss=float(losses[i, -run.packed.num_steps:].mean()))
     if np.all(np.isfinite(losses[i])):
-      m = run_loop.validation_metrics(run.state, val_x, val_y, model_index=i)
+      m = run_loop.validation_metrics(run.state, val_x, val_y, model_index=i,
+                                      loss=run.spec.loss)
       record.update(val_accuracy=m['accuracy'], val_loss=m['loss'])
       value = record['val_' + training.metric]
       if np.isfinite(value) and run_loop.better(training.metric, value,

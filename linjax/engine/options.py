@@ -17,15 +17,30 @@ from __future__ import annotations
 
 import dataclasses
 
+from linjax.core import losses
 from linjax.core.errors import Checker
 from linjax.core.errors import ConfigError
+from linjax.core.named_objects import NameNotFound
+from linjax.engine import optimizers
 
-OPTIMIZERS = ('sgd', 'adagrad', 'adam')
 SCHEDULES = ('constant', 'linear', 'exponential', 'cosine', 'warmup_cosine')
 UPDATES = ('auto', 'sparse', 'dense')
 METRICS = ('accuracy', 'loss')
 CLASS_WEIGHTS = ('none', 'balanced')
-LOSSES = ('softmax', 'sigmoid')
+
+
+# Fields that only some optimisers (losses) read: a table entry lists those
+# it takes in its ``options``.
+_OPTIMIZER_SPECIFIC = ('momentum',)
+_LOSS_SPECIFIC = ()
+
+
+def _takers(table, field: str) -> str:
+  names = [n for n in (table.optimizer_names() if table is optimizers
+                       else table.loss_names())
+           if field in (optimizers.get_optimizer(n) if table is optimizers
+                        else table.get_loss(n)).options]
+  return ', '.join(names)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +48,17 @@ class OptimizerOptions:
   """The optimiser (see linjax/engine/optimizers.py for the optax chain).
 
   Attributes:
-    name: sgd | adagrad | adam.
+    name: sgd | adagrad | adam | lion | adabelief (the table of
+      linjax/engine/optimizers.py), a name registered there, or MODULE:NAME
+      of an optax transformation of yours (e.g. ``optax:scale_by_lion``):
+      its updates point along the gradient, linjax applies the learning
+      rate, schedule and weight decay; on the sparse path it must be
+      element-wise (its state of the rows a step touches is updated).
     learning_rate: peak step size (> 0). The loss is a batch mean and the
       features are L2-normalised, so plain SGD takes large steps.
     schedule: constant | linear (to zero, fastText's) | exponential | cosine
       | warmup_cosine.
-    momentum: sgd only, in [0, 1).
+    momentum: sgd only (the optimisers that take it), in [0, 1).
     warmup_fraction: warmup_cosine only: the fraction of the run warming up.
     decay_rate: exponential only: the learning-rate factor over the run.
     weight_decay: decoupled weight decay (AdamW style) of W, >= 0.
@@ -56,7 +76,11 @@ class OptimizerOptions:
 
   def __post_init__(self):
     c = Checker(self, 'optimizer')
-    c.choice('name', OPTIMIZERS)
+    try:
+      entry = optimizers.get_optimizer(self.name)
+    except NameNotFound as e:
+      c.fail('name', f'must name an optimizer: {e}')
+      entry = None
     c.number('learning_rate', lo=0, lo_open=True)
     c.choice('schedule', SCHEDULES)
     c.fraction('momentum')
@@ -64,15 +88,15 @@ class OptimizerOptions:
     c.number('decay_rate', lo=0, hi=1, lo_open=True)
     c.number('weight_decay', lo=0)
     c.number('clip_norm', lo=0)
-    if (not c.problems and self.momentum > 0 and self.name != 'sgd'):
-      c.fail('momentum', f'must be 0 with optimizer.name={self.name!r} '
-             '(momentum applies to sgd only)', self.momentum)
+    if entry is not None and not c.problems:
+      for field in _OPTIMIZER_SPECIFIC:
+        value = getattr(self, field)
+        if value and field not in entry.options:
+          c.fail(field, f'must be 0 with optimizer.name={self.name!r} '
+                 f'({field} applies to '
+                 f'{_takers(optimizers, field) or "no optimizer"} only)',
+                 value)
     c.done()
-
-  @property
-  def has_row_state(self) -> bool:
-    """Whether the optimiser keeps per-row state (momentum, Adagrad, Adam)."""
-    return self.name != 'sgd' or self.momentum > 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,9 +142,12 @@ class TrainOptions:
       that every class carries the same total weight.
     loss: softmax (one class per document, int labels [N]) | sigmoid
       (multi-label: a binary logistic regression per label, fastText's
-      ``-loss ova``; labels a multi-hot [N, C] in {0, 1}). With sigmoid the
-      validation 'accuracy' is the fraction of documents whose top-scored
-      label is one of theirs (P@1, which is accuracy for one label each).
+      ``-loss ova``; labels a multi-hot [N, C] in {0, 1}), any name of the
+      table of linjax/core/losses.py (``losses.loss_names()``), a
+      ``MODULE:NAME`` of a function of yours, or the function itself (kept
+      as its table name). With a multi-label loss the validation
+      'accuracy' is the fraction of documents whose top-scored label is one
+      of theirs (P@1, which is accuracy for one label each).
     max_host_mb: host memory for the packed steps, in MiB; when they would
       need more, they are written to a temporary folder chunk by chunk and
       each epoch reads them back K steps at a time (the same model, bit for
@@ -162,13 +189,32 @@ class TrainOptions:
     c.integer('steps_per_call', lo=1)
     c.choice('class_weight', CLASS_WEIGHTS)
     c.integer('max_host_mb', lo=0)
-    c.choice('loss', LOSSES)
-    if not c.problems and self.loss == 'sigmoid' and (
-        self.class_weight != 'none'):
-      c.fail('class_weight', "must be 'none' with train.loss='sigmoid' (a "
-             'document has several classes or none; pass sample_weight to '
-             'fit instead)', self.class_weight)
+    try:
+      loss = losses.get_loss(self.loss)
+      object.__setattr__(self, 'loss', loss.name)  # a name: JSON, hashable
+    except NameNotFound as e:
+      c.fail('loss', f'must name a loss: {e}')
+      loss = None
+    if loss is not None and not c.problems:
+      for field in _LOSS_SPECIFIC:
+        value = getattr(self, field)
+        if value and field not in loss.options:
+          c.fail(field, f'must be 0 with train.loss={loss.name!r} ({field} '
+                 f'applies to {_takers(losses, field) or "no loss"} only)',
+                 value)
+      if loss.multi_label and self.class_weight != 'none':
+        c.fail('class_weight', f"must be 'none' with the multi-label "
+               f'train.loss={loss.name!r} (a document has several classes '
+               'or none; pass sample_weight to fit instead)',
+               self.class_weight)
     c.done()
+
+
+def train_loss(training: TrainOptions) -> losses.Loss:
+  """The `losses.Loss` that ``training`` trains: its table entry with the
+  loss options of ``training`` (e.g. label smoothing) bound."""
+  return losses.get_loss(training.loss).with_settings(
+      **{field: getattr(training, field) for field in _LOSS_SPECIFIC})
 
 
 def check_decay(optimizer: OptimizerOptions, l2: float) -> None:
@@ -177,7 +223,7 @@ def check_decay(optimizer: OptimizerOptions, l2: float) -> None:
   A step shrinks W by ``1 - lr * (weight_decay + 2 l2)`` (2 l2 with plain
   SGD, where the penalty acts as a decay); at 0 or below every weight flips.
   """
-  decay = optimizer.weight_decay + (2.0 * l2 if optimizer.name == 'sgd'
+  decay = optimizer.weight_decay + (2.0 * l2 if optimizers.is_plain(optimizer)
                                     else 0.0)
   if optimizer.learning_rate * decay >= 1.0:
     raise ConfigError(

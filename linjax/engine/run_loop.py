@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from linjax.core import losses
 from linjax.core import model
 from linjax.engine import chunk_program
 from linjax.engine import distributed
@@ -52,14 +53,17 @@ from linjax.text.csr import CsrFeatures
 Params = model.Params
 
 
-def check_labels(y, n: int, num_classes: int, name: str) -> np.ndarray:
-  """int32 [n] labels in [0, num_classes), or ValueError naming ``name``.
+def check_labels(y, n: int, num_classes: int, name: str,
+                 loss='softmax') -> np.ndarray:
+  """The labels ``loss`` trains on, or ValueError naming ``name``.
 
-  A 2-D ``y`` is a multi-hot [n, num_classes] (``train.loss='sigmoid'``):
-  values 0/1 (any numeric dtype), returned as uint8.
+  The loss's label kind (linjax/core/losses.py) decides: one class per
+  document, int32 [n] in [0, num_classes); or multi-label (e.g. 'sigmoid'),
+  a multi-hot [n, num_classes] of 0/1 (any numeric dtype), as uint8.
   """
+  check_loss(np.asarray(y), loss, name)
   y = np.asarray(y)
-  if y.ndim == 2:
+  if losses.get_loss(loss).multi_label:
     return check_multi_hot(y, n, num_classes, name)
   if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
     raise ValueError(f'{name}: expected int labels of shape [{n}], got '
@@ -85,15 +89,17 @@ def check_multi_hot(y, n: int, num_classes: int, name: str) -> np.ndarray:
   return y.astype(np.uint8)
 
 
-def check_loss(y: np.ndarray, loss: str, name: str) -> None:
-  """ValueError unless the labels' shape fits ``train.loss``."""
-  if loss == 'sigmoid' and y.ndim != 2:
-    raise ValueError(f"{name}: train.loss='sigmoid' (multi-label) needs "
+def check_loss(y: np.ndarray, loss, name: str) -> None:
+  """ValueError unless the labels' rank fits the label kind of ``loss``."""
+  spec = losses.get_loss(loss)
+  if spec.multi_label and y.ndim != 2:
+    raise ValueError(f'{name}: train.loss={spec.name!r} (multi-label) needs '
                      f'multi-hot labels [N, C], got shape {y.shape}; encode '
                      'label sets with LabelMap.encode_multi.')
-  if loss != 'sigmoid' and y.ndim == 2:
-    raise ValueError(f'{name}: multi-hot labels [N, C] need '
-                     f"train.loss='sigmoid', not {loss!r}.")
+  if not spec.multi_label and y.ndim == 2:
+    raise ValueError(f"{name}: multi-hot labels [N, C] need train.loss="
+                     f"'sigmoid' (or another multi-label loss), not "
+                     f'{spec.name!r}.')
 
 
 def document_weights(y: np.ndarray, num_classes: int, class_weight: str,
@@ -248,8 +254,8 @@ def prepare(train_x: CsrFeatures, y: np.ndarray, num_classes: int,
 
   Args:
     train_x: CsrFeatures [N, F] (this process's shard when multi-process).
-    y: int32 [N] labels, or uint8 [N, C] multi-hot for
-      ``training.loss='sigmoid'``, checked by `check_labels`.
+    y: int32 [N] labels, or uint8 [N, C] multi-hot for a multi-label
+      ``training.loss``, checked by `check_labels`.
     num_classes: C.
     optimizer, training: the options (``learning_rate``/``l2`` are replaced
       by ``learning_rates``/``l2s`` for a sweep).
@@ -369,12 +375,13 @@ def release(run: Run) -> None:
 
 def validation_metrics(state: step_lib.TrainState, val_x: CsrFeatures,
                        val_y: np.ndarray, model_index: int | None = None,
-                       batch_size: int = 4096) -> dict:
+                       batch_size: int = 4096, loss='softmax') -> dict:
   """dict(loss, accuracy) on the validation split, over all processes.
 
   ``model_index`` picks model m of a sweep's state (None: a single model).
-  Multi-hot ``val_y`` [N, C]: the sigmoid loss and P@1 as accuracy
-  (`scoring.loss_and_accuracy`; over the documents with a label).
+  ``loss``: the loss that trains (``run.spec.loss``, its settings bound),
+  whose mean is the validation loss; with a multi-label loss the accuracy
+  is P@1 (`scoring.loss_and_accuracy`; over the documents with a label).
   """
   V, scale, b = state.V, state.scale, state.b
   if model_index is not None:
@@ -383,5 +390,5 @@ def validation_metrics(state: step_lib.TrainState, val_x: CsrFeatures,
     V, scale, b = (distributed.local_array(a) for a in (V, scale, b))
   z = scoring.logits_scaled(V, scale, b, val_x, batch_size)
   # A process may hold no validation document (its loss is then NaN).
-  return scoring.over_processes(scoring.loss_and_accuracy(z, val_y),
+  return scoring.over_processes(scoring.loss_and_accuracy(z, val_y, loss),
                                 val_x.num_docs)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from linjax.core import host_losses
 from linjax.core import losses
 from linjax.core import model
 from linjax.text.csr import CsrFeatures
@@ -143,79 +144,51 @@ def predict_logits(params: Params, x: CsrFeatures,
 
 
 def predict_proba(params: Params, x: CsrFeatures, batch_size: int = 4096,
-                  loss: str = 'softmax') -> np.ndarray:
-  """float32 [N, C] probabilities.
+                  loss='softmax') -> np.ndarray:
+  """float32 [N, C] probabilities: the probability map of ``loss`` (its
+  entry in the table of linjax/core/losses.py) applied to ``x W + b``.
 
-  ``loss`` 'softmax': of the classes (rows sum to 1); 'sigmoid'
-  (multi-label): of each label on its own, ``sigmoid(x W + b)``.
+  'softmax': of the classes (rows sum to 1); 'sigmoid' (multi-label): of
+  each label on its own, ``sigmoid(x W + b)``.
+
+  Raises:
+    ValueError: the loss has no probability map (a margin loss, e.g. hinge).
   """
-  z = predict_logits(params, x, batch_size)
-  if loss == 'sigmoid':
-    return sigmoid(z)
-  if loss != 'softmax':
-    raise ValueError(f'predict_proba: loss must be one of {losses.LOSSES}, '
-                     f'got {loss!r}.')
-  shifted = z - z.max(axis=-1, keepdims=True)   # numpy: nothing to compile
-  e = np.exp(shifted)
-  return e / e.sum(axis=-1, keepdims=True)
+  spec = losses.get_loss(loss)
+  if not spec.has_probabilities:
+    spec.proba(None)   # raises, naming the loss, before any scoring
+  return spec.proba(predict_logits(params, x, batch_size))
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-  """float32 ``1 / (1 + exp(-z))`` in numpy, without overflow warnings."""
-  z = np.asarray(z, np.float32)
-  e = np.exp(-np.abs(z))
-  return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.float32)
+# numpy twins of the table's functions (linjax/core/host_losses.py).
+sigmoid = host_losses.sigmoid
+softmax_nll = host_losses.softmax_cross_entropy
+sigmoid_nll = host_losses.sigmoid_cross_entropy
 
 
-def softmax_nll(z: np.ndarray, y: np.ndarray) -> np.ndarray:
-  """float32 [N] ``-log softmax(z)[y]`` in numpy (`losses.nll_from_logits`).
+def loss_and_accuracy(z: np.ndarray, y: np.ndarray, loss='softmax') -> dict:
+  """dict(loss, accuracy) of scores z [N, C] against labels y.
 
-  Stable for any finite scores (the maximum is subtracted first); a label
-  outside [0, C) gives NaN.
+  ``loss`` (a name of the table, linjax/core/losses.py, or its `Loss` with
+  settings bound, e.g. label smoothing): the mean of its per-example loss,
+  in numpy where the table has a twin (nothing to compile). Accuracy: with
+  one class per document (y int [N]), the fraction whose top score is y;
+  multi-label (y multi-hot [N, C]), P@1 as fastText's ``test`` computes
+  it: the fraction of the documents with a label whose top-scored label is
+  one of theirs (``counted`` of them).
   """
-  z = np.asarray(z, np.float32)
-  y = np.asarray(y)
-  num_classes = z.shape[-1]
-  shifted = z - z.max(axis=-1, keepdims=True)
-  log_norm = np.log(np.exp(shifted).sum(axis=-1))
-  picked = np.take_along_axis(
-      shifted, np.clip(y, 0, num_classes - 1)[:, None], axis=-1)[:, 0]
-  valid = (y >= 0) & (y < num_classes)
-  return np.where(valid, log_norm - picked, np.float32(np.nan))
-
-
-def sigmoid_nll(z: np.ndarray, Y: np.ndarray) -> np.ndarray:
-  """float32 [N] summed binary cross-entropy in numpy
-  (`losses.sigmoid_nll_from_logits`): ``max(z, 0) - Y z + log1p(e^-|z|)``."""
-  z = np.asarray(z, np.float32)
-  Y = np.asarray(Y, np.float32)
-  bce = np.maximum(z, 0) - Y * z + np.log1p(np.exp(-np.abs(z)))
-  return bce.sum(axis=-1)
-
-
-def loss_and_accuracy(z: np.ndarray, y: np.ndarray) -> dict:
-  """dict(loss=mean NLL, accuracy) of scores z [N, C] against labels y.
-
-  y int [N] (softmax): the mean ``-log softmax(z)[y]`` and the fraction
-  whose top score is y. y multi-hot [N, C] (sigmoid): the mean over
-  documents of the summed binary cross-entropy, and as accuracy P@1 as
-  fastText's ``test`` computes it: the fraction of the documents with a
-  label whose top-scored label is one of theirs (``counted`` of them).
-  In numpy: nothing to compile.
-  """
+  spec = losses.get_loss(loss)
   y = np.asarray(y)
   z = np.asarray(z, np.float32)
-  if y.ndim == 2:
-    nll = sigmoid_nll(z, y)
-    n = y.shape[0]
+  n = z.shape[0]
+  mean = float(spec.host_loss(z, y).mean()) if n else float('nan')
+  if spec.multi_label:
     labelled = y.any(axis=1)
     top = (y[np.arange(n), z.argmax(-1)] > 0)[labelled] if n else labelled
-    return dict(loss=float(nll.mean()) if n else float('nan'),
-                accuracy=float(top.mean()) if top.size else 0.0,
+    return dict(loss=mean, accuracy=float(top.mean()) if top.size else 0.0,
                 counted=int(top.size))
-  nll = softmax_nll(z, y)
-  return dict(loss=float(nll.mean()) if y.size else float('nan'),
-              accuracy=float((z.argmax(-1) == y).mean()) if y.size else 0.0)
+  return dict(loss=mean,
+              accuracy=float((z.argmax(-1) == y).mean()) if n else 0.0)
 
 
 def over_processes(metrics: dict, num_docs: int) -> dict:
@@ -233,6 +206,7 @@ def over_processes(metrics: dict, num_docs: int) -> dict:
               accuracy=float(total[1] / max(total[3], 1)))
 
 
-def evaluate(params: Params, x: CsrFeatures, y) -> dict:
-  """dict(loss=mean NLL, accuracy) on (x, y); see `loss_and_accuracy`."""
-  return loss_and_accuracy(predict_logits(params, x), y)
+def evaluate(params: Params, x: CsrFeatures, y, loss='softmax') -> dict:
+  """dict(loss=mean of ``loss``, accuracy) on (x, y); see
+  `loss_and_accuracy`."""
+  return loss_and_accuracy(predict_logits(params, x), y, loss)

@@ -11,10 +11,12 @@ per sub-batch.
   the schedule's traced lengths in linjax/engine/traced_schedule.py.
 * Sparse path (``train.update_path`` sparse, or auto with F > 4096): gather the
   rows W[uids] a step touches, differentiate the batch loss w.r.t. those rows
-  and b only, run the optax direction (clip, momentum/Adagrad/Adam) on the
+  and b only, run the optax direction (clip, the optimiser's element-wise
+  transformation from linjax/engine/optimizers.py's table) on the
   [U, C] slices, scatter-add the step. Cost per step is O(U C), not O(F C).
   Stateful optimisers keep per-row state and update only touched rows (lazy;
-  exact for Adagrad, an approximation for Adam/momentum: linjax/engine/optimizers.py).
+  exact for Adagrad, an approximation for Adam, momentum, Lion: the row
+  state is every optax state leaf shaped like W).
 * Dense path: `jax.grad` over the full Params and a full update; for small F.
 * L2 and weight decay in the sparse path: W is stored as ``scale * V`` with a
   global scalar (as scikit-learn's SGD does). The decay part of a step,
@@ -28,11 +30,14 @@ per sub-batch.
   when it falls under 1e-6 (checked only if the run could get there). The
   dense path always uses the exact penalty.
 * The scan returns every step's loss; `train.fit` checks them for divergence.
-* Loss (``train.loss``, `Spec.loss`): softmax, labels int [D] per
-  sub-batch, the hand-derived score gradient ``p - onehot(y)``; or sigmoid
-  (multi-label), labels a multi-hot uint8 [D, C] per sub-batch, the score
-  gradient ``sigmoid(z) - Y``. Everything after the score gradient (rows,
-  optimiser, L2, scale, data parallelism) is shared.
+* Loss (``train.loss``, `Spec.loss`: its entry in the table of
+  linjax/core/losses.py, options such as label smoothing bound): labels int
+  [D] per sub-batch, or a multi-hot uint8 [D, C] for a multi-label loss
+  (the entry's label kind); the per-document score gradient from the entry
+  (`losses.Loss.value_and_score_grad`: `jax.vjp` of its function, or the
+  hand-derived ``p - onehot(y)`` / ``sigmoid(z) - Y`` of softmax and
+  sigmoid). Nothing here knows a loss by name; everything after the score
+  gradient (rows, optimiser, L2, scale, data parallelism) is shared.
 * Data parallel (linjax/engine/distributed.py): with a mesh, the epoch runs
   under `shard_map`; a step of S sub-batches (linjax/engine/step_split.py)
   gives each device its own. Sparse path: each device computes its slots'
@@ -50,6 +55,7 @@ per sub-batch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -65,6 +71,7 @@ from linjax.engine import optimizers as optim
 from linjax.engine import traced_schedule
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
+from linjax.engine.options import train_loss
 
 Params = model.Params
 DENSE_MAX_FEATURES = 4096
@@ -105,7 +112,7 @@ class Spec:
   num_shards: int         # S, sub-batches per step over all devices
   distributed: bool
   rescale: bool = False   # check every step whether V must absorb the scale
-  loss: str = 'softmax'   # softmax | sigmoid (multi-label)
+  loss: losses.Loss = None   # the loss's table entry, settings bound
   # With S > 1 sub-batches (sparse path): the 1-device step's slot and
   # document widths (T, D), the layout `one_device_step.layout` rebuilds.
   step_slots: int = 0
@@ -124,7 +131,7 @@ def make_spec(optimizer: OptimizerOptions, training: TrainOptions,
   sparse = choose_update(training.update_path, num_features) == 'sparse'
   l2_nonzero = (float(training.l2) > 0 if l2_nonzero is None
                 else l2_nonzero)
-  plain_sgd = not oc.has_row_state and not float(oc.clip_norm) > 0
+  plain_sgd = optim.is_plain(oc)   # the direction is the gradient itself
   if not l2_nonzero:
     l2_mode = 'none'
   elif not sparse:
@@ -137,7 +144,8 @@ def make_spec(optimizer: OptimizerOptions, training: TrainOptions,
   return Spec(num_features, num_classes, sparse, dedupe, l2_mode,
               sparse and (wd > 0 or l2_mode == 'scale'), wd,
               dataclasses.replace(oc, learning_rate=1.0), int(total_steps),
-              int(num_shards), bool(distributed), loss=training.loss)
+              int(num_shards), bool(distributed),
+              loss=train_loss(training))
 
 
 def with_steps(spec: Spec, total_steps: int, max_lr: float,
@@ -162,7 +170,8 @@ def init_state(spec: Spec, params: Params) -> TrainState:
   W = np.asarray(params.W, np.float32)   # numpy: no device op to compile
   b = np.asarray(params.b, np.float32)
   opt_state = direction.init(Params(W, b)) if (
-      spec.optimizer.has_row_state) else direction.init(Params(W[:0], b))
+      optim.has_row_state(spec.optimizer)) else direction.init(
+          Params(W[:0], b))
   return TrainState(W, np.float32(1.0), b, opt_state, np.int32(0))
 
 
@@ -188,96 +197,62 @@ def _weighted_sum_and_count(nll, mask):
           jnp.sum(real.astype(mask.dtype)))
 
 
-def _sub_batch_nll(rows, b, slot, weights, seg, labels, mask):
-  """Summed NLL and document count of one sub-batch; rows [U, C] -> [].
-
-  ``labels`` int [D] (softmax) or multi-hot [D, C] (sigmoid: the NLL of a
-  document is its sum over labels of the binary cross-entropy).
-  """
+def _scores(rows, b, slot, weights, seg, num_docs: int):
+  """z [D, C] = segment_sum(w * rows[slot]) + b of one sub-batch."""
   tok = rows if slot is None else rows[slot]                 # [T, C]
-  z = jax.ops.segment_sum(tok * weights[:, None], seg,
-                          num_segments=labels.shape[0],
-                          indices_are_sorted=True) + b       # [D, C]
-  if labels.ndim == 2:
-    nll = losses.sigmoid_nll_from_logits(z, labels)
-  else:
-    nll = losses.nll_from_logits(z, labels)
-  return _weighted_sum_and_count(nll, mask)
+  return jax.ops.segment_sum(tok * weights[:, None], seg,
+                             num_segments=num_docs,
+                             indices_are_sorted=True) + b    # [D, C]
 
 
-def _batch_nll(rows, b, batch):
-  """Over the local sub-batches: rows [S_l, U, C] -> (sum NLL, num docs)."""
-  nll, docs = jax.vmap(_sub_batch_nll, in_axes=(0, None, 0, 0, 0, 0, 0))(
+def _sub_batch_nll(loss, rows, b, slot, weights, seg, labels, mask):
+  """Summed loss and document count of one sub-batch; rows [U, C] -> [].
+
+  ``labels`` int [D] or multi-hot [D, C], as ``loss`` (a `losses.Loss`)
+  takes them.
+  """
+  z = _scores(rows, b, slot, weights, seg, mask.shape[0])
+  return _weighted_sum_and_count(loss(z, labels), mask)
+
+
+def _batch_nll(loss, rows, b, batch):
+  """Over the local sub-batches: rows [S_l, U, C] -> (sum loss, num docs)."""
+  nll, docs = jax.vmap(functools.partial(_sub_batch_nll, loss),
+                       in_axes=(0, None, 0, 0, 0, 0, 0))(
       rows, b, batch.slot, batch.weights, batch.seg, batch.labels, batch.mask)
   return jnp.sum(nll), jnp.sum(docs)
 
 
-def _sub_batch_grads(rows, b, slot, weights, seg, labels, mask):
-  """`_sub_batch_nll` and its gradients, derived by hand.
+def _sub_batch_grads(loss, rows, b, slot, weights, seg, labels, mask):
+  """`_sub_batch_nll` and its gradients.
 
-  With p = softmax(z) and Y the one-hot labels, dNLL/dz = (p - Y) * mask;
-  z = segment_sum(w * rows[slot]) + b, so the rows get the scores' gradient
-  back through the same gather/segment_sum. Fewer ops than `jax.grad` of the
-  loss (no transposed scatter for the label pick): less to compile.
+  The score gradient ``d sum(mask * loss) / dz`` comes from the loss's table
+  entry (`losses.Loss.value_and_score_grad`): `jax.vjp` of its function, or
+  its hand-derived gradient where it has one (softmax ``p - onehot(y)``,
+  sigmoid ``sigmoid(z) - Y``: the same numbers as before, and their program
+  compiles in ~20 % less CPU, BUILD_NOTES 2026-12-07). z = segment_sum(w *
+  rows[slot]) + b, so the rows get it back through the same
+  gather/segment_sum: one [D, C] gradient, no [U, C] transpose of the
+  gather for autodiff to build.
 
   Returns:
-    (summed NLL [], documents [], g_tok [T, C] per slot, g_z [D, C] per
+    (summed loss [], documents [], g_tok [T, C] per slot, g_z [D, C] per
     document, the scores z [D, C]), not yet divided by the number of
     documents; `_rows_and_bias` sums them into the rows' and b's gradients.
   """
-  num_docs = labels.shape[0]
-  tok = rows if slot is None else rows[slot]                 # [T, C]
-  z = jax.ops.segment_sum(tok * weights[:, None], seg, num_segments=num_docs,
-                          indices_are_sorted=True) + b       # [D, C]
-  nll, g_z = _softmax_score_grad(z, labels, mask)
+  z = _scores(rows, b, slot, weights, seg, mask.shape[0])
+  nll, g_z = loss.value_and_score_grad(z, labels, mask)
   g_tok = g_z.at[seg].get(mode='fill', fill_value=0) * weights[:, None]
   return _weighted_sum_and_count(nll, mask) + (g_tok, g_z, z)
 
 
-def _softmax_score_grad(z, labels, mask):
-  """(NLL [D], dNLL/dz [D, C] = (softmax(z) - Y) * mask) of scores z."""
-  num_classes = z.shape[-1]
-  logp = losses.log_softmax(z)
-  onehot = labels[:, None] == jnp.arange(num_classes, dtype=labels.dtype)
-  valid = (labels >= 0) & (labels < num_classes)  # a bad label gives NaN
-  nll = jnp.where(valid, -jnp.sum(jnp.where(onehot, logp, 0.0), -1), jnp.nan)
-  return nll, (jnp.exp(logp) - onehot) * mask[:, None]
-
-
-def _sub_batch_sigmoid_grads(rows, b, slot, weights, seg, labels, mask):
-  """`_sub_batch_grads` for the multi-label sigmoid loss, by hand.
-
-  ``labels`` is the multi-hot Y [D, C]; each label is its own binary
-  logistic regression, so dNLL/dz = (sigmoid(z) - Y) * mask, and the rows
-  get it back through the same gather/segment_sum as with softmax.
-
-  Returns:
-    (summed NLL [], documents [], g_tok [T, C], g_z [D, C], z [D, C]), not
-    yet divided by the number of documents.
-  """
-  tok = rows if slot is None else rows[slot]                 # [T, C]
-  z = jax.ops.segment_sum(tok * weights[:, None], seg,
-                          num_segments=labels.shape[0],
-                          indices_are_sorted=True) + b       # [D, C]
-  nll, g_z = _sigmoid_score_grad(z, labels, mask)
-  g_tok = g_z.at[seg].get(mode='fill', fill_value=0) * weights[:, None]
-  return _weighted_sum_and_count(nll, mask) + (g_tok, g_z, z)
-
-
-def _sigmoid_score_grad(z, labels, mask):
-  """(NLL [D], dNLL/dz [D, C] = (sigmoid(z) - Y) * mask) of scores z."""
-  nll, g_z = losses.sigmoid_nll_and_score_grad(z, labels)  # one exp
-  return nll, g_z * mask[:, None]
-
-
-def _batch_grads(rows, b, batch, loss: str = 'softmax'):
-  """Over the local sub-batches: (sum NLL, docs, g_tok [S_l, T, C],
+def _batch_grads(rows, b, batch, loss):
+  """Over the local sub-batches: (sum loss, docs, g_tok [S_l, T, C],
   g_z [S_l, D, C], z [S_l, D, C]): each slot's and document's gradient, and
   each document's scores."""
-  grads = (_sub_batch_sigmoid_grads if loss == 'sigmoid'
-           else _sub_batch_grads)
   nll, docs, g_tok, g_z, z = jax.vmap(
-      grads, in_axes=(0, None, 0, 0, 0, 0, 0))(
+      functools.partial(_sub_batch_grads, loss),
+      in_axes=(0, None, 0, 0, 0, 0, 0))(
           rows, b, batch.slot, batch.weights, batch.seg, batch.labels,
           batch.mask)
   return jnp.sum(nll), jnp.sum(docs), g_tok, g_z, z
@@ -322,9 +297,7 @@ def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
       del g_z
       uids, g_tok, z, labels, mask = one_device_step.layout(spec, batch, b,
                                                             g_tok, z)
-      score_grad = (_sigmoid_score_grad if spec.loss == 'sigmoid'
-                    else _softmax_score_grad)
-      nll, g_z = jax.vmap(score_grad)(z, labels, mask)
+      nll, g_z = jax.vmap(spec.loss.value_and_score_grad)(z, labels, mask)
       nll, docs = jax.vmap(_weighted_sum_and_count)(nll, mask)
       nll, docs = jnp.sum(nll), jnp.sum(docs)
       slot = None
@@ -339,9 +312,9 @@ def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
     g_rows, g_b = g_rows / denom, g_b / denom
     if spec.l2_mode == 'lazy':
       g_rows = g_rows + 2.0 * l2 * gather_padded_rows(V, uids) * scale
-    row_state = optim.gather_state_rows(opt_state, uids)
+    row_state = optim.gather_state_rows(opt_state, uids, V.shape)
     d, row_state = direction.update(Params(g_rows, g_b), row_state)
-    opt_state = optim.scatter_state_rows(opt_state, row_state, uids)
+    opt_state = optim.scatter_state_rows(opt_state, row_state, uids, V.shape)
     if spec.use_scale:
       decay = spec.weight_decay + (2.0 * l2 if spec.l2_mode == 'scale' else 0.)
       scale = scale * (1.0 - lr_t * decay)
@@ -357,7 +330,8 @@ def train_step(spec: Spec, state: TrainState, batch, hyper, sched,
       batch, psum = one_device_step.dense_batch(spec, batch), (lambda v: v)
 
     def full(p):
-      return _batch_nll(gather_padded_rows(p.W, batch.uids), p.b, batch)
+      return _batch_nll(spec.loss, gather_padded_rows(p.W, batch.uids), p.b,
+                        batch)
     (nll, docs), g = jax.value_and_grad(full, has_aux=True)(Params(V, b))
     nll, docs, g = psum(nll), psum(docs), psum(g)
     denom = jnp.maximum(docs, 1.0)

@@ -308,10 +308,12 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
   """
   check_decay(optimizer, training.l2)
   train_x.validate('train_x')
-  y = run_loop.check_labels(train_y, train_x.num_docs, num_classes, 'train_y')
+  y = run_loop.check_labels(train_y, train_x.num_docs, num_classes, 'train_y',
+                           training.loss)
   if val_x is not None:
     val_x.validate('val_x')
-    val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y')
+    val_y = run_loop.check_labels(val_y, val_x.num_docs, num_classes, 'val_y',
+                                  training.loss)
   training = run_options(train_x, training)
   if isinstance(train_x, CsrStore):
     # Features on disk: packed steps go to disk too (a corpus under 1 MiB
@@ -353,7 +355,8 @@ def fit(train_x: CsrFeatures, train_y, num_classes: int, *,
                   tokens_per_s=run.nnz / seconds, seconds=seconds)
     value = None
     if val_x is not None:
-      m = run_loop.validation_metrics(run.state, val_x, val_y)
+      m = run_loop.validation_metrics(run.state, val_x, val_y,
+                                      loss=run.spec.loss)
       record['val_loss'], record['val_accuracy'] = m['loss'], m['accuracy']
       value = record['val_' + metric]
     history.append(record)

@@ -1,0 +1,217 @@
+"""The table of losses (linjax/core/losses.py): entries, lookup, a user's loss.
+
+Every built-in entry is checked the same way: its numpy twin against its
+JAX function, its hand-derived gradient (where it has one) against
+`jax.grad` of that function, and the engine's score gradient against
+`jax.vjp`. A user's loss is found by name, by function and by MODULE:NAME
+(a module written into a temporary folder), and every failure is one line.
+"""
+
+import dataclasses
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import linjax
+from linjax.core import host_losses
+from linjax.core import losses
+
+
+def _labels(loss, rng, n, c):
+  if loss.multi_label:
+    return (rng.random((n, c)) < 0.4).astype(np.uint8)
+  return rng.integers(0, c, n).astype(np.int32)
+
+
+BUILT_IN = list(losses.BUILT_IN_NAMES)
+
+
+@pytest.mark.parametrize('name', BUILT_IN)
+def test_host_twin_equals_the_jax_function(name):
+  loss = losses.get_loss(name)
+  rng = np.random.default_rng(0)
+  z = (rng.normal(size=(64, 5)) * 4).astype(np.float32)
+  y = _labels(loss, rng, 64, 5)
+  want = np.asarray(loss(jnp.asarray(z), jnp.asarray(y)))
+  got = loss.host_loss(z, y)
+  assert got.dtype == np.float32 and got.shape == (64,)
+  np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize('name', BUILT_IN)
+def test_hand_gradient_equals_autodiff_in_float64(name):
+  loss = losses.get_loss(name)
+  if loss.hand_grad is None:
+    pytest.skip(f'{name} has no hand-derived gradient')
+  rng = np.random.default_rng(1)
+  with jax.enable_x64(True):
+    z = jnp.asarray(rng.normal(size=(16, 4)) * 3)
+    y = jnp.asarray(_labels(loss, rng, 16, 4))
+    value, grad = loss.hand_grad(z, y)
+    auto = jax.grad(lambda s: jnp.sum(loss(s, y)))(z)
+    np.testing.assert_allclose(value, loss(z, y), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad, auto, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize('name', BUILT_IN)
+def test_score_gradient_weights_each_example(name):
+  """value_and_score_grad = d sum(w * loss) / dz, hand-derived or not."""
+  loss = losses.get_loss(name)
+  rng = np.random.default_rng(2)
+  with jax.enable_x64(True):
+    z = jnp.asarray(rng.normal(size=(6, 3)))
+    y = jnp.asarray(_labels(loss, rng, 6, 3))
+    w = jnp.asarray([1.0, 0.0, 2.0, 0.5, 1.0, 0.0])
+    want = jax.grad(lambda s: jnp.sum(w * loss(s, y)))(z)
+    for entry in (loss, dataclasses.replace(loss, hand_grad=None)):
+      value, grad = entry.value_and_score_grad(z, y, w)
+      np.testing.assert_allclose(value, loss(z, y), rtol=1e-12)
+      np.testing.assert_allclose(grad, want, rtol=1e-10, atol=1e-12)
+
+
+def test_softmax_and_sigmoid_entries_are_the_lecture_losses():
+  rng = np.random.default_rng(3)
+  z = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
+  y = jnp.asarray([0, 2, 1, 1, 0])
+  np.testing.assert_allclose(
+      losses.get_loss('softmax')(z, y),
+      optax.softmax_cross_entropy_with_integer_labels(z, y), rtol=1e-6)
+  Y = jnp.asarray(rng.random((5, 3)) < 0.5, jnp.float32)
+  np.testing.assert_allclose(
+      losses.get_loss('sigmoid')(z, Y),
+      optax.sigmoid_binary_cross_entropy(z, Y).sum(-1), rtol=1e-6)
+  assert losses.get_loss('softmax').label_kind == losses.CLASS
+  assert losses.get_loss('sigmoid').multi_label
+  assert losses.get_loss('softmax').probability == 'softmax'
+  p = losses.get_loss('sigmoid').proba(np.asarray(z))
+  np.testing.assert_allclose(p, 1 / (1 + np.exp(-np.asarray(z))), rtol=1e-6)
+
+
+def test_loss_names_and_unknown_names():
+  assert losses.loss_names()[:2] == ('softmax', 'sigmoid')
+  with pytest.raises(losses.LossNotFound) as info:
+    losses.get_loss('sofmax')
+  text = str(info.value)
+  assert '\n' not in text and "unknown loss 'sofmax'" in text
+  assert 'softmax' in text and 'MODULE:NAME' in text
+  with pytest.raises(losses.LossNotFound, match='must be a name'):
+    losses.get_loss(3)
+
+
+def _poly1(logits, labels):
+  """PolyLoss (Leng et al. 2022): cross-entropy + (1 - p_y)."""
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  return ce + (1.0 - jnp.exp(-ce))
+
+
+def test_register_a_loss_of_your_own():
+  fn = losses.register_loss('test_poly1', _poly1, probability='softmax')
+  assert fn is _poly1
+  entry = losses.get_loss('test_poly1')
+  assert entry.per_example is _poly1 and entry.probability == 'softmax'
+  assert losses.get_loss(_poly1) is entry        # the function finds it
+  assert 'test_poly1' in losses.loss_names()
+  options = linjax.TrainOptions(loss=_poly1)
+  assert options.loss == 'test_poly1'            # kept as its table name
+  with pytest.raises(ValueError, match="'softmax' is a built-in loss"):
+    losses.register_loss('softmax', _poly1)
+
+  @losses.register_loss('test_squared', label_kind=losses.CLASS)
+  def squared(logits, labels):
+    return jnp.sum((logits - jax.nn.one_hot(labels, logits.shape[-1])) ** 2,
+                   -1)
+  assert losses.get_loss('test_squared').per_example is squared
+  assert not losses.get_loss('test_squared').has_probabilities
+
+
+def test_a_bare_function_gets_its_module_reference():
+  def local(logits, labels):
+    return jnp.sum(logits, -1) * 0.0 + labels
+  entry = losses.get_loss(local)
+  assert entry.name.endswith(':test_a_bare_function_gets_its_module_'
+                             'reference.<locals>.local')
+  assert entry.label_kind == losses.CLASS and entry.probability is None
+  assert losses.get_loss(entry.name) is entry
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+  """A module of the user's, in a folder on sys.path."""
+  (tmp_path / 'hloss_user_losses.py').write_text(textwrap.dedent('''
+      import jax.numpy as jnp
+      import optax
+      import linjax
+
+      def poly1(logits, labels):
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        return ce + (1.0 - jnp.exp(-ce))
+
+      @linjax.register_loss('hloss_tagged', probability='softmax')
+      def tagged(logits, labels):
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+      NOT_A_FUNCTION = 3
+  '''))
+  (tmp_path / 'hloss_broken_losses.py').write_text('1 / 0\n')
+  monkeypatch.syspath_prepend(str(tmp_path))
+  yield 'hloss_user_losses'
+  for name in ('hloss_user_losses', 'hloss_broken_losses'):
+    sys.modules.pop(name, None)
+
+
+def test_module_name_references(user_module):
+  entry = losses.get_loss(f'{user_module}:poly1')
+  assert entry.name == f'{user_module}:poly1'
+  assert entry.label_kind == losses.CLASS and entry.probability is None
+  z = jnp.asarray([[2.0, 0.0, -1.0]])
+  np.testing.assert_allclose(entry(z, jnp.asarray([0])),
+                             _poly1(z, jnp.asarray([0])), rtol=1e-6)
+  # A function the module registered keeps its facts, under the reference.
+  tagged = losses.get_loss(f'{user_module}:tagged')
+  assert tagged.name == f'{user_module}:tagged'
+  assert tagged.probability == 'softmax'
+  assert linjax.TrainOptions(loss=f'{user_module}:poly1').loss == (
+      f'{user_module}:poly1')
+
+
+@pytest.mark.parametrize('ref,message', [
+    ('hloss_no_such_module:f', "cannot import module 'hloss_no_such_module'"),
+    ('hloss_user_losses:nope', "has no attribute 'nope'"),
+    ('hloss_user_losses:NOT_A_FUNCTION', 'names a int, not a function'),
+    ('hloss_broken_losses:f', 'ZeroDivisionError'),
+])
+def test_module_name_failures_are_one_line(user_module, ref, message):
+  del user_module
+  with pytest.raises(losses.LossNotFound) as info:
+    losses.get_loss(ref)
+  assert message in str(info.value) and '\n' not in str(info.value)
+  with pytest.raises(linjax.ConfigError) as info:
+    linjax.TrainOptions(loss=ref)
+  assert str(info.value).startswith('train.loss must name a loss: ')
+  assert message in str(info.value)
+
+
+def test_probability_maps():
+  z = np.asarray([[2.0, -1.0, 0.5], [0.0, 0.0, 0.0]], np.float32)
+  np.testing.assert_allclose(host_losses.softmax(z).sum(1), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(host_losses.sigmoid(z)[0, 0],
+                             1 / (1 + np.exp(-2.0)), rtol=1e-6)
+  margin = losses.Loss('test_margin', lambda z, y: z[..., 0])
+  with pytest.raises(ValueError, match="not available for loss 'test_margin'"):
+    margin.proba(z)
+
+
+def test_loss_is_hashable_and_checked():
+  a = losses.get_loss('softmax')
+  assert hash(a) == hash(losses.get_loss('softmax')) and a == a
+  with pytest.raises(ValueError, match='label_kind must be one of'):
+    losses.Loss('x', _poly1, label_kind='ranking')
+  with pytest.raises(ValueError, match='probability must be None or one of'):
+    losses.Loss('x', _poly1, probability='tanh')
+  with pytest.raises(ValueError, match="takes no option 'label_smoothing'"):
+    losses.get_loss('sigmoid').with_settings(label_smoothing=0.1)
