@@ -61,7 +61,9 @@ from absl import flags
 from absl import logging
 
 from benchmarks import benchmark_worker
+from benchmarks import cli_systems
 from benchmarks import peers
+from benchmarks import runner_report
 # The Markdown report and the worker's measurements; compare, the tables,
 # score and peak_rss_mb stay reachable as benchmark.X.
 from benchmarks.benchmark_report import compare  # re-exported
@@ -73,7 +75,11 @@ from benchmarks.benchmark_worker import peak_rss_mb  # re-exported
 from benchmarks.benchmark_worker import run_worker  # re-exported
 from benchmarks.benchmark_worker import score  # re-exported
 
-SYSTEMS = ('linjax', 'linjax_warm') + tuple(peers.PEERS)
+SYSTEMS = ('linjax', 'linjax_warm') + tuple(peers.PEERS) + cli_systems.SYSTEMS
+# Without fastText's command line, the default leaves it out (a row per
+# corpus would say "missing" where `apt-get install fasttext` was not run).
+DEFAULT_SYSTEMS = tuple(s for s in SYSTEMS if s != 'fasttext_cli' or
+                        shutil.which(cli_systems.FASTTEXT))
 MARKER = 'BENCHMARK_ROW '
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,8 +88,16 @@ flags.DEFINE_string('data_dir', None, 'Folder of corpora, each NAME/train.tsv '
                     'and NAME/test.tsv.')
 flags.DEFINE_list('corpora', [], 'Corpora (folder names) to run; empty: all '
                   'in --data_dir.')
-flags.DEFINE_list('systems', list(SYSTEMS), 'Systems to run, of: '
-                  + ', '.join(SYSTEMS) + '.')
+flags.DEFINE_list('systems', list(DEFAULT_SYSTEMS), 'Systems to run, of: '
+                  + ', '.join(SYSTEMS) + ' (fasttext_cli, linjax_cli, '
+                  'jax_floor: process start to exit, benchmarks/'
+                  'cli_systems.py).')
+flags.DEFINE_list('cli_scales', [], 'Command-line systems at scale: '
+                  'CORPUS:K runs fasttext_cli and linjax_cli on CORPUS\'s '
+                  'train.tsv repeated K times (issue 20 target 2, e.g. '
+                  'healthtweets:8,manpages:4); CORPUS:K:lean runs linjax_cli '
+                  'at 1x and K without the gradient check and checkpoints '
+                  '(the out-of-core memory check, e.g. healthtweets:64:lean).')
 flags.DEFINE_bool('linjax_sweep', False, 'Also run linjax_sweep: lr/l2 chosen '
                   'by linjax.engine.hyper_sweep.sweep on a validation split of '
                   'train.')
@@ -116,6 +130,9 @@ flags.DEFINE_bool('worker', False, 'Internal: run one system in this process.')
 flags.DEFINE_string('corpus_dir', '', 'Internal: the worker\'s corpus folder.')
 flags.DEFINE_string('system', '', 'Internal: the worker\'s system.')
 flags.DEFINE_integer('scale', 1, 'Internal: training split replication.')
+flags.DEFINE_list('runner_args', [], 'Internal: linjax_cli\'s extra flags.')
+LEAN_ARGS = ('--config.train.gradcheck=False',
+             '--config.train.checkpoint_every=0')
 
 
 # Worker mode: the measuring is benchmarks/benchmark_worker.py. --------------
@@ -130,7 +147,8 @@ def _worker_main() -> None:
           FLAGS.linjax_compile_cache, FLAGS.sweep_learning_rates,
           FLAGS.sweep_l2s)
       row = run_worker(Path(FLAGS.corpus_dir), FLAGS.system, FLAGS.threads,
-                       FLAGS.scale, FLAGS.predictions, options)
+                       FLAGS.scale, FLAGS.predictions, options,
+                       FLAGS.runner_args)
   except Exception as e:  # pylint: disable=broad-except
     logging.exception('worker failed')
     row = dict(corpus=Path(FLAGS.corpus_dir).name, system=FLAGS.system,
@@ -182,12 +200,17 @@ def median_run(runs: Sequence[dict]) -> dict:
   bad = [r for r in runs if 'error' in r]
   if bad:
     return bad[0]
-  ordered = sorted(runs, key=lambda r: r['fit_s'])
+  key = next(k for k in ('fit_s', 'warm_s', 'cli_s', 'wall_s')
+             if k in runs[0])
+  ordered = sorted(runs, key=lambda r: r[key])
   row = dict(ordered[len(ordered) // 2])
   if len(runs) > 1:
-    row.update(repeat=len(runs), fit_s_runs=[r['fit_s'] for r in runs],
-               predict_s_runs=[r['predict_s'] for r in runs],
-               peak_rss_mb_runs=[r['peak_rss_mb'] for r in runs])
+    row.update({'repeat': len(runs), f'{key}_runs': [r[key] for r in runs],
+                'peak_rss_mb_runs': [r['peak_rss_mb'] for r in runs]})
+    if 'predict_s' in runs[0]:
+      row['predict_s_runs'] = [r['predict_s'] for r in runs]
+    if 'cold_s' in runs[0]:
+      row['cold_s_runs'] = [r['cold_s'] for r in runs]
   return row
 
 
@@ -198,15 +221,25 @@ def run_benchmark(data_dir: Path, corpora: Sequence[str],
                   with_predictions: bool = False,
                   timeout_s: float = 3600,
                   extra_args: Sequence[str] = (),
-                  repeat: int = 1) -> list[dict]:
-  """All rows: every system on every corpus, then the scaling run.
+                  repeat: int = 1,
+                  cli_scales: Sequence[tuple] = ()) -> list[dict]:
+  """All rows: every system on every corpus, then the scaling runs.
 
   Each (corpus, system[, scale]) runs ``repeat`` times, each in a fresh child;
-  its row is the run of median fit time (`median_run`).
+  its row is the run of median time (`median_run`). The command-line
+  systems' rows have ``run`` 'cli' (or 'cli_lean'); ``cli_scales`` are
+  (corpus, k, lean) of `--cli_scales`.
   """
-  jobs = [(c, s, 1, 'main') for c in corpora for s in systems]
+  jobs = [(c, s, 1, 'cli' if s in cli_systems.SYSTEMS else 'main')
+          for c in corpora for s in systems]
   jobs += [(scaling_corpus, s, k, 'scaling') for k in scaling
            for s in scaling_systems]
+  for corpus, k, lean in cli_scales:
+    if lean:
+      jobs += [(corpus, 'linjax_cli', 1, 'cli_lean'),
+               (corpus, 'linjax_cli', k, 'cli_lean')]
+    else:
+      jobs += [(corpus, s, k, 'cli') for s in ('fasttext_cli', 'linjax_cli')]
   common = dict(date=datetime.datetime.now().astimezone().isoformat(
       timespec='seconds'), machine=machine_info())
   probe = spawn(None, '_probe', threads, timeout_s=timeout_s)
@@ -228,8 +261,11 @@ def run_benchmark(data_dir: Path, corpora: Sequence[str],
 def _job_row(data_dir, corpus, system, scale, kind, threads, with_predictions,
              timeout_s, extra_args, repeat, warm_cache, tag, common) -> dict:
   """The row of one (corpus, system, scale): `repeat` children, median."""
-  logging.info('%s %s / %s%s ...', tag, corpus, system,
-               f' x{scale}' if kind == 'scaling' else '')
+  logging.info('%s %s / %s%s%s ...', tag, corpus, system,
+               f' x{scale}' if scale != 1 else '',
+               ' (lean)' if kind == 'cli_lean' else '')
+  if kind == 'cli_lean':
+    extra_args = [*extra_args, f'--runner_args={",".join(LEAN_ARGS)}']
   peer_missing = system in peers.PEERS and peers.missing_package(system)
   if peer_missing:
     row = dict(corpus=corpus, system=system, scale=scale,
@@ -252,6 +288,15 @@ def _job_row(data_dir, corpus, system, scale, kind, threads, with_predictions,
                                if k not in row})
   if 'error' in row:
     logging.warning('    %s / %s: %s', corpus, system, row['error'])
+  elif system == 'jax_floor':
+    logging.info('    %.2f s, peak RSS %.0f MB', row['wall_s'],
+                 row['peak_rss_mb'])
+  elif system in cli_systems.SYSTEMS:
+    logging.info('    accuracy %.4f  macro-F1 %.4f  %s  peak RSS %.0f MB',
+                 row['accuracy'], row['macro_f1'],
+                 f'{row["cli_s"]:.2f} s' if 'cli_s' in row else
+                 f'cold {row["cold_s"]:.2f} s warm {row["warm_s"]:.2f} s',
+                 row['peak_rss_mb'])
   else:
     logging.info('    accuracy %.4f  macro-F1 %.4f  fit %.2f s  predict '
                  '%.2f s  peak RSS %.0f MB', row['accuracy'], row['macro_f1'],
@@ -275,6 +320,14 @@ def _check_flags() -> tuple[Path, list, list, list]:
   if not data_dir.is_dir():
     _fail(f'--data_dir: no such folder: {FLAGS.data_dir}')
   known = list(SYSTEMS) + ['linjax_sweep', 'linjax_runner']
+  cli_scales = []
+  for item in FLAGS.cli_scales:
+    parts = item.split(':')
+    if (len(parts) not in (2, 3) or not parts[1].isdigit() or
+        int(parts[1]) < 2 or parts[2:] not in ([], ['lean'])):
+      _fail(f'--cli_scales: expected CORPUS:K or CORPUS:K:lean with K >= 2, '
+            f'got {item!r}.')
+    cli_scales.append((parts[0], int(parts[1]), parts[2:] == ['lean']))
   for flag in ('systems', 'scaling_systems'):
     for s in getattr(FLAGS, flag):
       if s not in known:
@@ -297,6 +350,9 @@ def _check_flags() -> tuple[Path, list, list, list]:
   if any(k < 1 for k in scaling):
     _fail(f'--scaling: expected positive integers like 1,2,4,8, got '
           f'{",".join(FLAGS.scaling)}.')
+  for corpus, _, _ in cli_scales:
+    if corpus not in available:
+      _fail(f'--cli_scales: no corpus {corpus!r} in {data_dir}.')
   if scaling and FLAGS.scaling_corpus not in available:
     _fail(f'--scaling_corpus: no corpus {FLAGS.scaling_corpus!r} in '
           f'{data_dir}.')
@@ -330,7 +386,7 @@ def _check_flags() -> tuple[Path, list, list, list]:
   if not systems:
     _fail('--systems is empty: name at least one of '
           f'{", ".join(known)} (or pass --linjax_sweep).')
-  return data_dir, corpora, systems, scaling
+  return data_dir, corpora, systems, scaling, cli_scales
 
 
 def main(argv: Sequence[str]) -> None:
@@ -339,7 +395,7 @@ def main(argv: Sequence[str]) -> None:
   if FLAGS.worker:
     _worker_main()
     return
-  data_dir, corpora, systems, scaling = _check_flags()
+  data_dir, corpora, systems, scaling, cli_scales = _check_flags()
   logging.info('benchmark: corpora %s, systems %s, %d threads%s', corpora,
                systems, FLAGS.threads,
                f', scaling {scaling} on {FLAGS.scaling_corpus}'
@@ -350,13 +406,14 @@ def main(argv: Sequence[str]) -> None:
                        [f'--sweep_learning_rates={",".join(FLAGS.sweep_learning_rates)}',
                         f'--sweep_l2s={",".join(FLAGS.sweep_l2s)}',
                         f'--linjax_compile_cache={FLAGS.linjax_compile_cache}'],
-                       FLAGS.repeat)
+                       FLAGS.repeat, cli_scales)
   if FLAGS.out:
     with open(FLAGS.out, 'w', encoding='utf-8') as f:
       for row in rows:
         f.write(json.dumps(row) + '\n')
     logging.info('wrote %d rows to %s', len(rows), FLAGS.out)
-  text = report(rows, FLAGS.threads, FLAGS.repeat)
+  text = report(rows, FLAGS.threads, FLAGS.repeat) + runner_report.report(
+      rows)
   if FLAGS.markdown:
     Path(FLAGS.markdown).write_text(text, encoding='utf-8')
     logging.info('wrote %s', FLAGS.markdown)

@@ -250,13 +250,13 @@ def _run_linjax(corpus_dir: Path, system: str, scale: int, row: dict,
 RUNNER_SYSTEM = 'linjax_runner'
 
 
-def _replicate_file(path: Path, scale: int) -> str:
-  """A temporary TSV under /tmp: ``path``'s header, then its body ``scale``
-  times (streamed: nothing is held in memory)."""
+def replicate_file(path: Path, scale: int, folder: str = '/tmp') -> str:
+  """A temporary TSV in ``folder``: ``path``'s header, then its body
+  ``scale`` times (streamed: nothing is held in memory)."""
   import shutil  # pylint: disable=g-import-not-at-top
   import tempfile  # pylint: disable=g-import-not-at-top
   fd, out = tempfile.mkstemp(prefix=f'linjax-x{scale}-', suffix='.tsv',
-                             dir='/tmp')
+                             dir=folder)
   with open(path, 'rb') as src, os.fdopen(fd, 'wb') as dst:
     header = src.readline()
     dst.write(header)
@@ -286,7 +286,7 @@ def _run_linjax_runner(corpus_dir: Path, scale: int, row: dict,
   row.update(n_train=row['n_train'] * scale,
              train_tokens=row['train_tokens'] * scale)
   del one
-  path = _replicate_file(corpus_dir / 'train.tsv', scale)
+  path = replicate_file(corpus_dir / 'train.tsv', scale)
   workdir = tempfile.mkdtemp(prefix='linjax-bench-run-', dir='/tmp')
   try:
     config.data.train = path
@@ -335,6 +335,14 @@ def _run_peer(corpus_dir: Path, system: str, scale: int, threads: int,
   return result.predictions, te.labels
 
 
+def folder_mb(path: str) -> float:
+  """The size of the files under ``path``, in MiB."""
+  total = 0
+  for root, _, files in os.walk(path):
+    total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+  return round(total / 2**20, 2)
+
+
 def _describe_data(row: dict, tr: peers.Corpus, te: peers.Corpus) -> None:
   row.update(n_train=len(tr.texts), n_test=len(te.texts),
              n_classes=len(set(tr.labels)),
@@ -342,7 +350,8 @@ def _describe_data(row: dict, tr: peers.Corpus, te: peers.Corpus) -> None:
 
 
 def run_worker(corpus_dir: Path, system: str, threads: int, scale: int,
-               with_predictions: bool, options: LinjaxOptions) -> dict:
+               with_predictions: bool, options: LinjaxOptions,
+               runner_args: Sequence[str] = ()) -> dict:
   """Runs one system on one corpus in this process; returns its row.
 
   Args:
@@ -352,10 +361,15 @@ def run_worker(corpus_dir: Path, system: str, threads: int, scale: int,
     scale: how many times the training split is replicated.
     with_predictions: put the [n_test] test predictions in the row.
     options: the linjax systems' settings (peers ignore them).
+    runner_args: ``linjax_cli``'s extra flags (config overrides).
   """
   row: dict[str, Any] = dict(corpus=corpus_dir.name, system=system,
                              scale=scale, threads=threads)
-  _limit_threads(threads)
+  _limit_threads(threads)   # inherited by the command-line systems' children
+  from benchmarks import cli_systems  # pylint: disable=g-import-not-at-top
+  if system in cli_systems.SYSTEMS:
+    return cli_systems.run(corpus_dir, system, threads, scale, row,
+                           runner_args)
   row['start_rss_mb'] = round(peak_rss_mb(), 1)
   if system in LINJAX_SYSTEMS:
     predictions, truth = _run_linjax(corpus_dir, system, scale, row, options)

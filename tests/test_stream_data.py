@@ -178,7 +178,7 @@ def test_benchmark_replicates_the_training_file(tmp_path):
   from benchmarks import benchmark_worker  # pylint: disable=g-import-not-at-top
   _corpus(tmp_path / 'train.tsv', 400, seed=5)
   lines = (tmp_path / 'train.tsv').read_text().splitlines(keepends=True)
-  copy = benchmark_worker._replicate_file(tmp_path / 'train.tsv', 3)  # pylint: disable=protected-access
+  copy = benchmark_worker.replicate_file(tmp_path / 'train.tsv', 3)
   with open(copy) as f:
     assert f.read() == lines[0] + ''.join(lines[1:]) * 3
   os.remove(copy)

@@ -336,7 +336,8 @@ def main(argv):
             FLAGS.process_id)
         train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.overwrite,
                            stage, group, plots=FLAGS.plots)
-    if not group.multi:
+    if not group.multi and sys.getprofile() is None and (
+        sys.gettrace() is None):   # a profiler or coverage writes at exit
       _exit_at_once()
   except console.Interrupted as e:
     for s in (signal.SIGINT, signal.SIGTERM):
