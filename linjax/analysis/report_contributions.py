@@ -149,8 +149,10 @@ def encoded_spans(texts: Sequence[str], offsets: np.ndarray,
     offsets, start, end, value: `merged_spans` of their tokens.
 
   Returns:
-    N strings ``'start,end,value,start,end,value,...'``: spans in UTF-16
-    code units (JavaScript's string indices), values to 3 significant
+    N strings ``'gap,length,value,gap,length,value,...'``: each span as
+    its distance from the previous span's end (from 0 for the first) and
+    its length, in UTF-16 code units (JavaScript's string indices; short
+    numbers even in long documents), and its value to 3 significant
     digits (the sign of any non-zero value kept).
   """
   start = np.asarray(start, np.int64).copy()
@@ -160,9 +162,12 @@ def encoded_spans(texts: Sequence[str], offsets: np.ndarray,
       lo, hi = offsets[n], offsets[n + 1]
       start[lo:hi] = utf16_offsets(text, start[lo:hi])
       end[lo:hi] = utf16_offsets(text, end[lo:hi])
+  previous_end = np.zeros_like(end)
+  previous_end[1:] = end[:-1]
+  previous_end[np.asarray(offsets[:-1])[np.diff(offsets) > 0]] = 0
   fields = [''] * (3 * start.shape[0])
-  fields[0::3] = map(str, start.tolist())
-  fields[1::3] = map(str, end.tolist())
+  fields[0::3] = map(str, (start - previous_end).tolist())
+  fields[1::3] = map(str, (end - start).tolist())
   fields[2::3] = map('{:.3g}'.format, np.asarray(value).tolist())
   return [','.join(fields[3 * lo:3 * hi])
           for lo, hi in zip(offsets[:-1].tolist(), offsets[1:].tolist())]

@@ -300,9 +300,19 @@ function confusion() {
 }
 
 // Highlighted text. -----------------------------------------------------------
-function highlighted(text, encoded) {
-  // encoded: 'start,end,contribution,...' (UTF-16 offsets into text).
+function decodeSpans(encoded) {
+  // 'gap,length,value,...' (UTF-16 code units) -> [start, end, value, ...].
   const spans = encoded ? encoded.split(',').map(Number) : [];
+  let end = 0;
+  for (let i = 0; i + 2 < spans.length; i += 3) {
+    spans[i] += end;
+    spans[i + 1] += spans[i];
+    end = spans[i + 1];
+  }
+  return spans;
+}
+function highlighted(text, encoded) {
+  const spans = decodeSpans(encoded);
   const out = el('span', {class: 'doctext'});
   let maxAbs = 0;
   for (let i = 2; i < spans.length; i += 3) maxAbs = Math.max(maxAbs, Math.abs(spans[i]));
