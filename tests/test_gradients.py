@@ -334,3 +334,45 @@ class SigmoidGradientTest(chex.TestCase):
     self.assertGreater(report.max_rel_error['manual']['W'], 1e-2)
     for error in report.max_rel_error['numerical'].values():
       self.assertLess(error, 1e-6)
+
+
+class EveryLossGradientTest(parameterized.TestCase):
+  """`check_grad` and the runner's `run_gradcheck` for every loss of the
+  table: jax.grad against finite differences, and against the hand-derived
+  gradient where the loss has one."""
+
+  @parameterized.parameters(*losses.BUILT_IN_NAMES)
+  def test_check_grad(self, name):
+    loss = losses.get_loss(name)
+    with jax.enable_x64(True):
+      params, x, y = _random_problem(3, 12, 9, 4, sparse=True)
+      if loss.multi_label:
+        y = _multi_hot(3, 12, 4)
+    report = linjax.check_grad(params, x, y, l2=0.05, loss=name)
+    assert report.passed, report.format()
+    methods = set(report.max_rel_error)
+    self.assertEqual(methods, {'numerical', 'manual'} if loss.hand_grad
+                     else {'numerical'})
+    # A wrong gradient fails: the loss's gradient doubled.
+    doubled = lambda p, x, y, l2: jax.tree_util.tree_map(
+        lambda g: 2 * g, jax.grad(linjax.objective)(p, x, y, l2, name))
+    wrong = linjax.check_grad(params, x, y, l2=0.05, loss=name,
+                              manual_fn=doubled)
+    assert not wrong.passed
+
+  @parameterized.parameters(*losses.BUILT_IN_NAMES)
+  def test_runner_gradcheck(self, name):
+    from linjax.cli import run_checks  # pylint: disable=g-import-not-at-top
+    from linjax.text import csr  # pylint: disable=g-import-not-at-top
+    loss = losses.get_loss(name)
+    rng = np.random.default_rng(4)
+    rows = [(np.unique(rng.integers(0, 30, 5)), rng.uniform(0.5, 1, 5))
+            for _ in range(20)]
+    rows = [(ids, w[:ids.size]) for ids, w in rows]
+    x = csr.from_rows(rows, 30)
+    y = (np.asarray(_multi_hot(4, 20, 4)) if loss.multi_label
+         else rng.integers(0, 4, 20))
+    report = run_checks.run_gradcheck(x, y, 4, 0.01, loss=name)
+    assert report.passed, report.format()
+    self.assertEqual('manual' in report.max_rel_error,
+                     loss.hand_grad is not None)
