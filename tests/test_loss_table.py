@@ -92,8 +92,30 @@ def test_softmax_and_sigmoid_entries_are_the_lecture_losses():
   np.testing.assert_allclose(p, 1 / (1 + np.exp(-np.asarray(z))), rtol=1e-6)
 
 
+def test_hinge_is_crammer_singer_as_optax():
+  hinge = losses.get_loss('hinge')
+  assert hinge.label_kind == losses.CLASS and not hinge.has_probabilities
+  # Hand-worked: scores (2, 1, 0). True class 0 leads by only 1 over class
+  # 1, so max(2, 1 + 1, 0 + 1) - 2 = 0; true class 2 trails: max(3, 2, 0)
+  # - 0 = 3; true class 1: max(3, 1, 1) - 1 = 2.
+  z = jnp.asarray([[2.0, 1.0, 0.0]] * 3)
+  np.testing.assert_allclose(hinge(z, jnp.asarray([0, 2, 1])), [0.0, 3.0, 2.0])
+  rng = np.random.default_rng(4)
+  z = jnp.asarray(rng.normal(size=(50, 6)) * 2, jnp.float32)
+  y = jnp.asarray(rng.integers(0, 6, 50))
+  np.testing.assert_allclose(hinge(z, y),
+                             optax.losses.multiclass_hinge_loss(z, y),
+                             rtol=1e-6, atol=1e-6)
+  assert np.isnan(hinge(z[:1], jnp.asarray([6]))[0])   # a bad label
+  # Its subgradient: -1 on the true class, +1 on the worst violator.
+  g = jax.grad(lambda s: hinge(s, jnp.asarray(2)))(jnp.asarray([2.0, 1.0, 0.0]))
+  np.testing.assert_allclose(g, [1.0, 0.0, -1.0])
+  with pytest.raises(ValueError, match="not available for loss 'hinge'"):
+    hinge.proba(np.asarray(z))
+
+
 def test_loss_names_and_unknown_names():
-  assert losses.loss_names()[:2] == ('softmax', 'sigmoid')
+  assert losses.loss_names()[:3] == ('softmax', 'sigmoid', 'hinge')
   with pytest.raises(losses.LossNotFound) as info:
     losses.get_loss('sofmax')
   text = str(info.value)

@@ -183,4 +183,4 @@ class SigmoidLossTest(chex.TestCase):
     with pytest.raises(ValueError, match=r'Y\[1, 2\] = 2'):
       losses.sigmoid_loss(params, x, jnp.array([[0, 1, 1], [1, 0, 2]]))
     with pytest.raises(ValueError, match='sigmoid'):
-      losses.objective(params, x, jnp.array([0, 1]), loss='hinge')
+      losses.objective(params, x, jnp.array([0, 1]), loss='no_such_loss')

@@ -27,6 +27,9 @@ table through `get_loss`. Built in:
   label, fastText's ``-loss ova``): `sigmoid_loss`, the mean over documents
   of the sum over labels of the binary cross-entropy of ``sigmoid(z_ic)``
   against ``Y_ic``. A document may have several labels or none.
+* ``hinge`` (CLASS, no probabilities): `multiclass_hinge`, Crammer and
+  Singer's multiclass SVM loss (scikit-learn's ``SGDClassifier(loss=
+  'hinge')`` is one-vs-rest instead).
 
 A loss of your own: `register_loss` (then its name works wherever a loss
 name does), or the function itself, or ``MODULE:NAME`` naming it in an
@@ -242,6 +245,23 @@ def sigmoid_loss(params: model.Params, x: model.Features,
   return jnp.mean(sigmoid_nll_from_logits(z, Y))
 
 
+# -- multiclass hinge ---------------------------------------------------------
+
+
+def multiclass_hinge(z: jax.Array, y: jax.Array) -> jax.Array:
+  """Crammer-Singer hinge: ``max_k (z_k + [k != y]) - z_y``, float [...].
+
+  0 once the true class's score leads every other by a margin of 1, else
+  the worst violation (`optax.losses.multiclass_hinge_loss`; scikit-learn's
+  ``LinearSVC(multi_class='crammer_singer')``). A margin loss: its scores
+  are no probabilities. A label outside [0, C) gives NaN.
+  """
+  num_classes = z.shape[-1]
+  onehot = jax.nn.one_hot(y, num_classes, dtype=z.dtype)
+  loss = jnp.max(z + 1.0 - onehot, axis=-1) - jnp.sum(z * onehot, axis=-1)
+  return jnp.where((y >= 0) & (y < num_classes), loss, jnp.nan)
+
+
 # -- the table ----------------------------------------------------------------
 
 
@@ -380,6 +400,7 @@ _BUILT_IN = (
     Loss('sigmoid', sigmoid_nll_from_logits, MULTI_HOT, 'sigmoid',
          hand_grad=sigmoid_nll_and_score_grad,
          host=host_losses.sigmoid_cross_entropy),
+    Loss('hinge', multiclass_hinge, CLASS, None),
 )
 BUILT_IN_NAMES = tuple(loss.name for loss in _BUILT_IN)
 _TABLE = {loss.name: loss for loss in _BUILT_IN}
