@@ -114,6 +114,41 @@ def test_hinge_is_crammer_singer_as_optax():
     hinge.proba(np.asarray(z))
 
 
+def test_label_smoothing_is_optax_smooth_labels():
+  rng = np.random.default_rng(6)
+  z = jnp.asarray(rng.normal(size=(20, 5)) * 3, jnp.float32)
+  y = jnp.asarray(rng.integers(0, 5, 20))
+  smooth = losses.get_loss('softmax').with_settings(label_smoothing=0.1)
+  assert smooth.settings == (('label_smoothing', 0.1),)
+  want = optax.softmax_cross_entropy(
+      z, optax.smooth_labels(jax.nn.one_hot(y, 5), 0.1))
+  np.testing.assert_allclose(smooth(z, y), want, rtol=1e-5)
+  np.testing.assert_allclose(smooth.host_loss(np.asarray(z), np.asarray(y)),
+                             want, rtol=1e-5)
+  # Hand-worked: z = 0 gives -log(1/C) whatever the targets.
+  np.testing.assert_allclose(smooth(jnp.zeros((1, 4)), jnp.asarray([2])),
+                             [np.log(4)], rtol=1e-6)
+  with jax.enable_x64(True):
+    z64, y64 = jnp.asarray(np.asarray(z, np.float64)), jnp.asarray(y)
+    value, grad = smooth.hand_grad(z64, y64, label_smoothing=0.1)
+    np.testing.assert_allclose(value, smooth(z64, y64), rtol=1e-12)
+    np.testing.assert_allclose(
+        grad, jax.grad(lambda s: jnp.sum(smooth(s, y64)))(z64), rtol=1e-10,
+        atol=1e-12)
+  # 0 is the plain loss, bit for bit (nothing bound).
+  plain = losses.get_loss('softmax').with_settings(label_smoothing=0.0)
+  assert plain == losses.get_loss('softmax')
+  options = linjax.TrainOptions(label_smoothing=0.1)
+  with pytest.raises(linjax.ConfigError,
+                     match='label_smoothing must be 0 with train.loss=.hinge'):
+    linjax.TrainOptions(loss='hinge', label_smoothing=0.1)
+  with pytest.raises(linjax.ConfigError, match='label_smoothing must be a '
+                     'fraction'):
+    linjax.TrainOptions(label_smoothing=1.0)
+  from linjax.engine.options import train_loss  # pylint: disable=g-import-not-at-top
+  assert train_loss(options) == smooth
+
+
 def test_loss_names_and_unknown_names():
   assert losses.loss_names()[:3] == ('softmax', 'sigmoid', 'hinge')
   with pytest.raises(losses.LossNotFound) as info:

@@ -222,6 +222,30 @@ class EveryLossTest(parameterized.TestCase):
     history = fits['dense'].history
     self.assertTrue(np.isfinite(history[-1]['train_loss']))
 
+  def test_label_smoothing_trains_and_validates_with_the_smoothed_loss(self):
+    x, y = corpus(seed=6)
+    loss = losses.get_loss('softmax').with_settings(label_smoothing=0.2)
+    fits = {}
+    for path in ('sparse', 'dense'):
+      opt, tc = options('sgd', 0.5, update_path=path, label_smoothing=0.2,
+                        epochs=2)
+      fits[path] = train.fit(x, y, C, optimizer=opt, training=tc, val_x=x,
+                             val_y=y)
+    want = reference_dense(x, y, loss, tc, 0.5)
+    for got in fits.values():
+      np.testing.assert_allclose(got.params.W, want.W, atol=2e-5)
+    # The validation loss is the smoothed loss of the final model, written
+    # out here in numpy: (1 - a) (-log p_y) + a mean_k (-log p_k).
+    W, b = fits['sparse'].params
+    z = x.to_dense() @ W + b
+    logp = z - z.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    smoothed = 0.8 * -logp[np.arange(y.size), y] + 0.2 * -logp.mean(1)
+    self.assertAlmostEqual(fits['sparse'].history[-1]['val_loss'],
+                           float(smoothed.mean()), places=5)
+    self.assertGreater(abs(float(smoothed.mean()) + float(
+        logp[np.arange(y.size), y].mean())), 1e-3)   # not the plain NLL
+
   def test_autodiff_trains_what_the_hand_derived_gradient_trains(self):
     """softmax and sigmoid keep a hand-derived score gradient for speed
     (BUILD_NOTES); JAX's gradient of the same function trains the same

@@ -22,7 +22,9 @@ Options, the saved model, the estimator, the engine (which differentiates
 the table's function with `jax.vjp`), validation and scoring all read this
 table through `get_loss`. Built in:
 
-* ``softmax`` (CLASS): `softmax_loss`, the mean of ``-log softmax(z_i)[y_i]``.
+* ``softmax`` (CLASS): `softmax_loss`, the mean of ``-log softmax(z_i)[y_i]``;
+  with ``train.label_smoothing`` = a, against the targets ``(1 - a)
+  onehot(y) + a / C`` (`softmax_cross_entropy`).
 * ``sigmoid`` (MULTI_HOT, a one-vs-rest binary logistic regression per
   label, fastText's ``-loss ova``): `sigmoid_loss`, the mean over documents
   of the sum over labels of the binary cross-entropy of ``sigmoid(z_ic)``
@@ -133,11 +135,30 @@ def nll_from_logits(z: jax.Array, y: jax.Array) -> jax.Array:
   return jnp.where(valid, -picked, jnp.nan)
 
 
-def softmax_score_grad(z: jax.Array, y: jax.Array):
-  """(`nll_from_logits`, its gradient w.r.t. z derived by hand).
+def softmax_cross_entropy(z: jax.Array, y: jax.Array,
+                          label_smoothing: float = 0.0) -> jax.Array:
+  """The softmax loss of scores z [..., C] and int labels y [...]: float [...].
+
+  ``-sum_k t_k log softmax(z)_k`` with targets ``t = (1 - a) onehot(y) +
+  a / C`` (a = ``label_smoothing``, `optax.smooth_labels`): with a = 0
+  (the default) `nll_from_logits`, ``-log p_y``; with a > 0 a document
+  also pays ``a`` times the mean over classes of ``-log p_k``, so no score
+  is pushed to infinity. A label outside [0, C) gives NaN.
+  """
+  if not label_smoothing:
+    return nll_from_logits(z, y)
+  a = label_smoothing
+  uniform = -jnp.mean(log_softmax(z), axis=-1)
+  return (1.0 - a) * nll_from_logits(z, y) + a * uniform
+
+
+def softmax_score_grad(z: jax.Array, y: jax.Array,
+                       label_smoothing: float = 0.0):
+  """(`softmax_cross_entropy`, its gradient w.r.t. z derived by hand).
 
   ``d(-log p_y)/dz = p - onehot(y)``: ``-1 + p_y`` on the target, ``p_k``
-  elsewhere (the lecture's form).
+  elsewhere (the lecture's form); with label smoothing ``p - t``, the
+  smoothed targets t.
 
   Returns:
     (float [...], float [..., C]).
@@ -147,7 +168,11 @@ def softmax_score_grad(z: jax.Array, y: jax.Array):
   onehot = y[..., None] == jnp.arange(num_classes, dtype=y.dtype)
   valid = (y >= 0) & (y < num_classes)  # a bad label gives NaN
   nll = jnp.where(valid, -jnp.sum(jnp.where(onehot, logp, 0.0), -1), jnp.nan)
-  return nll, jnp.exp(logp) - onehot
+  if not label_smoothing:
+    return nll, jnp.exp(logp) - onehot
+  a = label_smoothing
+  value = (1.0 - a) * nll - a * jnp.mean(logp, axis=-1)
+  return value, jnp.exp(logp) - ((1.0 - a) * onehot + a / num_classes)
 
 
 def example_loss(params: model.Params, x: model.Features,
@@ -394,8 +419,8 @@ def _jitted(loss: Loss):
 
 
 _BUILT_IN = (
-    Loss('softmax', nll_from_logits, CLASS, 'softmax',
-         hand_grad=softmax_score_grad,
+    Loss('softmax', softmax_cross_entropy, CLASS, 'softmax',
+         options=('label_smoothing',), hand_grad=softmax_score_grad,
          host=host_losses.softmax_cross_entropy),
     Loss('sigmoid', sigmoid_nll_from_logits, MULTI_HOT, 'sigmoid',
          hand_grad=sigmoid_nll_and_score_grad,

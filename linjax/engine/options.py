@@ -32,7 +32,7 @@ CLASS_WEIGHTS = ('none', 'balanced')
 # Fields that only some optimisers (losses) read: a table entry lists those
 # it takes in its ``options``.
 _OPTIMIZER_SPECIFIC = ('momentum',)
-_LOSS_SPECIFIC = ()
+_LOSS_SPECIFIC = ('label_smoothing',)
 
 
 def _takers(table, field: str) -> str:
@@ -148,6 +148,9 @@ class TrainOptions:
       as its table name). With a multi-label loss the validation
       'accuracy' is the fraction of documents whose top-scored label is one
       of theirs (P@1, which is accuracy for one label each).
+    label_smoothing: a in [0, 1): the softmax loss against the targets
+      ``(1 - a) onehot(y) + a / C`` (`optax.smooth_labels`); the losses
+      that take it say so in their table entry (``Loss.options``). 0: off.
     max_host_mb: host memory for the packed steps, in MiB; when they would
       need more, they are written to a temporary folder chunk by chunk and
       each epoch reads them back K steps at a time (the same model, bit for
@@ -171,6 +174,7 @@ class TrainOptions:
   class_weight: str = 'none'
   max_host_mb: int = 0
   loss: str = 'softmax'
+  label_smoothing: float = 0.0
 
   def __post_init__(self):
     c = Checker(self, 'train')
@@ -189,6 +193,7 @@ class TrainOptions:
     c.integer('steps_per_call', lo=1)
     c.choice('class_weight', CLASS_WEIGHTS)
     c.integer('max_host_mb', lo=0)
+    c.fraction('label_smoothing')
     try:
       loss = losses.get_loss(self.loss)
       object.__setattr__(self, 'loss', loss.name)  # a name: JSON, hashable
