@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from linjax.text import batch_analysis
 from linjax.text import bucket_contents
 from linjax.text import csr
 from linjax.text import hashed_counts
@@ -506,6 +507,83 @@ class Featurizer:
     return [(string, fid, weight_of[fid] * c / count_of[fid])
             for string, (fid, c) in items.items()]
 
+  def analyze_batch(self, texts: Sequence[str]) -> batch_analysis.Analysis:
+    """Explains N documents at once, token by token (for report pages).
+
+    Returns `batch_analysis.Analysis`: each document's tokens with their
+    character spans in its original text (its words, then one shape token
+    per word that has a word shape, with the word's span), and one slot per
+    occurrence of an n-gram or shape n-gram whose feature is kept: its
+    document, feature id, the tokens it covers, and its share of the
+    feature's final weight (a feature seen k times in a document gives each
+    occurrence 1/k), so that the slots' weights summed per (document,
+    feature) are the rows of ``transform(texts)``, and ``sum(weight *
+    W[feature])`` over a document's slots plus b are its logits.
+    Vectorised (the default ``words_punct`` hashing: one scan of the texts).
+    """
+    self._require_fit('analyze_batch')
+    _check_texts(texts)
+    texts = list(texts)
+    if not self._hashes_directly:
+      return self._analyze_tokens(texts)
+    joined = '\n'.join(texts)
+    special = hashed_tokens.special_docs(texts, joined, self.lowercase)
+    plain = hashed_tokens.emptied(texts, special)
+    scanned = hashed_tokens.scan(plain, joined if plain is texts else None,
+                                 self.lowercase, self.shape_ngrams > 0,
+                                 self.hash)
+    lengths = np.fromiter(map(len, plain), np.int64, len(plain))
+    offsets = np.repeat(np.cumsum(lengths + 1) - (lengths + 1),
+                        scanned.lengths)
+    word_start, word_end = scanned.starts - offsets, scanned.ends - offsets
+    flat, segments = scanned.hashes.astype(np.uint64), scanned.lengths
+    shape_start = shape_end = np.zeros(0, np.int64)
+    shape_count = np.zeros(len(texts), np.int64)
+    if self.shape_ngrams:
+      keep = scanned.shapes >= 0
+      shape_start, shape_end = word_start[keep], word_end[keep]
+      kept_before = np.zeros(keep.shape[0] + 1, np.int64)
+      np.cumsum(keep, out=kept_before[1:])
+      shape_count = np.diff(kept_before[np.cumsum(scanned.lengths)],
+                            prepend=0)
+      flat = np.concatenate([flat, hashed_tokens.SHAPE_HASHES[self.hash][
+          scanned.shapes[keep]].astype(np.uint64)])
+      segments = np.concatenate([segments, shape_count])
+    ids, starts, orders = self._hashed_occurrences(flat, segments,
+                                                   len(texts))
+    analysis = batch_analysis.assemble(batch_analysis.Pieces(
+        word_start, word_end, scanned.lengths, shape_start, shape_end,
+        shape_count, ids, starts, orders), self.num_features, self._weigh)
+    if special.shape[0] == 0:
+      return analysis
+    rest = np.setdiff1d(np.arange(len(texts)), special)
+    return batch_analysis.merge(len(texts), [
+        (rest, _take_docs(analysis, rest)),
+        (special, self._analyze_tokens([texts[i] for i in special.tolist()]))])
+
+  def _analyze_tokens(self, texts: list[str]) -> batch_analysis.Analysis:
+    """`analyze_batch` through the token path (spans: a regex a document)."""
+    num = len(texts)
+    toks = self._tokens(texts)
+    ids, starts, orders = self._occurrences(toks)
+    word_start, word_end, words = batch_analysis.regex_batch(
+        texts, self.lowercase, self.tokenizer)
+    if not np.array_equal(words, toks.lengths[:num]):
+      raise AssertionError('analyze_batch: token spans disagree with the '
+                           'tokenizer (a bug)')
+    shape_start = shape_end = np.zeros(0, np.int64)
+    shape_count = np.zeros(num, np.int64)
+    if self.shape_ngrams:
+      shape_count = toks.lengths[num:]
+      cased_start, cased_end, _ = batch_analysis.regex_batch(
+          texts, False, self.tokenizer)
+      cased = tokenize_batch(texts, False, self.tokenizer)
+      has_shape = (shapes.string_shapes(cased.strings) >= 0)[cased.tok]
+      shape_start, shape_end = cased_start[has_shape], cased_end[has_shape]
+    return batch_analysis.assemble(batch_analysis.Pieces(
+        word_start, word_end, words, shape_start, shape_end, shape_count,
+        ids, starts, orders), self.num_features, self._weigh)
+
   # -- persistence ---------------------------------------------------------
 
   def to_dict(self) -> dict[str, Any]:
@@ -599,3 +677,14 @@ def _old_bucket_content(names: ngram_names.BucketNames,
     return None
   listed = tuple(name.split(' | '))
   return BucketContent(listed, (), len(listed))
+
+
+def _take_docs(analysis: batch_analysis.Analysis,
+               docs: np.ndarray) -> batch_analysis.Analysis:
+  """The `Analysis` of the documents ``docs`` (sorted) of ``analysis``, the
+  others having no tokens and no slots."""
+  return batch_analysis.Analysis(
+      np.append(analysis.doc_offsets[docs], analysis.doc_offsets[-1]),
+      analysis.start, analysis.end,
+      np.searchsorted(docs, analysis.slot_doc), analysis.slot_feature,
+      analysis.slot_weight, analysis.slot_first, analysis.slot_length)

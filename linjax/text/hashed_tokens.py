@@ -190,7 +190,7 @@ class Scan(NamedTuple):
   joined by '\\n'.
   """
   starts: np.ndarray  # int64 [T] first character of each token.
-  ends: np.ndarray  # int64 [T] one past its last.
+  ends: np.ndarray  # int64 [T] one past its last (a URL's: the URL's).
   urls: np.ndarray  # int64 [K] the tokens that are URLs ('<url>').
   hashes: np.ndarray  # [T] each token's hash (see `HashedTokens`).
   lengths: np.ndarray  # int64 [N] tokens per document.
@@ -245,6 +245,8 @@ def scan(texts: list[str], joined: str | None, lowercase: bool,
   shape = None
   if with_shapes:
     shape = shapes.shape_ids(props, starts, ends, lambda a, b: joined[a:b])
+  if url_starts:  # a URL's token spans the whole URL
+    ends[urls] = url_ends
   return Scan(starts, ends, urls, hashes, lengths, shape)
 
 
