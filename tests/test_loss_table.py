@@ -149,6 +149,46 @@ def test_label_smoothing_is_optax_smooth_labels():
   assert train_loss(options) == smooth
 
 
+def test_modified_huber_is_scikit_learns_one_vs_rest():
+  sgd_fast = pytest.importorskip('sklearn.linear_model._sgd_fast')
+  huber = losses.get_loss('modified_huber')
+  assert huber.label_kind == losses.CLASS
+  reference = sgd_fast.ModifiedHuber()
+  rng = np.random.default_rng(7)
+  z = rng.normal(size=(30, 4)) * 2
+  y = rng.integers(0, 4, 30)
+  sign = np.where(np.arange(4) == y[:, None], 1.0, -1.0)  # one vs rest
+  want = [[reference.py_loss(z[i, k], sign[i, k]) for k in range(4)]
+          for i in range(30)]
+  dwant = [[reference.py_dloss(z[i, k], sign[i, k]) for k in range(4)]
+           for i in range(30)]
+  with jax.enable_x64(True):
+    z64, y64 = jnp.asarray(z), jnp.asarray(y)
+    np.testing.assert_allclose(huber(z64, y64), np.sum(want, 1), rtol=1e-12)
+    np.testing.assert_allclose(
+        jax.grad(lambda s: jnp.sum(huber(s, y64)))(z64), dwant, rtol=1e-12)
+  # Hand-worked, one class against the rest: margins 2 (no loss), 0.5
+  # ((1 - 0.5)^2), -3 (linear: 12).
+  np.testing.assert_allclose(
+      huber(jnp.asarray([[2.0, -0.5, 3.0]]), jnp.asarray([0])),
+      [0.25 + 12.0])
+
+
+def test_modified_huber_probabilities_are_scikit_learns():
+  linear_model = pytest.importorskip('sklearn.linear_model')
+  rng = np.random.default_rng(8)
+  X = rng.normal(size=(120, 5))
+  y = rng.integers(0, 3, 120)
+  clf = linear_model.SGDClassifier(loss='modified_huber', random_state=0,
+                                   max_iter=5, tol=None).fit(X, y)
+  z = clf.decision_function(X).astype(np.float32)
+  z[:3] = -2.0       # every class below -1: scikit-learn's uniform rows
+  want = clf.predict_proba(X)
+  want[:3] = 1.0 / 3
+  np.testing.assert_allclose(losses.get_loss('modified_huber').proba(z),
+                             want, rtol=1e-5, atol=1e-6)
+
+
 def test_loss_names_and_unknown_names():
   assert losses.loss_names()[:3] == ('softmax', 'sigmoid', 'hinge')
   with pytest.raises(losses.LossNotFound) as info:

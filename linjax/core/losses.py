@@ -32,6 +32,8 @@ table through `get_loss`. Built in:
 * ``hinge`` (CLASS, no probabilities): `multiclass_hinge`, Crammer and
   Singer's multiclass SVM loss (scikit-learn's ``SGDClassifier(loss=
   'hinge')`` is one-vs-rest instead).
+* ``modified_huber`` (CLASS): `modified_huber`, scikit-learn's, one-vs-rest
+  as ``SGDClassifier(loss='modified_huber')``, with its probabilities.
 
 A loss of your own: `register_loss` (then its name works wherever a loss
 name does), or the function itself, or ``MODULE:NAME`` naming it in an
@@ -287,6 +289,29 @@ def multiclass_hinge(z: jax.Array, y: jax.Array) -> jax.Array:
   return jnp.where((y >= 0) & (y < num_classes), loss, jnp.nan)
 
 
+# -- modified Huber -----------------------------------------------------------
+
+
+def modified_huber(z: jax.Array, y: jax.Array) -> jax.Array:
+  """scikit-learn's modified Huber loss, one-vs-rest: float [...].
+
+  Each class k is its own binary problem with target ``s_k = +1`` for the
+  true class and -1 for the others, as ``SGDClassifier(loss=
+  'modified_huber')`` trains one classifier per class; with the margin
+  ``m = s_k z_k``, ``h(m) = max(0, 1 - m)^2`` for ``m >= -1`` and ``-4 m``
+  below (quadratic near the margin, linear for gross errors). The sum over
+  classes: W's columns are the per-class classifiers, each with its own
+  loss. Probabilities as scikit-learn's (`host_losses.modified_huber_proba`).
+  A label outside [0, C) gives NaN.
+  """
+  num_classes = z.shape[-1]
+  margin = (2.0 * jax.nn.one_hot(y, num_classes, dtype=z.dtype) - 1.0) * z
+  h = jnp.where(margin >= -1.0, jnp.square(jnp.maximum(1.0 - margin, 0.0)),
+                -4.0 * margin)
+  return jnp.where((y >= 0) & (y < num_classes), jnp.sum(h, axis=-1),
+                   jnp.nan)
+
+
 # -- the table ----------------------------------------------------------------
 
 
@@ -426,6 +451,7 @@ _BUILT_IN = (
          hand_grad=sigmoid_nll_and_score_grad,
          host=host_losses.sigmoid_cross_entropy),
     Loss('hinge', multiclass_hinge, CLASS, None),
+    Loss('modified_huber', modified_huber, CLASS, 'modified_huber'),
 )
 BUILT_IN_NAMES = tuple(loss.name for loss in _BUILT_IN)
 _TABLE = {loss.name: loss for loss in _BUILT_IN}
