@@ -155,3 +155,91 @@ def test_shape_errors():
     mm.micro_f1(np.zeros((3, 2)), np.zeros((3, 3)))
   with pytest.raises(ValueError, match='differ'):
     mm.precision_recall_at_k(np.zeros((3, 2)), np.zeros((2, 2)))
+
+
+# -- scores exactly at the threshold, and ties -------------------------------
+#
+# A label is predicted when its score is >= the threshold: a score ON the
+# threshold counts. The scores below are values of tune_threshold's grid
+# (np.round(np.arange(0.05, 0.951, 0.01), 2)), so many sit exactly on one.
+
+GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+
+def _on_the_grid(seed=3, n=40, num_labels=5):
+  rng = np.random.default_rng(seed)
+  Y = (rng.uniform(size=(n, num_labels)) < 0.4).astype(np.uint8)
+  scores = rng.choice(GRID, size=Y.shape)
+  return Y, scores
+
+
+def test_predict_sets_is_scores_at_or_above_the_threshold():
+  Y, scores = _on_the_grid()
+  for t in list(GRID) + [0.0, 1.0]:
+    np.testing.assert_array_equal(mm.predict_sets(scores, t), scores >= t)
+  # By hand: 0.5 on a threshold of 0.5 is in, 0.49 is out.
+  np.testing.assert_array_equal(
+      mm.predict_sets(np.array([[0.5, 0.49, 0.51]]), 0.5), [[True, False,
+                                                           True]])
+  assert mm.micro_f1(Y, mm.predict_sets(scores, 0.5)) == pytest.approx(
+      sklearn_metrics.f1_score(Y, (scores >= 0.5).astype(int),
+                               average='micro'))
+
+
+def test_ranked_labels_keep_a_score_on_the_threshold():
+  scores = np.array([[0.2, 0.7, 0.5, 0.5], [0.1, 0.1, 0.1, 0.1]])
+  ranked = mm.ranked_labels(scores, 0.5)
+  # Ties keep label-id order; 0.5 on 0.5 is kept.
+  assert [list(r) for r in ranked] == [[1, 2, 3], []]
+  assert [list(r) for r in mm.ranked_labels(scores, 0.1)][1] == [0, 1, 2, 3]
+  assert [list(r) for r in mm.ranked_labels(scores, 0.7, top_k=1)] == [[1],
+                                                                     []]
+  Y, scores = _on_the_grid(seed=4)
+  for t in (0.05, 0.33, 0.5, 0.95):
+    for row, kept in zip(scores, mm.ranked_labels(scores, t)):
+      assert set(kept) == set(np.flatnonzero(row >= t))
+
+
+def test_precision_at_k_counts_a_prediction_on_the_threshold():
+  scores = np.array([[0.3, 0.6], [0.3, 0.2]])
+  Y = np.array([[1, 0], [1, 0]])
+  # k=1 predicts label 1 (0.6) for doc 0 and label 0 (0.3) for doc 1; at
+  # threshold 0.3 both count: P@1 = 1/2; above it doc 1 predicts nothing.
+  assert mm.precision_recall_at_k(scores, Y, 1, threshold=0.3) == (0.5, 0.5)
+  assert mm.precision_recall_at_k(scores, Y, 1, threshold=0.31) == (0.0, 0.0)
+
+
+def test_report_counts_scores_on_the_threshold():
+  Y = np.array([[1, 0], [0, 1]])
+  scores = np.array([[0.4, 0.4], [0.39, 0.4]])
+  report = mm.multilabel_report(Y, scores, threshold=0.4)
+  # Predicted: {0, 1} and {1}: tp 2, fp 1, fn 0.
+  assert report['micro_precision'] == pytest.approx(2 / 3)
+  assert report['micro_recall'] == 1.0
+  assert report['predicted_per_document'] == 1.5
+
+
+def test_tune_threshold_on_a_plateau_takes_the_threshold_nearest_one_half():
+  # Positives score 0.9, negatives 0.1: every threshold in (0.1, 0.9]
+  # separates them, F1 = 1 on the plateau 0.11 .. 0.90: the tie goes to 0.5.
+  Y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+  scores = np.where(Y > 0, 0.9, 0.1)
+  best, table = mm.tune_threshold(scores, Y)
+  values = dict(table)
+  assert best == 0.5
+  plateau = [t for t, v in table if v == 1.0]
+  assert min(plateau) == 0.11 and max(plateau) == 0.9   # 0.9 on 0.9 counts
+  assert values[0.1] < 1.0 and values[0.91] == 0.0
+  # A plateau below 0.5: positives at 0.3, negatives at 0.2. F1 = 1 for
+  # thresholds 0.21 .. 0.30 (0.30 itself: a score on the threshold counts);
+  # the nearest to 0.5 is 0.30, the plateau's top, only with >=.
+  scores = np.where(Y > 0, 0.3, 0.2)
+  best, table = mm.tune_threshold(scores, Y)
+  assert best == 0.3
+  assert [t for t, v in table if v == 1.0] == list(GRID[16:26])
+  # A plateau above 0.5 (positives 0.8, negatives 0.7): its bottom, 0.71.
+  scores = np.where(Y > 0, 0.8, 0.7)
+  assert mm.tune_threshold(scores, Y)[0] == 0.71
+  # The macro-F1 tie-break is the same rule.
+  assert mm.tune_threshold(np.where(Y > 0, 0.9, 0.1), Y,
+                           metric='macro_f1')[0] == 0.5
