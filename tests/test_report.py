@@ -519,3 +519,32 @@ def test_a_training_run_writes_its_report(tmp_path):
   assert proc.stderr.strip().splitlines()[-1].startswith(
       'error: report.max_docs')
   assert not (tmp_path / 'bad' / 'results.json').exists()
+
+
+@pytest.mark.parametrize('settings', [
+    dict(ngrams=2, buckets=0, min_df=1, shape_ngrams=1),
+    dict(ngrams=2, buckets=4096, min_df=2, shape_ngrams=2),
+    dict(ngrams=3, buckets=64, min_df=1, shape_ngrams=0, weighting='tf'),
+    dict(ngrams=1, buckets=0, min_df=1, shape_ngrams=2, normalize='none',
+         weighting='binary', tokenizer='tweet', lowercase=False)])
+def test_batch_analysis_matches_the_reference(settings):
+  texts, _ = make_corpus()
+  texts += ['See https://example.org/x?y=1 now!', 'İstanbul ΣΑΣ ok',
+            '', '   ', '#tag @user ...', 'x' * 40]
+  featurizer = text.Featurizer(**settings).fit(texts)
+  if not hasattr(featurizer, 'analyze_batch'):
+    pytest.skip('this Featurizer has no analyze_batch')
+  batch = contributions.from_batch_analysis(featurizer.analyze_batch(texts))
+  reference = contributions.reference_slots(featurizer, texts)
+  rng = np.random.default_rng(0)
+  W = rng.normal(size=(featurizer.num_features, 3))
+  target = rng.integers(0, 3, len(texts))
+  other = np.where(rng.random(len(texts)) < 0.3, -1, (target + 1) % 3)
+  got = contributions.merged_spans(
+      batch, contributions.token_contributions(W, batch, target, other))
+  want = contributions.merged_spans(
+      reference, contributions.token_contributions(W, reference, target,
+                                                   other))
+  for g, w in zip(got[:3], want[:3]):
+    np.testing.assert_array_equal(g, w)
+  np.testing.assert_allclose(got[3], want[3], rtol=1e-9, atol=1e-12)

@@ -190,14 +190,13 @@ def _token_spans(text: str, lowercase: bool, kind: str):
   back = None
   if len(lowered) != len(text):   # rare: a character lower-cases to several
     lengths = [len(ch.lower()) for ch in text]
-    back = np.repeat(np.arange(len(text)), lengths)
-    back = np.append(back, len(text))
+    back = np.repeat(np.arange(len(text)), lengths)   # lowered -> original
   url_aware = kind in ('words_punct', 'tweet')
   out = []
   for m in _TOKEN_PATTERNS[kind].finditer(lowered):
     s, e = m.span()
-    if back is not None:
-      s, e = int(back[s]), int(back[e])
+    if back is not None:   # the original characters the token came from
+      s, e = int(back[s]), int(back[e - 1]) + 1
     token = m.group()
     cased = text[s:e]
     if url_aware and tokenizer_lib.URL_REGEX.fullmatch(token):
@@ -218,7 +217,10 @@ def _occurrences(featurizer, text: str):
     grams += [(' '.join(words[i:i + n]), i, n)
               for i in range(len(words) - n + 1)]
   if settings['shape_ngrams']:
-    shaped = [(shapes_lib.token_shape(c), (s, e)) for s, e, _, c in toks]
+    # Shapes are of the tokens of the original-case text.
+    cased = (_token_spans(text, False, settings['tokenizer'])
+             if settings['lowercase'] else toks)
+    shaped = [(shapes_lib.token_shape(c), (s, e)) for s, e, _, c in cased]
     shaped = [(sh, span) for sh, span in shaped if sh is not None]
     base = len(spans)
     spans += [span for _, span in shaped]

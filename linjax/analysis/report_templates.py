@@ -126,3 +126,20 @@ def class_templates(W, b, featurizer, label_names: Sequence[str],
                     for i in ids.tolist() if i >= 0]
     out.append(entry)
   return out
+
+
+def as_top_features(templates: Sequence[dict], k: int = 10) -> list[dict]:
+  """`interpret.top_features`'s form of `class_templates`' positive side.
+
+  Args:
+    templates: `class_templates`' list.
+    k: features per class (at most the templates' own k).
+
+  Returns:
+    C dicts ``{'label': name, 'features': [(name, weight), ...]}``, the
+    largest weights first; a feature's name is its n-grams joined with
+    ``' | '`` (``'<bucket ID>'`` if none), as ``Featurizer.feature_name``.
+  """
+  return [dict(label=t['label'], features=[
+      (_NAME_SEPARATOR.join(f['names']) or f'<bucket {f["id"]}>',
+       f['weight']) for f in t['positive'][:k]]) for t in templates]

@@ -299,6 +299,8 @@ def finish(t: Trained, scoring: Scoring,
   from linjax.cli import report as report_cli  # pylint: disable=g-import-not-at-top
   with timeline.phase('report'):   # the names, before the model keeps them
     templates = report_cli.run_templates(t)
+    # The page is built on a thread while the model is saved.
+    report_job = report_cli.RunReportJob(t, test_scores, threshold, templates)
   with timeline.phase('save'):
     saved_model.save(model_dir, t.params, t.featurizer, t.label_map,
                      config, extra=summary, loss=t.options.training.loss)
@@ -306,11 +308,12 @@ def finish(t: Trained, scoring: Scoring,
     if scoring.write_test_split is not None:
       results['test_split'] = t.run.join(workdir_lib.TEST_SPLIT)
       scoring.write_test_split(results['test_split'])
-  with timeline.phase('report'):
-    results.update(report_cli.write_run_report(t, test_scores, threshold,
-                                               templates))
-  if results.get('report'):
-    results['report_seconds'] = timeline.seconds('report')
+  with timeline.phase('report wait'):
+    results.update(report_job.result())
+  timeline.add('report (background)', *report_job.span)
+  if results.get('report'):   # its own time, whatever overlapped it
+    results['report_seconds'] = (timeline.seconds('report') +
+                                 timeline.seconds('report (background)'))
   results['plots'] = []
   if t.plots:
     with timeline.phase('plots'):

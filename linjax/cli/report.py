@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 from absl import app
@@ -198,6 +199,43 @@ def require_probabilities(model) -> None:
         f'--model: trained with loss {model.loss!r}, which gives scores, not '
         'probabilities; the report needs probabilities (train with '
         "train.loss='softmax' or 'sigmoid').")
+
+
+class RunReportJob:
+  """`write_run_report` on a background thread, started at once.
+
+  A run builds its page while it saves the model (most of the page's work
+  is numpy, which releases the GIL, and saving is mostly I/O), so the
+  report costs the run's wall time only what it does not overlap.
+  `result()` waits for it; ``span`` is its (start, end) in seconds since
+  the process started (linjax/cli/run_timeline.py).
+  """
+
+  def __init__(self, t, test_scores, threshold, templates=None):
+    self.span = None
+    self._written = {}
+    self._thread = threading.Thread(
+        target=self._run, args=(t, test_scores, threshold, templates),
+        name='linjax-report', daemon=True)
+    self._thread.start()
+
+  def _run(self, *args) -> None:
+    from linjax.cli import run_timeline  # pylint: disable=g-import-not-at-top
+    start = run_timeline.now()
+    try:
+      self._written = write_run_report(*args)
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning('report.html not written: %s',
+                      config_check.one_line(e), exc_info=True)
+      self._written = dict(report=None,
+                           report_error=config_check.one_line(e))
+    finally:
+      self.span = (start, run_timeline.now())
+
+  def result(self) -> dict:
+    """`write_run_report`'s dict, once the page is written."""
+    self._thread.join()
+    return self._written
 
 
 def _read_corpus(data_path: str, model, format: str = '',  # pylint: disable=redefined-builtin
