@@ -270,6 +270,11 @@ def test_typing_a_text_updates_the_whatif_label(browser, report, whatif_server):
         "return document.querySelector('#whatif .output').textContent")
              == text)
     assert label.text == want
+  # Clicking a class explains the prediction against it.
+  other = next(n for n in model.label_map.names if n != label.text)
+  browser.find_element(By.LINK_TEXT, other).click()
+  wait_for(browser, lambda d: d.find_element(
+      By.CSS_SELECTOR, '#whatif .explains').text.endswith('red: for ' + other))
   assert browser.execute_script('return window.__pwned === undefined')
   assert console_errors(browser) == []
   urls = requested_urls(browser)

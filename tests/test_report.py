@@ -420,6 +420,16 @@ def test_explore_server_predicts_and_refuses(tmp_path):
       assert model.label_map.names[answer['pred']] == model.predict([t])[0]
       np.testing.assert_allclose(answer['proba'], model.predict_proba([t])[0],
                                  atol=1e-4)
+    # Why this prediction rather than class c: the prediction against c.
+    t = texts[0]
+    pred = int(np.argmax(model.predict_proba([t])[0]))
+    for c in range(3):
+      status, answer = _post(port, json.dumps({'text': t, 'against': c}
+                                              ).encode())
+      assert status == 200 and answer['target'] == pred
+      assert answer['other'] == (c if c != pred else int(np.argsort(
+          -model.predict_proba([t])[0])[1]))
+    assert _post(port, b'{"text": "a", "against": 7}')[0] == 400
     assert _post(port, json.dumps({'text': 'x' * 201}).encode())[0] == 413
     assert _post(port, b'{' * 2000)[0] == 413        # over the byte limit
     assert _post(port, b'not json')[0] == 400

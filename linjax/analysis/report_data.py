@@ -185,7 +185,7 @@ def _label_lists(mask: np.ndarray, order: np.ndarray) -> list:
 
 
 def document_table(texts: Sequence[str], y_true, proba, chosen, featurizer,
-                   W, threshold: float | None) -> dict:
+                   W, threshold: float | None, explained=None) -> dict:
   """The embedded documents, column by column, with their highlights.
 
   Args:
@@ -196,6 +196,8 @@ def document_table(texts: Sequence[str], y_true, proba, chosen, featurizer,
     featurizer: the fitted featuriser (for the documents' feature slots).
     W: [F, C] the weights.
     threshold: multi-label decision threshold; None for single-label.
+    explained: (target, other) int [M] to explain instead of
+      `explained_classes`' choice.
 
   Returns:
     dict of M-long lists: ``index`` (row in the test split), ``text``,
@@ -209,7 +211,9 @@ def document_table(texts: Sequence[str], y_true, proba, chosen, featurizer,
   proba = np.asarray(proba, np.float64)[chosen]
   y = np.asarray(y_true)[chosen]
   texts = [texts[i] for i in chosen.tolist()]
-  target, other = explained_classes(y, proba, threshold)
+  target, other = (explained_classes(y, proba, threshold)
+                   if explained is None else
+                   (np.asarray(e, np.int64) for e in explained))
   rows = np.arange(chosen.shape[0])
   eps = np.finfo(np.float64).eps
   if threshold is None:
@@ -374,7 +378,8 @@ def model_payload(*, W, b, featurizer, label_names: Sequence[str],
 
 
 def explain_text(text: str, proba, featurizer, W,
-                 threshold: float | None = None) -> dict[str, Any]:
+                 threshold: float | None = None,
+                 against: int | None = None) -> dict[str, Any]:
   """One text's prediction and highlights (the what-if page's answer).
 
   Args:
@@ -382,19 +387,29 @@ def explain_text(text: str, proba, featurizer, W,
     proba: float [C] the model's probabilities of it.
     featurizer: the fitted featuriser; W: [F, C] the weights.
     threshold: a multi-label model's threshold; None: single-label.
+    against: a class id: single-label, explain the prediction against it
+      (why this class rather than that one); multi-label, that label's
+      own score. None: the runner-up, or the top label.
 
   Returns:
     dict with ``pred`` (class id; multi-label: the label ids at or above
     the threshold, best first), ``proba`` (C floats), ``target``,
-    ``other`` and ``spans`` as in `document_table` (single-label: the
-    prediction against the runner-up; multi-label: the top label's score).
+    ``other`` and ``spans`` as in `document_table`.
   """
   proba = np.asarray(proba, np.float64)[None, :]
   if threshold is None:
     y = proba.argmax(axis=1)
   else:
     y = proba >= threshold
-  table = document_table([text], y, proba, [0], featurizer, W, threshold)
+  explained = None
+  if against is not None:
+    order = np.argsort(-proba[0], kind='stable')
+    if threshold is not None:
+      explained = ([against], [-1])
+    elif against != order[0]:
+      explained = ([order[0]], [against])
+  table = document_table([text], y, proba, [0], featurizer, W, threshold,
+                         explained)
   return dict(pred=table['pred'][0], proba=_rounded(proba[0], 5),
               target=table['target'][0], other=table['other'][0],
               spans=table['spans'][0])

@@ -544,11 +544,11 @@ function whatif() {
   const output = el('div', {class: 'output'});
   s.append(input, el('div', {class: 'prediction'}, 'prediction: ', label, ' ', status),
            probs, caption, output);
-  let seq = 0, timer = null;
+  let seq = 0, timer = null, against = null;
   async function ask(text, mine) {
     try {
       const r = await fetch(cfg.endpoint, {method: 'POST',
-          headers: {'Content-Type': 'application/json'}, body: JSON.stringify({text})});
+          headers: {'Content-Type': 'application/json'}, body: JSON.stringify({text, against})});
       const res = await r.json();
       if (mine !== seq) return;
       if (!r.ok) { status.textContent = res.error || `error ${r.status}`; return; }
@@ -560,7 +560,14 @@ function whatif() {
         const bar = el('span', {class: 'bar'});
         bar.style.width = `${Math.round(240 * res.proba[c])}px`;
         bar.style.backgroundColor = hasLabel(res.pred, c) ? '#1a7f37' : '#8c959f';
-        probs.append(el('span', {text: L[c]}), el('span', null, bar),
+        const name = el('a', {href: '#', text: L[c], title: MULTI ?
+            'explain this label\u2019s score' : 'explain the prediction against this class'});
+        name.addEventListener('click', (e) => {
+          e.preventDefault();
+          against = c;
+          ask(input.value, ++seq);
+        });
+        probs.append(name, el('span', null, bar),
                      el('span', {class: 'note', text: fmt(res.proba[c], 3)}));
       }
       caption.textContent = explains(res.target, res.other);
@@ -572,6 +579,7 @@ function whatif() {
   input.addEventListener('input', () => {
     clearTimeout(timer);
     const mine = ++seq;
+    against = null;
     timer = setTimeout(() => ask(input.value, mine), 200);
   });
 }

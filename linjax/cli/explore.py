@@ -8,8 +8,9 @@ without: the model's templates and curves) plus a text box, like LIT's
 datapoint editor: type or edit a text and the prediction, the
 probabilities and each token's contribution update as you type. The page
 asks the server (the standard library's HTTP server) to predict and
-explain at ``POST /api/explain`` with ``{"text": ...}``; it answers
-`report_data.explain_text`'s JSON.
+explain at ``POST /api/explain`` with ``{"text": ..., "against": class id
+or null}`` (click a class on the page to explain the prediction against
+it); it answers `report_data.explain_text`'s JSON.
 
 The server binds a loopback address only, unless ``--allow_remote`` (it
 has no authentication); it answers only requests whose Host header names
@@ -90,13 +91,13 @@ class Explorer:
     self.W = np.asarray(model.params.W)
     self.lock = threading.Lock()
 
-  def explain(self, text: str) -> dict:
-    """`report_data.explain_text` of one text."""
+  def explain(self, text: str, against: int | None = None) -> dict:
+    """`report_data.explain_text` of one text (``against``: a class id)."""
     from linjax.analysis import report_data  # pylint: disable=g-import-not-at-top
     with self.lock:
       proba = self.model.predict_proba([text])[0]
       return report_data.explain_text(text, proba, self.model.featurizer,
-                                      self.W, self.threshold)
+                                      self.W, self.threshold, against)
 
 
 def load_explorer(model_dir: str, data_path: str | None = None,
@@ -182,6 +183,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
       text = request['text']
       if not isinstance(text, str):
         raise TypeError('text is not a string')
+      against = request.get('against')
+      if against is not None and (
+          isinstance(against, bool) or not isinstance(against, int) or
+          not 0 <= against < self.explorer.W.shape[1]):
+        raise ValueError(f'against must be a class id, got {against!r}')
     except (ValueError, KeyError, TypeError) as e:
       self._json(400, dict(error=f'expected {{"text": "..."}}: {e}'))
       return
@@ -189,7 +195,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
       self._json(413, dict(error=f'text over {self.explorer.max_chars} '
                            'characters'))
       return
-    self._json(200, self.explorer.explain(text))
+    self._json(200, self.explorer.explain(text, against))
 
 
 def make_server(explorer: Explorer, host: str = '127.0.0.1',
