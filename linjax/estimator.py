@@ -16,9 +16,9 @@
   (`linjax.estimator_scaling`): a dense matrix is standardised inside the
   estimator (``standardize``) and the model folded back onto the raw
   columns, so ``decision_function(X) = X @ coef_.T + intercept_``; a sparse
-  one is used as it is; and the learning rate is divided by the training
-  rows' mean squared norm, so ``learning_rate`` is the step for rows of unit
-  norm, as linjax's featuriser and those vectorisers give.
+  one is used as it is; and the learning rate is scaled by a factor of the
+  training rows (1 for rows of unit norm that do not overlap, near what
+  linjax's featuriser gives), so that one ``learning_rate`` suits both.
 
 Prediction takes the kind ``fit`` saw. Anything else gets scikit-learn's
 errors (`validate_data`, `check_classification_targets`, `check_is_fitted`);
@@ -26,7 +26,8 @@ errors (`validate_data`, `check_classification_targets`, `check_is_fitted`);
 
 Every parameter is an explicit keyword of ``__init__`` (no logic there, so
 `get_params`/`set_params`/`clone`/`GridSearchCV` just work) whose default is
-the library's, read from the options dataclasses. `fit` validates them all in
+the library's, read from the options dataclasses (``l2='auto'``: from the
+data, see `linjax.estimator_scaling.default_l2`). `fit` validates them all in
 one place by building those options; a bad value raises `ConfigError` naming
 the parameter. The mapping (estimator parameter -> option field; it lives
 in `linjax.estimator_options`):
@@ -35,38 +36,33 @@ in `linjax.estimator_options`):
   shape_ngrams, weighting, normalize, hash -> FeaturizerOptions (texts only)
   optimizer -> OptimizerOptions.name; learning_rate, schedule, momentum,
   warmup_fraction, decay_rate, weight_decay, clip_norm -> OptimizerOptions
-  batch_size, token_budget, docs_per_step, epochs, max_steps, l2, update
-  -> TrainOptions;
+  loss, label_smoothing, batch_size, token_budget, docs_per_step, epochs,
+  max_steps, l2, update -> TrainOptions;
   random_state -> TrainOptions.seed;
   tol, n_iter_no_change, min_steps, standardize -> the estimator's own
   `EstimatorOptions`.
 
 Left out: early stopping on a validation split (``fit`` carves none),
 checkpoints (no directory), ``train.steps_per_call`` and
-``train.max_host_mb`` (speed and memory, not results) and ``train.loss``,
-which ``y`` decides. ``class_weight`` is the estimator's own (dicts too),
-applied through ``sample_weight`` (``train.class_weight`` stays 'none').
+``train.max_host_mb`` (speed and memory, not results). ``loss=None`` lets
+``y`` decide (softmax, or sigmoid for a multilabel-indicator y).
+``class_weight`` is the estimator's own (dicts too), applied through
+``sample_weight`` (``train.class_weight`` stays 'none').
 
-How long `fit` trains (`linjax.estimator_convergence`), scikit-learn's
-``max_iter``/``tol``/``n_iter_no_change`` as a plan plus a stop: it plans
-``epochs`` passes, fewer on a large training set (``max_steps``: a pass
-counts ``max(N / batch_size, entries / token_budget)`` steps), more on a
-small one (as many as reach ``min_steps`` steps); the learning-rate
-schedule spans the plan. It stops earlier, as SGDClassifier does, once the
-training loss (each pass's mean step loss) has failed ``n_iter_no_change``
-passes in a row to fall below the best so far minus ``tol``. The shared
-corpora's texts take their ``epochs`` as before (their 8 passes are over
-1,000 steps); scikit-learn's toy sets 8 (digits: 1,437 rows, 171 steps a
-pass) to about 190 passes (iris: 120 rows, 4 steps a pass, plan 267), all
-but digits ending by ``tol``.
+How long `fit` trains (`linjax.estimator_convergence`): ``epochs`` passes,
+fewer on a large set (``max_steps``), more on a small one (``min_steps``
+steps), stopped earlier by SGDClassifier's rule (``tol``,
+``n_iter_no_change``). The shared corpora's texts train as before; on
+scikit-learn's toy sets it makes 8 (digits) to about 190 passes (iris).
 
 Multi-label: a 2-D 0/1 ``y`` [N, C] (scikit-learn's multilabel-indicator,
-dense or sparse, as `OneVsRestClassifier` takes it) trains the sigmoid loss,
-one binary logistic regression per column on shared features (``train.loss
-='sigmoid'``); then ``classes_`` is ``arange(C)``, `predict` gives the [N, C]
-indicator (probability >= 0.5, y's dtype), `predict_proba` each label's own
-probability, `decision_function` and ``coef_`` all C columns. ``class_weight``
-and `partial_fit` take single-label y only.
+dense or sparse, as `OneVsRestClassifier` takes it) trains the sigmoid loss
+(``loss=None``; or another multi-label loss of the table), one binary
+logistic regression per column on shared features; then ``classes_`` is
+``arange(C)``, `predict` gives the [N, C] indicator (score >= 0, y's dtype),
+`predict_proba` each label's own probability, `decision_function` and
+``coef_`` all C columns. ``class_weight`` and `partial_fit` take
+single-label y only. Predictions: `linjax.estimator_prediction`.
 
 Weights follow scikit-learn: the loss is ``sum_i s_i loss_i / N + l2 *
 sum(W ** 2)`` with ``s_i`` = ``sample_weight[i] * class_weight[y_i]``;
@@ -90,20 +86,18 @@ import dataclasses
 import numpy as np
 
 try:
-  from scipy import special
   from sklearn.base import BaseEstimator
   from sklearn.base import ClassifierMixin
-  from sklearn.utils.validation import check_is_fitted
   from sklearn.utils.validation import column_or_1d
 except ImportError as e:  # pragma: no cover
   raise ImportError('linjax.estimator needs scikit-learn >= 1.6: pip install '
                     'scikit-learn') from e
 
 from linjax import estimator_scaling as scaling
+from linjax.core.losses import get_loss
 from linjax.engine import training as engine
 from linjax.engine.options import OptimizerOptions
 from linjax.engine.options import TrainOptions
-from linjax.engine.scoring import predict_logits
 from linjax.estimator_convergence import planned_passes
 from linjax.estimator_convergence import ToleranceStop
 from linjax.estimator_inputs import features_of
@@ -115,6 +109,8 @@ from linjax.estimator_inputs import targets
 from linjax.estimator_options import checked_step
 from linjax.estimator_options import EstimatorOptions
 from linjax.estimator_options import estimator_options
+from linjax.estimator_options import with_loss
+from linjax.estimator_prediction import LinearPredictions
 from linjax.estimator_state import compact_state
 from linjax.estimator_state import full_state
 from linjax.text.csr import CsrFeatures
@@ -124,14 +120,24 @@ _F, _O, _T = FeaturizerOptions(), OptimizerOptions(), TrainOptions()
 _E = EstimatorOptions()
 
 
-class LinjaxClassifier(ClassifierMixin, BaseEstimator):
-  """Softmax regression (multinomial logistic) on texts or feature matrices.
+class LinjaxClassifier(ClassifierMixin, LinearPredictions, BaseEstimator):
+  """Linear classification (softmax by default) of texts or feature matrices.
 
   Args:
     lowercase, tokenizer, ngrams, buckets, min_count, max_vocab, min_df,
       shape_ngrams, weighting, normalize, hash: the featuriser of texts
       (`linjax.text.FeaturizerOptions`; unused for a feature matrix).
-    optimizer: sgd | adagrad | adam.
+    loss: a name of the table of losses (`linjax.core.losses.loss_names()`:
+      softmax, sigmoid, hinge, ...), a ``'MODULE:NAME'`` or a function, as
+      `TrainOptions.loss` takes; None: softmax, or sigmoid for a
+      multilabel-indicator y. A multi-label loss needs such a y, any other
+      a 1-D y. hinge is Crammer-Singer's multiclass hinge (one margin over
+      all classes), not SGDClassifier's one-vs-rest hinge; a margin loss
+      has no predict_proba (see `linjax.estimator_prediction`).
+    label_smoothing: softmax against ``(1 - a) onehot(y) + a / C``
+      (`TrainOptions.label_smoothing`; only the losses that take it).
+    optimizer: a name of the optimiser table (sgd, adagrad, adam, lion,
+      adabelief) or ``'MODULE:NAME'`` of an optax transformation.
     learning_rate, schedule, momentum, warmup_fraction, decay_rate,
       weight_decay, clip_norm: the optimiser (`OptimizerOptions`).
     batch_size: documents per step, at most.
@@ -161,7 +167,10 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
 
   Attributes (after `fit` or `partial_fit`):
     classes_: [C] the sorted labels (multi-label y: ``arange(C)``).
-    multilabel_: whether ``fit`` got a multilabel-indicator y (sigmoid).
+    loss_: the table name of the loss `fit` trained.
+    multilabel_: whether it is multi-label (y a multilabel-indicator).
+    probability_: its probability map (softmax, sigmoid, modified_huber),
+      or None for a margin loss.
     params_: Params, W float32 [F, C] and b float32 [C].
     coef_, intercept_: scikit-learn's layout: [C, F] and [C], or for two
       classes [1, F] and [1] (class 1 minus class 0).
@@ -178,8 +187,10 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
                ngrams=_F.ngrams, buckets=_F.buckets, min_count=_F.min_count,
                max_vocab=_F.max_vocab, min_df=_F.min_df,
                shape_ngrams=_F.shape_ngrams, weighting=_F.weighting,
-               normalize=_F.normalize, hash=_F.hash, optimizer=_O.name,
+               normalize=_F.normalize, hash=_F.hash, loss=None,
+               optimizer=_O.name,
                learning_rate=_O.learning_rate, schedule=_O.schedule,
+               label_smoothing=_T.label_smoothing,
                momentum=_O.momentum, warmup_fraction=_O.warmup_fraction,
                decay_rate=_O.decay_rate, weight_decay=_O.weight_decay,
                clip_norm=_O.clip_norm, batch_size=_T.batch_size,
@@ -200,6 +211,8 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     self.weighting = weighting
     self.normalize = normalize
     self.hash = hash
+    self.loss = loss
+    self.label_smoothing = label_smoothing
     self.optimizer = optimizer
     self.learning_rate = learning_rate
     self.schedule = schedule
@@ -234,7 +247,13 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
   def __sklearn_tags__(self):
     tags = super().__sklearn_tags__()
     tags.input_tags.sparse = True
-    tags.classifier_tags.multi_label = True
+    # A multilabel-indicator y trains with loss=None (sigmoid) or a
+    # multi-label loss, not with a named one-class-per-document loss.
+    try:
+      tags.classifier_tags.multi_label = (
+          self.loss is None or get_loss(self.loss).multi_label)
+    except ValueError:   # LossNotFound: fit names the parameter
+      pass
     return tags
 
   # -- training ------------------------------------------------------------
@@ -254,17 +273,16 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     """
     features, optimizer, training, own = estimator_options(self)
     for attr in ('classes_', 'params_', 'fit_result_', 'n_iter_',
-                 'multilabel_', 'scaling_'):
+                 'multilabel_', 'scaling_', 'loss_', 'probability_'):
       self.__dict__.pop(attr, None)
     x = fit_features(self, X, features, training, sample_weight,
                      own.standardize)
     Y = multilabel_targets(self, y, x.num_docs)
-    self.multilabel_ = Y is not None
+    training = self._loss_for(training, multilabel=Y is not None)
     if self.multilabel_:
       self.classes_ = np.arange(Y.shape[1])
       weights = sample_weights(self, sample_weight, np.zeros(Y.shape[0], int))
-      return self._train(x, Y, weights, optimizer,
-                         dataclasses.replace(training, loss='sigmoid'), own)
+      return self._train(x, Y, weights, optimizer, training, own)
     y = targets(self, y, x.num_docs)
     classes, y_index = np.unique(y, return_inverse=True)
     if classes.shape[0] < 2:
@@ -309,6 +327,7 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
       raise ValueError(f'{type(self).__name__}.partial_fit takes single-label '
                        'y; for a multi-label y (2-D 0/1) use fit.')
     if first:
+      training = self._loss_for(training, multilabel=False)
       if classes is None:
         raise ValueError('classes must be passed on the first call to '
                          'partial_fit.')
@@ -326,6 +345,7 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
         raise ValueError(f'classes={classes!r} is not the same as on the '
                          f'first call to partial_fit ({self.classes_!r}).')
       x = features_of(self, X, training=True)
+      training = dataclasses.replace(training, loss=self.loss_)
     y = targets(self, y, x.num_docs)
     unknown = np.setdiff1d(y, self.classes_)
     if unknown.size:
@@ -335,6 +355,27 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     weights = sample_weights(self, sample_weight, y_index, partial=True)
     return self._train(x, y_index, weights, optimizer, training, own,
                        init=None if first else self.params_, plan=False)
+
+  def _loss_for(self, training, multilabel: bool):
+    """``training`` with the loss that trains y's kind, recorded on self.
+
+    Raises:
+      ValueError: a multi-label loss for a 1-D y, or another for a 2-D one.
+    """
+    if self.loss is None and multilabel:
+      training = with_loss(self, training, 'sigmoid')
+    entry = get_loss(training.loss)
+    if entry.multi_label != multilabel:
+      raise ValueError(
+          f'{type(self).__name__}: loss={entry.name!r} '
+          + ('is multi-label: y must be a multilabel-indicator [N, C] of 0/1'
+             if entry.multi_label else
+             'takes one class per document, but y is a multilabel-indicator'
+             ' [N, C]: pass loss=None or a multi-label loss such as '
+             "'sigmoid'") + '.')
+    self.loss_, self.multilabel_ = entry.name, entry.multi_label
+    self.probability_ = entry.probability
+    return training
 
   def _train(self, x: CsrFeatures, y_index, weights, optimizer, training,
              own: EstimatorOptions, init=None, plan: bool = True):
@@ -365,72 +406,3 @@ class LinjaxClassifier(ClassifierMixin, BaseEstimator):
     self.fit_result_ = dataclasses.replace(result, params=None)
     self.n_iter_ = result.epochs_run
     return self
-
-  # -- prediction ----------------------------------------------------------
-
-  def _multilabel(self) -> bool:
-    return getattr(self, 'multilabel_', False)   # older pickles lack it
-
-  def _logits(self, X) -> np.ndarray:
-    """float64 [N, C] scores ``x W + b``."""
-    x = features_of(self, X)
-    return np.asarray(predict_logits(self.params_, x), np.float64)
-
-  def decision_function(self, X) -> np.ndarray:
-    """float64 [N, C] scores; for two classes [N], the log-odds of class 1.
-
-    The binary score is ``z[:, 1] - z[:, 0]``, positive where ``classes_[1]``
-    is predicted (scikit-learn's convention, as `roc_auc_score` expects).
-    Multi-label: [N, C], each label's log-odds.
-    """
-    z = self._logits(X)
-    if z.shape[1] == 2 and not self._multilabel():
-      return z[:, 1] - z[:, 0]
-    return z
-
-  def predict_proba(self, X) -> np.ndarray:
-    """float64 [N, C] probabilities, columns in the order of ``classes_``
-    (multi-label: each label's own sigmoid, rows need not sum to 1)."""
-    z = self._logits(X)
-    if self._multilabel():
-      return special.expit(z)
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-  def predict_log_proba(self, X) -> np.ndarray:
-    """float64 [N, C] log-probabilities (a stable log-softmax; multi-label:
-    each label's log-sigmoid)."""
-    z = self._logits(X)
-    if self._multilabel():
-      return -np.logaddexp(0.0, -z)
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-  def predict(self, X) -> np.ndarray:
-    """[N] labels ``classes_[argmax(z)]`` (for two classes: score > 0);
-    multi-label: the [N, C] indicator of probability >= 0.5 (score >= 0),
-    in y's dtype, as `OneVsRestClassifier` predicts."""
-    z = self._logits(X)  # first: it raises NotFittedError before classes_
-    if self._multilabel():
-      return (z >= 0).astype(self._y_dtype)
-    return self.classes_[np.argmax(z, axis=1)]
-
-  @property
-  def coef_(self) -> np.ndarray:
-    """float32 [C, F], or [1, F] for two classes (scikit-learn's layout;
-    multi-label: always [C, F])."""
-    check_is_fitted(self)
-    W = self.params_.W
-    if W.shape[1] == 2 and not self._multilabel():
-      return (W[:, 1] - W[:, 0])[None]
-    return W.T
-
-  @property
-  def intercept_(self) -> np.ndarray:
-    """float32 [C], or [1] for two classes (multi-label: always [C])."""
-    check_is_fitted(self)
-    b = self.params_.b
-    if b.shape[0] == 2 and not self._multilabel():
-      return b[1:] - b[:1]
-    return b
-

@@ -73,12 +73,14 @@ OPTIMIZER_PARAMS = ('optimizer', 'learning_rate', 'schedule', 'momentum',
                     'warmup_fraction', 'decay_rate', 'weight_decay',
                     'clip_norm')
 TRAIN_PARAMS = ('batch_size', 'token_budget', 'docs_per_step', 'epochs',
-                'max_steps', 'l2', 'update', 'random_state')
+                'max_steps', 'l2', 'update', 'random_state',
+                'label_smoothing')
 _PARAM_OF_FIELD = {
     **{f'features.{p}': p for p in FEATURE_PARAMS},
     **{f'optimizer.{_OPTIMIZER_RENAMED.get(p, p)}': p
        for p in OPTIMIZER_PARAMS},
     **{f'train.{_TRAIN_RENAMED.get(p, p)}': p for p in TRAIN_PARAMS},
+    'train.loss': 'loss',
     **{f'estimator.{p}': p for p in ESTIMATOR_PARAMS}}
 
 
@@ -117,6 +119,8 @@ def estimator_options(estimator):
       (TrainOptions, {**{_TRAIN_RENAMED.get(p, p): getattr(estimator, p)
                          for p in TRAIN_PARAMS}, 'seed': seed,
                       'l2': 0.0 if isinstance(l2, str) else l2,
+                      'loss': ('softmax' if estimator.loss is None
+                               else estimator.loss),
                       'patience': 0, 'checkpoint_every': 0}),
       (EstimatorOptions, {**{p: getattr(estimator, p)
                              for p in ESTIMATOR_PARAMS},
@@ -162,3 +166,13 @@ def checked_step(estimator, optimizer: OptimizerOptions, step: float,
     raise ConfigError(f'{type(estimator).__name__}: '
                       f'{_parameter_names(e.problems[0])}{where}') from None
   return optimizer
+
+
+def with_loss(estimator, training: TrainOptions, loss) -> TrainOptions:
+  """``training`` with another loss (y's kind decided it), its errors in
+  the estimator's names (e.g. label_smoothing with a loss that has none)."""
+  try:
+    return dataclasses.replace(training, loss=loss)
+  except ConfigError as e:
+    raise ConfigError([f'{type(estimator).__name__}: '
+                       f'{_parameter_names(p)}' for p in e.problems]) from None

@@ -215,17 +215,20 @@ def test_defaults_are_the_options_defaults():
   # Options the estimator leaves out (see linjax/estimator.py's docstring).
   # train.class_weight ('none' | 'balanced') gives way to the estimator's
   # own class_weight (None | 'balanced' | dict).
-  # train.l2 gives way to the estimator's l2='auto' (a number passes through).
+  # train.l2 gives way to the estimator's l2='auto' (a number passes
+  # through), train.loss to loss=None (y decides: softmax or sigmoid).
+  own_defaults = ('class_weight', 'l2', 'loss')
   left_out = {'patience', 'metric', 'checkpoint_every', 'checkpoint_seconds',
-              'steps_per_call', 'max_host_mb', 'loss', 'class_weight', 'l2'}
+              'steps_per_call', 'max_host_mb', *own_defaults}
   for (cls, field), default in fields.items():
     if field in left_out:
-      assert field in ('class_weight', 'l2') or field not in defaults
+      assert field in own_defaults or field not in defaults
       continue
     param = renamed.get((cls, field), field)
     assert defaults.pop(param) == default, (cls, field)
   own = EstimatorOptions()
-  assert defaults == {'class_weight': None, 'l2': 'auto', 'tol': own.tol,
+  assert defaults == {'class_weight': None, 'l2': 'auto', 'loss': None,
+                      'tol': own.tol,
                       'n_iter_no_change': own.n_iter_no_change,
                       'min_steps': own.min_steps,
                       'standardize': own.standardize}
@@ -269,8 +272,10 @@ def test_bad_parameters_name_the_parameter_at_fit():
   cases = [
       (dict(learning_rate=-1.0),
        r'^LinjaxClassifier: learning_rate must be > 0, got -1\.0$'),
-      (dict(optimizer='sgdd'), r"^LinjaxClassifier: optimizer must be one "
-       r"of 'sgd', 'adagrad', 'adam', got 'sgdd'$"),
+      (dict(optimizer='sgdd'), r"^LinjaxClassifier: optimizer must name an "
+       r"optimizer: unknown optimizer 'sgdd'; known: sgd, adagrad, adam"),
+      (dict(loss='hinj'), r"^LinjaxClassifier: loss must name a loss: "
+       r"unknown loss 'hinj'; known: softmax, sigmoid, hinge"),
       (dict(random_state=-1), r'^LinjaxClassifier: random_state must be >= '
        r'0, got -1$'),
       (dict(ngrams=0, epochs=0), r'^LinjaxClassifier: ngrams must be >= 1, '
