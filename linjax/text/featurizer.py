@@ -39,6 +39,8 @@ from linjax.text import hashed_counts
 from linjax.text import hashed_tokens
 from linjax.text import ngram_names
 from linjax.text import shapes
+from linjax.text import weighting
+from linjax.text import worker_pool
 # The pieces of the pipeline; names callers reach as `text.X` are re-exported.
 from linjax.text.hashing import FNV1A
 from linjax.text.hashing import NGRAM_MULTIPLIER
@@ -122,6 +124,7 @@ class Featurizer:
     for key, value in self._settings.items():
       setattr(self, key, value)
     self._fitted = False
+    self._prepared: weighting.Weighing | None = None  # from _df, on demand
     self._vocab: list[str] | None = None  # id -> n-gram string.
     self._lookup: ngram_names.Lookup | None = None  # vocabulary mode.
     self._df: np.ndarray | None = None  # int64 [F] document frequencies.
@@ -282,16 +285,30 @@ class Featurizer:
         self._counts(part, *self._occurrences(part)[:2])
         for part in doc_ranges(toks, cuts))
 
-  def _text_counts(self, texts: Sequence[str]) -> csr.CsrFeatures:
-    """Counts of all documents, hashed straight from the text."""
-    _check_texts(texts)
-    return hashed_counts.count_hashed(texts, self.lowercase, self.ngrams,
-                                      self.shape_ngrams, self.buckets,
-                                      self.hash)
+  def _weighing(self) -> weighting.Weighing:
+    """The weighting made ready once per fit (`weighting.prepare`)."""
+    if self._prepared is None:
+      self._prepared = weighting.prepare(self.weighting, self.normalize,
+                                         self._df, self._num_docs,
+                                         self.min_df)
+    return self._prepared
 
   def _weigh(self, counts: csr.CsrFeatures) -> csr.CsrFeatures:
-    return apply_weighting(counts, self.weighting, self.normalize, self._df,
-                           self._num_docs, self.min_df)
+    return weighting.weigh(counts, self._weighing())
+
+  def _weighed_parts(self, parts: list) -> csr.CsrFeatures:
+    """The chunks of counts ``parts`` weighed (on the worker threads) and
+    joined."""
+    prepared = self._weighing()
+    parts = worker_pool.map_in_order(
+        lambda c: weighting.weigh_rows(c, 0, c.num_docs, prepared), parts)
+    return parts[0] if len(parts) == 1 else csr.concatenate(parts)
+
+  def _count_parts(self, texts: Sequence[str], then=None) -> list:
+    _check_texts(texts)
+    return hashed_counts.count_hashed_parts(
+        texts, self.lowercase, self.ngrams, self.shape_ngrams, self.buckets,
+        self.hash, then)
 
   # -- fitting -------------------------------------------------------------
 
@@ -324,16 +341,26 @@ class Featurizer:
           self.min_count, self.max_vocab))
     return self._fit_df(lambda: self._count_in_chunks(toks))
 
-  def _fit_texts(self, texts: Sequence[str]) -> csr.CsrFeatures | None:
+  def _fit_texts(self, texts: Sequence[str]) -> list | None:
+    """`fit` from the text: the chunks of training counts (None if the
+    document frequencies are not needed)."""
     _check_texts(texts)
     self._keep_name_texts(texts)
-    return self._fit_df(lambda: self._text_counts(texts))
+    self._fitted = True
+    self._df, self._num_docs, self._prepared = None, 0, None
+    if not self._needs_df:
+      return None
+    parts = self._count_parts(texts)
+    ids = np.concatenate([p.ids for p in parts])
+    self._set_df(np.bincount(ids, minlength=self.num_features),
+                 sum(p.num_docs for p in parts))
+    return parts
 
   def _fit_df(self, counts_of_training) -> csr.CsrFeatures | None:
     """Marks the featuriser fitted and learns the document frequencies (if
     the weighting or min_df needs them) from ``counts_of_training()``."""
     self._fitted = True
-    self._df, self._num_docs = None, 0
+    self._df, self._num_docs, self._prepared = None, 0, None
     if not self._needs_df:
       return None
     counts = counts_of_training()
@@ -351,6 +378,7 @@ class Featurizer:
   def _set_df(self, df: np.ndarray, num_docs: int) -> None:
     self._df = df.astype(np.int64)
     self._num_docs = int(num_docs)
+    self._prepared = None
 
   def combine_document_frequencies(self, combine) -> None:
     """Replaces the fitted document frequencies by ``combine(df, num_docs)``.
@@ -381,7 +409,11 @@ class Featurizer:
     """Featurises ``texts`` -> CsrFeatures [N documents, F features]."""
     if self._hashes_directly:
       self._require_fit('transform')
-      return self._weigh(self._text_counts(texts))
+      prepared = self._weighing()
+      # Each chunk counted and weighed while in cache, on the worker threads.
+      parts = self._count_parts(texts, lambda c: weighting.weigh_rows(
+          c, 0, c.num_docs, prepared))
+      return parts[0] if len(parts) == 1 else csr.concatenate(parts)
     return self._transform_tokens(self._tokens(texts))
 
   def _transform_tokens(self, toks: Tokens) -> csr.CsrFeatures:
@@ -391,9 +423,9 @@ class Featurizer:
   def fit_transform(self, texts: Sequence[str]) -> csr.CsrFeatures:
     """`fit` then `transform` on the same texts, tokenising them once."""
     if self._hashes_directly:
-      counts = self._fit_texts(texts)
-      return self._weigh(self._text_counts(texts) if counts is None
-                         else counts)
+      parts = self._fit_texts(texts)
+      return (self.transform(texts) if parts is None
+              else self._weighed_parts(parts))
     toks = self._tokens(texts)
     counts = self._fit_tokens(toks, texts)
     if counts is None:

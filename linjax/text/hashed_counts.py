@@ -27,6 +27,37 @@ from linjax.text.weighting import count_keys
 
 CHUNK_CHARS = 1 << 18  # characters featurised at a time.
 
+def _chunks(texts: Sequence[str], buckets: int) -> list[list[str]]:
+  """The documents in chunks of about `CHUNK_CHARS` characters (and few
+  enough documents for 32-bit keys)."""
+  texts = list(texts)
+  ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)) + 1)
+  cuts = [0] + np.searchsorted(
+      ends, np.arange(CHUNK_CHARS, int(ends[-1]) if texts else 0,
+                      CHUNK_CHARS), side='right').tolist() + [len(texts)]
+  # Keys doc * F + bucket of a chunk fit in 32 bits (sorted twice as fast)
+  # when it has fewer than 2**32 / F documents (`key_dtype`).
+  max_docs = ((1 << 32) - 1) // buckets
+  if max_docs >= _MIN_DOCS_32:
+    cuts += list(range(0, len(texts), max_docs))
+  cuts = sorted(set(cuts))
+  chunks = [texts[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:])] or [[]]
+  return chunks
+
+
+def count_hashed_parts(texts: Sequence[str], lowercase: bool, ngrams: int,
+                       shape_ngrams: int, buckets: int,
+                       hash_kind: str = POLY64, then=None) -> list:
+  """`count_hashed`, a chunk of documents at a time: [``then(counts)``] of
+  each chunk's CsrFeatures of counts, in document order (``then``: none by
+  default; it runs on the worker thread, while the chunk is in cache)."""
+  return worker_pool.map_in_order(
+      lambda chunk: (lambda counts: counts if then is None else then(counts))(
+          _count_chunk(chunk, lowercase, ngrams, shape_ngrams, buckets,
+                       hash_kind)),
+      _chunks(texts, buckets))
+
+
 def count_hashed(texts: Sequence[str], lowercase: bool, ngrams: int,
                  shape_ngrams: int, buckets: int,
                  hash_kind: str = POLY64) -> csr.CsrFeatures:
@@ -43,21 +74,8 @@ def count_hashed(texts: Sequence[str], lowercase: bool, ngrams: int,
   Returns:
     CsrFeatures [N, F] of counts, ids unique and ascending in each row.
   """
-  texts = list(texts)
-  ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)) + 1)
-  cuts = [0] + np.searchsorted(
-      ends, np.arange(CHUNK_CHARS, int(ends[-1]) if texts else 0,
-                      CHUNK_CHARS), side='right').tolist() + [len(texts)]
-  # Keys doc * F + bucket of a chunk fit in 32 bits (sorted twice as fast)
-  # when it has fewer than 2**32 / F documents (`key_dtype`).
-  max_docs = ((1 << 32) - 1) // buckets
-  if max_docs >= _MIN_DOCS_32:
-    cuts += list(range(0, len(texts), max_docs))
-  cuts = sorted(set(cuts))
-  chunks = [texts[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:])] or [[]]
-  parts = worker_pool.map_in_order(
-      lambda chunk: _count_chunk(chunk, lowercase, ngrams, shape_ngrams,
-                                 buckets, hash_kind), chunks)
+  parts = count_hashed_parts(texts, lowercase, ngrams, shape_ngrams, buckets,
+                             hash_kind)
   return parts[0] if len(parts) == 1 else csr.concatenate(parts)
 
 
