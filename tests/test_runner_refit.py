@@ -105,3 +105,26 @@ def test_no_validation_split_no_refit(corpus, tmp_path):
   config.data.val_fraction = 0.0
   results = train_runner.train_and_evaluate(config, str(tmp_path / 'run'))
   assert results['refit'] is None and results['val_accuracy'] is None
+
+
+def test_train_metrics_on_a_uniform_sample_of_a_large_split(
+    corpus, tmp_path, monkeypatch):
+  from linjax.cli import finish_run  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(finish_run, 'TRAIN_EVAL_DOCS', 50)
+  config = _config(corpus)
+  results = train_runner.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert results['train_eval_docs'] == 50
+  # The documented draw: 50 of the training split, uniformly, seed
+  # train.seed, scored with the saved model.
+  options, splits, x, _, _ = _by_hand(config)
+  rows = np.sort(np.random.default_rng(options.training.seed).choice(
+      x.num_docs, 50, replace=False))
+  saved = saved_model.load(tmp_path / 'run' / 'model')
+  sample, y = x.take(rows), splits.train_y[rows]
+  assert results['train_accuracy'] == pytest.approx(
+      _accuracy(saved.params, sample, y), abs=1e-12)
+  scores = sample.to_dense() @ np.asarray(saved.params.W, np.float64) + (
+      saved.params.b)
+  scores -= scores.max(1, keepdims=True)
+  nll = np.log(np.exp(scores).sum(1)) - scores[np.arange(50), y]
+  assert results['train_loss'] == pytest.approx(nll.mean(), rel=1e-5)

@@ -182,3 +182,20 @@ def test_benchmark_replicates_the_training_file(tmp_path):
   with open(copy) as f:
     assert f.read() == lines[0] + ''.join(lines[1:]) * 3
   os.remove(copy)
+
+
+def test_streamed_train_metrics_on_the_same_sample(tmp_path, monkeypatch):
+  """A large training split is scored on a uniform sample: the same
+  documents out of core (read from the store) as in memory."""
+  from linjax.cli import finish_run  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(finish_run, 'TRAIN_EVAL_DOCS', 300)
+  path = tmp_path / 'train.tsv'
+  _corpus(path, 2500, seed=4)
+  memory = train.train_and_evaluate(_config(path), str(tmp_path / 'mem'))
+  streamed = train.train_and_evaluate(_config(path, max_host_mb=1),
+                                      str(tmp_path / 'str'))
+  assert streamed['streamed'] and 'streamed' not in memory
+  assert memory['train_eval_docs'] == streamed['train_eval_docs'] == 300
+  assert streamed['train_accuracy'] == memory['train_accuracy']
+  assert streamed['train_loss'] == pytest.approx(memory['train_loss'],
+                                                 rel=1e-6)

@@ -47,24 +47,30 @@ def top_features(params, featurizer, label_names=None, k: int = 10,
     C dicts ``{'label': name, 'features': [(feature name, weight), ...]}``
     ordered by weight (descending if ``largest``, ascending otherwise);
     features with weight exactly 0 are left out.
+
+  Only the rows of W with a non-zero weight are searched (hashed features:
+  most of the 2^20 rows are zero), and every feature's name is asked for in
+  one ``featurizer.feature_names`` call (hash buckets are named by one pass
+  over the training texts for all of them).
   """
   W = np.asarray(params.W, np.float32)
-  num_features, num_classes = W.shape
+  num_classes = W.shape[1]
   names = _names(label_names, num_classes)
-  k = max(0, min(k, num_features))
-  out = []
+  rows = np.flatnonzero(np.any(W != 0, axis=1))
+  sub = W[rows] if largest else -W[rows]          # [R, C]
+  k = max(0, min(k, rows.shape[0]))
+  picked = []
   for c in range(num_classes):
-    col = W[:, c] if largest else -W[:, c]
-    if k == 0:
-      out.append(dict(label=names[c], features=[]))
-      continue
-    idx = np.argpartition(-col, k - 1)[:k] if k < num_features else (
-        np.arange(num_features))
+    col = sub[:, c]
+    idx = (np.argpartition(-col, k - 1)[:k] if k < col.shape[0]
+           else np.arange(col.shape[0]))
     idx = idx[np.argsort(-col[idx], kind='stable')]
-    idx = idx[col[idx] > 0]
-    out.append(dict(label=names[c], features=[
-        (featurizer.feature_name(int(i)), float(W[i, c])) for i in idx]))
-  return out
+    picked.append(idx[col[idx] > 0])
+  ids = rows[np.concatenate(picked)] if picked else np.zeros(0, np.int64)
+  feature_names = iter(featurizer.feature_names(ids) if ids.size else [])
+  return [dict(label=names[c], features=[
+      (next(feature_names), float(W[rows[i], c])) for i in idx])
+          for c, idx in enumerate(picked)]
 
 
 def format_top_features(top: Sequence[dict], k: int = 5) -> str:

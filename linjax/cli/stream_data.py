@@ -238,6 +238,9 @@ def evaluate(params, x, y, loss='softmax') -> dict:
   nothing compiled per chunk shape), so the scores of the whole split are
   never held at once."""
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
+  if not hasattr(x, 'chunks'):   # in memory (a sample of the training split)
+    return {k: float(v) for k, v in scoring.evaluate(params, x, y,
+                                                     loss).items()}
   total = correct = 0.0
   for lo, part in x.chunks(1 << 20):
     part_eval = scoring.evaluate(params, part, y[lo:lo + part.num_docs], loss)

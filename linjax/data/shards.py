@@ -24,12 +24,15 @@ the caller passes ``first_line`` (e.g. an exclusive sum of every process's
 
 from __future__ import annotations
 
+import array
 import glob as glob_lib
 import logging
 import os
 import pathlib
 import re
 from typing import NamedTuple
+
+import numpy as np
 
 from linjax.data import readers
 from linjax.data.readers import DataError
@@ -99,12 +102,23 @@ class _Bytes(type(pathlib.Path())):
     return self._data
 
 
-def _renumber(data: Dataset, path: str, shift) -> Dataset:
-  """Sources ``path:v`` -> ``path:shift(v)``."""
+def _renumber(data: Dataset, path: str, skip: int, offset: int) -> Dataset:
+  """Sources ``path:v`` -> ``path:v + offset`` for v > ``skip`` (line v of
+  the text the reader saw is that line of the file)."""
+  sources = data.sources
+  if isinstance(sources, readers.LineSources) and sources.path == path:
+    lines = np.frombuffer(sources.lines, np.int64)
+    shifted = array.array('q')
+    shifted.frombytes(np.where(lines <= skip, lines, lines + offset).astype(
+        np.int64).tobytes())
+    return data._replace(sources=readers.LineSources(path, shifted))
   prefix = path + ':'
-  sources = [f'{prefix}{shift(int(s[len(prefix):]))}'
-             if s.startswith(prefix) else s for s in data.sources]
-  return data._replace(sources=sources)
+
+  def shift(v: int) -> int:
+    return v if v <= skip else v + offset
+  return data._replace(sources=[
+      f'{prefix}{shift(int(s[len(prefix):]))}' if s.startswith(prefix)
+      else s for s in sources])
 
 
 class _ShiftLines(logging.Filter):
@@ -181,7 +195,7 @@ def read_byte_shard(path, fmt: str, index: int, count: int, *,
                     line=shift(e.line)) from e
   finally:
     log.removeFilter(log_filter)
-  return _renumber(dataset, name, shift)
+  return _renumber(dataset, name, skip, offset)
 
 
 def shard_files(pattern: str, index: int, count: int) -> list[pathlib.Path]:
