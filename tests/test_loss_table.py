@@ -107,6 +107,12 @@ def test_hinge_is_crammer_singer_as_optax():
                              optax.losses.multiclass_hinge_loss(z, y),
                              rtol=1e-6, atol=1e-6)
   assert np.isnan(hinge(z[:1], jnp.asarray([6]))[0])   # a bad label
+  # Never below 0 in float32 (optax's form rounds to -5e-7 here).
+  z = jnp.asarray(rng.normal(size=(1000, 3)) * 5, jnp.float32)
+  y = jnp.asarray(rng.integers(0, 3, 1000))
+  theirs, ours = optax.losses.multiclass_hinge_loss(z, y), hinge(z, y)
+  assert float(theirs.min()) < 0 <= float(ours.min())
+  np.testing.assert_allclose(ours, theirs, atol=2e-6)
   # Its subgradient: -1 on the true class, +1 on the worst violator.
   g = jax.grad(lambda s: hinge(s, jnp.asarray(2)))(jnp.asarray([2.0, 1.0, 0.0]))
   np.testing.assert_allclose(g, [1.0, 0.0, -1.0])

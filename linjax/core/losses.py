@@ -280,12 +280,16 @@ def multiclass_hinge(z: jax.Array, y: jax.Array) -> jax.Array:
 
   0 once the true class's score leads every other by a margin of 1, else
   the worst violation (`optax.losses.multiclass_hinge_loss`; scikit-learn's
-  ``LinearSVC(multi_class='crammer_singer')``). A margin loss: its scores
-  are no probabilities. A label outside [0, C) gives NaN.
+  ``LinearSVC(multi_class='crammer_singer')``). Written as ``max(0, 1 +
+  max_{k != y} z_k - z_y)``, which is never below 0 in floating point
+  (optax's form can give -3e-8). A margin loss: its scores are no
+  probabilities. A label outside [0, C) gives NaN.
   """
   num_classes = z.shape[-1]
-  onehot = jax.nn.one_hot(y, num_classes, dtype=z.dtype)
-  loss = jnp.max(z + 1.0 - onehot, axis=-1) - jnp.sum(z * onehot, axis=-1)
+  target = y[..., None] == jnp.arange(num_classes)
+  rival = jnp.max(jnp.where(target, -jnp.inf, z), axis=-1)
+  loss = jnp.maximum(1.0 + rival - jnp.sum(jnp.where(target, z, 0.0), -1),
+                     0.0)
   return jnp.where((y >= 0) & (y < num_classes), loss, jnp.nan)
 
 
