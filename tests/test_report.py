@@ -454,6 +454,7 @@ def test_top_rows_against_a_full_sort(shape, k):
   W = rng.normal(size=shape).astype(np.float32)
   W[rng.random(shape[0]) < 0.5] = 0.0          # untouched rows
   W[3, 0] = 0.0
+  W[shape[0] - 1] = W[shape[0] - 2] = np.abs(W[1]) + 5   # ties: by row id
   positive, negative = report_templates.top_rows(W, k)
   for c in range(shape[1]):
     col = W[:, c]

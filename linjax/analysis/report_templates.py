@@ -66,8 +66,8 @@ def top_rows(W, k: int) -> tuple[np.ndarray, np.ndarray]:
 
   Returns:
     (positive, negative): int64 [C, k'] row ids, k' <= k, ordered from the
-    largest (resp. smallest) weight; entries of the wrong sign (or 0) are
-    marked -1.
+    largest (resp. smallest) weight, equal weights by row id; entries of
+    the wrong sign (or 0) are marked -1.
   """
   W = np.asarray(W)
   # Rows with a non-zero weight: one pass of W against itself (a weight
@@ -88,13 +88,13 @@ def top_rows(W, k: int) -> tuple[np.ndarray, np.ndarray]:
   else:
     part = np.broadcast_to(np.arange(num_rows), sub.shape)
   vals = np.take_along_axis(sub, part, axis=1)
-  order = np.argsort(vals, axis=1, kind='stable')
-  part = np.take_along_axis(part, order, axis=1)
-  vals = np.take_along_axis(vals, order, axis=1)
-  positive = np.where(vals[:, ::-1][:, :kk] > 0, rows[part[:, ::-1][:, :kk]],
-                      -1)
-  negative = np.where(vals[:, :kk] < 0, rows[part[:, :kk]], -1)
-  return positive.astype(np.int64), negative.astype(np.int64)
+  out = []
+  for sign in (1.0, -1.0):   # strongest first; equal weights by feature id
+    order = np.lexsort((part, -sign * vals), axis=-1)[:, :kk]
+    ids = rows[np.take_along_axis(part, order, axis=1)]
+    strength = sign * np.take_along_axis(vals, order, axis=1)
+    out.append(np.where(strength > 0, ids, -1).astype(np.int64))
+  return out[0], out[1]
 
 
 def class_templates(W, b, featurizer, label_names: Sequence[str],
@@ -122,7 +122,7 @@ def class_templates(W, b, featurizer, label_names: Sequence[str],
   for c, label in enumerate(label_names):
     entry = dict(label=str(label), bias=round(float(b[c]), 4))
     for key, ids in (('positive', positive[c]), ('negative', negative[c])):
-      entry[key] = [dict(id=i, weight=round(float(W[i, c]), 4), **named[i])
+      entry[key] = [dict(id=i, weight=float(W[i, c]), **named[i])
                     for i in ids.tolist() if i >= 0]
     out.append(entry)
   return out

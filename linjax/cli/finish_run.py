@@ -297,7 +297,6 @@ def finish(t: Trained, scoring: Scoring,
     The results dict (as written to ``workdir/results.json`` by the writer).
   """
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
-  from linjax.analysis import interpret  # pylint: disable=g-import-not-at-top
   from linjax.engine import checkpoint  # pylint: disable=g-import-not-at-top
   from linjax.cli import run_timeline  # pylint: disable=g-import-not-at-top
   stage = stage or console.Stage()
@@ -311,8 +310,13 @@ def finish(t: Trained, scoring: Scoring,
     return results
 
   stage.phase = 'saving the model'
+  from linjax.analysis import report_templates  # pylint: disable=g-import-not-at-top
+  from linjax.cli import report as report_cli  # pylint: disable=g-import-not-at-top
   with timeline.phase('top features'):
-    top = interpret.top_features(t.params, t.featurizer, names, k=10)
+    # Each class's top features and their names in one pass, for the
+    # summary, results.json and report.html, before the model keeps them.
+    templates = report_cli.run_templates(t)
+    top = report_templates.as_top_features(templates, k=10)
     results['top_features'] = saved_model.jsonable(top)
   summary = {k: results[k] for k in (
       'test_accuracy', 'test_macro_f1', 'val_accuracy', 'train_seconds',
@@ -320,10 +324,7 @@ def finish(t: Trained, scoring: Scoring,
   if threshold is not None:
     summary['threshold'] = threshold   # what predict and evaluate apply
   model_dir = t.run.join(workdir_lib.MODEL)
-  from linjax.cli import report as report_cli  # pylint: disable=g-import-not-at-top
-  with timeline.phase('report'):   # the names, before the model keeps them
-    templates = report_cli.run_templates(t)
-    # The page is built on a thread while the model is saved.
+  with timeline.phase('report'):   # built on a thread while the model is saved
     report_job = report_cli.RunReportJob(t, test_scores, threshold, templates)
   with timeline.phase('save'):
     saved_model.save(model_dir, t.params, t.featurizer, t.label_map,
@@ -336,8 +337,7 @@ def finish(t: Trained, scoring: Scoring,
     results.update(report_job.result())
   timeline.add('report (background)', *report_job.span)
   if results.get('report'):   # its own time, whatever overlapped it
-    results['report_seconds'] = (timeline.seconds('report') +
-                                 timeline.seconds('report (background)'))
+    results['report_seconds'] = timeline.seconds('report (background)')
   results['plots'] = []
   if t.plots:
     with timeline.phase('plots'):

@@ -119,14 +119,13 @@ def check_config(config) -> None:
         f'{value!r}')
 
 
-def run_templates(t) -> list | None:
-  """The class templates of a trained run (`finish_run.Trained` ``t``),
-  with their features' names: asked before the model is saved, so that the
-  saved model keeps those names. None when the run writes no report."""
+def run_templates(t) -> list:
+  """The class templates of a trained run (`finish_run.Trained` ``t``):
+  each class's top positive and negative features with their names, asked
+  in one pass before the model is saved (so that it keeps them); the run's
+  summary and results.json take their top features from them too."""
   from linjax.analysis import report_templates  # pylint: disable=g-import-not-at-top
   from linjax.analysis import report_data  # pylint: disable=g-import-not-at-top
-  if t.test_texts is None or not _max_docs(t.config):
-    return None
   return report_templates.class_templates(
       np.asarray(t.params.W), np.asarray(t.params.b), t.featurizer,
       t.label_map.names, report_data.ReportOptions().top_features)
