@@ -199,3 +199,20 @@ def test_streamed_train_metrics_on_the_same_sample(tmp_path, monkeypatch):
   assert streamed['train_accuracy'] == memory['train_accuracy']
   assert streamed['train_loss'] == pytest.approx(memory['train_loss'],
                                                  rel=1e-6)
+
+
+def test_streams_above_the_in_memory_cap_whatever_the_host_budget(
+    tmp_path, monkeypatch):
+  from linjax.cli import config_check  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'train.tsv'
+  _corpus(path, 300, seed=5)
+  estimate = os.path.getsize(path) * stream_data.BYTES_PER_FILE_BYTE
+  config = _config(path, max_host_mb=1 << 20)    # a host budget of 1 TiB
+  options = config_check.validate(config)
+  monkeypatch.setattr(stream_data, 'IN_MEMORY_MAX_MB',
+                      (estimate >> 20) + 1)      # just above the estimate
+  assert not stream_data.streams(config, options)
+  monkeypatch.setattr(stream_data, 'IN_MEMORY_MAX_MB', 0)
+  assert stream_data.streams(config, options)
+  config.data.max_per_class = 10                  # then never out of core
+  assert not stream_data.streams(config, config_check.validate(config))

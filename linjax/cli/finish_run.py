@@ -177,7 +177,8 @@ def _training_sample(t: Trained):
   rows = np.sort(np.random.default_rng(t.options.training.seed).choice(
       n, TRAIN_EVAL_DOCS, replace=False))
   if hasattr(t.train_x, 'take_chunks'):   # on disk: one pass over the store
-    x = next(iter(t.train_x.take_chunks(rows, np.array([0, rows.size]))))
+    x = next(iter(t.train_x.take_chunks(rows, np.array([0, rows.size]),
+                                        read_entries=1 << 20)))
   else:
     x = t.train_x.take(rows)
   return x, np.asarray(t.train_y)[rows]

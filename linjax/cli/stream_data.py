@@ -1,11 +1,12 @@
 """The train runner out of core: a corpus larger than memory, read in chunks.
 
 `streams(config, options)` decides: ``data.train`` is one line-format file
-(TSV, JSONL, fastText) whose in-memory run would need more than the host
-budget (``train.max_host_mb``, 0: a quarter of the memory available; the
-estimate is `BYTES_PER_FILE_BYTE` times the files' size), with hashed
-features, single labels, no ``data.max_per_class``, one process and one
-device. Then `train_and_evaluate` runs instead of the in-memory runner:
+(TSV, JSONL, fastText) whose in-memory run would need more than
+`IN_MEMORY_MAX_MB` or the host budget (``train.max_host_mb``, 0: a quarter
+of the memory available), whichever is less (the estimate is
+`BYTES_PER_FILE_BYTE` times the files' size), with hashed features, single
+labels, no ``data.max_per_class``, one process and one device. Then
+`train_and_evaluate` runs instead of the in-memory runner:
 
 1. One pass over the text, ``chunk_bytes`` of whole lines at a time
    (`linjax.data.shards.read_byte_shard`, the readers' own parser): labels
@@ -45,6 +46,18 @@ from linjax.cli import workdir as workdir_lib
 # An in-memory run's peak RSS per byte of its training file (healthtweets
 # x64: 7.3 GB for a 272 MB file; x8: 1.4 GB for 34 MB).
 BYTES_PER_FILE_BYTE = 24
+# Above this estimate a run streams even where memory would hold it (files
+# over ~21 MB): out of core, a run's memory stays near its model's and a
+# chunk's (healthtweets x8: 0.47-0.53 GB streamed against 1.25 GB in
+# memory, and 12 s of CPU against 14.5 s; BUILD_NOTES 2026-12-07). Below it,
+# the in-memory run keeps what streaming gives up: the refit on train +
+# validation, bucket names from every training text, compiling while it
+# featurises.
+IN_MEMORY_MAX_MB = 512
+# Entries of the stores read at a time when weighing them: 8 MB of counts
+# and as much of weights (the store's default 2^22 held ~100 MB at once;
+# healthtweets x8's peak while featurising 449 MB).
+STORE_ENTRIES = 1 << 20
 CHUNK_BYTES = 8 << 20
 
 
@@ -71,8 +84,8 @@ def streams(config, options: config_check.RunOptions) -> bool:
     return False
   size = os.path.getsize(dc.train) + (os.path.getsize(dc.test) if dc.test
                                       else 0)
-  return (size * BYTES_PER_FILE_BYTE >
-          spill.budget_bytes(options.training.max_host_mb))
+  return size * BYTES_PER_FILE_BYTE > min(
+      IN_MEMORY_MAX_MB << 20, spill.budget_bytes(options.training.max_host_mb))
 
 
 def read_chunks(path: str, fmt: str, dc, chunk_bytes: int = CHUNK_BYTES):
@@ -203,21 +216,21 @@ def read_and_featurise(config, options, folder: str,
   df = None
   if opts.uses_document_frequencies:
     df = chunked_fit.DocumentFrequencies(opts.buckets)
-    for lo, part in raw.chunks():
+    for lo, part in raw.chunks(STORE_ENTRIES):
       df.add(part.take(np.flatnonzero(split_of[lo:lo + part.num_docs] == 0)))
   sample = [t for t, s in zip(first_texts, split_of[:len(first_texts)])
             if s == 0]
   del first_texts
   featurizer = chunked_fit.fitted_featurizer(opts, df, sample)
   stores = [CsrStore(opts.buckets, parent=folder) for _ in range(3)]
-  for lo, part in raw.chunks():
+  for lo, part in raw.chunks(STORE_ENTRIES):
     weighed = chunked_fit.weigh(opts, part, df)
     where = split_of[lo:lo + part.num_docs]
     for s, store in enumerate(stores):
       store.append(weighed.take(np.flatnonzero(where == s)))
   raw.close()
   if test_raw is not None:
-    for _, part in test_raw.chunks():
+    for _, part in test_raw.chunks(STORE_ENTRIES):
       stores[2].append(chunked_fit.weigh(opts, part, df))
     test_raw.close()
     test_y = np.asarray(test_y, np.int32)
