@@ -217,7 +217,8 @@ def _worker(folder: str) -> None:
                       fit_transform_s=t1 - t0,
                       cpu_seconds=time.process_time() - c0)
   out['nnz'] = int(train_x.nnz + test_x.nnz)
-  out['linjax'] = os.path.dirname(os.path.dirname(text.__file__))
+  out['linjax'] = os.path.dirname(os.path.dirname(os.path.dirname(
+      text.__file__)))  # the checkout it came from
   print(json.dumps(out))
 
 
@@ -225,14 +226,20 @@ def _run_worker(tree: str, folder: str) -> dict:
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(
       [tree] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep)
                 if p]))
+  # Run as a script from a neutral folder: sys.path then starts with this
+  # script's folder, not with a checkout, so PYTHONPATH decides the linjax.
   proc = subprocess.run(
-      [sys.executable, '-m', 'benchmarks.featurize_speed',
-       f'--worker={folder}'], env=env, capture_output=True, text=True,
-      check=False, cwd=_HERE_ROOT)
+      [sys.executable, os.path.abspath(__file__), f'--worker={folder}'],
+      env=env, capture_output=True, text=True, check=False,
+      cwd=os.path.dirname(os.path.abspath(__file__)))
   if proc.returncode:
     raise RuntimeError(f'worker for {folder} with {tree} failed: '
                        f'{proc.stderr.strip().splitlines()[-1:]}')
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+  got = json.loads(proc.stdout.strip().splitlines()[-1])
+  if os.path.realpath(got['linjax']) != os.path.realpath(tree):
+    raise RuntimeError(f'the worker imported linjax from {got["linjax"]}, '
+                       f'not from {tree}')
+  return got
 
 
 _HERE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
