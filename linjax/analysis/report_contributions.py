@@ -76,12 +76,12 @@ def token_contributions(W, slots: Slots, target, other) -> np.ndarray:
   W = np.asarray(W)
   target = np.asarray(target, np.int64)
   other = np.asarray(other, np.int64)
-  doc = slots.slot_doc
-  rows = W[slots.slot_feature]                      # [S, C]
-  score = rows[np.arange(doc.shape[0]), target[doc]].astype(np.float64)
+  doc, feature = slots.slot_doc, slots.slot_feature
+  # Two entries of W per slot, not its whole row.
+  score = W[feature, target[doc]].astype(np.float64)
   against = other[doc]
   has_other = against >= 0
-  score[has_other] -= rows[np.flatnonzero(has_other), against[has_other]]
+  score[has_other] -= W[feature[has_other], against[has_other]]
   share = slots.slot_weight * score / np.maximum(slots.slot_length, 1)
   # Every (slot, covered token) pair: the slot's share goes to each token.
   length = slots.slot_length
@@ -113,7 +113,12 @@ def merged_spans(slots: Slots, values: np.ndarray):
   if not num:
     return (np.zeros(slots.num_docs + 1, np.int64),) + (
         np.zeros(0, np.int64),) * 2 + (np.zeros(0),)
-  order = np.lexsort((slots.end, slots.start, doc_of))
+  if num and max(int(slots.end.max()), 1) < 2**24 and slots.num_docs < 2**15:
+    # One int64 sort key (doc, start, end): faster than a 3-key lexsort.
+    order = np.argsort((doc_of << 48) | (slots.start << 24) | slots.end,
+                       kind='stable')
+  else:
+    order = np.lexsort((slots.end, slots.start, doc_of))
   d, s, e = doc_of[order], slots.start[order], slots.end[order]
   new = np.ones(num, bool)
   new[1:] = (d[1:] != d[:-1]) | (s[1:] != s[:-1]) | (e[1:] != e[:-1])
@@ -124,6 +129,17 @@ def merged_spans(slots: Slots, values: np.ndarray):
   return offsets.astype(np.int64), s[new], e[new], value
 
 
+def _astral_before(text: str) -> np.ndarray | None:
+  """int64 [len(text) + 1]: characters outside the Basic Multilingual
+  Plane before each position; None when there are none (the usual case)."""
+  if text.isascii() or len(text.encode('utf-16-le', 'surrogatepass')) == (
+      2 * len(text)):
+    return None
+  points = np.frombuffer(text.encode('utf-32-le', 'surrogatepass'),
+                         np.uint32)
+  return np.concatenate([[0], np.cumsum(points > 0xFFFF)])
+
+
 def utf16_offsets(text: str, positions: np.ndarray) -> np.ndarray:
   """Code-point positions in ``text`` -> UTF-16 code-unit positions.
 
@@ -131,12 +147,8 @@ def utf16_offsets(text: str, positions: np.ndarray) -> np.ndarray:
   Basic Multilingual Plane (an emoji) counts twice.
   """
   positions = np.asarray(positions, np.int64)
-  if text.isascii() or max(text) <= '\uffff':
-    return positions
-  points = np.frombuffer(text.encode('utf-32-le', 'surrogatepass'),
-                         np.uint32)
-  astral = np.concatenate([[0], np.cumsum(points > 0xFFFF)])
-  return positions + astral[positions]
+  astral = _astral_before(text)
+  return positions if astral is None else positions + astral[positions]
 
 
 def encoded_spans(texts: Sequence[str], offsets: np.ndarray,
@@ -159,18 +171,23 @@ def encoded_spans(texts: Sequence[str], offsets: np.ndarray,
   end = np.asarray(end, np.int64).copy()
   for n, text in enumerate(texts):
     if not text.isascii():   # rare: only these can hold astral characters
-      lo, hi = offsets[n], offsets[n + 1]
-      start[lo:hi] = utf16_offsets(text, start[lo:hi])
-      end[lo:hi] = utf16_offsets(text, end[lo:hi])
+      astral = _astral_before(text)
+      if astral is not None:
+        lo, hi = offsets[n], offsets[n + 1]
+        start[lo:hi] += astral[start[lo:hi]]
+        end[lo:hi] += astral[end[lo:hi]]
   previous_end = np.zeros_like(end)
   previous_end[1:] = end[:-1]
   previous_end[np.asarray(offsets[:-1])[np.diff(offsets) > 0]] = 0
-  fields = [''] * (3 * start.shape[0])
-  fields[0::3] = map(str, (start - previous_end).tolist())
-  fields[1::3] = map(str, (end - start).tolist())
-  fields[2::3] = map('{:.3g}'.format, np.asarray(value).tolist())
-  return [','.join(fields[3 * lo:3 * hi])
-          for lo, hi in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+  fields = [None] * (3 * start.shape[0])
+  fields[0::3] = (start - previous_end).tolist()
+  fields[1::3] = (end - start).tolist()
+  fields[2::3] = np.asarray(value, np.float64).tolist()
+  # One %-format of every number at once (C speed), documents split by a
+  # newline that no number contains.
+  pattern = '\n'.join(','.join(['%d,%d,%.3g'] * count)
+                       for count in np.diff(offsets).tolist())
+  return (pattern % tuple(fields)).split('\n') if len(texts) else []
 
 
 # The reference analysis: one document at a time. ------------------------------

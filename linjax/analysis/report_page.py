@@ -125,7 +125,8 @@ the tables and documents.</p></noscript>
 # Characters that must not appear raw inside the JSON's <script> element:
 # `<` and `>` (no `</script>` or `<!--`), `&`, and the two line separators
 # that older JavaScript parsers treat as line ends.
-_UNSAFE = re.compile('[<>&\u2028\u2029\ud800-\udfff]')
+_ESCAPES = tuple((c, f'\\u{ord(c):04x}') for c in '<>&\u2028\u2029')
+_SURROGATE = re.compile('[\ud800-\udfff]')
 
 
 def _escape_char(match: re.Match) -> str:
@@ -156,7 +157,13 @@ def script_json(payload: Any) -> str:
   except ValueError:   # a NaN or infinity somewhere: null in JSON
     text = json.dumps(_finite(payload), ensure_ascii=False,
                       separators=(',', ':'))
-  return _UNSAFE.sub(_escape_char, text)
+  for char, escape in _ESCAPES:   # str.replace: a C loop each
+    text = text.replace(char, escape)
+  try:
+    text.encode('utf-8')
+  except UnicodeEncodeError:   # lone surrogates (rare): escape them too
+    text = _SURROGATE.sub(_escape_char, text)
+  return text
 
 
 def _hash(source: str) -> str:
