@@ -188,6 +188,9 @@ def weigh_rows(counts: csr.CsrFeatures, lo: int, hi: int,
   ids = counts.ids[first:last]
   raw = counts.weights[first:last]
   indptr = counts.indptr[lo:hi + 1] - first
+  if (weighing.weighting == 'tf' and weighing.normalize == 'none'
+      and weighing.df_index is None):  # the counts themselves
+    return csr.CsrFeatures(indptr, ids, raw, counts.num_features)
   if weighing.weighting == 'binary':
     w = np.ones(raw.shape[0], np.float64)
   elif weighing.weighting == 'sublinear_tfidf':
