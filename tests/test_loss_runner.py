@@ -200,3 +200,13 @@ def test_mistakes_fail_before_any_work_in_one_line(folder, tmp_path, flags,
   one_line_error(proc, *fragments)
   assert not workdir.exists()          # nothing was started
   assert 'featuris' not in proc.stderr  # no work before the error
+
+
+def test_gradcheck_subcommand_checks_any_loss(tmp_path):
+  proc = linjax_cmd('gradcheck', '--loss=hinge', '--sizes=10', '--num_docs=8',
+                    '--table_rows=0', cwd=tmp_path)
+  assert 'hinge loss' in proc.stdout and 'PASS' in proc.stdout
+  assert 'jax.grad vs numerical' in proc.stdout
+  assert 'jax.grad vs manual' not in proc.stdout   # no hand-derived one
+  proc = linjax_cmd('gradcheck', '--loss=hinj', cwd=tmp_path, check=False)
+  one_line_error(proc, "--loss must name a loss: unknown loss 'hinj'")

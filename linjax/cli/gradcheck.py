@@ -1,11 +1,15 @@
 r"""The lecture's gradient check on real data, and why numerical gradients don't scale.
 
-  python -m experiments.gradcheck [--data=train.tsv] [--sizes=10,100,1000,3000]
+  python -m experiments.gradcheck [--data=train.tsv] [--sizes=10,100,1000,3000] \
+      [--loss=softmax|sigmoid|hinge|modified_huber|MODULE:NAME]
 
 1. Three-way check (`jax.grad`, the hand-derived `manual_grad`, central
    finite differences) on ``--num_docs`` documents of a real corpus (the demo
    corpus by default), restricted to the features they use, with the
    lecture's per-coordinate table of ``loss before / loss after +h / slope``.
+   ``--loss`` checks any loss of the table (linjax/core/losses.py): without a
+   hand-derived gradient (hinge, a user's), jax.grad against finite
+   differences; a multi-label loss takes each document's label as its set.
 2. Timing of the three gradients as the number of parameters F x C + C grows
    over ``--sizes`` (F) on a random sparse problem: a finite-difference
    gradient needs two loss evaluations per parameter, the analytic ones one
@@ -40,12 +44,15 @@ flags.DEFINE_integer('classes', 4, 'Classes C in the timing table.',
                      lower_bound=2)
 flags.DEFINE_float('l2', 0.0, 'L2 strength of the objective.', lower_bound=0)
 flags.DEFINE_string('workdir', '', 'If set, write gradcheck.json here.')
+flags.DEFINE_string('loss', 'softmax', 'Loss whose gradient is checked: a '
+                    'name of the table of losses or MODULE:NAME.')
 
 
 def real_data_check(data_path: str = '', format: str = '',  # pylint: disable=redefined-builtin
                     num_docs: int = 32, table_rows: int = 10,
-                    l2: float = 0.0):
+                    l2: float = 0.0, loss='softmax'):
   """`check_grad` on a few real documents (default features config)."""
+  from linjax.core import losses  # pylint: disable=g-import-not-at-top
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
   if data_path:
@@ -58,10 +65,13 @@ def real_data_check(data_path: str = '', format: str = '',  # pylint: disable=re
   texts = [corpus.texts[i] for i in rows]
   label_map = data.LabelMap.fit(corpus.labels)
   y = label_map.encode([corpus.labels[i] for i in rows])
+  num_classes = max(label_map.num_classes, 2)
+  if losses.get_loss(loss).multi_label:   # each document's label as its set
+    y = np.eye(num_classes, dtype=np.uint8)[y]
   x = Featurizer().fit_transform(texts)
   return train_runner.quick_gradcheck(
-      x, y, max(label_map.num_classes, 2), l2, num_docs=num_docs,
-      max_features=10**9, table_rows=table_rows)
+      x, y, num_classes, l2, num_docs=num_docs, max_features=10**9,
+      table_rows=table_rows, loss=loss)
 
 
 def timing_row(num_features: int, num_classes: int, num_docs: int = 32,
@@ -144,15 +154,20 @@ def _sizes(values) -> list[int]:
 def main(argv):
   with config_check.runner_main(argv):
     sizes = _sizes(FLAGS.sizes)
+    from linjax.core import losses  # pylint: disable=g-import-not-at-top
+    try:
+      losses.get_loss(FLAGS.loss)
+    except losses.LossNotFound as e:
+      raise config_check.ConfigError(f'--loss must name a loss: {e}') from None
     if FLAGS.data and not os.path.exists(FLAGS.data):
       raise config_check.ConfigError(f'--data must name an existing file or '
                                      f'folder, got {FLAGS.data!r}')
     logging.info('three-way check on %d documents of %s', FLAGS.num_docs,
                  FLAGS.data or 'the demo corpus')
     report = real_data_check(FLAGS.data, FLAGS.format, FLAGS.num_docs,
-                             FLAGS.table_rows, FLAGS.l2)
+                             FLAGS.table_rows, FLAGS.l2, FLAGS.loss)
     print(f'real data ({FLAGS.data or "demo corpus"}, {FLAGS.num_docs} '
-          f'documents, only the features they use):')
+          f'documents, only the features they use, {FLAGS.loss} loss):')
     print(report.format())
     rows = []
     for size in sizes:
