@@ -246,6 +246,23 @@ class EveryLossTest(parameterized.TestCase):
     self.assertGreater(abs(float(smoothed.mean()) + float(
         logp[np.arange(y.size), y].mean())), 1e-3)   # not the plain NLL
 
+  def test_early_stopping_on_loss_uses_the_trained_loss(self):
+    """metric=loss with hinge: the best epoch is the one of the lowest mean
+    hinge on validation (numpy here), whose params come back."""
+    x, y = corpus(seed=7)
+    vx, vy = corpus(n=30, seed=8)
+    opt, tc = options('sgd', 2.0, loss='hinge', metric='loss', patience=2,
+                      epochs=8)
+    got = train.fit(x, y, C, optimizer=opt, training=tc, val_x=vx, val_y=vy)
+    W, b = got.params
+    z = vx.to_dense() @ W + b
+    rival = np.where(np.eye(C, dtype=bool)[vy], -np.inf, z).max(1)
+    hinge = np.maximum(1 + rival - z[np.arange(vy.size), vy], 0).mean()
+    losses_seen = [h['val_loss'] for h in got.history]
+    self.assertEqual(got.best_epoch, int(np.argmin(losses_seen)) + 1)
+    self.assertAlmostEqual(losses_seen[got.best_epoch - 1], float(hinge),
+                           places=5)
+
   def test_autodiff_trains_what_the_hand_derived_gradient_trains(self):
     """softmax and sigmoid keep a hand-derived score gradient for speed
     (BUILD_NOTES); JAX's gradient of the same function trains the same
