@@ -16,7 +16,9 @@ budget counts featurisation and the search (not reading the files). Writes to
                    exactly the chosen model from it (same split and seed)
   autotune.json    every trial, the choice, the plan (replay it with
                    --num_configs/--brackets), test metrics of the chosen
-                   model when there is a test split, peak memory
+                   model when there is a test split (refit on train +
+                   validation as `train` refits it, ``data.refit``), peak
+                   memory
   autotune.txt     the trials as a table
   autotune.png     validation accuracy of every trial against its learning
                    rate, by rung, and the best so far against time
@@ -389,7 +391,24 @@ def run(config, workdir: str, options, overwrite: bool = False) -> dict:
   if multilabel_run.is_multilabel(searched):
     out['threshold'] = multilabel_run.choose_threshold(
         result.params, val_x, splits.val_y)
-  out.update(run_data.test_scores(result.params, featurizer, splits,
+  # `linjax train --config=best_config.py` saves the model refit on train +
+  # validation (linjax/cli/refit.py): the test metrics are that model's.
+  params = result.params
+  from linjax.cli import refit  # pylint: disable=g-import-not-at-top
+  if refit.applies(config, run_options, val_x is not None and
+                   val_x.num_docs > 0):
+    from linjax.engine import training as fit_lib  # pylint: disable=g-import-not-at-top
+    x, y = refit.joined(train_x, splits.train_y, val_x, splits.val_y)
+    with console.phase(f'refitting the chosen configuration on '
+                       f'{x.num_docs} training and validation documents'):
+      params = fit_lib.fit(
+          x, y, len(names), optimizer=dataclasses.replace(
+              run_options.optimizer, learning_rate=float(best['lr'])),
+          training=dataclasses.replace(
+              searched, l2=float(best['l2']), epochs=int(best['epochs']),
+              patience=0, checkpoint_every=0)).params
+    out['refit'] = dict(epochs=int(best['epochs']), num_docs=x.num_docs)
+  out.update(run_data.test_scores(params, featurizer, splits,
                                   out.get('threshold')))
   out['peak_rss_mb'] = resource.getrusage(
       resource.RUSAGE_SELF).ru_maxrss / 1024

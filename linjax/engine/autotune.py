@@ -361,12 +361,17 @@ class _Search:
     self.on_trials(trials)
     return trials
 
-  def train_all(self, configs, bracket: int, rung: int) -> list:
-    """Trains ``configs`` grouped by epochs, in batches of at most M."""
+  def train_all(self, configs, bracket: int, rung: int,
+                timed: bool = False) -> list:
+    """Trains ``configs`` grouped by epochs, in batches of at most M; with
+    ``timed``, no batch starts once the budget is spent (the first always
+    does): a speed estimate that is off must not outlast the budget."""
     out = []
     for epochs in sorted({c['epochs'] for c in configs}):
       group = [c for c in configs if c['epochs'] == epochs]
       for i in range(0, len(group), self.width):
+        if timed and out and self.left() <= 0:
+          return out
         out.extend(self.train(group[i:i + self.width], bracket, rung))
     return out
 
@@ -393,7 +398,10 @@ class _Search:
     base, rate = self.speed()
     compile_s = max(self.compiles.values(), default=0.0)
     mean_epochs = float(np.mean(self.options.epochs))
-    per_config = self.num_rungs * self.fractions[0] * mean_epochs * rate
+    # Each rung trains a configuration on its share of the data, and its
+    # batches cost ``base`` each whatever their size (M configurations).
+    per_config = self.num_rungs * (self.fractions[0] * mean_epochs * rate +
+                                   base / self.width)
     # Batches: about one per epoch count and rung, more when they are wide.
     fixed = (len(self.options.epochs) * self.num_rungs * base + 2 * compile_s)
     return int(max(seconds - fixed, 0.0) // max(1.25 * per_config, 1e-9))
@@ -415,7 +423,7 @@ class _Search:
         return False
     configs = [self.draw(rng, cycle[i % len(cycle)])
                for i in range(len(trials), n)]
-    trials += self.train_all(configs, b, 0)
+    trials += self.train_all(configs, b, 0, timed=not fixed)
     self.plan['num_configs'].append(len(trials))
     for rung in range(1, self.num_rungs):
       keep = max(1, math.ceil(len(trials) / options.eta))
