@@ -122,3 +122,22 @@ def test_featurizer_dicts_without_a_hash_are_fnv1a():
   assert g.hash == hashing.FNV1A
   for u, v in zip(g.transform(QUERIES)[:3], f.transform(QUERIES)[:3]):
     np.testing.assert_array_equal(u, v)
+
+
+def test_a_featurizer_pickled_before_the_hash_setting_is_fnv1a():
+  # Its state as pickled then: settings and options without 'hash', names
+  # in '_names', the training texts pending in '_pending_names'.
+  fnv = text.Featurizer(buckets=256, hash=hashing.FNV1A).fit(TEXTS)
+  state = dict(fnv.__dict__)
+  for key in ('_name_texts', '_named', '_named_k', '_old_names', '_prepared',
+              'hash'):
+    state.pop(key)
+  state['_settings'] = {k: v for k, v in state['_settings'].items()
+                        if k != 'hash'}
+  state['_names'], state['_pending_names'] = None, None
+  old = text.Featurizer.__new__(text.Featurizer)
+  old.__setstate__(state)
+  assert old.hash == old.options.hash == hashing.FNV1A
+  for u, v in zip(old.transform(QUERIES)[:3], fnv.transform(QUERIES)[:3]):
+    np.testing.assert_array_equal(u, v)
+  assert old.to_dict()['settings']['hash'] == hashing.FNV1A

@@ -373,7 +373,22 @@ class Featurizer:
     # of a model should not hold its corpus): ask `bucket_names` first.
     state = dict(self.__dict__)
     state['_name_texts'] = None
+    state['_prepared'] = None  # rebuilt from the document frequencies
     return state
+
+  def __setstate__(self, state):
+    state = dict(state)
+    if 'hash' not in state['_settings']:  # pickled before the hash setting
+      settings = dict(state['_settings'], hash=FNV1A)
+      state['_settings'] = settings
+      state['_options'] = FeaturizerOptions(**settings)
+      state['hash'] = FNV1A
+    state['_old_names'] = state.pop('_names', state.get('_old_names'))
+    state.pop('_pending_names', None)
+    for key, value in (('_name_texts', None), ('_named', {}), ('_named_k', 0),
+                       ('_prepared', None)):
+      state.setdefault(key, value)
+    self.__dict__.update(state)
 
   def _set_df(self, df: np.ndarray, num_docs: int) -> None:
     self._df = df.astype(np.int64)
