@@ -235,6 +235,21 @@ def test_multi_label_report_loads(browser, tmp_path):
   assert set(requested_urls(browser)) == {url}
 
 
+def test_margin_loss_report_loads(browser, tmp_path):
+  url = 'file://' + fixtures.make_hinge_report(tmp_path)[1]
+  browser.get_log('performance')
+  browser.get_log('browser')
+  browser.get(url)
+  wait_for(browser, lambda d: d.find_elements(
+      'css selector', '[data-testid=doc-row]'))
+  headers = [h.text for h in browser.find_elements('css selector',
+                                                   '.docs th')]
+  assert 'margin' in headers and 'confidence' not in headers
+  assert browser.find_elements('css selector', '#calibration *') == []
+  assert console_errors(browser) == []
+  assert set(requested_urls(browser)) == {url}
+
+
 @pytest.fixture
 def whatif_server(report):
   from linjax.cli import explore

@@ -559,3 +559,47 @@ def test_batch_analysis_matches_the_reference(settings):
   for g, w in zip(got[:3], want[:3]):
     np.testing.assert_array_equal(g, w)
   np.testing.assert_allclose(got[3], want[3], rtol=1e-9, atol=1e-12)
+
+
+def make_hinge_report(tmp_path):
+  """A hinge model (random weights) and its report.html: (model dir, page
+  path, texts, labels, label map)."""
+  from linjax.cli import report as report_cli
+  texts, labels = make_corpus()
+  featurizer = text.Featurizer(ngrams=2, buckets=0, min_df=1).fit(texts)
+  rng = np.random.default_rng(2)
+  W = rng.normal(size=(featurizer.num_features, 3)).astype(np.float32)
+  model_dir = str(tmp_path / 'model')
+  label_map = corpus_lib.LabelMap(sorted(CLASSES))
+  saved_model.save(model_dir, linjax.Params(W=W, b=np.zeros(3, np.float32)),
+                   featurizer, label_map, config={}, loss='hinge')
+  data = write_tsv(tmp_path / 'test.tsv', texts, labels)
+  out = str(tmp_path / 'report.html')
+  report_cli.report_for_model(model_dir, data, out)
+  return model_dir, out, texts, labels, label_map
+
+
+def test_report_of_a_margin_loss_model(tmp_path):
+  """A hinge model gives scores, not probabilities: margins, hinge losses,
+  no log loss or calibration."""
+  from linjax.cli import explore
+  model_dir, out, texts, labels, label_map = make_hinge_report(tmp_path)
+  payload = json.loads(re.search(r'id="report-data">(.*?)</script>', open(
+      out, encoding='utf-8').read(), re.S).group(1))
+  assert payload['probabilities'] is False
+  assert payload['calibration'] is None
+  assert payload['metrics']['log_loss'] is None
+  scores = saved_model.load(model_dir).decision_function(texts)
+  y = label_map.encode(labels)
+  ranked = np.sort(scores, axis=1)
+  rival = np.max(np.where(np.eye(3, dtype=bool)[y], -np.inf, scores), axis=1)
+  docs = payload['docs']
+  np.testing.assert_allclose(docs['conf'], (ranked[:, -1] - ranked[:, -2])[
+      docs['index']], atol=1e-4)
+  np.testing.assert_allclose(docs['loss'], np.maximum(
+      0, 1 + rival - scores[np.arange(len(y)), y])[docs['index']], atol=1e-4)
+  assert payload['metrics']['accuracy'] == pytest.approx(
+      np.mean(scores.argmax(1) == y))
+  answer = explore.load_explorer(model_dir).explain(texts[0])
+  assert answer['probabilities'] is False
+  np.testing.assert_allclose(answer['proba'], scores[0], atol=1e-4)

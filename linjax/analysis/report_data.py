@@ -185,7 +185,8 @@ def _label_lists(mask: np.ndarray, order: np.ndarray) -> list:
 
 
 def document_table(texts: Sequence[str], y_true, proba, chosen, featurizer,
-                   W, threshold: float | None, explained=None) -> dict:
+                   W, threshold: float | None, explained=None,
+                   probabilities: bool = True) -> dict:
   """The embedded documents, column by column, with their highlights.
 
   Args:
@@ -198,6 +199,9 @@ def document_table(texts: Sequence[str], y_true, proba, chosen, featurizer,
     threshold: multi-label decision threshold; None for single-label.
     explained: (target, other) int [M] to explain instead of
       `explained_classes`' choice.
+    probabilities: False when ``proba`` are the scores of a margin loss
+      (hinge): ``conf`` is then the margin of the best score over the
+      runner-up's and ``loss`` the multiclass hinge loss.
 
   Returns:
     dict of M-long lists: ``index`` (row in the test split), ``text``,
@@ -216,7 +220,15 @@ def document_table(texts: Sequence[str], y_true, proba, chosen, featurizer,
                    (np.asarray(e, np.int64) for e in explained))
   rows = np.arange(chosen.shape[0])
   eps = np.finfo(np.float64).eps
-  if threshold is None:
+  conf = proba[rows, target]
+  if threshold is None and not probabilities:
+    true = y.astype(np.int64).tolist()
+    top2 = -np.sort(-proba, axis=1)[:, :2]
+    conf = top2[:, 0] - top2[:, -1]
+    rival = np.where(np.arange(proba.shape[1]) == y[:, None], -np.inf, proba)
+    loss = np.maximum(0.0, 1.0 + rival.max(axis=1) - proba[rows, y])
+    pred = proba.argmax(axis=1).tolist()
+  elif threshold is None:
     true = y.astype(np.int64).tolist()
     pred = proba.argmax(axis=1).tolist()
     loss = -np.log(np.clip(proba[rows, y.astype(np.int64)], eps, 1.0))
@@ -231,25 +243,30 @@ def document_table(texts: Sequence[str], y_true, proba, chosen, featurizer,
   spans = contributions.encoded_spans(
       texts, *contributions.merged_spans(slots, values))
   return dict(index=chosen.tolist(), text=texts, true=true, pred=pred,
-              conf=_rounded(proba[rows, target]), loss=_rounded(loss),
+              conf=_rounded(conf), loss=_rounded(loss),
               target=target.tolist(), other=other.tolist(), spans=spans)
 
 
 # The whole payload. ----------------------------------------------------------
 
 
-def _single_label_parts(y_true, proba, names, options) -> dict:
+def _single_label_parts(y_true, proba, names, options,
+                        probabilities: bool = True) -> dict:
   y_true = np.asarray(y_true, np.int64)
-  report = metrics_lib.classification_report(y_true, proba, names)
-  pred = np.asarray(proba).argmax(axis=1)
-  confidence = np.asarray(proba).max(axis=1)
-  calibration = calibration_lib.reliability(confidence, pred == y_true,
-                                            options.num_bins)
+  report = metrics_lib.classification_report(y_true, proba, names,
+                                             probabilities=probabilities)
+  calibration = None   # scores of a margin loss: nothing to calibrate
+  if probabilities:
+    pred = np.asarray(proba).argmax(axis=1)
+    confidence = np.asarray(proba).max(axis=1)
+    calibration = calibration_lib.reliability(confidence, pred == y_true,
+                                              options.num_bins)
   return dict(
       metrics=dict(accuracy=report['accuracy'], macro_f1=report['macro_f1'],
                    macro_precision=report['macro_precision'],
                    macro_recall=report['macro_recall'],
-                   log_loss=report['log_loss'], ece=calibration['ece']),
+                   log_loss=report['log_loss'],
+                   ece=calibration and calibration['ece']),
       per_class=report['per_class'],
       confusion=report['confusion_matrix'], calibration=calibration,
       absent_classes=report['absent_classes'])
@@ -289,7 +306,8 @@ def build_payload(*, texts: Sequence[str], y_true, proba, W, b, featurizer,
                   history: Sequence[dict] = (), info: dict | None = None,
                   config: dict | None = None,
                   options: ReportOptions = ReportOptions(),
-                  templates: list | None = None) -> dict[str, Any]:
+                  templates: list | None = None,
+                  probabilities: bool = True) -> dict[str, Any]:
   """Everything the report shows, JSON-able.
 
   Args:
@@ -306,6 +324,9 @@ def build_payload(*, texts: Sequence[str], y_true, proba, W, b, featurizer,
     options: `ReportOptions`.
     templates: `report_templates.class_templates` computed already (a
       run asks for the names before it saves the model); None: computed.
+    probabilities: False when ``proba`` are the scores of a margin loss
+      (single-label hinge): no log loss or calibration, and documents
+      ranked by their score margin (`document_table`).
 
   Returns:
     A dict: ``version``, ``kind`` ('single' | 'multi'), ``labels``,
@@ -326,7 +347,7 @@ def build_payload(*, texts: Sequence[str], y_true, proba, W, b, featurizer,
     error_groups = correct_groups = top
   else:
     y = np.asarray(y_true, np.int64)
-    parts = _single_label_parts(y, proba, names, options)
+    parts = _single_label_parts(y, proba, names, options, probabilities)
     pred = proba.argmax(axis=1)
     wrong = pred != y
     error_groups, correct_groups = y * len(names) + pred, y
@@ -335,10 +356,10 @@ def build_payload(*, texts: Sequence[str], y_true, proba, W, b, featurizer,
   if not options.max_docs:
     chosen = chosen[:0]
   docs = document_table(texts, y_true, proba, chosen, featurizer, W,
-                        threshold)
+                        threshold, probabilities=probabilities)
   payload = dict(
       version=PAYLOAD_VERSION, kind='multi' if multi else 'single',
-      labels=names,
+      labels=names, probabilities=probabilities,
       info=dict(info or {}, created=datetime.datetime.now().isoformat(
           timespec='seconds')),
       settings=flat_settings(config),
@@ -379,7 +400,8 @@ def model_payload(*, W, b, featurizer, label_names: Sequence[str],
 
 def explain_text(text: str, proba, featurizer, W,
                  threshold: float | None = None,
-                 against: int | None = None) -> dict[str, Any]:
+                 against: int | None = None,
+                 probabilities: bool = True) -> dict[str, Any]:
   """One text's prediction and highlights (the what-if page's answer).
 
   Args:
@@ -390,6 +412,7 @@ def explain_text(text: str, proba, featurizer, W,
     against: a class id: single-label, explain the prediction against it
       (why this class rather than that one); multi-label, that label's
       own score. None: the runner-up, or the top label.
+    probabilities: False when ``proba`` are a margin loss's scores.
 
   Returns:
     dict with ``pred`` (class id; multi-label: the label ids at or above
@@ -409,7 +432,8 @@ def explain_text(text: str, proba, featurizer, W,
     elif against != order[0]:
       explained = ([order[0]], [against])
   table = document_table([text], y, proba, [0], featurizer, W, threshold,
-                         explained)
+                         explained, probabilities)
   return dict(pred=table['pred'][0], proba=_rounded(proba[0], 5),
+              probabilities=probabilities,
               target=table['target'][0], other=table['other'][0],
               spans=table['spans'][0])

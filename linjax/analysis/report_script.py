@@ -14,6 +14,7 @@ SCRIPT = r"""'use strict';
 const D = JSON.parse(document.getElementById('report-data').textContent);
 const L = D.labels || [];
 const MULTI = D.kind === 'multi';
+const PROBS = D.probabilities !== false;   // false: a margin loss's scores
 const SVGNS = 'http://www.w3.org/2000/svg';
 
 function el(tag, attrs, ...children) {
@@ -179,10 +180,14 @@ function summary() {
     card('threshold', fmt(M.threshold, 2)); card('ECE (per label)', fmt(M.ece));
   } else {
     card('accuracy', fmt(M.accuracy)); card('macro-F1', fmt(M.macro_f1));
-    card('log loss', fmt(M.log_loss)); card('ECE', fmt(M.ece));
+    if (PROBS) { card('log loss', fmt(M.log_loss)); card('ECE', fmt(M.ece)); }
   }
   card('misclassified', `${D.errors_total} (${D.errors_embedded} shown)`);
   s.append(cards);
+  if (!PROBS)
+    s.append(el('p', {class: 'note', text: 'This model\u2019s loss gives scores, not probabilities: ' +
+        'documents are ranked by the margin of their best score over the runner-up, their loss is the ' +
+        'multiclass hinge loss, and there is no calibration.'}));
   const counts = ['num_train', 'num_val', 'num_test'].filter(k => info[k] !== undefined);
   if (counts.length)
     s.append(el('p', {class: 'note', text: counts.map(k => `${info[k]} ${k.slice(4)}`).join(', ') +
@@ -444,10 +449,10 @@ function documents() {
       controls.trueC, controls.predC, controls.query, controls.sort));
   docCount = el('p', {class: 'note'});
   const head = el('tr');
-  const sortBy = {'#': 'index', confidence: 'conf-desc', loss: 'loss'};
+  const sortBy = {'#': 'index', confidence: 'conf-desc', margin: 'conf-desc', loss: 'loss'};
   for (const [name, num] of [['#', 1], [MULTI ? 'true labels' : 'true', 0],
                              [MULTI ? 'predicted labels' : 'predicted', 0],
-                             ['confidence', 1], ['loss', 1], ['text', 0]]) {
+                             [PROBS ? 'confidence' : 'margin', 1], ['loss', 1], ['text', 0]]) {
     const th = el('th', {class: (num ? 'num' : '') + (sortBy[name] ? ' sortable' : ''), text: name});
     if (sortBy[name]) th.addEventListener('click', () => {
       let key = sortBy[name];
@@ -555,10 +560,13 @@ function whatif() {
       status.textContent = '';
       label.textContent = labelOf(res.pred);
       const order = res.proba.map((p, c) => c).sort((a, b) => res.proba[b] - res.proba[a]).slice(0, 10);
+      // Scores of a margin loss (no probabilities): bars from the lowest shown.
+      const lo = res.probabilities === false ? Math.min(...order.map(c => res.proba[c])) : 0;
+      const hi = res.probabilities === false ? Math.max(...order.map(c => res.proba[c])) : 1;
       probs.replaceChildren();
       for (const c of order) {
         const bar = el('span', {class: 'bar'});
-        bar.style.width = `${Math.round(240 * res.proba[c])}px`;
+        bar.style.width = `${Math.round(4 + 236 * (res.proba[c] - lo) / ((hi - lo) || 1))}px`;
         bar.style.backgroundColor = hasLabel(res.pred, c) ? '#1a7f37' : '#8c959f';
         const name = el('a', {href: '#', text: L[c], title: MULTI ?
             'explain this label\u2019s score' : 'explain the prediction against this class'});

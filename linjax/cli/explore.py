@@ -95,9 +95,10 @@ class Explorer:
     """`report_data.explain_text` of one text (``against``: a class id)."""
     from linjax.analysis import report_data  # pylint: disable=g-import-not-at-top
     with self.lock:
-      proba = self.model.predict_proba([text])[0]
-      return report_data.explain_text(text, proba, self.model.featurizer,
-                                      self.W, self.threshold, against)
+      scores = report_cli.scores_of(self.model, [text])[0]
+      return report_data.explain_text(
+          text, scores, self.model.featurizer, self.W, self.threshold,
+          against, report_cli.has_probabilities(self.model))
 
 
 def load_explorer(model_dir: str, data_path: str | None = None,
@@ -111,7 +112,6 @@ def load_explorer(model_dir: str, data_path: str | None = None,
   from linjax.analysis import report_page  # pylint: disable=g-import-not-at-top
   from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
   model = saved_model.load(model_dir)
-  report_cli.require_probabilities(model)
   if not report_cli.is_multi_label(model):
     threshold = None
   elif threshold is None:

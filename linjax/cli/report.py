@@ -61,7 +61,8 @@ def define_flags() -> None:
 def write_report(path: str, *, texts, y_true, proba, params, featurizer,
                  label_names, threshold=None, history=(), info=None,
                  config=None, max_docs: int = DEFAULT_MAX_DOCS,
-                 flag: str = '--out', templates=None) -> dict:
+                 flag: str = '--out', templates=None,
+                 probabilities: bool = True) -> dict:
   """Builds the page of one labelled split and writes it atomically.
 
   Args:
@@ -76,6 +77,7 @@ def write_report(path: str, *, texts, y_true, proba, params, featurizer,
     max_docs: documents embedded at most.
     flag: the flag a write error names.
     templates: the class templates if computed already (`run_templates`).
+    probabilities: False when ``proba`` are a margin loss's scores.
 
   Returns:
     dict(path, bytes, seconds, docs): what was written and how long the
@@ -89,7 +91,7 @@ def write_report(path: str, *, texts, y_true, proba, params, featurizer,
       b=np.asarray(params.b), featurizer=featurizer, label_names=label_names,
       threshold=threshold, history=history, info=info, config=config,
       options=report_data.ReportOptions(max_docs=max_docs),
-      templates=templates)
+      templates=templates, probabilities=probabilities)
   corpus = (info or {}).get('corpus')
   page = report_page.render(payload, title='linjax report' + (
       f': {os.path.basename(str(corpus))}' if corpus else ''))
@@ -154,11 +156,9 @@ def write_run_report(t, test_scores, threshold, templates=None) -> dict:
     return {}
   from linjax.core import losses  # pylint: disable=g-import-not-at-top
   get_loss = getattr(losses, 'get_loss', None)
-  if get_loss is not None and not getattr(
-      get_loss(t.options.training.loss), 'has_probabilities', True):
-    logging.info('no report.html: loss %r gives no probabilities',
-                 t.options.training.loss)
-    return {}
+  # A margin loss (hinge): the run's test "proba" are its scores.
+  probabilities = get_loss is None or bool(getattr(
+      get_loss(t.options.training.loss), 'has_probabilities', True))
   y, proba = test_scores
   if len(t.test_texts) != np.shape(proba)[0]:   # a part of a larger split
     return {}
@@ -174,7 +174,7 @@ def write_run_report(t, test_scores, threshold, templates=None) -> dict:
         params=t.params, featurizer=t.featurizer,
         label_names=t.label_map.names, threshold=threshold,
         history=t.fit.history, info=info, config=config, max_docs=max_docs,
-        flag='--workdir', templates=templates)
+        flag='--workdir', templates=templates, probabilities=probabilities)
   except Exception as e:  # pylint: disable=broad-except
     # The trained model and its results matter more than the page.
     logging.warning('report.html not written: %s', config_check.one_line(e),
@@ -189,15 +189,19 @@ def is_multi_label(model) -> bool:
   return bool(getattr(model, 'multi_label', model.loss == 'sigmoid'))
 
 
-def require_probabilities(model) -> None:
-  """ConfigError unless the model's loss maps scores to probabilities (the
-  report's confidences, losses and calibration need them)."""
+def has_probabilities(model) -> bool:
+  """Whether a saved model's loss maps scores to probabilities (not: a
+  margin loss such as hinge, whose report ranks by score margins)."""
   entry = getattr(model, 'loss_entry', None)
-  if entry is not None and not getattr(entry, 'has_probabilities', True):
-    raise config_check.ConfigError(
-        f'--model: trained with loss {model.loss!r}, which gives scores, not '
-        'probabilities; the report needs probabilities (train with '
-        "train.loss='softmax' or 'sigmoid').")
+  return bool(getattr(entry, 'has_probabilities', True))
+
+
+def scores_of(model, texts) -> np.ndarray:
+  """float [N, C]: the model's probabilities of ``texts``, or its scores
+  for a loss without probabilities."""
+  if has_probabilities(model):
+    return np.asarray(model.predict_proba(texts))
+  return np.asarray(model.decision_function(texts))
 
 
 class RunReportJob:
@@ -295,7 +299,7 @@ def model_payload(model, model_dir: str, data_path: str | None,
   history, results = _run_record(model_dir)
   names = model.label_map.names
   multilabel = is_multi_label(model)
-  require_probabilities(model)
+  probabilities = has_probabilities(model)
   if multilabel and threshold is None:
     threshold = multilabel_run.saved_threshold(model)
   info = dict(model=str(model_dir))
@@ -322,7 +326,7 @@ def model_payload(model, model_dir: str, data_path: str | None,
   progress = console.Progress('predicting', len(corpus.texts), 'documents')
   parts = []
   for start in range(0, len(corpus.texts), 16384):
-    parts.append(model.predict_proba(corpus.texts[start:start + 16384]))
+    parts.append(scores_of(model, corpus.texts[start:start + 16384]))
     progress.update(start + len(parts[-1]))
   info.update(corpus=str(data_path), num_test=len(corpus.texts))
   return report_data.build_payload(
@@ -330,7 +334,8 @@ def model_payload(model, model_dir: str, data_path: str | None,
       featurizer=model.featurizer, label_names=names,
       threshold=threshold if multilabel else None, history=history,
       info=info, config=model.config,
-      options=report_data.ReportOptions(max_docs=max_docs))
+      options=report_data.ReportOptions(max_docs=max_docs),
+      probabilities=probabilities)
 
 
 def report_for_model(model_dir: str, data_path: str, out: str,
