@@ -132,3 +132,28 @@ def report(rows: Sequence[dict]) -> str:
       f'{100 * t.LIBRARY_SLACK:g} and >= best peer - '
       f'{100 * t.PEER_SLACK:g} points; 5 featurisation >= 4 M tokens/s '
       '(the runner\'s featurise phase):\n\n' + targets_table(rows))
+
+
+def before_after_table(lines: Sequence[dict]) -> str:
+  """Markdown from benchmarks/runner_before_after.sh's JSON lines: per
+  corpus, the old and the new tree's runner against fastText's command line
+  (the shared script's row) and the JAX floor measured beside it."""
+  out = ['| corpus | tree | load | fastText CLI s | JAX floor s | runner cold '
+         '/ warm s | warm - floor s | (warm - floor) / fastText | peak RSS '
+         'MB runner / fastText / floor | accuracy runner / fastText |',
+         '|' + ' --- |' * 10]
+  for line in lines:
+    r = line.get('row')
+    if not r:
+      out.append(f'| ? | {line["tree"]} | {line.get("load_1m")} | failed |'
+                 + ' |' * 6)
+      continue
+    above = r['linjax_warm_s'] - line['floor_s']
+    out.append(
+        f'| {r["corpus"]} | {line["tree"]} | {line.get("load_1m")} | '
+        f'{r["fasttext_cli_s"]:.2f} | {line["floor_s"]:.2f} | '
+        f'{r["linjax_cold_s"]:.2f} / {r["linjax_warm_s"]:.2f} | {above:.2f} '
+        f'| {above / r["fasttext_cli_s"]:.2f} | {r["linjax_peak_mb"]} / '
+        f'{r["fasttext_peak_mb"]} / {line["floor_mb"]} | '
+        f'{r["linjax_acc"]:.4f} / {r["fasttext_acc"]:.4f} |')
+  return '\n'.join(out)

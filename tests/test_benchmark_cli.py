@@ -173,3 +173,21 @@ def test_cli_systems_end_to_end(data_dir, tmp_path):
   assert rows['jax_floor']['wall_s'] > 0
   tables = md.read_text()
   assert "The warm runner's phases" in tables and '| two | 1 |' in tables
+
+
+def test_before_after_table_from_the_shared_script_rows():
+  row = dict(corpus='sms_spam', fasttext_cli_s=0.8, linjax_cold_s=2.6,
+             linjax_warm_s=2.2, linjax_peak_mb=270, fasttext_peak_mb=196,
+             linjax_acc=0.9865, fasttext_acc=0.99)
+  table = runner_report.before_after_table([
+      dict(tree='/tmp/before', load_1m=0.5, floor_s=1.5, floor_mb=208,
+           row=dict(row, linjax_warm_s=3.75)),
+      dict(tree='/work/main', load_1m=0.4, floor_s=1.4, floor_mb=208,
+           row=row),
+      dict(tree='/work/main', load_1m=0.4, floor_s=1.4, floor_mb=208,
+           row=None)])
+  lines = table.splitlines()
+  assert len(lines) == 5
+  # warm - floor: 3.75 - 1.5 and 2.2 - 1.4, and their ratio to fastText.
+  assert '| 2.25 | 2.81 |' in lines[2] and '| 0.80 | 1.00 |' in lines[3]
+  assert 'failed' in lines[4]

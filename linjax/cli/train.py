@@ -202,11 +202,6 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     with console.phase(f'featurising {len(splits.train_texts)} training '
                        'documents'):
       train_x = group.fit_transform(featurizer, splits.train_texts)
-    gradcheck_job = None
-    if config.train.gradcheck and group.is_writer:
-      gradcheck_job = run_checks.GradcheckInBackground(
-          train_x, splits.train_y, len(names), float(options.training.l2),
-          seed=options.training.seed, loss=train_loss(options.training))
     with console.phase(f'featurising {len(splits.val_texts)} validation and '
                        f'{len(splits.test_texts)} test documents'):
       # Every process, or none, has a split (some of its parts may be empty).
@@ -214,6 +209,14 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                if group.total(len(splits.val_texts)) else None)
       test_x = (featurizer.transform(splits.test_texts)
                 if group.total(len(splits.test_texts)) else None)
+  # The gradient check starts once featurising is done: its tracing holds
+  # the GIL, which slows featurisation's short numpy calls 2-3x; beside
+  # training, the main thread mostly waits for the device.
+  gradcheck_job = None
+  if config.train.gradcheck and group.is_writer:
+    gradcheck_job = run_checks.GradcheckInBackground(
+        train_x, splits.train_y, len(names), float(options.training.l2),
+        seed=options.training.seed, loss=train_loss(options.training))
   featurize_seconds = timeline.seconds('featurise')
   logging.info('F=%d features, %d non-zeros in train (%.2f s)',
                featurizer.num_features, train_x.nnz, featurize_seconds)

@@ -329,12 +329,15 @@ def compile_async(spec: Spec, args, mesh=None, vmapped: bool = False,
     future.set_result(compiled)
   elif owner:
     lowered = None
-    if background and not jax.config.jax_compilation_cache_dir:
-      # Without the persistent cache, XLA's compile (GIL released, ~2 cores)
-      # already fills the spare core: trace and lower here, sooner. With it,
-      # the compile is mostly a disk read and the thread traces too, beside
-      # the caller's featurisation (healthtweets, warm cache: fit 1.06-1.19
-      # -> 0.90-1.00 s; cold, tracing there too: 0.99-1.16 -> 1.12-1.33 s).
+    if background:
+      # Trace and lower here, before the caller featurises: tracing is
+      # Python (it holds the GIL), and beside featurisation's many short
+      # numpy calls (each waits up to the 5 ms switch interval for the GIL
+      # back) it made featurising healthtweets 2-3x slower (0.8 -> 1.8 s,
+      # H-feat); only XLA's compile or the persistent cache's read (GIL
+      # released) runs in the thread. Cold, tracing in the thread was slower
+      # too (0.99-1.16 -> 1.12-1.33 s). Warm, same minute, load 11:
+      # precompile + featurise 1.82-2.11 s -> 1.65-1.79 s.
       try:
         lowered = _lower(spec, args, mesh, vmapped)
       except Exception as e:  # pylint: disable=broad-except
