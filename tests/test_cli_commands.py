@@ -5,6 +5,7 @@ never replaced without --overwrite, Ctrl-C in one line (exit 130)."""
 import json
 import math
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -204,10 +205,46 @@ def test_ctrl_c_stops_any_command_in_one_line(trained):
        f'--model={trained["model"]}', '--input=-'], cwd=ROOT, env=env,
       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
       text=True)
-  time.sleep(3)            # reading stdin, which stays open
+  # Until it blocks reading stdin (which stays open): the read(2) system
+  # call on fd 0 in /proc (a signal during interpreter start-up would kill
+  # Python before any handler of ours exists).
+  deadline = time.monotonic() + 240
+  syscall = pathlib.Path(f'/proc/{child.pid}/syscall')
+  while time.monotonic() < deadline and child.poll() is None:
+    try:
+      if syscall.read_text().startswith('0 0x0 '):
+        break
+    except OSError:
+      time.sleep(3)
+      break
+    time.sleep(0.1)
   child.send_signal(signal.SIGINT)
   _, err = child.communicate(timeout=60)
   assert child.returncode == 130
   assert 'Traceback' not in err and 'KeyboardInterrupt' not in err
   assert err.strip().splitlines()[-1] == (
       'linjax predict: interrupted; nothing finished was changed')
+
+
+def test_a_margin_loss_model_shows_scores(trained, tmp_path):
+  """hinge has no probabilities: predict prints scores, explain's margin is
+  the score difference (decision_function), evaluate's accuracy is exact."""
+  workdir = tmp_path / 'hinge'
+  run('train', f'--config.data.train={trained["train"]}', *FAST,
+      '--config.train.loss=hinge', f'--workdir={workdir}')
+  model = saved_model.load(workdir / 'model')
+  text = 'doctor drug the patient of goal'
+  scores = model.decision_function([text])[0].astype(np.float64)
+  proc = run('predict', f'--model={workdir / "model"}', '--input=-',
+             '--top_k=3', stdin=text + '\n')
+  fields = proc.stdout.split()
+  names = list(model.label_map.names)
+  order = np.argsort(-scores)
+  assert fields[0::2] == [names[i] for i in order]
+  np.testing.assert_allclose([float(v) for v in fields[1::2]],
+                             scores[order], rtol=1e-5, atol=1e-5)
+  out = json.loads(run('explain', f'--model={workdir / "model"}',
+                       f'--text={text}', '--json').stdout)
+  assert out['margin'] == pytest.approx(scores[order[0]] - scores[order[1]],
+                                        abs=1e-4)
+  assert math.isnan(out['p_label'])

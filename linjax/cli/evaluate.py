@@ -120,7 +120,7 @@ def evaluate(model_dir: str, data_path: str, format: str = '',  # pylint: disabl
   model = saved_model.load(model_dir)
   trained = model.config.get('data', {})
   multilabel = (multilabel_run.read_options(trained)
-                if model.loss == 'sigmoid' else {})
+                if model.multi_label else {})
   with console.phase(f'reading {data_path}'):
     corpus = _read(data_path, format or '',
                    text_column or trained.get('text_column', 'text'),
@@ -132,17 +132,26 @@ def evaluate(model_dir: str, data_path: str, format: str = '',  # pylint: disabl
       model.label_map.names, '--data', data_path)
   if multilabel:
     report = _evaluate_multilabel(model, corpus, threshold)
-    report.update(model=str(model_dir), data=str(data_path), loss=model.loss)
+    report.update(model=str(model_dir), data=str(data_path), loss=model.loss,
+                  multi_label=True)
     return report
   y = model.label_map.encode(corpus.labels, corpus.sources)
   progress = console.Progress('evaluating', len(corpus.texts), 'documents')
   chunk, parts = 16384, []
   for start in range(0, len(corpus.texts), chunk):
     x = model.featurizer.transform(corpus.texts[start:start + chunk])
-    parts.append(np.asarray(scoring.predict_proba(model.params, x)))
+    if model.loss_entry.has_probabilities:
+      parts.append(np.asarray(scoring.predict_proba(model.params, x,
+                                                    loss=model.loss)))
+    else:   # a margin loss: accuracy and F1 from the scores' argmax
+      parts.append(np.asarray(scoring.predict_proba(model.params, x)))
     progress.update(start + x.num_docs)
   report = metrics.classification_report(y, np.concatenate(parts),
                                          model.label_map.names)
+  if not model.loss_entry.has_probabilities:
+    logging.warning('loss %r has no probabilities: log loss and calibration '
+                    'are those of softmax(scores); accuracy and F1 are '
+                    'exact.', model.loss)
   if report.get('absent_classes'):
     logging.warning('classes absent from --data: %s; macro-F1 averages over '
                     'the %d classes present.', ', '.join(
@@ -177,7 +186,7 @@ def main(argv):
     report = evaluate(FLAGS.model, FLAGS.data, FLAGS.format,
                       FLAGS.text_column, FLAGS.label_column, FLAGS.lenient,
                       FLAGS.threshold)
-    if report.get('loss') == 'sigmoid':
+    if report.get('multi_label'):
       from linjax.analysis import multilabel_metrics  # pylint: disable=g-import-not-at-top
       print(multilabel_metrics.format_multilabel_report(report))
       if FLAGS.out:

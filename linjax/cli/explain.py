@@ -8,7 +8,7 @@ c] + b[c]`` (`linjax.analysis.interpret.explain`), so the margin between the
 predicted label and the runner-up splits exactly into one term per n-gram
 plus the bias difference. For a softmax model the margin is ``log(p_label /
 p_against)``; for a multi-label (sigmoid) model it is the difference of the
-two labels' log-odds. The n-grams are listed by the size of their part,
+two labels' log-odds; a loss without probabilities (hinge) shows p=nan. The n-grams are listed by the size of their part,
 those for the label first (+) and those for the runner-up (-); the rest are
 summed on one line, so the lines add up to the margin. ``--json`` prints the
 same as one JSON object.
@@ -55,7 +55,8 @@ def contrast(model, text: str, label: str = '', against: str = '') -> dict:
 
   Returns:
     A dict: ``label``, ``against``, their probabilities ``p_label``,
-    ``p_against`` (softmax, or each label's own sigmoid), ``margin`` (score
+    ``p_against`` (the loss's probability map: softmax, each label's own
+    sigmoid, ...; nan for a margin loss), ``margin`` (score
     of label - score of against), ``bias`` (b[label] - b[against]) and
     ``ngrams``: one dict per n-gram of the text (``ngram``, ``weight``,
     ``contribution`` = weight * (W[id, label] - W[id, against])), largest
@@ -68,10 +69,9 @@ def contrast(model, text: str, label: str = '', against: str = '') -> dict:
                                    'runner-up to compare with')
   e = interpret.explain(model.params, model.featurizer, text, names)
   scores = e.logits
-  if model.loss == 'sigmoid':
-    probs = 1.0 / (1.0 + np.exp(-scores))
-  else:
-    probs = e.probs
+  entry = model.loss_entry   # its probability map (none for a margin loss)
+  probs = (np.asarray(entry.proba(scores[None, :]), np.float64)[0]
+           if entry.has_probabilities else np.full(scores.shape, np.nan))
   order = np.argsort(-scores, kind='stable')
   c = (_label_index(names, label, '--label') if label else int(order[0]))
   if against:
@@ -90,12 +90,12 @@ def contrast(model, text: str, label: str = '', against: str = '') -> dict:
               p_label=float(probs[c]), p_against=float(probs[r]),
               margin=float(scores[c] - scores[r]),
               bias=float(e.bias[c] - e.bias[r]), ngrams=ngrams,
-              loss=model.loss)
+              loss=model.loss, multi_label=model.multi_label)
 
 
 def format_contrast(out: dict, top_k: int = 10) -> str:
   """The text report of `contrast`: one line per listed n-gram."""
-  what = ('score' if out['loss'] != 'sigmoid' else 'log-odds')
+  what = 'log-odds' if out['multi_label'] else 'score'
   lines = [f'{out["label"]} (p={out["p_label"]:.3f}) rather than '
            f'{out["against"]} (p={out["p_against"]:.3f}): {what} margin '
            f'{out["margin"]:+.4f} = bias {out["bias"]:+.4f} + the n-grams:']

@@ -9,6 +9,9 @@ Each input line gives one output line: ``label<TAB>probability`` (with
 "probability"}, ...]}. Empty lines are predicted too, so output line i always
 belongs to input line i.
 
+A model whose loss has no probabilities (a margin loss such as hinge)
+prints each label's score ``x W + b`` instead.
+
 A multi-label model (trained with ``train.loss=sigmoid``) gives each
 document every label whose own probability is ``>= --threshold`` (default:
 the threshold the run tuned on its validation split, saved with the model),
@@ -31,6 +34,8 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
+
 from absl import app
 from absl import flags
 
@@ -50,6 +55,7 @@ flags.DEFINE_integer('top_k', None, 'Labels shown per document at most '
 flags.DEFINE_float('threshold', None, 'Show only labels with a probability '
                    '>= this (default: 0; a multi-label model: its saved '
                    'threshold).', lower_bound=0.0, upper_bound=1.0)
+# A model whose loss has no probabilities (hinge) prints its scores instead.
 flags.DEFINE_bool('jsonl', False, 'Write one JSON object per line.')
 flags.DEFINE_integer('batch_size', 4096, 'Documents featurised at a time.',
                      lower_bound=1)
@@ -191,15 +197,20 @@ def predict_lines(model, texts: list[str], top_k: int | None = None,
   with a probability >= threshold (None: 0, or a multi-label model's saved
   threshold)."""
   from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
-  multilabel = model.loss == 'sigmoid'
+  multilabel = model.multi_label
   if top_k is None:
     top_k = 0 if multilabel else 1
   if threshold is None:
     threshold = multilabel_run.saved_threshold(model) if multilabel else 0.0
+  # A loss without probabilities (a margin loss such as hinge): its scores.
+  score = (model.predict_proba if model.loss_entry.has_probabilities else
+           model.decision_function)
+  if not model.loss_entry.has_probabilities:
+    threshold = -np.inf if threshold == 0.0 else threshold
   for start in range(0, len(texts), batch_size):
-    proba = model.predict_proba(texts[start:start + batch_size])
     yield from multilabel_run.predicted_labels(
-        proba, model.label_map.names, threshold, top_k)
+        score(texts[start:start + batch_size]), model.label_map.names,
+        threshold, top_k)
 
 
 def _format_line(top, jsonl: bool) -> str:
