@@ -21,6 +21,19 @@ def test_summary_bounds_the_classes(capsys):
                    for c in range(finish_run.SUMMARY_CLASSES)]
   assert '  ... and 2 more classes (all in /w/results.json, top_features)' in (
       out)
+  assert out[-1] == 'PNG plots on demand: linjax plots --workdir=/w'
+  assert '(2 epochs, train 0.10 s' in out[0]
+
+
+def test_summary_names_the_refit_and_the_plots(capsys):
+  results = dict(test_accuracy=0.5, test_macro_f1=0.4, val_accuracy=0.6,
+                 epochs_run=3, train_seconds=0.1, featurize_seconds=0.2,
+                 model_bytes=2048, refit=dict(epochs=2),
+                 plots=['/w/curves.png', '/w/templates.png'])
+  finish_run.print_summary(results, [], '/w', '/w/model', 0, None)
+  out = capsys.readouterr().out.splitlines()
+  assert '(3 epochs + a refit of 2 on train + validation, train' in out[0]
+  assert out[-1] == 'plots: /w/curves.png, /w/templates.png'
 
 
 def test_timeline_counts_from_the_process_start():

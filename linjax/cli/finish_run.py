@@ -367,9 +367,14 @@ def print_summary(results: dict, top, workdir: str, model_dir: str,
   """The run's last lines on stdout: test and validation metrics, timings,
   the top features per class and where the results went."""
   from linjax.analysis import interpret  # pylint: disable=g-import-not-at-top
-  timing = (f'({results["epochs_run"]} epochs, train '
-            f'{results["train_seconds"]:.2f} s, featurise '
+  refit = results.get('refit')
+  timing = (f'({results["epochs_run"]} epochs' +
+            (f' + a refit of {refit["epochs"]} on train + validation'
+             if refit else '') +
+            f', train {results["train_seconds"]:.2f} s, featurise '
             f'{results["featurize_seconds"]:.2f} s')
+  plots = (f'plots: {", ".join(results["plots"])}' if results.get('plots')
+           else f'PNG plots on demand: linjax plots --workdir={workdir}')
   if streamed:   # the out-of-core runner's shorter summary
     nan = float('nan')
     print(f'test accuracy {results["test_accuracy"] or nan:.4f}  '
@@ -377,6 +382,7 @@ def print_summary(results: dict, top, workdir: str, model_dir: str,
           f'accuracy {results["val_accuracy"] or nan:.4f}  '
           f'{timing}, out of core)')
     print(f'wrote {workdir}/results.json and {model_dir}')
+    print(plots)
     return
   if threshold is not None:
     print(f'test micro-F1 {fmt(results.get("test_micro_f1"))}  macro-F1 '
@@ -396,3 +402,4 @@ def print_summary(results: dict, top, workdir: str, model_dir: str,
         f'({workdir_lib.format_bytes(results["model_bytes"])} on disk)' +
         (f'; removed the checkpoints ({workdir_lib.format_bytes(freed)})'
          if freed else ''))
+  print(plots)
