@@ -7,6 +7,11 @@ is ever parsed as HTML. Stable hooks for tests: ``data-testid`` =
 ``confusion-cell`` (``data-true``, ``data-pred``, ``data-count``),
 ``doc-row`` (``data-true``, ``data-pred``), ``token``
 (``data-contribution``), ``whatif-input``, ``whatif-label``.
+
+One string, one page's script (over the ~400-line module guideline for
+that reason): helpers and SVG charts, then one function per section of the
+page (summary, classes, confusion, documents, templates, calibration,
+what-if), in the order they are drawn.
 """
 
 SCRIPT = r"""'use strict';

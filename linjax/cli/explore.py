@@ -10,7 +10,7 @@ probabilities and each token's contribution update as you type. The page
 asks the server (the standard library's HTTP server) to predict and
 explain at ``POST /api/explain`` with ``{"text": ..., "against": class id
 or null}`` (click a class on the page to explain the prediction against
-it); it answers `report_data.explain_text`'s JSON.
+it); it answers `report_whatif.explain_text`'s JSON.
 
 The server binds a loopback address only, unless ``--allow_remote`` (it
 has no authentication); it answers only requests whose Host header names
@@ -92,11 +92,11 @@ class Explorer:
     self.lock = threading.Lock()
 
   def explain(self, text: str, against: int | None = None) -> dict:
-    """`report_data.explain_text` of one text (``against``: a class id)."""
-    from linjax.analysis import report_data  # pylint: disable=g-import-not-at-top
+    """`report_whatif.explain_text` of one text (``against``: a class id)."""
+    from linjax.analysis import report_whatif  # pylint: disable=g-import-not-at-top
     with self.lock:
       scores = report_cli.scores_of(self.model, [text])[0]
-      return report_data.explain_text(
+      return report_whatif.explain_text(
           text, scores, self.model.featurizer, self.W, self.threshold,
           against, report_cli.has_probabilities(self.model))
 

@@ -295,6 +295,7 @@ def model_payload(model, model_dir: str, data_path: str | None,
   data, only its templates, settings and training curves (the what-if
   page)."""
   from linjax.analysis import report_data  # pylint: disable=g-import-not-at-top
+  from linjax.analysis import report_whatif  # pylint: disable=g-import-not-at-top
   from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
   history, results = _run_record(model_dir)
   names = model.label_map.names
@@ -308,7 +309,7 @@ def model_payload(model, model_dir: str, data_path: str | None,
       info[key] = results[key]
   W, b = np.asarray(model.params.W), np.asarray(model.params.b)
   if data_path is None:
-    return report_data.model_payload(
+    return report_whatif.model_payload(
         W=W, b=b, featurizer=model.featurizer, label_names=names,
         threshold=threshold if multilabel else None, history=history,
         info=info, config=model.config)
