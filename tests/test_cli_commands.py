@@ -248,3 +248,20 @@ def test_a_margin_loss_model_shows_scores(trained, tmp_path):
   assert out['margin'] == pytest.approx(scores[order[0]] - scores[order[1]],
                                         abs=1e-4)
   assert math.isnan(out['p_label'])
+
+
+@pytest.mark.parametrize('command,finished', [('sweep', 'sweep.json'),
+                                              ('landscape', 'landscape.json'),
+                                              ('autotune', 'autotune.json')])
+def test_a_finished_workdir_is_refused_before_any_work(trained, tmp_path,
+                                                       command, finished):
+  workdir = tmp_path / command
+  workdir.mkdir()
+  (workdir / finished).write_text('{"earlier": true}')
+  extra = ([f'--model={trained["model"]}'] if command == 'landscape' else
+           [f'--config.data.train={trained["train"]}'])
+  proc = run(command, *extra, f'--workdir={workdir}', check=False)
+  assert_one_line_error(proc, f'--workdir={workdir} holds a finished',
+                        '--overwrite')
+  assert sorted(p.name for p in workdir.iterdir()) == [finished]
+  assert json.loads((workdir / finished).read_text()) == {'earlier': True}

@@ -11,7 +11,8 @@ r"""Loss landscapes: the lecture's search demos and slices of a trained model.
    random directions, evaluated on up to --num_docs training documents.
 
 Writes landscape.json and PNGs (search_1d, search_2d, search_paths,
-slice_1d, slice_2d) into --workdir.
+slice_1d, slice_2d) into --workdir; a finished run there (landscape.json)
+is refused unless ``--overwrite``, and a failed one removes what it added.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from absl import logging
 import ml_collections
 import numpy as np
 
-from linjax.cli import train as train_runner
 from linjax.cli import config_check
+from linjax.cli import console
+from linjax.cli import train as train_runner
+from linjax.cli import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
@@ -47,6 +50,8 @@ flags.DEFINE_float('span', 1.0, 'Slices cover [-span, span] along each '
 flags.DEFINE_integer('num_docs', 2000, 'Documents the slices average over.',
                      lower_bound=1)
 flags.DEFINE_integer('seed', 0, 'Seed of the demos and directions.')
+flags.DEFINE_bool('overwrite', False, 'Replace a finished landscape run in '
+                  '--workdir.')
 
 
 def search_demos(num_evals: int, learning_rate: float, seed: int,
@@ -153,9 +158,19 @@ def _model_and_data(workdir: str):
 
 
 def main(argv):
-  with config_check.runner_main(argv, workdir=FLAGS.workdir):
+  console.short_log_format()
+  with workdir_lib.cleaned_up_on_failure(FLAGS.workdir), (
+      config_check.runner_main(argv, workdir=FLAGS.workdir)):
     workdir = FLAGS.workdir
-    os.makedirs(workdir, exist_ok=True)
+    workdir_lib.ensure_writable_dir(workdir, '--workdir')
+    if (os.path.isfile(os.path.join(workdir, 'landscape.json')) and
+        not FLAGS.overwrite):
+      raise workdir_lib.PathError(
+          f'--workdir={workdir} holds a finished landscape run '
+          f'(landscape.json); nothing was changed. Pass --overwrite to '
+          f'replace it, or choose another --workdir.')
+    if FLAGS.model:
+      workdir_lib.check_model_dir(FLAGS.model)
     demos = search_demos(FLAGS.num_evals, FLAGS.demo_learning_rate,
                          FLAGS.seed, workdir)
     print('lowest loss reached with the same number of loss evaluations:')
@@ -173,9 +188,9 @@ def main(argv):
           f'[-{FLAGS.span:g}, {FLAGS.span:g}]: {min(line):.4f}..'
           f'{max(line):.4f}; along W itself: {min(init):.4f}..'
           f'{max(init):.4f}')
-    out = os.path.join(workdir, 'landscape.json')
-    with open(out, 'w', encoding='utf-8') as f:
-      json.dump(dict(search=demos, slices=result), f)
+    out = os.path.join(workdir, 'landscape.json')   # last: finished
+    workdir_lib.write_atomic(out, json.dumps(dict(search=demos,
+                                                  slices=result)))
     print(f'wrote {out} and plots in {workdir}')
 
 

@@ -8,7 +8,9 @@ Uses `linjax.engine.hyper_sweep.sweep` (the grid trained as one vmapped program)
 which picks the pair with the best validation ``train.metric`` (accuracy by
 default; the first of equals in lr-major order), evaluates only that model on
 the test split, and writes sweep.json (the
-grid, the choice, its test metrics) and sweep.txt (the table) into --workdir.
+grid, the choice, its test metrics) and sweep.txt (the table) into --workdir,
+atomically; a finished sweep there (sweep.json) is refused unless
+``--overwrite``, and a failed one removes what it added.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from absl import logging
 from linjax.cli import run_data
 from linjax.cli import train as train_runner
 from linjax.cli import config_check
+from linjax.cli import console
+from linjax.cli import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
@@ -33,6 +37,8 @@ flags.DEFINE_string('workdir', None, 'Output directory.')
 flags.DEFINE_list('learning_rates', ['0.25', '0.5', '1', '2', '4'],
                   'Learning rates to try.')
 flags.DEFINE_list('l2s', ['0', '1e-6', '1e-5'], 'L2 strengths to try.')
+flags.DEFINE_bool('overwrite', False, 'Replace a finished sweep in '
+                  '--workdir.')
 
 
 def parse_values(name: str, values, positive: bool) -> list[float]:
@@ -73,9 +79,17 @@ def format_table(grid: list[dict], best: dict) -> str:
   return '\n'.join(lines)
 
 
-def run(config, workdir: str, learning_rates, l2s) -> dict:
+def run(config, workdir: str, learning_rates, l2s,
+        overwrite: bool = False) -> dict:
   """The sweep and its outputs (see module docstring)."""
   from linjax.engine import hyper_sweep  # pylint: disable=g-import-not-at-top
+  config_check.validate(config)   # a bad flag fails before the workdir
+  workdir_lib.ensure_writable_dir(workdir, '--workdir')
+  if os.path.isfile(os.path.join(workdir, 'sweep.json')) and not overwrite:
+    raise workdir_lib.PathError(
+        f'--workdir={workdir} holds a finished sweep (sweep.json); nothing '
+        f'was changed. Pass --overwrite to replace it, or choose another '
+        f'--workdir.')
   options, splits, featurizer, train_x, val_x, featurize_seconds = (
       run_data.featurise_for_validation(config, workdir, 'a sweep'))
   names = splits.label_map.names
@@ -97,10 +111,10 @@ def run(config, workdir: str, learning_rates, l2s) -> dict:
              num_val=len(splits.val_texts), config=config.to_dict())
   out.update(run_data.test_scores(result.params, featurizer, splits))
   table = format_table(grid, best)
-  with open(os.path.join(workdir, 'sweep.json'), 'w', encoding='utf-8') as f:
-    json.dump(out, f, indent=1)
-  with open(os.path.join(workdir, 'sweep.txt'), 'w', encoding='utf-8') as f:
-    f.write(table + '\n')
+  workdir_lib.write_atomic(os.path.join(workdir, 'sweep.txt'), table + '\n')
+  # Last: its presence marks the sweep finished.
+  workdir_lib.write_atomic(os.path.join(workdir, 'sweep.json'),
+                           json.dumps(out, indent=1))
   print(table)
   print(f'best: learning_rate={best["lr"]:g} l2={best["l2"]:g} (validation '
         f'accuracy {best["val_accuracy"]:.4f}, loss {best["val_loss"]:.4f}); '
@@ -113,10 +127,14 @@ def run(config, workdir: str, learning_rates, l2s) -> dict:
 
 
 def main(argv):
-  with config_check.runner_main(argv, workdir=FLAGS.workdir):
-    lrs = parse_values('learning_rates', FLAGS.learning_rates, positive=True)
-    l2s = parse_values('l2s', FLAGS.l2s, positive=False)
-    run(FLAGS.config, FLAGS.workdir, lrs, l2s)
+  console.short_log_format()
+  # A failed sweep removes what it added to --workdir (train's contract).
+  with workdir_lib.cleaned_up_on_failure(FLAGS.workdir):
+    with config_check.runner_main(argv, workdir=FLAGS.workdir):
+      lrs = parse_values('learning_rates', FLAGS.learning_rates,
+                         positive=True)
+      l2s = parse_values('l2s', FLAGS.l2s, positive=False)
+      run(FLAGS.config, FLAGS.workdir, lrs, l2s, FLAGS.overwrite)
 
 
 def command() -> None:
