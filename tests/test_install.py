@@ -38,8 +38,8 @@ def _can_build_offline() -> bool:
 
 
 def _sh(command, cwd, env, timeout=600):
-  proc = subprocess.run(command, cwd=cwd, env=env, shell=True, text=True,
-                        capture_output=True, timeout=timeout)
+  from test_readme import run_group  # pylint: disable=import-outside-toplevel
+  proc = run_group(['bash', '-c', command], timeout, cwd=cwd, env=env)
   assert proc.returncode == 0, (command, proc.stdout[-2000:],
                                 proc.stderr[-3000:])
   return proc
@@ -101,10 +101,8 @@ def test_installed_command_trains_files_without_config(venv):
       folder, venv['env'])
   results = json.loads((folder / 'run' / 'results.json').read_text())
   assert results['num_classes'] == 3 and results['num_test'] == 45
-  proc = subprocess.run('linjax predict --model=run/model --input=-',
-                        cwd=folder, env=venv['env'], shell=True, text=True,
-                        input='doctor drug patient\n', capture_output=True,
-                        timeout=300)
+  proc = _sh('echo "doctor drug patient" | linjax predict '
+             '--model=run/model --input=-', folder, venv['env'])
   assert proc.returncode == 0 and proc.stdout.startswith('health\t')
 
 

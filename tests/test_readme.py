@@ -20,6 +20,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 
@@ -185,6 +186,20 @@ def _more(lang: str, name: str, n=150, seed=0) -> str:
   return ''.join(f'__label__{l} {t}\n' for l, t in docs)
 
 
+def run_group(args, timeout, **kwargs) -> subprocess.CompletedProcess:
+  """`subprocess.run` in a process group of its own, killed whole on a
+  timeout or an error here (no child outlives the test)."""
+  proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True, **kwargs)
+  try:
+    out, err = proc.communicate(timeout=timeout)
+  except BaseException:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    raise
+  return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
 def _command(code: str) -> str:
   """A README bash block with ``linjax`` as this checkout's command."""
   return re.sub(r'(?m)^linjax ', f'"{sys.executable}" -m linjax ', code)
@@ -210,9 +225,8 @@ def workspace(tmp_path_factory):
   for lang, name, code in blocks()[2:]:
     if lang != 'bash':
       continue
-    proc = subprocess.run(['bash', '-euo', 'pipefail', '-c', _command(code)],
-                          cwd=base, env=env, capture_output=True, text=True,
-                          timeout=1200)
+    proc = run_group(['bash', '-euo', 'pipefail', '-c', _command(code)],
+                     timeout=1200, cwd=base, env=env)
     assert proc.returncode == 0, (code, proc.stderr[-3000:])
     runs.append((code, proc))
   return dict(base=base, env=env, runs=runs)
@@ -258,8 +272,8 @@ FUNCTIONAL, PIPELINE, ESTIMATOR = ('linjax.check_grad(', 'interpret.explain(',
 
 
 def _run_python(code, cwd, env=None):
-  out = subprocess.run([sys.executable, '-c', code], cwd=cwd, env=env,
-                       capture_output=True, text=True, timeout=600)
+  out = run_group([sys.executable, '-c', code], timeout=600, cwd=cwd,
+                  env=env)
   assert out.returncode == 0, out.stderr[-3000:]
   return out.stdout
 

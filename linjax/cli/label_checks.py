@@ -90,7 +90,7 @@ def check_training_labels(train_labels, num_docs: int, loss: str = 'softmax',
     train_labels: one class name per (document, label) of the training
       split (a multi-label document gives one name per label).
     num_docs: training documents.
-    loss: 'softmax' (single-label) or 'sigmoid' (multi-label).
+    loss: the run's loss (its table entry says whether it is multi-label).
     label_separator: the run's ``data.label_separator``.
     lenient: ``data.lenient``: the many-classes stop becomes a warning.
 
@@ -99,7 +99,8 @@ def check_training_labels(train_labels, num_docs: int, loss: str = 'softmax',
   """
   counts = collections.Counter(str(n) for n in train_labels)
   names = sorted(counts)
-  multilabel = loss == 'sigmoid'
+  from linjax.core import losses  # pylint: disable=g-import-not-at-top
+  multilabel = losses.get_loss(loss).multi_label
   found = separator_in_names(names, label_separator if multilabel else None)
   if found:
     sep, num_parts, example = found
