@@ -128,3 +128,22 @@ def test_train_metrics_on_a_uniform_sample_of_a_large_split(
   scores -= scores.max(1, keepdims=True)
   nll = np.log(np.exp(scores).sum(1)) - scores[np.arange(50), y]
   assert results['train_loss'] == pytest.approx(nll.mean(), rel=1e-5)
+
+
+def test_split_views_are_the_parts_without_copies():
+  from linjax.cli import refit  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  parts = []
+  for n in (7, 4):
+    rows = []
+    for _ in range(n):
+      ids = np.unique(rng.integers(0, 50, rng.integers(0, 6)))
+      rows.append((ids, rng.random(ids.shape[0])))
+    parts.append(csr.from_rows(rows, 50))
+  joined, _ = refit.joined(parts[0], np.zeros(7), parts[1], np.zeros(4))
+  head, tail = refit.split_views(joined, 7)
+  for got, want in zip((head, tail), parts):
+    np.testing.assert_array_equal(got.to_dense(), want.to_dense())
+    got.validate('view')
+  assert np.shares_memory(head.ids, joined.ids)
+  assert np.shares_memory(tail.weights, joined.weights)

@@ -69,3 +69,14 @@ def joined(train_x, train_y, val_x, val_y):
   from linjax.text import csr  # pylint: disable=g-import-not-at-top
   return (csr.concatenate([train_x, val_x]),
           np.concatenate([np.asarray(train_y), np.asarray(val_y)]))
+
+
+def split_views(x, n: int):
+  """(rows [0, n), rows [n, N)) of CsrFeatures ``x``, sharing its ids and
+  weights (only the second part's row offsets are new)."""
+  from linjax.text import csr  # pylint: disable=g-import-not-at-top
+  cut = int(x.indptr[n])
+  return (csr.CsrFeatures(x.indptr[:n + 1], x.ids[:cut], x.weights[:cut],
+                          x.num_features),
+          csr.CsrFeatures(x.indptr[n:] - cut, x.ids[cut:], x.weights[cut:],
+                          x.num_features))
