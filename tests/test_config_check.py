@@ -1,5 +1,7 @@
 """Config validation: every bad value is rejected, naming the flag."""
 
+import os
+
 import pytest
 
 from linjax.cli.configs import default
@@ -192,3 +194,25 @@ def test_unknown_option_in_a_section_is_named():
   with pytest.raises(ConfigError, match=r'^--config\.optimizer\.lerning_rate '
                      r'is not an option; known: .*learning_rate'):
     config_check.validate(ml_collections.ConfigDict(config))
+
+
+def test_config_names_a_built_in_config(tmp_path, monkeypatch):
+  """Issue 23: --config=multilabel names linjax/cli/configs/multilabel.py; a
+  file of that name wins; a missing file is one line naming the built-ins."""
+  from linjax.cli import runner_flags
+  assert runner_flags.builtin_configs() == ['default', 'multilabel']
+  path = os.path.join(runner_flags.CONFIG_DIR, 'multilabel.py')
+  assert runner_flags.resolve_config_name(
+      ['x', '--config=multilabel', '--config.train.epochs=2']) == [
+          'x', f'--config={path}', '--config.train.epochs=2']
+  assert runner_flags.resolve_config_name(['x', '--config', 'multilabel']) == [
+      'x', '--config', path]
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / 'multilabel').write_text('')      # a file of that name wins
+  assert runner_flags.resolve_config_name(['x', '--config=multilabel']) == [
+      'x', '--config=multilabel']
+  with pytest.raises(SystemExit) as e:
+    runner_flags.resolve_config_name(['x', '--config=nope.py'])
+  assert str(e.value.code) == ('error: --config=nope.py: no such file; give a '
+                               'python file with get_config(), or a built-in '
+                               'config: default, multilabel')
