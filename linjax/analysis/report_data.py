@@ -8,7 +8,8 @@ and predicted probabilities, the weights, the featuriser, the per-epoch
 history) into one JSON-able dict that linjax/analysis/report_page.py
 renders: metrics and the per-class table, the confusion matrix, the
 calibration, the class templates, and a bounded sample of documents
-(`choose_documents`) with each token's exact contribution
+(linjax/analysis/report_sampling.py: only the sampled documents' texts are
+read) with each token's exact contribution
 (linjax/analysis/report_contributions.py). Single-label (int labels [N],
 softmax probabilities) and multi-label (multi-hot [N, C], sigmoid
 probabilities and a threshold) alike.
@@ -26,7 +27,13 @@ from linjax.analysis import metrics as metrics_lib
 from linjax.analysis import multilabel_metrics as ml_metrics
 from linjax.analysis import report_calibration as calibration_lib
 from linjax.analysis import report_contributions as contributions
+from linjax.analysis import report_sampling as sampling
 from linjax.analysis import report_templates as templates_lib
+
+# The sampling rule (linjax/analysis/report_sampling.py), named here too.
+choose_documents = sampling.choose_documents
+estimated_bytes = sampling.estimated_bytes
+stratified_order = sampling.stratified_order
 
 PAYLOAD_VERSION = 1
 
@@ -63,84 +70,6 @@ class ReportOptions:
     if self.num_bins < 1 or self.top_features < 0 or self.max_doc_bytes < 0:
       raise ValueError('num_bins must be >= 1, top_features and '
                        'max_doc_bytes >= 0')
-
-
-# Sampling. -------------------------------------------------------------------
-
-
-def stratified_order(groups: np.ndarray,
-                     rng: np.random.Generator) -> np.ndarray:
-  """A permutation of [N] whose every prefix is stratified by ``groups``.
-
-  Items are shuffled within their group and ranked by ``rank / group size``:
-  every group's first item comes before any group's second, and a prefix of
-  length m holds about ``m * size / N`` items of each group.
-
-  Args:
-    groups: int [N] group ids.
-    rng: the random generator.
-
-  Returns:
-    int64 [N].
-  """
-  groups = np.asarray(groups, np.int64)
-  num = groups.shape[0]
-  if not num:
-    return np.zeros(0, np.int64)
-  shuffled = rng.permutation(num)
-  by_group = shuffled[np.argsort(groups[shuffled], kind='stable')]
-  g = groups[by_group]
-  first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-  sizes = np.diff(np.r_[first, num])
-  rank = np.arange(num) - np.repeat(first, sizes)
-  key = rank / np.repeat(sizes, sizes)
-  return by_group[np.argsort(key, kind='stable')]
-
-
-def choose_documents(wrong, error_groups, correct_groups, cost,
-                     options: ReportOptions) -> np.ndarray:
-  """The documents to embed: misclassified first, then correct ones.
-
-  Args:
-    wrong: bool [N] misclassified.
-    error_groups: int [N] the stratum of a misclassified document (its
-      confusion cell).
-    correct_groups: int [N] the stratum of a correct one (its class).
-    cost: float [N] each document's estimated size in bytes.
-    options: `ReportOptions` (max_docs, error_share, max_doc_bytes, seed).
-
-  Returns:
-    int64 [M] sorted document indices: every misclassified document when
-    they fit, else a stratified sample of them, and a stratified sample of
-    the correct ones; M <= max_docs and their cost <= max_doc_bytes (at
-    least one document of each kind when there is one).
-  """
-  wrong = np.asarray(wrong, bool)
-  cost = np.asarray(cost, np.float64)
-  rng = np.random.default_rng(options.seed)
-  errors = np.flatnonzero(wrong)
-  correct = np.flatnonzero(~wrong)
-  errors = errors[stratified_order(np.asarray(error_groups)[errors], rng)]
-  correct = correct[stratified_order(np.asarray(correct_groups)[correct],
-                                     rng)]
-  n_err = min(errors.size, max(round(options.error_share * options.max_docs),
-                               options.max_docs - correct.size))
-  n_cor = min(correct.size, options.max_docs - n_err)
-  for _ in range(30):  # shrink both in proportion until the bytes fit
-    total = cost[errors[:n_err]].sum() + cost[correct[:n_cor]].sum()
-    if total <= options.max_doc_bytes or n_err + n_cor <= 2:
-      break
-    scale = 0.95 * options.max_doc_bytes / total
-    n_err = max(min(1, n_err), int(n_err * scale))
-    n_cor = max(min(1, n_cor), int(n_cor * scale))
-  return np.sort(np.concatenate([errors[:n_err], correct[:n_cor]]))
-
-
-def estimated_bytes(texts: Sequence[str]) -> np.ndarray:
-  """float64 [N]: a document's size in the page, 4 bytes per character
-  (its text, and each token's span and contribution: 3.1 to 3.7 measured
-  on the shared corpora) and 60 per document."""
-  return 4.0 * np.fromiter(map(len, texts), np.float64, len(texts)) + 60.0
 
 
 # Documents. ------------------------------------------------------------------
@@ -190,7 +119,8 @@ def document_table(texts: Sequence[str], y_true, proba, chosen, featurizer,
   """The embedded documents, column by column, with their highlights.
 
   Args:
-    texts: the N test texts.
+    texts: the test texts, indexable by the rows of ``chosen`` (all N, or
+      {row: text} of the chosen ones).
     y_true: int [N] or multi-hot [N, C].
     proba: float [N, C].
     chosen: int [M] the documents to embed.
@@ -311,7 +241,10 @@ def build_payload(*, texts: Sequence[str], y_true, proba, W, b, featurizer,
   """Everything the report shows, JSON-able.
 
   Args:
-    texts: the N test texts, as read (the page shows them verbatim).
+    texts: the N test texts, as read (the page shows them verbatim): a
+      sequence, or an object whose ``take(rows)`` reads the texts of those
+      rows only (`report_sampling.texts_at`; at most ``options.max_docs``
+      are asked for, once).
     y_true: int [N] class ids, or multi-hot [N, C] (then ``threshold``).
     proba: float [N, C] the model's probabilities of the test documents.
     W: [F, C] weights; b: [C] biases.
@@ -339,23 +272,16 @@ def build_payload(*, texts: Sequence[str], y_true, proba, W, b, featurizer,
   proba = np.asarray(proba, np.float64)
   multi = threshold is not None
   if multi:
-    Y = np.asarray(y_true) > 0
-    parts = _multi_label_parts(Y, proba, names, threshold, options)
-    predicted = proba >= threshold
-    wrong = (Y != predicted).any(axis=1)
-    top = proba.argmax(axis=1)
-    error_groups = correct_groups = top
+    parts = _multi_label_parts(np.asarray(y_true) > 0, proba, names,
+                               threshold, options)
   else:
-    y = np.asarray(y_true, np.int64)
-    parts = _single_label_parts(y, proba, names, options, probabilities)
-    pred = proba.argmax(axis=1)
-    wrong = pred != y
-    error_groups, correct_groups = y * len(names) + pred, y
-  chosen = choose_documents(wrong, error_groups, correct_groups,
-                            estimated_bytes(texts), options)
-  if not options.max_docs:
-    chosen = chosen[:0]
-  docs = document_table(texts, y_true, proba, chosen, featurizer, W,
+    parts = _single_label_parts(np.asarray(y_true, np.int64), proba, names,
+                                options, probabilities)
+  # Only the chosen documents' texts are read (a streamed run's file, the
+  # other processes'): the same documents as with every text in memory.
+  chosen, text_of, wrong = sampling.sample(texts, y_true, proba, threshold,
+                                           options)
+  docs = document_table(text_of, y_true, proba, chosen, featurizer, W,
                         threshold, probabilities=probabilities)
   payload = dict(
       version=PAYLOAD_VERSION, kind='multi' if multi else 'single',
