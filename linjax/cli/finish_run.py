@@ -45,7 +45,8 @@ class Trained:
       ``num_devices``, or ``streamed``).
     guard: the run's `run_checks.DivergenceGuard`.
     gradcheck_job: a `run_checks.GradcheckInBackground` or None.
-    test_texts: the test split's texts (for report.html), or None.
+    test_texts: the test split's texts (for report.html), a source that
+      reads them on demand (linjax/cli/report_texts.py), or None.
     refit: the `FitResult` of the refit on train + validation
       (linjax/cli/refit.py), whose params are the saved model's; None: the
       saved model is ``fit``'s.
@@ -307,6 +308,10 @@ def finish(t: Trained, scoring: Scoring,
     results, report, threshold, test_scores = _metrics(t, scoring)
     results['config'] = config.to_dict()
     results = saved_model.jsonable(results)
+  # Several processes: every one sends process 0 the texts report.html
+  # embeds (linjax/cli/report_texts.py); one process: t as it is.
+  from linjax.cli import report_texts  # pylint: disable=g-import-not-at-top
+  t = report_texts.for_writer(t, test_scores, threshold)
   if not scoring.is_writer:   # process 0 writes and prints
     return results
 

@@ -101,7 +101,7 @@ def write_report(path: str, *, texts, y_true, proba, params, featurizer,
               docs=len(payload['docs']['text']))
 
 
-def _max_docs(config) -> int:
+def max_docs_of(config) -> int:
   """A run's ``report.max_docs`` (default `DEFAULT_MAX_DOCS`; 0: no page)."""
   section = config.get('report') if hasattr(config, 'get') else None
   if section is None:
@@ -151,7 +151,7 @@ def write_run_report(t, test_scores, threshold, templates=None) -> dict:
     ``report.max_docs=0``); ``report`` None and ``report_error`` when
     building it failed (a warning says why; the run's other outputs stay).
   """
-  max_docs = _max_docs(t.config)
+  max_docs = max_docs_of(t.config)
   if test_scores is None or t.test_texts is None or not max_docs:
     return {}
   from linjax.core import losses  # pylint: disable=g-import-not-at-top

@@ -25,6 +25,7 @@ from linjax.cli import config_check
 from linjax.cli import console
 from linjax.cli import finish_run
 from linjax.cli import label_checks
+from linjax.cli import report_texts
 from linjax.cli import run_data
 from linjax.cli import stream_data
 from linjax.cli import workdir as workdir_lib
@@ -138,7 +139,10 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
         load_seconds=data.load_seconds,
         featurize_seconds=data.featurize_seconds, where=dict(streamed=True),
         guard=guard, gradcheck_job=gradcheck_job, timeline=timeline,
-        plots=plots)
+        plots=plots, test_texts=None if data.test_x is None else (
+            report_texts.StreamedTexts(   # report.html's, read on demand
+                config, data.test_idx, data.test_y, data.label_map,
+                chunk_bytes)))
     write_test_split = None
     if data.test_idx is not None and data.test_idx.size:
       def write_test_split(path: str) -> None:

@@ -56,6 +56,7 @@ from linjax.cli import label_checks
 from linjax.cli import multilabel_run
 from linjax.cli import multiprocess_run
 from linjax.cli import refit
+from linjax.cli import report_texts
 from linjax.cli import run_data
 from linjax.cli import run_timeline
 from linjax.cli import workdir as workdir_lib
@@ -297,7 +298,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
       num_test=group.total(len(splits.test_texts)),
       load_seconds=load_seconds, featurize_seconds=featurize_seconds,
       where=group.describe(), guard=guard, gradcheck_job=gradcheck_job,
-      test_texts=None if group.multi else splits.test_texts,
+      test_texts=(report_texts.ProcessTexts(group, splits.test_texts)
+                  if group.multi else splits.test_texts),
       refit=refit_fit, timeline=timeline, plots=plots)
   write_test_split = None
   # Several processes: each holds a part of the test split (not gathered).
