@@ -190,11 +190,19 @@ def pack_steps(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
       num_local=num_local, sample_weight=sample_weight)
 
 
+SPILL_CHUNK_SLOTS = 1 << 21   # ~40 MB of packed slots per spilled chunk
+
+
 def step_chunks(train_x: CsrFeatures, y: np.ndarray, training: TrainOptions,
                 spec: step_lib.Spec, num_local: int, offset: int,
                 sample_weight: np.ndarray | None = None,
                 chunk_steps: int = 2048):
-  """`pack_steps`' steps, ``chunk_steps`` at a time (for `spill`)."""
+  """`pack_steps`' steps, ``chunk_steps`` at a time (for `spill`), fewer
+  when the steps are wide: a chunk holds at most `SPILL_CHUNK_SLOTS` slots
+  (manpages x4 out of core, T = 8192: 2048 steps a chunk were +250 MB, the
+  run's peak; the steps written are the same whatever the chunks)."""
+  chunk_steps = max(1, min(int(chunk_steps),
+                           SPILL_CHUNK_SLOTS // max(training.token_budget, 1)))
   if spec.num_shards == 1:
     rows = packing.dedupe_width(training.token_budget) if spec.dedupe else 0
     return packing.pack_chunks(
