@@ -318,3 +318,16 @@ def test_loss_is_hashable_and_checked():
     losses.Loss('x', _poly1, probability='tanh')
   with pytest.raises(ValueError, match="takes no option 'label_smoothing'"):
     losses.get_loss('sigmoid').with_settings(label_smoothing=0.1)
+
+
+def test_train_options_take_a_loss_object_only_as_the_table_has_it():
+  mine = losses.Loss('test_abs_margin', lambda z, y: jnp.sum(jnp.abs(z), -1))
+  assert linjax.TrainOptions(loss=mine).loss == 'test_abs_margin'
+  assert losses.get_loss('test_abs_margin') is mine      # found by name again
+  assert linjax.TrainOptions(loss=losses.get_loss('hinge')).loss == 'hinge'
+  smoothed = losses.get_loss('softmax').with_settings(label_smoothing=0.1)
+  with pytest.raises(linjax.ConfigError, match='train.label_smoothing'):
+    linjax.TrainOptions(loss=smoothed)                 # not silently dropped
+  impostor = losses.Loss('softmax', _poly1)
+  with pytest.raises(linjax.ConfigError, match="not the table's"):
+    linjax.TrainOptions(loss=impostor)

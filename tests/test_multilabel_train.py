@@ -184,7 +184,7 @@ class SigmoidFitTest(parameterized.TestCase):
     with self.assertRaisesRegex(ConfigError, r'^train\.class_weight'):
       options(class_weight='balanced')
     with self.assertRaisesRegex(ConfigError, r'^train\.loss'):
-      options(loss='hinge')
+      options(loss='no_such_loss')
 
 
 if __name__ == '__main__':

@@ -369,6 +369,8 @@ def get_loss(loss) -> Loss:
     LossNotFound: one line naming the loss and what is wrong.
   """
   if isinstance(loss, Loss):
+    if loss.name not in _TABLE and not loss.settings:
+      _TABLE[loss.name] = loss   # so that its name finds it again
     return loss
   if isinstance(loss, str):
     if loss in _TABLE:

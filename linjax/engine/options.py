@@ -196,7 +196,15 @@ class TrainOptions:
     c.fraction('label_smoothing')
     try:
       loss = losses.get_loss(self.loss)
-      object.__setattr__(self, 'loss', loss.name)  # a name: JSON, hashable
+      if loss != losses.get_loss(loss.name):
+        c.fail('loss', f'must be a name, a function or a Loss of the table; '
+               f'this Loss {loss.name!r} is not the table\'s (bound '
+               'settings: set them as train fields, e.g. '
+               'train.label_smoothing; another function: register it '
+               'under another name)')
+        loss = None
+      else:
+        object.__setattr__(self, 'loss', loss.name)  # a name: JSON, hashable
     except NameNotFound as e:
       c.fail('loss', f'must name a loss: {e}')
       loss = None
