@@ -323,8 +323,20 @@ def convert(source, destination, precision: str = 'float32',
 
   Returns:
     The destination directory.
+
+  Raises:
+    ValueError: ``precision`` is wider than the source's (int8 to float16 or
+      float32, float16 to float32): the weights would keep their rounding
+      under a label that claims more.
   """
   m = load(source)
+  order = compact_model.PRECISIONS   # widest first
+  if (precision in order and m.precision in order and
+      order.index(precision) < order.index(m.precision)):
+    raise ValueError(
+        f'convert: {source} is stored as {m.precision}; {precision} would '
+        f'keep its {m.precision} rounding under a {precision} label. Convert '
+        f'the original model instead.')
   return save(destination, m.params, m.featurizer, m.label_map,
               config=m.config, extra=m.meta.get('extra'), loss=m.loss,
               precision=precision, int8_scale=int8_scale)

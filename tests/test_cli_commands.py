@@ -265,3 +265,13 @@ def test_a_finished_workdir_is_refused_before_any_work(trained, tmp_path,
                         '--overwrite')
   assert sorted(p.name for p in workdir.iterdir()) == [finished]
   assert json.loads((workdir / finished).read_text()) == {'earlier': True}
+
+
+def test_library_convert_refuses_to_widen(trained, tmp_path):
+  small = tmp_path / 'int8'
+  saved_model.convert(trained['model'], small, precision='int8')
+  for precision in ('float16', 'float32'):
+    with pytest.raises(ValueError, match=f'stored as int8; {precision}'):
+      saved_model.convert(small, tmp_path / precision, precision=precision)
+    assert not (tmp_path / precision).exists()
+  saved_model.convert(small, tmp_path / 'again', precision='int8')   # same
