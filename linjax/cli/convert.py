@@ -101,7 +101,7 @@ def convert(model_dir: str, out: str, precision: str = 'int8',
   """
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
   check_paths(model_dir, out, overwrite)
-  m = saved_model.load(model_dir)
+  m = workdir_lib.load_model(model_dir)
   check_precision(model_dir, m.precision, precision)
   before = workdir_lib.disk_size(model_dir)
   extra = dict(m.meta.get('extra') or {})

@@ -111,13 +111,13 @@ def evaluate(model_dir: str, data_path: str, format: str = '',  # pylint: disabl
     and ``loss``.
 
   Raises:
-    ModelFileError, DataError (a label the model never saw, bad lines).
+    PathError (not a saved model folder), ModelFileError, DataError (a label
+    the model never saw, bad lines).
   """
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
-  from linjax import saved_model  # pylint: disable=g-import-not-at-top
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
   from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
-  model = saved_model.load(model_dir)
+  model = workdir_lib.load_model(model_dir)
   trained = model.config.get('data', {})
   multilabel = (multilabel_run.read_options(trained)
                 if model.multi_label else {})
@@ -182,7 +182,6 @@ def main(argv):
       if FLAGS[flag].value:
         workdir_lib.check_new_output(FLAGS[flag].value, f'--{flag}',
                                      FLAGS.overwrite)
-    workdir_lib.check_model_dir(FLAGS.model)
     report = evaluate(FLAGS.model, FLAGS.data, FLAGS.format,
                       FLAGS.text_column, FLAGS.label_column, FLAGS.lenient,
                       FLAGS.threshold)

@@ -120,9 +120,7 @@ def main(argv):
     if FLAGS.text is None:
       raise config_check.ConfigError('--text is required (the text to '
                                      'explain, quoted)')
-    workdir_lib.check_model_dir(FLAGS.model)
-    from linjax import saved_model  # pylint: disable=g-import-not-at-top
-    model = saved_model.load(FLAGS.model)
+    model = workdir_lib.load_model(FLAGS.model)
     out = contrast(model, FLAGS.text, FLAGS.label, FLAGS.against)
     if FLAGS.json:
       print(json.dumps(out, ensure_ascii=False))

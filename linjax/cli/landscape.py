@@ -135,7 +135,7 @@ def _model_and_data(workdir: str):
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
   if FLAGS.model:
-    model = saved_model.load(FLAGS.model)
+    model = workdir_lib.load_model(FLAGS.model)
     config = ml_collections.ConfigDict(model.config) if model.config else (
         FLAGS.config)
   else:
@@ -169,7 +169,7 @@ def main(argv):
           f'--workdir={workdir} holds a finished landscape run '
           f'(landscape.json); nothing was changed. Pass --overwrite to '
           f'replace it, or choose another --workdir.')
-    if FLAGS.model:
+    if FLAGS.model:   # before any work
       workdir_lib.check_model_dir(FLAGS.model)
     demos = search_demos(FLAGS.num_evals, FLAGS.demo_learning_rate,
                          FLAGS.seed, workdir)

@@ -228,9 +228,7 @@ def main(argv):
   with config_check.runner_main(argv, model=FLAGS.model):
     if FLAGS.out:   # before any work
       workdir_lib.check_new_output(FLAGS.out, '--out', FLAGS.overwrite)
-    workdir_lib.check_model_dir(FLAGS.model)
-    from linjax import saved_model  # pylint: disable=g-import-not-at-top
-    model = saved_model.load(FLAGS.model)
+    model = workdir_lib.load_model(FLAGS.model)
     text_column = model.config.get('data', {}).get('text_column') or 'text'
     texts, _, _ = read_input(FLAGS.input, FLAGS.format, text_column)
     lines = (_format_line(top, FLAGS.jsonl) for top in predict_lines(

@@ -155,6 +155,19 @@ def check_model_dir(path: str, flag: str = '--model') -> None:
                     f'Fix: {flag}={os.path.join(path, MODEL)}')
 
 
+def load_model(path: str, flag: str = '--model'):
+  """The saved model at ``path`` (a `linjax.loaded_model.SavedModel`),
+  after `check_model_dir` (a run folder gets the flag to type).
+
+  Raises:
+    PathError: see `check_model_dir`; ModelFileError: the model does not
+      verify (naming the file).
+  """
+  check_model_dir(path, flag)
+  from linjax import saved_model  # pylint: disable=g-import-not-at-top
+  return saved_model.load(path)
+
+
 def check_new_output(path: str, flag: str, overwrite: bool,
                      what: str = 'file') -> None:
   """Refuses an output ``path`` that exists unless ``overwrite``; checks its
