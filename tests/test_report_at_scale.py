@@ -29,6 +29,7 @@ from linjax.cli import report_texts
 from linjax.cli import stream_data
 from linjax.cli import stream_run
 from linjax.cli import train
+from linjax.cli import workdir as workdir_lib
 from linjax.cli.configs import default
 from linjax.data import corpus as corpus_lib
 
@@ -178,6 +179,21 @@ def test_streamed_texts_reads_back_the_rows_and_refuses_a_changed_file(
   rows = np.array([0, 1, 57, 58, 119])
   assert source.take(rows) == [texts[i] for i in test_idx[rows]]
   assert source.take(np.zeros(0, np.int64)) == []
+  # Once the run has written test_split.jsonl, the texts come from there
+  # (texts with tabs and newlines too), not from the training file.
+  tricky = {3: 'a\ttab and a\nnewline \u2028 here', 58: ''}
+  written = [tricky.get(r, texts[i]) for r, i in enumerate(test_idx)]
+  split_path = str(tmp_path / 'test_split.jsonl')
+
+  def write_split(p):
+    workdir_lib.write_atomic(p, workdir_lib.split_as_jsonl(
+        written, [labels[i] for i in test_idx], 'text', 'label'))
+
+  source.writing_test_split(write_split)(split_path)
+  os.rename(path, path + '.away')
+  rows = np.array([2, 3, 58, 119])
+  assert source.take(rows) == [written[r] for r in rows]
+  os.rename(path + '.away', path)
   # A test file: the rows are its documents.
   config.data.test = path
   whole = report_texts.StreamedTexts(config, None, y, label_map,

@@ -7,8 +7,9 @@ a run needs the texts of those documents only:
 * in memory, one process: the list of test texts (`finish_run.Trained`'s
   ``test_texts``);
 * out of core (linjax/cli/stream_run.py): `StreamedTexts` reads them back
-  from the file, chunk by chunk, keeping only the chosen ones, on the
-  report's thread while the model is saved;
+  on the report's thread while the model is saved, keeping only the chosen
+  ones: from the test file, or from test_split.jsonl once the run has
+  written a test split carved from the training file;
 * several processes (linjax/cli/multiprocess_run.py): each process holds
   its part of the test split (`ProcessTexts`); `for_writer`, called by
   every process right after the test split is scored, sends process 0 the
@@ -24,12 +25,25 @@ of an in-memory run with the same labels and predictions.
 from __future__ import annotations
 
 import dataclasses
+import json
+import threading
 
 import numpy as np
 
+# A streamed run's test file is read back this many bytes of whole lines at
+# a time (a chunk's parsed texts are what the reading adds to the run's
+# memory: ~100 MB at the runner's 8 MB chunks, measured on healthtweets x8).
+READ_BYTES = 1 << 20
+
 
 class StreamedTexts:
-  """The test texts of an out-of-core run, read on demand from its file.
+  """The test texts of an out-of-core run, read on demand.
+
+  A test file (``data.test``) is read again, ``READ_BYTES`` of whole lines
+  at a time, keeping only the texts asked for. A test split carved from
+  ``data.train`` is read from the run's test_split.jsonl once the run has
+  written it (`writing_test_split`): a few thousand lines parsed out of the
+  test split instead of a second pass over the whole training file.
 
   Args:
     config: the run's ConfigDict (``data.train``, ``data.test``, reader
@@ -39,47 +53,52 @@ class StreamedTexts:
     test_y: int [N] the test labels (each text read is checked against its
       label: the file must not change during the run).
     label_map: the run's `LabelMap`.
-    chunk_bytes: bytes of whole lines read at a time.
+    chunk_bytes: bytes of whole lines read at a time (at most
+      ``READ_BYTES``).
   """
 
   def __init__(self, config, test_idx, test_y, label_map,
-               chunk_bytes: int | None = None):
+               chunk_bytes: int = READ_BYTES):
     self._config = config
     self._test_idx = None if test_idx is None else np.asarray(test_idx,
                                                               np.int64)
     self._test_y = np.asarray(test_y)
     self._label_map = label_map
-    self._chunk_bytes = chunk_bytes
+    self._chunk_bytes = min(int(chunk_bytes), READ_BYTES)
+    self._split_written = None   # threading.Event once a writer is wrapped
+    self._split_path = None
 
   def __len__(self) -> int:
     return int(self._test_y.shape[0])
 
+  def writing_test_split(self, write):
+    """``write(path)`` (the run's writer of test_split.jsonl), wrapped so
+    that `take` waits for it and reads the texts from that file."""
+    self._split_written = threading.Event()
+
+    def wrapped(path: str) -> None:
+      try:
+        write(path)
+        self._split_path = path
+      finally:   # on failure `take` reads data.train instead
+        self._split_written.set()
+    return wrapped
+
   def take(self, rows) -> list[str]:
-    """The texts of ``rows`` (int [M] sorted rows of the test split): one
-    pass over the file that stops after the last of them; only those texts
-    are kept."""
-    from linjax.cli import stream_data  # pylint: disable=g-import-not-at-top
+    """The texts of ``rows`` (int [M] sorted rows of the test split); only
+    those texts are kept, and the reading stops after the last of them."""
     from linjax.data import corpus  # pylint: disable=g-import-not-at-top
-    from linjax.data import readers  # pylint: disable=g-import-not-at-top
     rows = np.asarray(rows, np.int64)
+    if self._split_written is not None and self._test_idx is not None:
+      self._split_written.wait()
     dc = self._config.data
-    path = dc.test or dc.train
-    want = rows if dc.test else self._test_idx[rows]
-    fmt = dc.format.lower() or readers.infer_format(path)
-    chunks = (stream_data.read_chunks(path, fmt, dc) if
-              self._chunk_bytes is None else
-              stream_data.read_chunks(path, fmt, dc, self._chunk_bytes))
-    texts, labels, first = [], [], 0
-    if want.size:
-      for data in chunks:
-        n = len(data.texts)
-        a, b = np.searchsorted(want, [first, first + n])
-        for i in (want[a:b] - first).tolist():
-          texts.append(data.texts[i])
-          labels.append(str(data.labels[i]))
-        first += n
-        if b == want.size:   # the last one is read: the rest is not needed
-          break
+    if self._split_path is not None:
+      path = self._split_path
+      texts, labels = self._from_jsonl(path, rows)
+    else:
+      path = dc.test or dc.train
+      texts, labels = self._from_corpus(
+          path, rows if dc.test else self._test_idx[rows])
     expected = self._label_map.decode(self._test_y[rows])
     if len(texts) != rows.size or labels != [str(e) for e in expected]:
       raise corpus.DataError(
@@ -87,6 +106,45 @@ class StreamedTexts:
           'run scored (did the file change during the run?).', path=path,
           fix='rerun, or write the page with linjax report.')
     return texts
+
+  def _from_corpus(self, path: str, want: np.ndarray):
+    """(texts, label strings) of the documents ``want`` (sorted corpus
+    indices) of ``path``, read as the run read it."""
+    from linjax.cli import stream_data  # pylint: disable=g-import-not-at-top
+    from linjax.data import readers  # pylint: disable=g-import-not-at-top
+    dc = self._config.data
+    fmt = dc.format.lower() or readers.infer_format(path)
+    texts, labels, first = [], [], 0
+    if not want.size:
+      return texts, labels
+    for data in stream_data.read_chunks(path, fmt, dc, self._chunk_bytes):
+      n = len(data.texts)
+      a, b = np.searchsorted(want, [first, first + n])
+      for i in (want[a:b] - first).tolist():
+        texts.append(data.texts[i])
+        labels.append(str(data.labels[i]))
+      first += n
+      if b == want.size:   # the last one is read: the rest is not needed
+        break
+    return texts, labels
+
+  def _from_jsonl(self, path: str, rows: np.ndarray):
+    """(texts, label strings) of ``rows`` of test_split.jsonl (one line a
+    document, `workdir.split_as_jsonl`); only those lines are parsed."""
+    dc = self._config.data
+    texts, labels = [], []
+    wanted = iter(rows.tolist())
+    target = next(wanted, None)
+    with open(path, encoding='utf-8', newline='\n') as f:
+      for i, line in enumerate(f):
+        if target is None:
+          break
+        if i == target:
+          record = json.loads(line)
+          texts.append(record[dc.text_column])
+          labels.append(str(record[dc.label_column]))
+          target = next(wanted, None)
+    return texts, labels
 
 
 class ProcessTexts:

@@ -130,6 +130,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     stage.training, stage.phase = False, 'evaluating'
     log.finish(saved_model.jsonable(fit.history))
 
+    test_texts = None if data.test_x is None else (   # read on demand
+        report_texts.StreamedTexts(config, data.test_idx, data.test_y,
+                                   data.label_map, chunk_bytes))
     trained = finish_run.Trained(
         config=config, options=options, workdir=workdir, run=run, fit=fit,
         featurizer=data.featurizer, label_map=data.label_map,
@@ -139,14 +142,13 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
         load_seconds=data.load_seconds,
         featurize_seconds=data.featurize_seconds, where=dict(streamed=True),
         guard=guard, gradcheck_job=gradcheck_job, timeline=timeline,
-        plots=plots, test_texts=None if data.test_x is None else (
-            report_texts.StreamedTexts(   # report.html's, read on demand
-                config, data.test_idx, data.test_y, data.label_map,
-                chunk_bytes)))
+        plots=plots, test_texts=test_texts)
     write_test_split = None
     if data.test_idx is not None and data.test_idx.size:
       def write_test_split(path: str) -> None:
         stream_data.write_test_split(path, config, data.test_idx)
+      # report.html's texts are then read from test_split.jsonl.
+      write_test_split = test_texts.writing_test_split(write_test_split)
     return finish_run.finish(trained, finish_run.Scoring(
         evaluate=stream_data.evaluate,
         predict_test=lambda params, x, y, loss='softmax': (
