@@ -377,3 +377,36 @@ def test_two_processes_write_the_one_process_report(tmp_path):
   with open(tmp_path / 'one' / 'test_split.jsonl', encoding='utf-8') as f:
     test_texts = [json.loads(line)['text'] for line in f]
   assert got['docs']['text'] == [test_texts[i] for i in got['docs']['index']]
+
+
+def test_two_processes_write_the_one_process_multi_label_report(tmp_path):
+  from test_multilabel_runner import _write_fasttext  # pylint: disable=g-import-not-at-top
+  train_path = _write_fasttext(tmp_path / 'train.txt', 300, 5, noise=0.35)
+  test_path = _write_fasttext(tmp_path / 'test.txt', 90, 6, noise=0.35)
+  args = ['--config=experiments/configs/multilabel.py',
+          '--config.features.buckets=8192', '--config.train.epochs=3',
+          '--config.train.gradcheck=False', '--config.report.max_docs=40',
+          '--config.train.checkpoint_every=0',
+          f'--config.data.train={train_path}',
+          f'--config.data.test={test_path}']
+
+  def command(workdir, *extra):
+    return [sys.executable, '-m', 'experiments.train', *args,
+            f'--workdir={workdir}', *extra]
+
+  run_together([command(tmp_path / 'one')], child_env(), timeout=300)
+  port = free_port()
+  run_together(
+      [command(tmp_path / 'two', f'--coordinator_address=127.0.0.1:{port}',
+               '--num_processes=2', f'--process_id={i}') for i in range(2)],
+      child_env(), timeout=300)
+  got = page_payload(tmp_path / 'two' / 'report.html')
+  want = page_payload(tmp_path / 'one' / 'report.html')
+  assert got['kind'] == 'multi' and got['docs_total'] == 90
+  assert 0 < got['errors_embedded'] < len(got['docs']['index']) <= 40
+  for key in ('per_class', 'errors_total', 'errors_embedded'):
+    assert got[key] == want[key], key
+  assert got['metrics']['micro_f1'] == want['metrics']['micro_f1']
+  assert got['docs']['index'] == want['docs']['index']
+  assert got['docs']['text'] == want['docs']['text']
+  assert got['docs']['true'] == want['docs']['true']
