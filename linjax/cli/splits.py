@@ -19,6 +19,10 @@ class Splits(NamedTuple):
 
   ``val_*`` are empty lists/arrays when ``data.val_fraction`` is 0, and
   ``test_*`` when ``data.test_fraction`` is 0 and there is no ``data.test``.
+
+  ``pool_order``: the training and validation documents in the order the
+  corpus holds them, as positions into ``train_texts + val_texts`` (int64
+  [N_train + N_val]); None where not known (one process's part).
   """
 
   train_texts: list
@@ -29,6 +33,7 @@ class Splits(NamedTuple):
   test_y: np.ndarray
   label_map: object
   source: str
+  pool_order: np.ndarray | None = None
 
 
 def carve_indices(y: np.ndarray, dc, seed: int, split,
@@ -68,4 +73,6 @@ def carve_splits(texts, y, test, dc, seed: int, split, label_map,
       train_texts=[texts[i] for i in train_idx], train_y=y[train_idx],
       val_texts=[texts[i] for i in val_idx], val_y=y[val_idx],
       test_texts=test_texts, test_y=np.asarray(test_y, y.dtype),
-      label_map=label_map, source=source)
+      label_map=label_map, source=source,
+      pool_order=np.argsort(np.concatenate([train_idx, val_idx]),
+                            kind='stable'))

@@ -196,18 +196,30 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
       config.data.label_separator, config.data.lenient)
 
   stage.phase = 'featurising'
+  refits = refit.applies(config, options, bool(splits.val_texts),
+                         group.count) and splits.pool_order is not None
+  pool = None
   with timeline.phase('featurise'):
     # F and C are known: compile the training program while featurising.
-    start_precompile(options, splits.train_texts, len(names))
+    start_precompile(options, splits.train_texts + (
+        splits.val_texts if refits else []), len(names))
     featurizer = Featurizer.from_options(options.features)
-    with console.phase(f'featurising {len(splits.train_texts)} training '
+    if refits:   # one featuriser for both fits (linjax/cli/refit.py)
+      with console.phase(f'featurising {len(splits.train_texts)} training '
+                         f'and {len(splits.val_texts)} validation documents'):
+        pool = refit.featurise_pool(featurizer, splits)
+        train_x, val_x = pool.train_x, pool.val_x
+    else:
+      with console.phase(f'featurising {len(splits.train_texts)} training '
+                         'documents'):
+        train_x = group.fit_transform(featurizer, splits.train_texts)
+      with console.phase(f'featurising {len(splits.val_texts)} validation '
+                         'documents'):
+        # Every process, or none, has a split (some parts may be empty).
+        val_x = (featurizer.transform(splits.val_texts)
+                 if group.total(len(splits.val_texts)) else None)
+    with console.phase(f'featurising {len(splits.test_texts)} test '
                        'documents'):
-      train_x = group.fit_transform(featurizer, splits.train_texts)
-    with console.phase(f'featurising {len(splits.val_texts)} validation and '
-                       f'{len(splits.test_texts)} test documents'):
-      # Every process, or none, has a split (some of its parts may be empty).
-      val_x = (featurizer.transform(splits.val_texts)
-               if group.total(len(splits.val_texts)) else None)
       test_x = (featurizer.transform(splits.test_texts)
                 if group.total(len(splits.test_texts)) else None)
   # The gradient check starts once featurising is done: its tracing holds
@@ -252,8 +264,12 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   stage.epochs_done = checkpoint.latest_epoch(checkpoint_dir) or 0
   stage.training = True
   try:
+    first = options
+    if pool is not None:   # the slot budget of the refit's program
+      first = options._replace(training=refit.first_fit_options(
+          options.training, pool.x))
     with timeline.phase('train'):
-      fit = _fit(options, train_x, splits.train_y, len(names), val_x,
+      fit = _fit(first, train_x, splits.train_y, len(names), val_x,
                  splits.val_y, checkpoint_dir if every else None, callback,
                  int(config.train.keep_checkpoints), overwrite, group)
   finally:
@@ -261,17 +277,12 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   if group.is_writer:
     log.finish(saved_model.jsonable(fit.history))
   refit_fit = None
-  if refit.applies(config, options, val_x is not None, group.count):
+  if pool is not None:
     stage.phase = 'refitting on train + validation'
     second = options._replace(training=refit.options_for(options.training,
                                                           fit))
-    all_x, all_y = refit.joined(train_x, splits.train_y, val_x, splits.val_y)
-    # The splits become views of the joined rows: one copy of the features
-    # while the refit packs and trains (fortunes: 447 -> 3xx MB).
-    train_x, val_x = refit.split_views(all_x, train_x.num_docs)
     logging.info('refitting on %d train + validation documents, %d passes '
-                 '(data.refit)', group.total(all_x.num_docs),
-                 second.training.epochs)
+                 '(data.refit)', pool.x.num_docs, second.training.epochs)
     refit_progress = console.Progress('refit epoch', second.training.epochs,
                                       every=0)
 
@@ -283,10 +294,10 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
 
     # No checkpoints: an interrupted refit is redone from the first fit's.
     with timeline.phase('refit'):
-      refit_fit = _fit(second, all_x, all_y, len(names), None, None, None,
+      refit_fit = _fit(second, pool.x, pool.y, len(names), None, None, None,
                        refit_callback, int(config.train.keep_checkpoints),
                        overwrite, group)
-    del all_x, all_y
+    pool = None
   stage.training, stage.phase = False, 'evaluating'
 
   trained = finish_run.Trained(
