@@ -112,8 +112,9 @@ def main(argv):
 
 def command() -> None:
   """``linjax plots``: defines the flags, parses them and runs `main`."""
+  from linjax.cli import runner_flags  # pylint: disable=g-import-not-at-top
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=runner_flags.parse_flags)
 
 
 if __name__ == '__main__':
