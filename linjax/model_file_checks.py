@@ -51,7 +51,8 @@ def read_manifest(path: pathlib.Path, versions=READS) -> dict:
   try:
     with open(file, encoding='utf-8') as f:
       manifest = json.load(f)
-  except (UnicodeDecodeError, json.JSONDecodeError) as e:
+  except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    # RecursionError: JSON nested deeper than Python's parser goes.
     raise ModelFileError(f'{file}: not valid JSON (truncated or altered?): '
                          f'{e}') from None
   if not isinstance(manifest, dict) or manifest.get('format') != FORMAT:

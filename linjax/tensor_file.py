@@ -92,8 +92,8 @@ def decode(raw: bytes, where: str = 'tensor file'
     fail(f'header length {size} exceeds the file ({len(raw)} bytes)')
   try:
     header = json.loads(raw[8:8 + size].decode('utf-8'))
-  except (UnicodeDecodeError, json.JSONDecodeError) as e:
-    fail(f'header is not UTF-8 JSON ({e})')
+  except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    fail(f'header is not UTF-8 JSON ({e})')   # RecursionError: too deep
   if not isinstance(header, dict):
     fail('header is not a JSON object')
   metadata = header.pop('__metadata__', None) or {}

@@ -306,6 +306,17 @@ def _bad_header(raw):
   return raw[:8] + b'[' + raw[9:]
 
 
+def _deep_header(raw):
+  """A header of nested lists deeper than Python's JSON parser recurses."""
+  import struct  # pylint: disable=g-import-not-at-top
+  deep = b'[' * 50000
+  return struct.pack('<Q', len(deep)) + deep
+
+
+def _deep_manifest(path):
+  (path / MODEL_JSON).write_text('[' * 100000)
+
+
 def _drop_last_row(arrays):
   arrays['W.rows'] = arrays['W.rows'][:255]
   arrays['W.row_ids'] = arrays['W.row_ids'][:255]
@@ -322,6 +333,7 @@ DAMAGE = [
     (_truncate, ARRAYS, 'truncated or altered'),
     (_flip_byte, ARRAYS, 'checksum mismatch'),
     (_truncated_manifest, MODEL_JSON, 'not valid JSON'),
+    (_deep_manifest, MODEL_JSON, 'not valid JSON'),   # not a RecursionError
     # Edits of the manifest, caught by the digest, naming what changed.
     (_unsealed(_swap_labels), MODEL_JSON,
      'labels differ from those the model was saved with'),
@@ -357,6 +369,8 @@ DAMAGE = [
     (_rewrite_arrays(_set_array('b', np.zeros(3, np.float64))), ARRAYS,
      "arrays do not match model.json's list (first difference: 'b')"),
     (_rewrite_arrays(lambda a: None, raw_edit=_bad_header), ARRAYS,
+     'not a valid safetensors file: header is not UTF-8 JSON'),
+    (_rewrite_arrays(lambda a: None, raw_edit=_deep_header), ARRAYS,
      'not a valid safetensors file: header is not UTF-8 JSON'),
     (_rewrite_arrays(_set_array('W.row_ids', np.arange(1, 257, dtype=np.int32)),
                      relist=True), MODEL_JSON,
