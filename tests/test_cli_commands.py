@@ -2,6 +2,7 @@
 explain, predict on a labelled file, --model given a run folder, outputs
 never replaced without --overwrite, Ctrl-C in one line (exit 130)."""
 
+import ast
 import json
 import math
 import os
@@ -275,3 +276,67 @@ def test_library_convert_refuses_to_widen(trained, tmp_path):
       saved_model.convert(small, tmp_path / precision, precision=precision)
     assert not (tmp_path / precision).exists()
   saved_model.convert(small, tmp_path / 'again', precision='int8')   # same
+
+
+# -- what a user runs into first (review of 2026-12-07) ------------------------
+
+
+def _linjax(*args, stdout=subprocess.PIPE, cwd=ROOT):
+  """``python -m linjax ARGS`` (the installed command's dispatcher)."""
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT))
+  return subprocess.run([sys.executable, '-m', 'linjax', *map(str, args)],
+                        stdout=stdout, stderr=subprocess.PIPE, text=True,
+                        cwd=cwd, env=env, timeout=300)
+
+
+def test_every_subcommand_prints_its_help():
+  from linjax.cli import main  # pylint: disable=g-import-not-at-top
+  for name, (module, _) in main.COMMANDS.items():
+    proc = _linjax(name, '--help')
+    assert proc.returncode == 0, (name, proc.stderr[-1000:])
+    source = (ROOT / 'linjax' / 'cli' / f'{module}.py').read_text()
+    doc = ast.get_docstring(ast.parse(source))   # not imported: its flags
+    assert proc.stdout.startswith(doc.strip().splitlines()[0]), name
+    assert f'linjax.cli.{module}:' in proc.stdout, name   # its own flags
+
+
+def test_an_unknown_flag_names_the_closest_flag_of_the_command():
+  proc = _linjax('predict', '--modle=run1/model')
+  assert_one_line_error(proc, '--modle: no such flag of linjax predict; '
+                        'did you mean --model?', 'linjax predict --help')
+  # absl would suggest the training runner's --coordinator_address.
+  proc = _linjax('train', '--foo=1', '--workdir=unused')
+  assert_one_line_error(proc, '--foo: no such flag of linjax train (')
+
+
+def test_a_closed_output_pipe_keeps_the_finished_run(trained, tmp_path):
+  """`linjax train ... | head -1`: the reader is gone when the summary is
+  printed; the run's files stay, and the command ends quietly (141)."""
+  read_end, write_end = os.pipe()
+  os.close(read_end)   # every write to the pipe fails with EPIPE
+  try:
+    workdir = tmp_path / 'run'
+    proc = _linjax('train', f'--config.data.train={trained["train"]}', *FAST,
+                   f'--workdir={workdir}', stdout=write_end)
+    assert proc.returncode == 141, proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr and 'error' not in proc.stderr
+    results = json.loads((workdir / 'results.json').read_text())
+    model = saved_model.load(workdir / 'model')
+    assert list(model.label_map.names) == results['labels']
+    proc = _linjax('predict', f'--model={workdir / "model"}',
+                   f'--input={trained["test"]}', stdout=write_end)
+    assert proc.returncode == 141
+    assert 'error' not in proc.stderr and 'Traceback' not in proc.stderr
+  finally:
+    os.close(write_end)
+
+
+@pytest.mark.parametrize('command', ['evaluate', 'report'])
+def test_a_bad_line_names_the_commands_own_flag(trained, tmp_path, command):
+  bad = tmp_path / 'bad.tsv'
+  bad.write_text('label\ttext\nsports\tthe goal\na line with no tab\n')
+  proc = run(command, f'--model={trained["model"]}', f'--data={bad}',
+             f'--out={tmp_path / "out"}', check=False)
+  assert_one_line_error(proc, f'--data: {bad}:3:', '(--lenient)')
+  assert '--config.' not in proc.stderr
+  assert not (tmp_path / 'out').exists()

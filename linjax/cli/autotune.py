@@ -464,7 +464,8 @@ def main(argv):
   console.short_log_format()
   # A failed search removes what it added to --workdir; an interrupted one
   # keeps its trials (linjax.cli.main prints the line).
-  with workdir_lib.cleaned_up_on_failure(FLAGS.workdir):
+  with workdir_lib.cleaned_up_on_failure(
+      FLAGS.workdir, finished=RESULT):
     with config_check.runner_main(argv, workdir=FLAGS.workdir):
       options = autotune_options()
       run(FLAGS.config, FLAGS.workdir, options, FLAGS.overwrite)

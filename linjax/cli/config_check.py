@@ -235,16 +235,32 @@ def one_line(error: BaseException) -> str:
   return ' '.join(str(error).split()) or type(error).__name__
 
 
+def data_keys_as_flags(message: str, keys=('format', 'text_column',
+                                          'label_column', 'lenient')) -> str:
+  """``message`` (a reader's error, whose fix names ``data.KEY`` config
+  keys) for a command whose flags are ``--KEY``: ``--config.data.KEY=V``
+  becomes ``--KEY=V`` (``--lenient`` for ``=True``), ``data.KEY`` ``--KEY``.
+  """
+  import re  # pylint: disable=g-import-not-at-top
+  names = '|'.join(map(re.escape, keys))
+  message = re.sub(rf'--config\.data\.({names})=True\b', r'--\1', message)
+  message = re.sub(rf'--config\.data\.({names})\b', r'--\1', message)
+  return re.sub(rf'(?<![\w.-])data\.({names})\b', r'--\1', message)
+
+
 @contextlib.contextmanager
 def exit_on_user_error():
   """Turns a user error into ``error: <one line>`` on stderr and exit 1.
 
-  Anything else (a bug) still raises with its traceback.
+  Anything else (a bug) still raises with its traceback. A closed output
+  pipe (``linjax predict ... | head``) is no error of the user's: it goes
+  up to `linjax.cli.main.run_command`, which ends quietly.
   """
   try:
     yield
   except Exception as e:  # pylint: disable=broad-except
-    if isinstance(e, user_error_types()):
+    if isinstance(e, user_error_types()) and not isinstance(
+        e, BrokenPipeError):
       sys.exit(f'error: {one_line(e)}')
     raise
 

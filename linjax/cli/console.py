@@ -279,7 +279,8 @@ class Stage:
     if self.training:
       where = f'interrupted at epoch {self.epochs_done + 1}'
     elif self.epochs_done:
-      where = f'interrupted after epoch {self.epochs_done}, {self.phase}'
+      where = (f'interrupted after epoch {self.epochs_done}, while '
+               f'{self.phase}')
     else:
       where = f'interrupted while {self.phase} (before epoch 1)'
     latest = None

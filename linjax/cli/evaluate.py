@@ -54,12 +54,6 @@ flags.DEFINE_float('threshold', None, 'Multi-label models: a label is '
                    upper_bound=1.0)
 
 
-# The reader's fix texts name config keys; here they are flags.
-_FLAG_NAMES = {'data.format': '--format', 'data.text_column': '--text_column',
-               'data.label_column': '--label_column',
-               'data.lenient': '--lenient'}
-
-
 def _read(data_path: str, format: str, text_column: str, label_column: str,  # pylint: disable=redefined-builtin
           lenient: bool, **multilabel):
   """The corpus at ``data_path``; a `DataError` names ``--data``."""
@@ -68,9 +62,8 @@ def _read(data_path: str, format: str, text_column: str, label_column: str,  # p
     corpus = data.read_corpus(data_path, format, text_column, label_column,
                               lenient, **multilabel)
   except data.DataError as e:
-    message = config_check.one_line(e)
-    for key, flag in _FLAG_NAMES.items():
-      message = message.replace(key, flag)
+    # The reader's fix names config keys; here they are flags.
+    message = config_check.data_keys_as_flags(config_check.one_line(e))
     raise data.DataError(f'--data: {message}') from None
   if not corpus.texts:
     raise data.DataError('--data: no documents.', path=data_path,

@@ -159,7 +159,8 @@ def _model_and_data(workdir: str):
 
 def main(argv):
   console.short_log_format()
-  with workdir_lib.cleaned_up_on_failure(FLAGS.workdir), (
+  with workdir_lib.cleaned_up_on_failure(
+      FLAGS.workdir, finished='landscape.json'), (
       config_check.runner_main(argv, workdir=FLAGS.workdir)):
     workdir = FLAGS.workdir
     workdir_lib.ensure_writable_dir(workdir, '--workdir')

@@ -61,8 +61,9 @@ def run_command(name: str, argv: list[str] | None = None) -> None:
   its flags; exits with the subcommand's status."""
   argv = sys.argv[1:] if argv is None else argv
   if name not in COMMANDS:
-    sys.exit(f'error: linjax has no subcommand {name!r}; one of: '
-             f'{", ".join(COMMANDS)} (linjax --help)')
+    sys.stderr.write(f'error: linjax has no subcommand {name!r}; one of: '
+                     f'{", ".join(COMMANDS)} (linjax --help)\n')
+    sys.exit(2)   # a usage error, as `linjax` alone
   # absl and ml_collections read the flags (and --config.x.y overrides)
   # from sys.argv: the subcommand sees only its own.
   sys.argv = [f'linjax {name}', *argv]
@@ -81,13 +82,30 @@ def run_command(name: str, argv: list[str] | None = None) -> None:
     note = note() if note else 'nothing finished was changed'
     sys.stderr.write(f'linjax {name}: interrupted; {note}\n')
     console.exit_process(code)
+  except BrokenPipeError:
+    closed_output()
+
+
+def closed_output() -> None:
+  """Ends the process quietly when its reader went away (``linjax predict
+  ... | head``), as command-line tools killed by SIGPIPE do (exit 141):
+  no traceback, and no second error when Python flushes stdout at exit.
+  What a command finished stays (a run's files are written before its
+  summary is printed)."""
+  import os  # pylint: disable=g-import-not-at-top
+  os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+  sys.exit(141)
 
 
 def run() -> None:
   """The ``linjax`` console script."""
   args = sys.argv[1:]
   if not args or args[0] in ('-h', '--help', 'help'):
-    print(usage())
+    try:
+      print(usage())
+      sys.stdout.flush()
+    except BrokenPipeError:
+      closed_output()
     sys.exit(0 if args else 2)
   if args[0] == '--version':
     from linjax import __version__  # pylint: disable=g-import-not-at-top

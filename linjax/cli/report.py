@@ -259,9 +259,7 @@ def _read_corpus(data_path: str, model, format: str = '',  # pylint: disable=red
         label_column or trained.get('label_column', 'label'),
         lenient, **multilabel)
   except data.DataError as e:
-    message = config_check.one_line(e)
-    for key in ('format', 'text_column', 'label_column', 'lenient'):
-      message = message.replace(f'data.{key}', f'--{key}')
+    message = config_check.data_keys_as_flags(config_check.one_line(e))
     raise data.DataError(f'--data: {message}') from None
   if not corpus.texts:
     raise data.DataError('--data: no documents.', path=data_path,

@@ -120,6 +120,20 @@ def print_help() -> None:
     print(console.config_help())
 
 
+def unknown_flag_line(name: str, program: str) -> str:
+  """One line for ``--name``, which the running command does not define:
+  the closest of its own flags (absl suggests from every flag loaded, e.g.
+  the training runner's ``--coordinator_address`` for ``--foo``)."""
+  import difflib  # pylint: disable=g-import-not-at-top
+  module = COMMAND_MODULE[0] if COMMAND_MODULE else None
+  own = sorted(f.name for f in (FLAGS.get_flags_for_module(module)
+                                if module in sys.modules else []))
+  close = difflib.get_close_matches(name, own, n=1, cutoff=0.6)
+  return (f'--{name}: no such flag of {program}' +
+          (f'; did you mean --{close[0]}?' if close else '') +
+          f' ({program} --help lists them)')
+
+
 def parse_flags(argv):
   """Flag parser for `app.run`: bad flags end in one line, not a traceback;
   ``--help`` prints the usage (and config keys) and exits 0."""
@@ -135,6 +149,8 @@ def parse_flags(argv):
     sys.exit(f'error: {renamed}')
   try:
     return FLAGS(argv)
+  except flags.UnrecognizedFlagError as e:
+    sys.exit(f'error: {unknown_flag_line(e.flagname, argv[0])}')
   except flags.Error as e:
     sys.exit(f'error: {config_check.one_line(e)}')
   except (AttributeError, KeyError) as e:

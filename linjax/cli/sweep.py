@@ -129,7 +129,8 @@ def run(config, workdir: str, learning_rates, l2s,
 def main(argv):
   console.short_log_format()
   # A failed sweep removes what it added to --workdir (train's contract).
-  with workdir_lib.cleaned_up_on_failure(FLAGS.workdir):
+  with workdir_lib.cleaned_up_on_failure(
+      FLAGS.workdir, finished='sweep.json'):
     with config_check.runner_main(argv, workdir=FLAGS.workdir):
       lrs = parse_values('learning_rates', FLAGS.learning_rates,
                          positive=True)

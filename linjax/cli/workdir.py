@@ -257,7 +257,8 @@ def remove_added(path: str, existed: bool, before: set,
 
 
 @contextlib.contextmanager
-def cleaned_up_on_failure(path: str | None, flag: str = '--workdir'):
+def cleaned_up_on_failure(path: str | None, flag: str = '--workdir',
+                          finished: str = RESULTS):
   """On a failure inside the block, removes what the block added to folder
   ``path`` (the folder too if it created it) and appends a note to the
   one-line error.
@@ -265,17 +266,24 @@ def cleaned_up_on_failure(path: str | None, flag: str = '--workdir'):
   A failure is a ``SystemExit`` with a non-zero status (the runners' one-line
   user errors) or an ``Exception``. An interrupt (`console.Interrupted`,
   KeyboardInterrupt) keeps everything: the same command resumes. A refused
-  finished run adds nothing, so nothing of it is touched.
+  finished run adds nothing, so nothing of it is touched. Nor is a run
+  that wrote ``finished`` (its last file: results.json, sweep.json, ...)
+  before failing, e.g. on printing its summary into a closed pipe
+  (``linjax train ... | head -1``): it is a finished run.
   """
   if not path:
     yield
     return
   existed = os.path.isdir(path)
   before = _entries(path)
+  marker = os.path.join(path, finished)
+  started = _mtime(marker)
+  def wrote_marker():
+    return _mtime(marker) not in (None, started)
   try:
     yield
   except SystemExit as e:
-    if e.code in (0, None):
+    if e.code in (0, None) or wrote_marker():
       raise
     note = remove_added(path, existed, before, flag)
     if note and isinstance(e.code, str):
@@ -285,8 +293,18 @@ def cleaned_up_on_failure(path: str | None, flag: str = '--workdir'):
       sys.stderr.write(f'{note}\n')
     raise
   except Exception:
-    remove_added(path, existed, before, flag)
+    if not wrote_marker():
+      remove_added(path, existed, before, flag)
     raise
+
+
+def _mtime(path: str) -> int | None:
+  """``path``'s modification time in ns (None if absent): the runs'
+  last file is rewritten by rename, so a new one always differs."""
+  try:
+    return os.stat(path).st_mtime_ns
+  except OSError:
+    return None
 
 
 def forget_finished_run(state: State) -> None:
