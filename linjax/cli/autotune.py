@@ -1,18 +1,17 @@
 r"""Autotune: learning rate, L2 and epochs in vmapped batches, within a budget.
 
-  python -m experiments.autotune --workdir=/tmp/tune --time_budget=60 \
-      [--config=linjax/cli/configs/default.py \
-       --config.data.train=train.tsv --config.data.test=test.tsv]
-  python -m experiments.train --config=/tmp/tune/best_config.py --workdir=...
+  linjax autotune --workdir=tune1 --time_budget=60 \
+      [--config.data.train=train.tsv --config.data.test=test.tsv]
+  linjax train --config=tune1/best_config.py --workdir=run2
 
 Successive halving over batches of configurations that each train as one
 vmapped program (`linjax.engine.autotune`), chosen on the config's validation
-split (``data.val_fraction``, the same split `experiments.train` carves). The
+split (``data.val_fraction``, the same split ``linjax train`` carves). The
 budget counts featurisation and the search (not reading the files). Writes to
 --workdir:
 
   best_config.py   the base config with the chosen optimizer.learning_rate,
-                   train.l2 and train.epochs: `experiments.train` retrains
+                   train.l2 and train.epochs: ``linjax train`` retrains
                    exactly the chosen model from it (same split and seed)
   autotune.json    every trial, the choice, the plan (replay it with
                    --num_configs/--brackets), test metrics of the chosen
@@ -141,7 +140,7 @@ def chosen_config(config, best: dict, token_budget: int | None = None):
 
   With ``token_budget`` (the step's T that the data's rules gave the
   search), the rules are written out as their result: that T, and
-  ``docs_per_step``/``max_steps`` off, so `experiments.train` runs exactly
+  ``docs_per_step``/``max_steps`` off, so ``linjax train`` runs exactly
   the searched epochs.
   """
   import ml_collections  # pylint: disable=g-import-not-at-top

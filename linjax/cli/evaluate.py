@@ -1,6 +1,6 @@
 r"""Evaluates a saved model on a labelled corpus.
 
-  python -m experiments.evaluate --model=DIR/model --data=test.tsv \
+  linjax evaluate --model=DIR/model --data=test.tsv \
       [--format=tsv] [--out=report.json]
 
 Prints accuracy, macro-F1, log loss, calibration error, the per-class report

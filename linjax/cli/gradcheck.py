@@ -1,6 +1,6 @@
 r"""The lecture's gradient check on real data, and why numerical gradients don't scale.
 
-  python -m experiments.gradcheck [--data=train.tsv] [--sizes=10,100,1000,3000] \
+  linjax gradcheck [--data=train.tsv] [--sizes=10,100,1000,3000] \
       [--loss=softmax|sigmoid|hinge|modified_huber|MODULE:NAME]
 
 1. Three-way check (`jax.grad`, the hand-derived `manual_grad`, central

@@ -1,8 +1,7 @@
 r"""Loss landscapes: the lecture's search demos and slices of a trained model.
 
-  python -m experiments.landscape --workdir=/tmp/landscape \
-      [--config=linjax/cli/configs/default.py --config.train.epochs=3]
-  python -m experiments.landscape --workdir=/tmp/landscape --model=DIR/model
+  linjax landscape --workdir=land1 [--config.train.epochs=3]
+  linjax landscape --workdir=land2 --model=run1/model [--data=test.tsv]
 
 1. Random search against gradient descent on w^2 and w1^2 + w2^2 with the
    same number of loss evaluations (table + plots).
@@ -183,8 +182,10 @@ def main(argv):
                     float(config.train.l2), FLAGS.grid, FLAGS.span,
                     FLAGS.seed, workdir)
     line, init = result['slice_1d'], result['slice_toward_init']
-    print(f'\nobjective around the model ({result["num_docs"]} training '
-          f'documents): {result["objective_at_model"]:.4f} at the model; '
+    which = f'documents of --data={FLAGS.data}' if FLAGS.data else (
+        'training documents')
+    print(f'\nobjective around the model ({result["num_docs"]} {which}): '
+          f'{result["objective_at_model"]:.4f} at the model; '
           f'along a random filter-normalised direction over '
           f'[-{FLAGS.span:g}, {FLAGS.span:g}]: {min(line):.4f}..'
           f'{max(line):.4f}; along W itself: {min(init):.4f}..'

@@ -1,7 +1,7 @@
 r"""Predicts labels of raw texts, one document per input line.
 
-  python -m experiments.predict --model=DIR/model --input=texts.txt
-  echo "some text" | python -m experiments.predict --model=DIR/model --input=-
+  linjax predict --model=run1/model --input=texts.txt
+  echo "some text" | linjax predict --model=run1/model --input=-
 
 Each input line gives one output line: ``label<TAB>probability`` (with
 ``--top_k=K``, K label/probability pairs, most probable first), or with

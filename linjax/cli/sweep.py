@@ -1,8 +1,8 @@
 r"""Hyperparameter sweep: every (learning rate, L2) pair trained at once.
 
-  python -m experiments.sweep --workdir=/tmp/sweep \
+  linjax sweep --workdir=sweep1 \
       --learning_rates=0.25,0.5,1,2,4 --l2s=0,1e-6,1e-5 \
-      [--config=linjax/cli/configs/default.py --config.train.epochs=5]
+      [--config.train.epochs=5]
 
 Uses `linjax.engine.hyper_sweep.sweep` (the grid trained as one vmapped program),
 which picks the pair with the best validation ``train.metric`` (accuracy by

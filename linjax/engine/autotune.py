@@ -206,7 +206,8 @@ class _Search:
                      batch_width=self.width, features_used=self.x.num_features,
                      state_mb=state_bytes / 2**20, num_configs=[],
                      compiles=[])
-    self.log(f'autotune: {self.num_rungs} rung(s) of {self.fractions} of '
+    fractions = ', '.join(f'{f:.3g}' for f in self.fractions)
+    self.log(f'autotune: {self.num_rungs} rung(s) of [{fractions}] of '
              f'{n} documents, {self.width} configurations per vmapped batch, '
              f'{self.x.num_features} of {x.num_features} feature rows '
              f'({state_bytes / 2**20:.1f} MB a model)')
