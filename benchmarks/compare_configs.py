@@ -100,6 +100,7 @@ def parse_variants(spec: str, base) -> list[tuple[str, object]]:
 def _score_linjax(options, train_texts, train_y, val_texts, val_y,
                   num_classes, cache: dict) -> tuple[float, float]:
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
+  from linjax.core import losses  # pylint: disable=g-import-not-at-top
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
   from linjax.engine import training  # pylint: disable=g-import-not-at-top
   from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
@@ -109,7 +110,8 @@ def _score_linjax(options, train_texts, train_y, val_texts, val_y,
     cache[key] = (featurizer.fit_transform(train_texts),
                   featurizer.transform(val_texts))
   x, val_x = cache[key]
-  if options.training.loss == 'sigmoid':  # one-vs-rest on one label each
+  if losses.get_loss(options.training.loss).multi_label:
+    # A multi-hot loss (sigmoid: one-vs-rest) on one label each.
     train_y = np.eye(num_classes, dtype=np.uint8)[train_y]
   result = training.fit(
       x, train_y, num_classes, optimizer=options.optimizer,
