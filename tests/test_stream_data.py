@@ -216,3 +216,15 @@ def test_streams_above_the_in_memory_cap_whatever_the_host_budget(
   assert stream_data.streams(config, options)
   config.data.max_per_class = 10                  # then never out of core
   assert not stream_data.streams(config, config_check.validate(config))
+
+
+def test_names_per_document_read_as_the_list():
+  from linjax.cli import stream_run  # pylint: disable=g-import-not-at-top
+  names, counts = ['a', 'b', 'c'], [2, 0, 3]
+  want = ['a', 'a', 'c', 'c', 'c']
+  got = stream_run.NamesPerDocument(names, counts)
+  assert list(got) == want and len(got) == 5
+  assert [got[i] for i in range(5)] == want and got[-1] == 'c'
+  assert got[1:4] == want[1:4]
+  with pytest.raises(IndexError):
+    got[5]   # pylint: disable=pointless-statement
