@@ -31,6 +31,7 @@ import numpy as np
 from linjax.cli import config_check
 from linjax.cli import console
 from linjax.cli import label_checks
+from linjax.cli import labelled_input
 from linjax.cli import train as train_runner
 from linjax.cli import workdir as workdir_lib
 
@@ -52,23 +53,6 @@ flags.DEFINE_float('threshold', None, 'Multi-label models: a label is '
                    'predicted at probability >= this (default: the '
                    'model\'s saved threshold).', lower_bound=0.0,
                    upper_bound=1.0)
-
-
-def _read(data_path: str, format: str, text_column: str, label_column: str,  # pylint: disable=redefined-builtin
-          lenient: bool, **multilabel):
-  """The corpus at ``data_path``; a `DataError` names ``--data``."""
-  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
-  try:
-    corpus = data.read_corpus(data_path, format, text_column, label_column,
-                              lenient, **multilabel)
-  except data.DataError as e:
-    # The reader's fix names config keys; here they are flags.
-    message = config_check.data_keys_as_flags(config_check.one_line(e))
-    raise data.DataError(f'--data: {message}') from None
-  if not corpus.texts:
-    raise data.DataError('--data: no documents.', path=data_path,
-                         fix='give --data a labelled corpus.')
-  return corpus
 
 
 def _evaluate_multilabel(model, corpus, threshold) -> dict:
@@ -109,16 +93,10 @@ def evaluate(model_dir: str, data_path: str, format: str = '',  # pylint: disabl
   """
   from linjax.analysis import metrics  # pylint: disable=g-import-not-at-top
   from linjax.engine import scoring  # pylint: disable=g-import-not-at-top
-  from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
   model = workdir_lib.load_model(model_dir)
-  trained = model.config.get('data', {})
-  multilabel = (multilabel_run.read_options(trained)
-                if model.multi_label else {})
   with console.phase(f'reading {data_path}'):
-    corpus = _read(data_path, format or '',
-                   text_column or trained.get('text_column', 'text'),
-                   label_column or trained.get('label_column', 'label'),
-                   lenient, **multilabel)
+    corpus, multilabel = labelled_input.read_for_model(
+        data_path, model, format, text_column, label_column, lenient)
   label_checks.check_known_labels(   # not a page of zeros
       [l for labels in corpus.labels for l in (
           labels if isinstance(labels, tuple) else (labels,))],

@@ -245,26 +245,10 @@ def _read_corpus(data_path: str, model, format: str = '',  # pylint: disable=red
                  text_column: str = '', label_column: str = '',
                  lenient: bool = False):
   """The labelled corpus at ``data_path``, read with the model's settings
-  (multi-label ones for a sigmoid model) where a flag is empty; errors
-  name ``--data``."""
-  from linjax.cli import multilabel_run  # pylint: disable=g-import-not-at-top
-  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
-  trained = model.config.get('data', {})
-  multilabel = (multilabel_run.read_options(trained)
-                if is_multi_label(model) else {})
-  try:
-    corpus = data.read_corpus(
-        data_path, format or '',
-        text_column or trained.get('text_column', 'text'),
-        label_column or trained.get('label_column', 'label'),
-        lenient, **multilabel)
-  except data.DataError as e:
-    message = config_check.data_keys_as_flags(config_check.one_line(e))
-    raise data.DataError(f'--data: {message}') from None
-  if not corpus.texts:
-    raise data.DataError('--data: no documents.', path=data_path,
-                         fix='give --data a labelled corpus.')
-  return corpus, bool(multilabel)
+  (`labelled_input.read_for_model`, as `linjax evaluate` reads it)."""
+  from linjax.cli import labelled_input  # pylint: disable=g-import-not-at-top
+  return labelled_input.read_for_model(data_path, model, format, text_column,
+                                       label_column, lenient)
 
 
 def _run_record(model_dir: str) -> tuple[list, dict]:
