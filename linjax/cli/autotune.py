@@ -154,6 +154,35 @@ def chosen_config(config, best: dict, token_budget: int | None = None):
   return ml_collections.ConfigDict(values)
 
 
+def refit_as_train(options, splits, num_classes: int):
+  """The model ``linjax train`` saves from the chosen config's ``options``
+  when it refits (linjax/cli/refit.py, the same steps as train.py): a
+  featuriser fitted on the training and validation texts in corpus order;
+  with early stopping, a first fit on the training rows chooses the passes;
+  then `training.fit` on every row.
+
+  Returns:
+    (params, featurizer, passes of the refit).
+  """
+  from linjax.cli import refit  # pylint: disable=g-import-not-at-top
+  from linjax.engine import training as fit_lib  # pylint: disable=g-import-not-at-top
+  from linjax.text.featurizer import Featurizer  # pylint: disable=g-import-not-at-top
+  featurizer = Featurizer.from_options(options.features)
+  pool = refit.featurise_pool(featurizer, splits)
+  training = options.training
+  if training.patience > 0:   # the passes come from the first fit
+    first = fit_lib.fit(
+        pool.train_x, splits.train_y, num_classes,
+        optimizer=options.optimizer,
+        training=refit.first_fit_options(training, pool.x),
+        val_x=pool.val_x, val_y=splits.val_y)
+    training = refit.options_for(training, first)
+  params = fit_lib.fit(pool.x, pool.y, num_classes,
+                       optimizer=options.optimizer,
+                       training=training).params
+  return params, featurizer, int(training.epochs)
+
+
 def write_config(path: str, config, header: str) -> None:
   """A python file whose ``get_config()`` returns ``config`` (atomically)."""
   body = pprint.pformat(config.to_dict(), indent=1, width=79, sort_dicts=True)
@@ -393,20 +422,18 @@ def run(config, workdir: str, options, overwrite: bool = False) -> dict:
   # `linjax train --config=best_config.py` saves the model refit on train +
   # validation (linjax/cli/refit.py): the test metrics are that model's.
   params = result.params
+  chosen = chosen_config(config, best, searched.token_budget)
+  chosen_options = config_check.validate(chosen)
   from linjax.cli import refit  # pylint: disable=g-import-not-at-top
-  if refit.applies(config, run_options, val_x is not None and
-                   val_x.num_docs > 0):
-    from linjax.engine import training as fit_lib  # pylint: disable=g-import-not-at-top
-    x, y = refit.joined(train_x, splits.train_y, val_x, splits.val_y)
+  if refit.applies(chosen, chosen_options, bool(splits.val_texts)) and (
+      splits.pool_order is not None):
     with console.phase(f'refitting the chosen configuration on '
-                       f'{x.num_docs} training and validation documents'):
-      params = fit_lib.fit(
-          x, y, len(names), optimizer=dataclasses.replace(
-              run_options.optimizer, learning_rate=float(best['lr'])),
-          training=dataclasses.replace(
-              searched, l2=float(best['l2']), epochs=int(best['epochs']),
-              patience=0, checkpoint_every=0)).params
-    out['refit'] = dict(epochs=int(best['epochs']), num_docs=x.num_docs)
+                       f'{len(splits.train_texts) + len(splits.val_texts)} '
+                       f'training and validation documents'):
+      params, featurizer, epochs = refit_as_train(chosen_options, splits,
+                                                  len(names))
+    out['refit'] = dict(epochs=epochs, num_docs=len(splits.train_texts) +
+                        len(splits.val_texts))
   out.update(run_data.test_scores(params, featurizer, splits,
                                   out.get('threshold')))
   out['peak_rss_mb'] = resource.getrusage(
@@ -414,7 +441,7 @@ def run(config, workdir: str, options, overwrite: bool = False) -> dict:
   out['resumed_trials'] = len(kept)
   write_config(
       os.path.join(workdir, 'best_config.py'),
-      chosen_config(config, best, searched.token_budget),
+      chosen,
       f'Chosen by linjax autotune on '
       f'{datetime.date.today().isoformat()}: validation accuracy '
       f'{best["val_accuracy"]:.4f} with optimizer.learning_rate='

@@ -175,7 +175,15 @@ def featurise_for_validation(config, workdir: str,
   splits = load_splits(config)
   start = time.perf_counter()
   featurizer = Featurizer.from_options(options.features)
-  train_x = featurizer.fit_transform(splits.train_texts)
-  val_x = featurizer.transform(splits.val_texts)
+  from linjax.cli import refit  # pylint: disable=g-import-not-at-top
+  if refit.applies(config, options, bool(splits.val_texts)) and (
+      splits.pool_order is not None):
+    # As `linjax train` featurises when it refits: the chosen config then
+    # retrains the model chosen here, with the same validation metrics.
+    pool = refit.featurise_pool(featurizer, splits)
+    train_x, val_x = pool.train_x, pool.val_x
+  else:
+    train_x = featurizer.fit_transform(splits.train_texts)
+    val_x = featurizer.transform(splits.val_texts)
   return ValidationRun(options, splits, featurizer, train_x, val_x,
                        time.perf_counter() - start)
