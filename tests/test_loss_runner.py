@@ -11,7 +11,6 @@ the model, before any work.
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import textwrap
@@ -19,11 +18,9 @@ import textwrap
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-WORDS = {'sports': 'ball goal team match score win player coach'.split(),
-         'health': 'doctor drug patient trial vaccine nurse clinic pain'.split(),
-         'tech': 'code chip cloud server data model phone app'.split()}
-COMMON = 'the a of and to in is it'.split()
+from test_runners import _write_tsv   # the runner tests' 3-class corpus
+from test_runners import ROOT
+
 FAST = ('--config.train.checkpoint_every=0', '--config.train.gradcheck=False',
         '--config.train.compile_cache=')
 
@@ -41,19 +38,6 @@ USER_MODULE = textwrap.dedent('''
     def slow_adam():
       return optax.scale_by_adam(b1=0.5)
 ''')
-
-
-def _write_tsv(path, n, seed):
-  rng = np.random.default_rng(seed)
-  names = sorted(WORDS)
-  lines = ['label\ttext']
-  for i in range(n):
-    label = names[i % 3]
-    words = list(rng.choice(WORDS[label], 3)) + list(rng.choice(COMMON, 5))
-    rng.shuffle(words)
-    lines.append(f'{label}\t{" ".join(words)}')
-  path.write_text('\n'.join(lines) + '\n')
-  return path
 
 
 def linjax_cmd(*args, cwd, check=True):
