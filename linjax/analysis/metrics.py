@@ -188,7 +188,6 @@ def expected_calibration_error(y_true, proba, num_bins: int = 15) -> float:
   correct = (proba.argmax(axis=1) == y).astype(np.float64)
   bins = np.clip(np.ceil(confidence * num_bins).astype(np.int64) - 1, 0,
                  num_bins - 1)
-  count = np.bincount(bins, minlength=num_bins)
   acc_sum = np.bincount(bins, weights=correct, minlength=num_bins)
   conf_sum = np.bincount(bins, weights=confidence, minlength=num_bins)
   return float(np.sum(np.abs(acc_sum - conf_sum)) / y.shape[0])

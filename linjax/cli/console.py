@@ -207,12 +207,6 @@ def config_help(config_path: str = DEFAULT_CONFIG) -> str:
   return '\n'.join(lines)
 
 
-def missing_docs(config_path: str = DEFAULT_CONFIG) -> list:
-  """Config keys that `config_help` has no description for."""
-  return [line.split()[0] for line in config_help(config_path).splitlines()[1:]
-          if line.rstrip().endswith(')')]
-
-
 # Interrupts.
 
 

@@ -276,7 +276,6 @@ def _read_tsv(path: Path, text_column: str, label_column: str,
   sink = _Sink(path, lenient, f'each line needs {width} tab-separated fields '
                f'({"<TAB>".join(header)}).', multi)
   texts, labels, sources = sink.texts, sink.labels, sink.sources
-  name = str(path)
   for number, line in enumerate(lines[1:], 2):
     if line.endswith('\r'):
       line = line[:-1]

@@ -54,7 +54,6 @@ from linjax.text.tokenizer import doc_lengths
 from linjax.text.tokenizer import doc_ranges
 from linjax.text.tokenizer import num_docs as tokens_num_docs
 from linjax.text.tokenizer import tokenize_batch
-from linjax.text.weighting import apply_weighting
 from linjax.text.weighting import count_features
 
 _DEFAULT = FeaturizerOptions()

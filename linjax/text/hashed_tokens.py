@@ -35,7 +35,6 @@ from linjax.text import char_table
 from linjax.text import fast_tokenizer as fast
 from linjax.text import poly_hash
 from linjax.text import shapes
-from linjax.text.hashing import FNV1A
 from linjax.text.hashing import hash_spans
 from linjax.text.hashing import hash_tokens
 from linjax.text.hashing import HASHES
