@@ -197,6 +197,15 @@ def test_outputs_are_never_replaced_without_overwrite(trained, tmp_path):
   run('evaluate', f'--model={trained["model"]}', f'--data={trained["test"]}',
       f'--out={report}', '--overwrite')
   assert json.loads(report.read_text())['num_examples'] == 30
+  page = tmp_path / 'report.html'
+  page.write_text('earlier')
+  proc = run('report', f'--model={trained["model"]}',
+             f'--data={trained["test"]}', f'--out={page}', check=False)
+  assert_one_line_error(proc, f'--out={page} exists', '--overwrite')
+  assert page.read_text() == 'earlier'
+  run('report', f'--model={trained["model"]}', f'--data={trained["test"]}',
+      f'--out={page}', '--overwrite')
+  assert page.read_text().startswith('<!DOCTYPE html>')
 
 
 def test_ctrl_c_stops_any_command_in_one_line(trained):

@@ -42,6 +42,7 @@ def define_flags() -> None:
   flags.DEFINE_string('data', None, 'Labelled corpus: TSV, CSV, JSONL, '
                       'fastText or a folder (as data.train in the config).')
   flags.DEFINE_string('out', REPORT, 'The page to write.')
+  flags.DEFINE_bool('overwrite', False, 'Replace an existing --out page.')
   flags.DEFINE_string('format', '', 'Corpus format; empty: from the '
                       'extension.')
   flags.DEFINE_string('text_column', '', 'CSV/JSONL/TSV text column; empty: '
@@ -345,7 +346,7 @@ def report_for_model(model_dir: str, data_path: str, out: str,
 def main(argv):
   console.short_log_format()
   with config_check.runner_main(argv, model=FLAGS.model, data=FLAGS.data):
-    workdir_lib.check_output_file(FLAGS.out, '--out')
+    workdir_lib.check_new_output(FLAGS.out, '--out', FLAGS.overwrite)
     workdir_lib.check_model_dir(FLAGS.model)
     written = report_for_model(
         FLAGS.model, FLAGS.data, FLAGS.out, FLAGS.threshold, FLAGS.max_docs,
