@@ -4,7 +4,8 @@
   first runs in a fresh virtual environment in tests/test_install.py, the
   second is the one .ci/run runs (checked here).
 * Named file blocks (```tsv train.tsv) are written to a temporary folder,
-  followed by more documents of the same format (a corpus to train on); the
+  a corpus followed by more documents of its format (to train on), a
+  ```python file as it is; the
   other bash blocks then run there in README order, ``linjax`` being this
   checkout's command (``python -m linjax``).
 * Python blocks run there too, each in a fresh interpreter, with their
@@ -210,8 +211,9 @@ def workspace(tmp_path_factory):
   """A folder with the README's files, after its bash blocks ran there."""
   base = tmp_path_factory.mktemp('readme')
   for lang, name, code in blocks():
-    if name:   # a file the README shows
-      (base / name).write_text(code + _more(lang, name), encoding='utf-8')
+    if name:   # a file the README shows; a corpus gets more documents
+      more = '' if lang == 'python' else _more(lang, name)
+      (base / name).write_text(code + more, encoding='utf-8')
   (base / 'test.tsv').write_text('label\ttext\n' + _more('tsv', 'test.tsv',
                                                          45, 1))
   (base / 'new_texts.txt').write_text('the team won\n\nthe nurse and '
@@ -236,14 +238,16 @@ def workspace(tmp_path_factory):
 def test_bash_blocks_run_and_write_what_the_readme_says(workspace):
   base = workspace['base']
   assert len(workspace['runs']) >= 3
-  for run in ('run1', 'run_tsv', 'run_csv', 'run_jsonl', 'run_fasttext',
-              'run_folder', 'run_tags', 'run2'):
+  for run in ('run1', 'run_mine', 'run_tsv', 'run_csv', 'run_jsonl',
+              'run_fasttext', 'run_folder', 'run_tags', 'run2'):
     results = json.loads((base / run / 'results.json').read_text())
     assert (base / run / 'model' / 'model.json').is_file(), run
     assert (base / run / 'metrics.jsonl').is_file(), run
     assert results['num_classes'] == (len(TAGS) if run == 'run_tags'
                                       else 3), run
   assert (base / 'run1' / 'report.html').is_file()
+  mine = json.loads((base / 'run_mine' / 'results.json').read_text())
+  assert mine['config']['features']['ngrams'] == 3   # my_config.py's
   assert (base / 'tune1' / 'best_config.py').is_file()
   from linjax import saved_model  # pylint: disable=import-outside-toplevel
   assert saved_model.load(base / 'run1' / 'model-int8').precision == 'int8'
