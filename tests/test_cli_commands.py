@@ -316,6 +316,10 @@ def test_an_unknown_flag_names_the_closest_flag_of_the_command():
   # absl would suggest the training runner's --coordinator_address.
   proc = _linjax('train', '--foo=1', '--workdir=unused')
   assert_one_line_error(proc, '--foo: no such flag of linjax train (')
+  # ml_collections suggests no key for this one.
+  proc = _linjax('sweep', '--config.features.ngram_max=3', '--workdir=unused')
+  assert_one_line_error(proc, "--config.features.ngram_max: no such config "
+                        "key (did you mean 'ngrams'?) (linjax sweep --help")
 
 
 def test_a_closed_output_pipe_keeps_the_finished_run(trained, tmp_path):
@@ -349,3 +353,17 @@ def test_a_bad_line_names_the_commands_own_flag(trained, tmp_path, command):
   assert_one_line_error(proc, f'--data: {bad}:3:', '(--lenient)')
   assert '--config.' not in proc.stderr
   assert not (tmp_path / 'out').exists()
+
+
+def test_predict_names_the_fix_for_a_folder_or_a_line_without_text(
+    trained, tmp_path):
+  proc = run('predict', f'--model={trained["model"]}', f'--input={tmp_path}',
+             check=False)
+  assert_one_line_error(proc, f'--input={tmp_path} is a folder',
+                        f'linjax evaluate --data={tmp_path}')
+  short = tmp_path / 'short.tsv'
+  short.write_text('label\ttext\nsports\tthe goal\nsports\n')
+  proc = run('predict', f'--model={trained["model"]}', f'--input={short}',
+             check=False)
+  assert_one_line_error(proc, f"{short}:3: no 'text' field",
+                        '--format=lines')

@@ -32,6 +32,7 @@ prior; a warning counts them. ``--out`` writes the predictions to a file
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -125,7 +126,7 @@ def texts_of(lines: list[str], fmt: str, path: str, text_column: str):
         continue
       if len(row) <= at:
         raise data.DataError(f'no {text_column!r} field (--input).',
-                             path=path, line=number)
+                             path=path, line=number, fix=_WHOLE_LINES)
       texts.append(row[at])
       numbers.append(number)
     return texts, numbers
@@ -138,7 +139,8 @@ def texts_of(lines: list[str], fmt: str, path: str, text_column: str):
         texts.append(str(value[text_column]))
       except (ValueError, KeyError, TypeError):
         raise data.DataError(f'not a JSON object with {text_column!r} '
-                             '(--input).', path=path, line=number) from None
+                             '(--input).', path=path, line=number,
+                             fix=_WHOLE_LINES) from None
     else:   # fastText: the words after the __label__ prefixes
       words = line.split()
       while words and words[0].startswith(readers.FASTTEXT_PREFIX):
@@ -172,10 +174,19 @@ def read_input(path: str, fmt: str, text_column: str):
   return texts, numbers, used
 
 
+_WHOLE_LINES = ('give that line the field, or pass --format=lines to '
+                'predict each whole line.')
+
+
 def _read_lines(path: str) -> list[str]:
   from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   if path == '-':
     return sys.stdin.read().splitlines()
+  if os.path.isdir(path):
+    raise data.DataError(f'--input={path} is a folder; predict reads one text '
+                         f'per line of a file (or - for stdin). A labelled '
+                         f'folder of class sub-folders: linjax evaluate '
+                         f'--data={path}')
   try:
     with open(path, 'rb') as f:
       raw = f.read()

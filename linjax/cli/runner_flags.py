@@ -35,8 +35,32 @@ def _override_error(error: BaseException, argv) -> str:
   culprits = [a.split('=')[0] for a in argv if a.startswith('--config.')
               and key and key.group(1) in a.split('=')[0].split('.')]
   where = culprits[0] if culprits else 'a --config.* override'
+  program = (argv[0] if argv and str(argv[0]).startswith('linjax ')
+             else 'linjax train')
+  suggestion = hint.group(1) if hint else (
+      _closest_key(culprits[0]) if culprits else None)
   return (f'{where}: no such config key' +
-          (f' (did you mean {hint.group(1)!r}?)' if hint else ''))
+          (f' (did you mean {suggestion!r}?)' if suggestion else '') +
+          f' ({program} --help lists every key)')
+
+
+def _closest_key(flag: str) -> str | None:
+  """The default config's key closest to ``--config.SECTION.KEY``'s KEY
+  (ml_collections suggests one only for some misspellings)."""
+  import difflib  # pylint: disable=g-import-not-at-top
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  parts = flag[len('--config.'):].split('.')
+  spec = importlib.util.spec_from_file_location('_default', DEFAULT_CONFIG)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  node = module.get_config()
+  for part in parts[:-1]:
+    if part not in node or not hasattr(node[part], 'keys'):
+      return None
+    node = node[part]
+  close = difflib.get_close_matches(parts[-1], list(node.keys()), n=1,
+                                    cutoff=0.6)
+  return close[0] if close else None
 
 
 CONFIG_DIR = os.path.dirname(DEFAULT_CONFIG)
