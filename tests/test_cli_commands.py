@@ -367,3 +367,38 @@ def test_predict_names_the_fix_for_a_folder_or_a_line_without_text(
              check=False)
   assert_one_line_error(proc, f"{short}:3: no 'text' field",
                         '--format=lines')
+
+
+def test_landscape_slices_the_loss_each_model_trained(trained, tmp_path):
+  """Along W itself, alpha = -1 is the zero model (W = 0, b = 0): its loss
+  is log C for softmax, 1 for hinge, C log 2 for the multi-label sigmoid
+  (a traceback before: a multi-label model's labels were decoded as ids)."""
+  tags = tmp_path / 'tags.tsv'
+  rng = np.random.default_rng(0)
+  names = ['role::program', 'use::editing', 'interface::x11', 'devel::lib']
+  lines = ['label\ttext']
+  for _ in range(120):
+    chosen = sorted(rng.choice(names, rng.integers(1, 3), replace=False))
+    words = [t.split('::')[1] for t in chosen] + ['the', 'a', 'tool']
+    lines.append(f'{"|".join(chosen)}\t{" ".join(words)}')
+  tags.write_text('\n'.join(lines) + '\n')
+  cases = [(trained['model'], math.log(3)),
+           (tags, len(names) * math.log(2)), ('hinge', 1.0)]
+  for i, (source, zero_loss) in enumerate(cases):
+    model = source
+    if source == tags:
+      run('train', '--config=multilabel', f'--config.data.train={tags}',
+          "--config.data.label_separator=|", *FAST,
+          f'--workdir={tmp_path / "tags"}')
+      model = tmp_path / 'tags' / 'model'
+    elif source == 'hinge':
+      run('train', f'--config.data.train={trained["train"]}', *FAST,
+          '--config.train.loss=hinge', f'--workdir={tmp_path / "hinge"}')
+      model = tmp_path / 'hinge' / 'model'
+    work = tmp_path / f'land{i}'
+    run('landscape', f'--model={model}', f'--workdir={work}', '--grid=3',
+        '--num_docs=50', '--num_evals=4')
+    slices = json.loads((work / 'landscape.json').read_text())['slices']
+    assert slices['alphas'][0] == -1.0
+    assert slices['slice_toward_init'][0] == pytest.approx(zero_loss,
+                                                           rel=1e-5), source

@@ -107,3 +107,24 @@ def test_slice_sparse_matches_dense():
   np.testing.assert_allclose(landscape.slice_1d(params, sparse, y, d, alphas),
                              landscape.slice_1d(params, x, y, d, alphas),
                              rtol=1e-5)
+
+
+def test_slices_of_a_margin_loss_are_its_objective():
+  """A hinge model's landscape is hinge's: the mean Crammer-Singer loss
+  (written here in numpy) plus the L2 penalty, at each perturbed point."""
+  from linjax.core import losses  # pylint: disable=g-import-not-at-top
+  params, x, y = _problem()
+  d = landscape.filter_normalized_direction(jax.random.PRNGKey(4), params)
+  alphas = jnp.array([-1.0, 0.0, 0.5])
+  l2 = 0.01
+  line = landscape.slice_1d(params, x, y, d, alphas, l2,
+                            losses.get_loss('hinge'))
+  for i, a in enumerate(np.asarray(alphas)):
+    W = np.asarray(params.W) + a * np.asarray(d.W)
+    z = np.asarray(x) @ W + np.asarray(params.b)
+    true = z[np.arange(len(y)), np.asarray(y)]
+    other = np.where(np.arange(z.shape[1]) == np.asarray(y)[:, None], -np.inf,
+                     z)
+    hinge = np.maximum(0.0, 1.0 + other.max(axis=1) - true)
+    np.testing.assert_allclose(line[i], hinge.mean() + l2 * np.sum(W ** 2),
+                               rtol=1e-4)

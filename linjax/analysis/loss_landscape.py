@@ -6,7 +6,8 @@ Two parts, all pure JAX:
   (`sum_of_squares`): `random_search` (jump to random points, keep the lowest
   "altitude") against `gradient_descent` (feel the slope, step downhill),
   compared by `compare_search` for the same number of loss evaluations.
-* Slices of the softmax objective around trained parameters along random
+* Slices of the objective (a loss of the table, softmax by default, plus
+  the L2 penalty) around trained parameters along random
   directions with *filter normalisation* (Li et al., 2018, "Visualizing the
   Loss Landscape of Neural Nets"): each class column ``D[:, c]`` of a random
   Gaussian direction is rescaled to the norm of the template ``W[:, c]``, so
@@ -18,7 +19,8 @@ Slices use that the scores are linear in W: along ``W + a D1 + b D2`` the
 logits are ``z0 + a z1 + b z2`` with ``z0 = x W + b``, ``z1 = x D1``, ``z2 =
 x D2`` (computed once), and the L2 penalty expands into six inner products.
 The grid is then evaluated with `vmap`, at a cost independent of F, and
-equals `losses.objective` at each perturbed point (see tests).
+equals `losses.objective` at each perturbed point (see tests); with another
+``loss`` (a `losses.Loss`, e.g. a saved model's), its mean plus the penalty.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def compare_search(dim: int, num_evals: int, key: jax.Array,
 
 
 # ----------------------------------------------------------------------------
-# Slices of the softmax objective.
+# Slices of the objective.
 
 
 def filter_normalized_direction(key: jax.Array, params: model.Params,
@@ -177,17 +179,18 @@ def _gram(params, directions):
   return mats @ mats.T                                      # [K+1, K+1]
 
 
-def _slice_loss(coeffs, z0, zs, gram, y, l2):
+def _slice_loss(coeffs, z0, zs, gram, y, l2, loss=None):
   """objective at W + sum_k coeffs[k] D_k, from the precomputed pieces."""
   z = z0 + jnp.tensordot(coeffs, zs, axes=1)
-  nll = jnp.mean(losses.nll_from_logits(z, y))
+  nll = jnp.mean(losses.nll_from_logits(z, y) if loss is None else
+                 loss(z, y))
   c = jnp.concatenate([jnp.ones((1,), coeffs.dtype), coeffs])
   return nll + l2 * c @ gram @ c
 
 
 def slice_1d(params: model.Params, x: model.Features, y: jax.Array,
              direction: model.Params, alphas: jax.Array,
-             l2: float = 0.0) -> jax.Array:
+             l2: float = 0.0, loss=None) -> jax.Array:
   """The objective along ``params + alpha * direction``.
 
   Args:
@@ -197,6 +200,8 @@ def slice_1d(params: model.Params, x: model.Features, y: jax.Array,
     direction: Params like ``params`` (e.g. `filter_normalized_direction`).
     alphas: float [A] step sizes (include 0 for the centre).
     l2: L2 strength of the objective.
+    loss: a per-example ``loss(logits [N, C], y) -> [N]`` (a `losses.Loss`,
+      whose labels ``y`` are of its kind); None: softmax's.
 
   Returns:
     float [A]: ``objective(params + alpha * direction, x, y, l2)``.
@@ -205,13 +210,13 @@ def slice_1d(params: model.Params, x: model.Features, y: jax.Array,
   gram = _gram(params, [direction])
   y = jnp.asarray(y)
   alphas = jnp.asarray(alphas, z0.dtype)
-  fn = lambda a: _slice_loss(a[None], z0, zs, gram, y, l2)
+  fn = lambda a: _slice_loss(a[None], z0, zs, gram, y, l2, loss)
   return jax.jit(jax.vmap(fn))(alphas)
 
 
 def slice_2d(params: model.Params, x: model.Features, y: jax.Array,
              d1: model.Params, d2: model.Params, alphas: jax.Array,
-             betas: jax.Array, l2: float = 0.0) -> jax.Array:
+             betas: jax.Array, l2: float = 0.0, loss=None) -> jax.Array:
   """The objective on the plane ``params + alpha * d1 + beta * d2``.
 
   Args:
@@ -222,6 +227,7 @@ def slice_2d(params: model.Params, x: model.Features, y: jax.Array,
     alphas: float [A] coefficients of d1.
     betas: float [B] coefficients of d2.
     l2: L2 strength.
+    loss: as in `slice_1d`.
 
   Returns:
     float [A, B]: entry [i, j] is the objective at
@@ -233,6 +239,6 @@ def slice_2d(params: model.Params, x: model.Features, y: jax.Array,
   alphas = jnp.asarray(alphas, z0.dtype)
   betas = jnp.asarray(betas, z0.dtype)
   grid = jnp.stack(jnp.meshgrid(alphas, betas, indexing='ij'), axis=-1)
-  fn = lambda ab: _slice_loss(ab, z0, zs, gram, y, l2)
+  fn = lambda ab: _slice_loss(ab, z0, zs, gram, y, l2, loss)
   flat = jax.jit(jax.vmap(fn))(grid.reshape(-1, 2))
   return flat.reshape(alphas.shape[0], betas.shape[0])

@@ -5,9 +5,10 @@ r"""Loss landscapes: the lecture's search demos and slices of a trained model.
 
 1. Random search against gradient descent on w^2 and w1^2 + w2^2 with the
    same number of loss evaluations (table + plots).
-2. 1-D and 2-D slices of the softmax objective around a trained model (one
-   trained in this run with --config, or --model) along filter-normalised
-   random directions, evaluated on up to --num_docs training documents.
+2. 1-D and 2-D slices of the objective (the model's own loss, plus its L2
+   penalty) around a trained model (one trained in this run with
+   --config, or --model) along filter-normalised random directions,
+   evaluated on up to --num_docs training documents (or of --data).
 
 Writes landscape.json and PNGs (search_1d, search_2d, search_paths,
 slice_1d, slice_2d) into --workdir; a finished run there (landscape.json)
@@ -27,6 +28,7 @@ import numpy as np
 
 from linjax.cli import config_check
 from linjax.cli import console
+from linjax.cli import labelled_input
 from linjax.cli import train as train_runner
 from linjax.cli import workdir as workdir_lib
 
@@ -93,8 +95,10 @@ def format_demos(rows: list[dict]) -> str:
 
 
 def slices(model, texts, y, l2: float, grid: int, span: float, seed: int,
-           workdir: str | None = None) -> dict:
-  """1-D and 2-D slices of the objective around ``model.params``."""
+           workdir: str | None = None, config=None) -> dict:
+  """1-D and 2-D slices of the objective (the model's loss, `model_loss`,
+  plus ``l2``) around ``model.params``; ``y`` int [N] or multi-hot [N, C]
+  as the loss takes."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import linjax  # pylint: disable=g-import-not-at-top
@@ -108,14 +112,16 @@ def slices(model, texts, y, l2: float, grid: int, span: float, seed: int,
   d1 = landscape.filter_normalized_direction(k1, params)
   d2 = landscape.filter_normalized_direction(k2, params)
   alphas = jnp.linspace(-span, span, grid)
-  line = np.asarray(landscape.slice_1d(params, x, y, d1, alphas, l2))
+  loss = model_loss(model, config or {})
+  line = np.asarray(landscape.slice_1d(params, x, y, d1, alphas, l2, loss))
   # The direction of the parameters themselves: alpha = -1 is the zero
   # initialisation, 0 the model, > 0 the same templates scaled up.
   toward_init = np.asarray(landscape.slice_1d(params, x, y, params, alphas,
-                                              l2))
+                                              l2, loss))
   plane = np.asarray(landscape.slice_2d(params, x, y, d1, d2, alphas, alphas,
-                                        l2))
-  centre = float(linjax.objective(params, x, y, l2))
+                                        l2, loss))
+  centre = float(landscape.slice_1d(params, x, y, d1, jnp.zeros(1), l2,
+                                    loss)[0])
   if workdir:
     from linjax.analysis import plots  # pylint: disable=g-import-not-at-top
     plots.landscape_1d(alphas, {'random (filter-normalised)': line,
@@ -131,7 +137,6 @@ def slices(model, texts, y, l2: float, grid: int, span: float, seed: int,
 
 def _model_and_data(workdir: str):
   """The model (trained now or --model) and its texts/labels for slices."""
-  from linjax.data import corpus as data  # pylint: disable=g-import-not-at-top
   from linjax import saved_model  # pylint: disable=g-import-not-at-top
   if FLAGS.model:
     model = workdir_lib.load_model(FLAGS.model)
@@ -145,15 +150,28 @@ def _model_and_data(workdir: str):
     # train/ is this runner's own scratch folder: replace a previous one.
     train_runner.train_and_evaluate(config, train_dir, overwrite=True)
     model = saved_model.load(os.path.join(train_dir, 'model'))
-  if FLAGS.data:
-    corpus = data.read_corpus(FLAGS.data, config.data.get('format', ''))
-    texts, y = corpus.texts, model.label_map.encode(corpus.labels,
-                                                    corpus.sources)
+  labels = model.label_map
+  if FLAGS.data:   # read as the model was trained (multi-label or not)
+    corpus, multi = labelled_input.read_for_model(FLAGS.data, model)
+    texts = corpus.texts
+    y = (labels.encode_multi(corpus.labels, unknown='ignore') if multi else
+         labels.encode(corpus.labels, corpus.sources))
   else:
     splits = train_runner.load_splits(config)
     texts = splits.train_texts
-    y = model.label_map.encode(splits.label_map.decode(splits.train_y))
+    y = (labels.encode_multi(splits.label_map.decode_multi(splits.train_y))
+         if model.multi_label else
+         labels.encode(splits.label_map.decode(splits.train_y)))
   return model, config, texts, y
+
+
+def model_loss(model, config):
+  """The per-example loss the model trained with: its table entry, with
+  the run's loss options (e.g. ``train.label_smoothing``) bound."""
+  entry = model.loss_entry
+  train = config.get('train', {}) if hasattr(config, 'get') else {}
+  settings = {k: train.get(k) for k in entry.options if train.get(k)}
+  return entry.with_settings(**settings) if settings else entry
 
 
 def main(argv):
@@ -180,7 +198,7 @@ def main(argv):
     keep = np.sort(rng.permutation(len(texts))[:FLAGS.num_docs])
     result = slices(model, [texts[i] for i in keep], np.asarray(y)[keep],
                     float(config.train.l2), FLAGS.grid, FLAGS.span,
-                    FLAGS.seed, workdir)
+                    FLAGS.seed, workdir, config)
     line, init = result['slice_1d'], result['slice_toward_init']
     which = f'documents of --data={FLAGS.data}' if FLAGS.data else (
         'training documents')
