@@ -2,8 +2,8 @@
 
 Each is run as child processes of the worker, timed from the process's
 start to its exit, with the peak RSS of the child (``os.wait4``'s
-``ru_maxrss``), exactly as ``shared/bench/runner_vs_fasttext_cli.sh`` runs
-them (``/usr/bin/time``):
+``ru_maxrss``, taken by a small launcher process: see ``timed``), exactly as
+``shared/bench/runner_vs_fasttext_cli.sh`` runs them (``/usr/bin/time``):
 
 * ``fasttext_cli``: fastText's command line as Debian packages it
   (``apt-get install fasttext``): a Python process writes the labelled,
@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -62,27 +61,50 @@ class Timed(dict):
   output (``out``, ``err``: the tails)."""
 
 
+# Linux counts the memory a process had at fork into its ru_maxrss, so a
+# child forked by a big parent (a pytest worker, a benchmark that loaded a
+# corpus) reports the parent's RSS. A ~10 MB launcher does the fork, as
+# /usr/bin/time does, and reports the command's wall and peak.
+_LAUNCHER = r'''
+import os, sys, time
+start = time.perf_counter()
+try:
+    pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+except OSError as e:
+    sys.stderr.write("cannot run %s: %s\n" % (sys.argv[2], e))
+    raise SystemExit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+with open(sys.argv[1], "w") as f:
+    f.write("%r %d %d" % (wall, usage.ru_maxrss, os.waitstatus_to_exitcode(status)))
+'''
+
+
 def timed(cmd: Sequence[str], env=None, cwd=None, stdout_path=None) -> Timed:
-  """Runs ``cmd`` to its end; its wall time (fork to reaped) and peak RSS.
+  """Runs ``cmd`` to its end; its wall time (spawn to reaped) and peak RSS.
 
   Output goes to temporary files (``stdout_path`` keeps stdout there).
   """
   with tempfile.TemporaryDirectory(prefix='linjax-cli-') as tmp:
     out_path = stdout_path or os.path.join(tmp, 'out')
+    usage_path = os.path.join(tmp, 'usage')
     with open(out_path, 'wb') as out, open(os.path.join(tmp, 'err'),
                                            'wb') as err:
-      start = time.perf_counter()
-      proc = subprocess.Popen(list(map(str, cmd)), env=env, cwd=cwd,
-                              stdout=out, stderr=err)
-      _, status, usage = os.wait4(proc.pid, 0)
-      wall = time.perf_counter() - start
-      proc.returncode = os.waitstatus_to_exitcode(status)
+      launcher = subprocess.run(
+          [sys.executable, '-I', '-S', '-c', _LAUNCHER, usage_path,
+           *map(str, cmd)], env=env, cwd=cwd, stdout=out, stderr=err,
+          check=False)
     with open(os.path.join(tmp, 'err'), 'rb') as f:
       err_text = f.read()[-3000:].decode('utf-8', 'replace')
     with open(out_path, 'rb') as f:
       out_text = f.read()[-3000:].decode('utf-8', 'replace')
-  peak = usage.ru_maxrss / (2**20 if sys.platform == 'darwin' else 2**10)
-  return Timed(s=wall, mb=peak, rc=proc.returncode, out=out_text,
+    if not os.path.exists(usage_path):   # the command could not start
+      return Timed(s=0.0, mb=0.0, rc=launcher.returncode or 127,
+                   out=out_text, err=err_text)
+    with open(usage_path, encoding='ascii') as f:
+      wall, maxrss, rc = f.read().split()
+  peak = int(maxrss) / (2**20 if sys.platform == 'darwin' else 2**10)
+  return Timed(s=float(wall), mb=peak, rc=int(rc), out=out_text,
                err=err_text)
 
 

@@ -18,6 +18,10 @@ from test_benchmark import _run
 
 
 def test_timed_measures_the_child_not_the_parent():
+  # A parent far bigger than the child: Linux would count the parent's pages
+  # into a child it forks directly (a pytest worker of 860 MB did).
+  ballast = bytearray(500 * 2**20)
+  ballast[::4096] = b'1' * len(ballast[::4096])
   code = ('import time; x = bytearray(150 * 2**20); x[::4096] = b"1" * '
           'len(x[::4096]); time.sleep(0.2)')
   t = cli_systems.timed([sys.executable, '-c', code])
@@ -25,6 +29,9 @@ def test_timed_measures_the_child_not_the_parent():
   assert 150 <= t['mb'] < 400
   bad = cli_systems.timed([sys.executable, '-c', 'raise SystemExit(3)'])
   assert bad['rc'] == 3
+  missing = cli_systems.timed(['linjax-no-such-program'])
+  assert missing['rc'] == 127 and 'linjax-no-such-program' in missing['err']
+  del ballast
 
 
 def test_phases_from_the_timeline():
