@@ -24,39 +24,17 @@ batch analysis (``Featurizer.analyze_batch``) when it has one, else from
 from __future__ import annotations
 
 import re
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from linjax.text import batch_analysis
 from linjax.text import shapes as shapes_lib
 from linjax.text import tokenizer as tokenizer_lib
 
 
-class Slots(NamedTuple):
-  """Tokens and feature slots of N documents, flat.
-
-  doc_offsets: int64 [N+1]; document n owns tokens
-    ``doc_offsets[n]:doc_offsets[n+1]``.
-  start, end: int64 [T] each token's span in its document's original text,
-    in code points (Python str indices).
-  slot_doc: int64 [S] the document of each slot.
-  slot_feature: int64 [S] its feature id in [0, F).
-  slot_weight: float64 [S] its share of the feature's final weight.
-  slot_first: int64 [S] its first covered token (an index into T).
-  slot_length: int64 [S] the number of tokens it covers (consecutive).
-  """
-  doc_offsets: np.ndarray
-  start: np.ndarray
-  end: np.ndarray
-  slot_doc: np.ndarray
-  slot_feature: np.ndarray
-  slot_weight: np.ndarray
-  slot_first: np.ndarray
-  slot_length: np.ndarray
-
-  @property
-  def num_docs(self) -> int:
-    return self.doc_offsets.shape[0] - 1
+# The layout is the text layer's batch analysis (linjax/text/batch_analysis).
+Slots = batch_analysis.Analysis
 
 
 def token_contributions(W, slots: Slots, target, other) -> np.ndarray:
