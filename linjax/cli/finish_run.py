@@ -76,6 +76,9 @@ class Trained:
   gradcheck_job: Any = None
   test_texts: list | None = None
   refit: Any = None
+  # The first fit's validation metrics, taken before the refit (which
+  # drops the first fit's params).
+  first_val: dict | None = None
   timeline: Any = None
   plots: bool = False
 
@@ -224,7 +227,8 @@ def _metrics(t: Trained, scoring: Scoring) -> tuple[dict, Any, Any, Any]:
   results['worse_than_initial'] = t.guard.check_model(results['train_loss'])
   results['val_accuracy'] = results['val_loss'] = None
   if t.val_x is not None:
-    val_eval = scoring.evaluate(fit.params, t.val_x, t.val_y, loss)
+    val_eval = t.first_val or scoring.evaluate(fit.params, t.val_x,
+                                               t.val_y, loss)
     results['val_accuracy'] = float(val_eval['accuracy'])
     results['val_loss'] = float(val_eval['loss'])
   report = threshold = test_scores = None

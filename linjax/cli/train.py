@@ -42,6 +42,7 @@ Writes into workdir (each file atomically, see linjax/cli/workdir.py):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -276,8 +277,15 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     log.close()
   if group.is_writer:
     log.finish(saved_model.jsonable(fit.history))
-  refit_fit = None
+  refit_fit = first_val = None
   if pool is not None:
+    # The first fit's params serve only its validation metrics: take them
+    # now and drop the [F, C] weights before the refit builds its own
+    # (fortunes: 92 MB of the refit run's peak).
+    from linjax.engine.options import train_loss  # pylint: disable=g-import-not-at-top
+    first_val = group.evaluate(fit.params, val_x, splits.val_y,
+                               train_loss(options.training))
+    fit = dataclasses.replace(fit, params=None)
     stage.phase = 'refitting on train + validation'
     second = options._replace(training=refit.options_for(options.training,
                                                           fit))
@@ -311,7 +319,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
       where=group.describe(), guard=guard, gradcheck_job=gradcheck_job,
       test_texts=(report_texts.ProcessTexts(group, splits.test_texts)
                   if group.multi else splits.test_texts),
-      refit=refit_fit, timeline=timeline, plots=plots)
+      refit=refit_fit, first_val=first_val, timeline=timeline,
+      plots=plots)
   write_test_split = None
   # Several processes: each holds a part of the test split (not gathered).
   if splits.test_texts and not config.data.test and not group.multi:
