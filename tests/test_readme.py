@@ -12,7 +12,7 @@
   imports as written; the scikit-learn example is the one
   tests/test_estimator.py runs (checked here).
 * Generated sections: the commands table (from linjax/cli/main.py's
-  COMMANDS) and the benchmark table (from the latest benchmark table in
+  COMMANDS) and the benchmark table (from the newest benchmark tables in
   BUILD_NOTES.md): one number, one place. ``python tests/test_readme.py
   --update`` rewrites both.
 """
@@ -60,39 +60,55 @@ def commands_table() -> str:
 PEERS = {'fasttext': 'fastText', 'sklearn_sgd': 'scikit-learn SGD',
          'sklearn_lbfgs': 'scikit-learn L-BFGS'}
 BENCH_HEADER = '| corpus | system | accuracy | macro-F1 | fit s | fit raw s |'
+CLI_HEADER = '| corpus | scale | fastText CLI s (prep+train+test) |'
 
 
-def latest_benchmark(notes: str) -> list:
-  """The rows (dicts by column) of the last benchmark table in BUILD_NOTES
-  (the one `benchmarks.benchmark --markdown` writes)."""
-  tables = [m.start() for m in re.finditer(re.escape(BENCH_HEADER), notes)]
-  assert tables, f'no benchmark table ({BENCH_HEADER}) in BUILD_NOTES.md'
-  lines = notes[tables[-1]:].splitlines()
-  header = [c.strip() for c in lines[0].strip('|').split('|')]
+def latest_table(notes: str, header: str) -> list:
+  """The rows (dicts by column) of the newest table that starts with
+  ``header`` in BUILD_NOTES (sessions are newest first; the tables are those
+  `benchmarks.benchmark --markdown` writes)."""
+  at = notes.find(header)
+  assert at >= 0, f'no table {header} in BUILD_NOTES.md'
+  lines = notes[at:].splitlines()
+  head = [c.strip() for c in lines[0].strip('|').split('|')]
   rows = []
   for line in lines[2:]:
     if not line.startswith('|'):
       break
-    rows.append(dict(zip(header, (c.strip() for c in
-                                  line.strip('|').split('|')))))
+    rows.append(dict(zip(head, (c.strip() for c in
+                                line.strip('|').split('|')))))
   return rows
 
 
+def latest_benchmark(notes: str) -> list:
+  """The newest benchmark table of the library path and the peers."""
+  return latest_table(notes, BENCH_HEADER)
+
+
 def benchmark_table() -> str:
-  rows = latest_benchmark((ROOT / 'BUILD_NOTES.md').read_text('utf-8'))
+  notes = (ROOT / 'BUILD_NOTES.md').read_text('utf-8')
+  rows = latest_benchmark(notes)
+  # The whole job (process start to exit) at 1x, when that run measured it.
+  jobs = {r['corpus']: r for r in latest_table(notes, CLI_HEADER)
+          if r['scale'] == '1'} if CLI_HEADER in notes else {}
   out = ['| corpus | linjax accuracy / macro-F1 | best peer accuracy | '
-         'linjax fit s (cold / warm cache) | fastText fit s (from raw text) |',
-         '| --- | --- | --- | --- | --- |']
+         'linjax fit s (cold / warm cache) | fastText fit s (from raw text) '
+         '| whole job s: `linjax train` warm / fastText\'s command line |',
+         '| --- | --- | --- | --- | --- | --- |']
   for corpus in dict.fromkeys(r['corpus'] for r in rows):
     by = {r['system']: r for r in rows if r['corpus'] == corpus}
     peers = [r for s, r in by.items() if s in PEERS]
     best = max(peers, key=lambda r: float(r['accuracy']))
     cold, warm, fast = by['linjax'], by.get('linjax_warm'), by['fasttext']
+    job = jobs.get(corpus)
+    whole = (f'{job["runner cold / warm s"].split(" / ")[1]} / '
+             f'{job["fastText CLI s (prep+train+test)"].split()[0]}'
+             if job else '-')
     out.append(
         f'| {corpus} | {cold["accuracy"]} / {cold["macro-F1"]} | '
         f'{best["accuracy"]} ({PEERS[best["system"]]}) | {cold["fit s"]} / '
         f'{warm["fit s"] if warm else "-"} | {fast["fit s"]} '
-        f'({fast["fit raw s"]}) |')
+        f'({fast["fit raw s"]}) | {whole} |')
   return '\n'.join(out)
 
 
