@@ -189,7 +189,7 @@ def phases(results: dict, wall: float) -> dict:
     return round(sum(spans.get(n, 0.0) for n in names), 3)
   return dict(
       process_start_s=get('start'), imports_s=get('imports'),
-      read_s=get('read'), featurise_s=get('featurise'),
+      read_s=get('read'), trace_s=get('trace'), featurise_s=get('featurise'),
       read_featurise_s=get('read and featurise'),
       compile_s=round(compile_s, 3), train_s=round(fit_s - compile_s, 3),
       refit_s=get('refit'),

@@ -14,7 +14,8 @@ from benchmarks import peers
 from benchmarks import runner_targets
 
 PHASES = (('process start', 'process_start_s'), ('imports', 'imports_s'),
-          ('read', 'read_s'), ('featurise', 'featurise_s'),
+          ('read', 'read_s'), ('trace', 'trace_s'),
+          ('featurise', 'featurise_s'),
           ('read+featurise (streamed)', 'read_featurise_s'),
           ('compile wait', 'compile_s'), ('train', 'train_s'),
           ('of which refit', 'refit_s'),

@@ -40,7 +40,8 @@ def test_phases_from_the_timeline():
       timeline=[
           dict(phase='start', start_s=0.0, end_s=1.5),
           dict(phase='imports', start_s=1.5, end_s=1.6),
-          dict(phase='read', start_s=1.6, end_s=1.7),
+          dict(phase='read', start_s=1.6, end_s=1.65),
+          dict(phase='trace', start_s=1.65, end_s=1.7),
           dict(phase='featurise', start_s=1.7, end_s=2.0),
           dict(phase='gradient check (background)', start_s=1.9, end_s=2.4),
           dict(phase='train', start_s=2.0, end_s=2.5),
@@ -53,13 +54,14 @@ def test_phases_from_the_timeline():
   p = cli_systems.phases(results, wall=3.25)
   assert p['process_start_s'] == 1.5 and p['imports_s'] == 0.1
   assert p['featurise_s'] == 0.3 and p['read_featurise_s'] == 0.0
+  assert p['read_s'] == 0.05 and p['trace_s'] == 0.05
   # The fits (0.5 + 0.1 s) less the 0.25 s compile wait.
   assert p['compile_s'] == 0.25 and p['train_s'] == pytest.approx(0.35)
   assert p['refit_s'] == 0.1 and p['gradient_check_s'] == 0.5
   assert p['save_s'] == pytest.approx(0.15)
   assert p['plots_report_s'] == 0.2 and p['exit_s'] == 0.25
   # Every second of the wall is in exactly one main-thread phase.
-  main = ('process_start_s', 'imports_s', 'read_s', 'featurise_s',
+  main = ('process_start_s', 'imports_s', 'read_s', 'trace_s', 'featurise_s',
           'compile_s', 'train_s', 'evaluate_s', 'save_s', 'plots_report_s',
           'gradient_check_wait_s', 'exit_s')
   assert sum(p[k] for k in main) == pytest.approx(3.25)

@@ -83,9 +83,9 @@ def test_train_writes_everything(trained):
   # The phases in the order they ran, within the process's life.
   phases = [p['phase'] for p in results['timeline']]
   main = [p for p in phases if not p.endswith('(background)')]
-  assert main == ['start', 'imports', 'read', 'featurise', 'train', 'refit',
-                  'evaluate', 'top features', 'report', 'save', 'report wait',
-                  'gradient check wait'], phases
+  assert main == ['start', 'imports', 'read', 'trace', 'featurise', 'train',
+                  'refit', 'evaluate', 'top features', 'report', 'save',
+                  'report wait', 'gradient check wait'], phases
   assert 'gradient check (background)' in phases
   assert 'report (background)' in phases
   spans = [(p['start_s'], p['end_s']) for p in results['timeline']

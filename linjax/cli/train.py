@@ -200,10 +200,12 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   refits = refit.applies(config, options, bool(splits.val_texts),
                          group.count) and splits.pool_order is not None
   pool = None
-  with timeline.phase('featurise'):
-    # F and C are known: compile the training program while featurising.
+  # F and C are known: the training program is traced here (Python, on
+  # the main thread) and compiled on a thread while the text is featurised.
+  with timeline.phase('trace'):
     start_precompile(options, splits.train_texts + (
         splits.val_texts if refits else []), len(names))
+  with timeline.phase('featurise'):
     featurizer = Featurizer.from_options(options.features)
     if refits:   # one featuriser for both fits (linjax/cli/refit.py)
       with console.phase(f'featurising {len(splits.train_texts)} training '
