@@ -467,3 +467,20 @@ def test_runner_diverging_range(tmp_path):
   proc = _run('train', f'--config={work / "best_config.py"}',
               f'--workdir={tmp_path / "train"}')
   assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_interrupt_note_counts_the_trials_in_the_file(tmp_path, monkeypatch):
+  """Ctrl-C between a batch's write and the in-memory count (CI hit it:
+  '0 trial(s) kept' with 2 in the file): the note counts what a rerun
+  resumes from, the file's whole trial lines."""
+  from linjax.cli import autotune as autotune_cli  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'autotune_trials.jsonl'
+  path.write_text(
+      json.dumps(dict(search='s', files=[])) + '\n'
+      + json.dumps(dict(lr=1.0, l2=0.0, epochs=1, val_loss=0.5)) + '\n'
+      + json.dumps(dict(lr=2.0, l2=0.0, epochs=1, val_loss=0.4)) + '\n'
+      + '{"lr": 3.0, "l2"', encoding='utf-8')   # cut short by the interrupt
+  monkeypatch.setitem(autotune_cli._KEPT, 'path', str(path))  # pylint: disable=protected-access
+  monkeypatch.setitem(autotune_cli._KEPT, 'count', 0)  # pylint: disable=protected-access
+  assert autotune_cli.interrupted_note().startswith(
+      f'2 trial(s) kept in {path};')

@@ -102,7 +102,13 @@ def interrupted_note() -> str:
   """The rest of the line `linjax.cli.main` prints on Ctrl-C."""
   if not _KEPT['path']:
     return 'no trial had finished; rerun the same command to start again'
-  return (f'{_KEPT["count"]} trial(s) kept in {_KEPT["path"]}; rerun the '
+  # The file is what a rerun resumes from: count its trials (an interrupt
+  # between a batch's write and the count kept in memory left them apart).
+  try:
+    count = len(read_trials(_KEPT['path'])[1])
+  except (OSError, UnicodeDecodeError):
+    count = _KEPT['count']
+  return (f'{count} trial(s) kept in {_KEPT["path"]}; rerun the '
           f'same command to resume')
 
 
