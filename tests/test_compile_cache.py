@@ -54,6 +54,11 @@ def test_enable_writes_compiled_programs_into_the_folder(tmp_path):
   assert chunk_program.enable_compile_cache(str(folder)) == str(folder)
   assert jax.config.jax_compilation_cache_dir == str(folder)
   assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.1
+  # A program quicker to compile than the threshold is not written. The
+  # threshold here is one no compile reaches: at 0.1 s a loaded CI machine
+  # took longer for this program and cached it.
+  assert compile_cache.enable(str(folder), min_compile_seconds=1e6) == str(
+      folder)
   jax.jit(lambda a: a * 3 + 1).lower(jax.numpy.float32(2)).compile()
   assert not [p for p in os.listdir(folder) if not p.startswith('.')]
   assert compile_cache.enable(str(folder), min_compile_seconds=0) == str(
