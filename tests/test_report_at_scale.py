@@ -39,6 +39,7 @@ sys.path.insert(0, TESTS)
 from localhost import child_env  # pylint: disable=g-import-not-at-top,wrong-import-position
 from localhost import free_port  # pylint: disable=g-import-not-at-top,wrong-import-position
 from localhost import run_together  # pylint: disable=g-import-not-at-top,wrong-import-position
+from test_stream_data import _config as stream_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 CLASSES = ('alpha', 'beta', 'gamma')
 EXTRA = ['café', 'naïve', '\U0001F680', 'ΣΑΣ', '<b>x</b>', '&amp;']
@@ -262,13 +263,8 @@ def test_process_texts_gather_the_rows_of_every_part():
 
 
 def _config(train_path, test_path='', max_docs=60, max_host_mb=0):
-  config = default.get_config()
-  config.data.train, config.data.test = str(train_path), str(test_path)
-  config.train.epochs = 2
-  config.train.gradcheck = False
-  config.train.max_host_mb = max_host_mb
-  config.optimizer.learning_rate = 2.0
-  config.data.refit = False   # a streamed run does not refit
+  """test_stream_data's run config, with the report's document bound."""
+  config = stream_config(train_path, test_path, max_host_mb)
   config.report.max_docs = max_docs
   return config
 

@@ -284,7 +284,6 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     # The first fit's params serve only its validation metrics: take them
     # now and drop the [F, C] weights before the refit builds its own
     # (fortunes: 92 MB of the refit run's peak).
-    from linjax.engine.options import train_loss  # pylint: disable=g-import-not-at-top
     first_val = group.evaluate(fit.params, val_x, splits.val_y,
                                train_loss(options.training))
     fit = dataclasses.replace(fit, params=None)
